@@ -1,0 +1,71 @@
+"""Zero-copy exchange between PyTorch and CuPy through DLPack.
+
+    >>> a = to_cupy(t)        # a CuPy array viewing the same GPU memory as the CUDA tensor t
+    >>> t2 = from_cupy(a)     # a torch tensor viewing the same memory as a
+
+No bytes move: both objects share one buffer, so a write through one is seen through the other, and the buffer
+lives as long as either holder. The two libraries keep their own notion of the "current stream"; work handed
+from one to the other must be ordered. `torch_stream()` gives a CuPy stream object for PyTorch's current CUDA
+stream, so that CuPy work launched inside `with torch_stream():` is ordered after the PyTorch kernels before it
+and before the ones after it, without a host synchronization.
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+
+__all__ = ["to_cupy", "from_cupy", "torch_stream", "cupy_status"]
+
+
+@functools.lru_cache(maxsize=None)
+def cupy_status() -> tuple[bool, str]:
+    """(True, version) where CuPy can run on a GPU here, else (False, why not)."""
+    try:
+        import cupy
+    except Exception as exc:  # ImportError, or a broken CUDA install raising at import
+        return False, f"CuPy is not importable ({type(exc).__name__}: {exc}); install cupy-cuda12x"
+    if not torch.cuda.is_available():
+        return False, "no CUDA device is visible to PyTorch"
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return False, "CuPy sees no CUDA device"
+        cupy.zeros(1)  # the first allocation is where a driver/runtime mismatch shows up
+    except Exception as exc:
+        return False, f"CuPy cannot use the GPU ({type(exc).__name__}: {exc})"
+    return True, cupy.__version__
+
+
+def _require_cupy():
+    ok, why = cupy_status()
+    if not ok:
+        raise RuntimeError(f"CuPy is not usable here: {why}")
+    import cupy
+
+    return cupy
+
+
+def to_cupy(t: torch.Tensor):
+    """A CuPy array sharing memory with the CUDA tensor `t` (no copy). Non-contiguous tensors keep their strides."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"expected a torch.Tensor, got {type(t).__name__}")
+    if not t.is_cuda:
+        raise ValueError(f"to_cupy needs a CUDA tensor, got one on {t.device}")
+    if t.requires_grad:
+        raise ValueError("to_cupy: detach the tensor first; CuPy does not carry PyTorch's autograd history")
+    cupy = _require_cupy()
+    return cupy.from_dlpack(t)
+
+
+def from_cupy(a) -> torch.Tensor:
+    """A torch tensor sharing memory with the CuPy array `a` (no copy)."""
+    return torch.from_dlpack(a)
+
+
+def torch_stream(device: torch.device | int | None = None):
+    """A CuPy ExternalStream for PyTorch's current stream on `device`, usable as a context manager."""
+    cupy = _require_cupy()
+    dev = torch.device("cuda", torch.cuda.current_device()) if device is None else torch.device(device)
+    index = dev.index if dev.index is not None else torch.cuda.current_device()
+    stream = torch.cuda.current_stream(index)
+    return cupy.cuda.ExternalStream(stream.cuda_stream, index)

@@ -1,0 +1,74 @@
+"""Input checks shared by the eigenvalue ops: one place, one wording."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+BACKENDS_DENSE = ("auto", "torch", "cupy")
+BACKENDS_TRIDIAGONAL = ("auto", "torch", "numba", "triton")
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def check_float_tensor(x, name: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dtype.is_complex:
+        raise TypeError(f"{name} must be real (float16/bfloat16/float32/float64), got complex dtype {x.dtype}")
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float16 and bfloat16 have too few bits for an eigen-solver: work in float32, return in the input dtype."""
+    return torch.float32 if dtype in _HALF else dtype
+
+
+def normalize_k(k, n: int) -> tuple[list[int], bool]:
+    """Return (list of non-negative indices, whether k was a scalar). Negative k counts from the largest."""
+    scalar = False
+    if isinstance(k, bool):
+        raise TypeError("k must be an int or a 1-D sequence of ints, got bool")
+    if isinstance(k, int):
+        ks, scalar = [k], True
+    elif isinstance(k, torch.Tensor):
+        if k.dtype.is_floating_point or k.dtype.is_complex or k.dtype == torch.bool:
+            raise TypeError(f"k must hold integers, got a tensor of dtype {k.dtype}")
+        if k.ndim == 0:
+            ks, scalar = [int(k)], True
+        elif k.ndim == 1:
+            ks = [int(v) for v in k.tolist()]
+        else:
+            raise ValueError(f"k must be an int or 1-D, got a tensor of shape {tuple(k.shape)}")
+    elif isinstance(k, Sequence) and not isinstance(k, (str, bytes)):
+        ks = []
+        for v in k:
+            if isinstance(v, bool) or not isinstance(v, int) and not (hasattr(v, "__index__")):
+                raise TypeError(f"k must hold ints, got {type(v).__name__}")
+            ks.append(int(v))
+    elif hasattr(k, "__index__"):  # numpy integers
+        ks, scalar = [int(k)], True
+    else:
+        raise TypeError(f"k must be an int or a 1-D sequence of ints, got {type(k).__name__}")
+    if not scalar and len(ks) == 0:
+        raise ValueError("k is empty: ask for at least one eigenvalue")
+    out = []
+    for v in ks:
+        if not -n <= v < n:
+            raise ValueError(f"k={v} is out of range for n={n} (valid: {-n} <= k < {n})")
+        out.append(v % n)
+    return out, scalar
+
+
+def check_backend(backend: str, allowed: tuple[str, ...]) -> None:
+    if backend not in allowed:
+        raise ValueError(f"backend must be one of {allowed}, got {backend!r}")
+
+
+def select_last(x: torch.Tensor, ks: list[int]) -> torch.Tensor:
+    """x[..., ks] without building an index tensor: an index tensor on a GPU costs a host-to-device copy."""
+    if len(ks) == 1:
+        return x[..., ks[0] : ks[0] + 1]
+    if ks == list(range(ks[0], ks[0] + len(ks))):
+        return x[..., ks[0] : ks[0] + len(ks)]
+    return torch.stack([x[..., i] for i in ks], dim=-1)

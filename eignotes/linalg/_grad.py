@@ -1,0 +1,56 @@
+"""The backward formulas of the eigenvalue ops, as autograd Functions of their own.
+
+The gradient of lambda_k with respect to the matrix is q_k q_k^T. A second derivative would need the derivative of
+q_k, which involves every other eigenvector; the ops save only the selected ones, so a second backward through q
+raises a clear error instead of returning a silent zero. The part of a second backward that is linear in the
+incoming gradient g (d/dg of g q q^T) is exact and supported.
+"""
+from __future__ import annotations
+
+import torch
+
+_DOUBLE_BACKWARD = (
+    "second derivatives through the eigenvector of {op} are not supported: the op saves only the selected "
+    "eigenvector, and the derivative of an eigenvector needs all of them. Use torch.linalg.eigh if you need "
+    "Hessians of eigenvalues."
+)
+
+
+class DenseOuter(torch.autograd.Function):
+    """grad_A = sum_k g_k q_k q_k^T from Q (..., n, m) and g (..., m)."""
+
+    @staticmethod
+    def forward(ctx, Q, g):
+        ctx.save_for_backward(Q)
+        return (Q * g.unsqueeze(-2)) @ Q.transpose(-1, -2)
+
+    @staticmethod
+    def backward(ctx, G):
+        if ctx.needs_input_grad[0]:
+            raise NotImplementedError(_DOUBLE_BACKWARD.format(op="kth_eigvalsh"))
+        (Q,) = ctx.saved_tensors
+        return None, ((G @ Q) * Q).sum(-2)
+
+
+class TridiagonalOuter(torch.autograd.Function):
+    """grad_diag = sum_k g_k q_k^2, grad_offdiag = sum_k 2 g_k q_k[i] q_k[i+1], from Q (..., m, n) and g (..., m)."""
+
+    @staticmethod
+    def forward(ctx, Q, g):
+        ctx.save_for_backward(Q)
+        gq = g.unsqueeze(-1) * Q
+        grad_d = (gq * Q).sum(-2)
+        grad_e = 2 * (gq[..., :-1] * Q[..., 1:]).sum(-2)
+        return grad_d, grad_e
+
+    @staticmethod
+    def backward(ctx, Gd, Ge):
+        if ctx.needs_input_grad[0]:
+            raise NotImplementedError(_DOUBLE_BACKWARD.format(op="kth_eigvalsh_tridiagonal"))
+        (Q,) = ctx.saved_tensors
+        out = torch.zeros(Q.shape[:-1], dtype=Q.dtype, device=Q.device)
+        if Gd is not None:
+            out = out + (Gd.unsqueeze(-2) * Q * Q).sum(-1)
+        if Ge is not None:
+            out = out + 2 * (Ge.unsqueeze(-2) * Q[..., :-1] * Q[..., 1:]).sum(-1)
+        return None, out

@@ -1,0 +1,168 @@
+"""kth_eigvalsh: the k-th eigenvalue of a batch of dense symmetric matrices, differentiable, on CPU and GPU.
+
+Two PyTorch custom ops do the work, so that torch.compile(fullgraph=True) traces through them:
+
+- ``eignotes::kth_eigvalsh`` (inference): eigenvalues only, no eigenvectors computed.
+- ``eignotes::kth_eigh`` (training): the selected eigenvalues and only their eigenvectors, which backward uses:
+  dL/dA = sum_k g_k q_k q_k^T.
+
+At a repeated eigenvalue lambda_k is not differentiable; q q^T for any unit q in its eigenspace is an element of
+the Clarke subdifferential, and that is what backward returns (for the q the solver happened to produce).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..dlpack import cupy_status
+from . import _checks
+from ._grad import DenseOuter
+
+__all__ = ["kth_eigvalsh"]
+
+
+def _uplo(lower: bool) -> str:
+    return "L" if lower else "U"
+
+
+def _finite_rows(A: torch.Tensor, lower: bool) -> torch.Tensor:
+    """(...) bool: whether every entry of the triangle that is read is finite."""
+    tri = A.tril() if lower else A.triu()
+    return torch.isfinite(tri).flatten(-2).all(-1)
+
+
+def _sanitize(A: torch.Tensor, lower: bool):
+    """Replace matrices with a NaN/Inf by zeros so that no solver sees them; return the mask to restore NaN.
+
+    On the CPU we first ask whether anything is non-finite at all (free there) to skip the copy; on a GPU that
+    question would synchronize the host, so the masked copy is always made.
+    """
+    ok = _finite_rows(A, lower)
+    if A.device.type == "cpu" and bool(ok.all()):
+        return A, None
+    return torch.where(ok[..., None, None], A, torch.zeros((), dtype=A.dtype, device=A.device)), ok
+
+
+def _eigvalsh(A, lower, backend):
+    if backend == "cupy":
+        from . import _cupy
+
+        return _cupy.eigvalsh(A, lower)
+    return torch.linalg.eigvalsh(A, UPLO=_uplo(lower))
+
+
+def _eigh(A, lower, backend):
+    if backend == "cupy":
+        from . import _cupy
+
+        return _cupy.eigh(A, lower)
+    return torch.linalg.eigh(A, UPLO=_uplo(lower))
+
+
+@torch.library.custom_op("eignotes::kth_eigvalsh", mutates_args=())
+def _kth_eigvalsh_op(A: torch.Tensor, k: list[int], lower: bool, backend: str) -> torch.Tensor:
+    if A.numel() == 0:
+        return A.new_empty(A.shape[:-2] + (len(k),))
+    A, ok = _sanitize(A, lower)
+    vals = _checks.select_last(_eigvalsh(A, lower, backend), k).contiguous()
+    if ok is not None:
+        vals = torch.where(ok[..., None], vals, torch.full((), float("nan"), dtype=vals.dtype, device=vals.device))
+    return vals
+
+
+@_kth_eigvalsh_op.register_fake
+def _(A, k, lower, backend):
+    return A.new_empty(A.shape[:-2] + (len(k),))
+
+
+@torch.library.custom_op("eignotes::kth_eigh", mutates_args=())
+def _kth_eigh_op(A: torch.Tensor, k: list[int], lower: bool, backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+    n = A.shape[-1]
+    if A.numel() == 0:
+        return A.new_empty(A.shape[:-2] + (len(k),)), A.new_empty(A.shape[:-2] + (n, len(k)))
+    A, ok = _sanitize(A, lower)
+    w, V = _eigh(A, lower, backend)
+    # .clone() so that only the selected eigenvectors stay alive in the autograd graph, not all n of them.
+    vals = _checks.select_last(w, k).clone()
+    vecs = _checks.select_last(V, k).clone()
+    if ok is not None:
+        nan = torch.full((), float("nan"), dtype=A.dtype, device=A.device)
+        vals = torch.where(ok[..., None], vals, nan)
+        vecs = torch.where(ok[..., None, None], vecs, nan)
+    return vals, vecs
+
+
+@_kth_eigh_op.register_fake
+def _(A, k, lower, backend):
+    n = A.shape[-1]
+    return A.new_empty(A.shape[:-2] + (len(k),)), A.new_empty(A.shape[:-2] + (n, len(k)))
+
+
+def _setup_context(ctx, inputs, output):
+    ctx.save_for_backward(output[1])
+
+
+def _backward(ctx, grad_vals, grad_vecs):
+    (Q,) = ctx.saved_tensors
+    # grad_vecs only flows in a second backward; DenseOuter raises there with an explanation.
+    return DenseOuter.apply(Q, grad_vals), None, None, None
+
+
+_kth_eigh_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def resolve_dense_backend(backend: str, device: torch.device) -> str:
+    _checks.check_backend(backend, _checks.BACKENDS_DENSE)
+    if backend == "torch":
+        return "torch"
+    if device.type != "cuda":
+        if backend == "cupy":
+            raise RuntimeError(f"backend='cupy' needs a CUDA tensor, got one on {device}")
+        return "torch"
+    ok, why = cupy_status()
+    if backend == "cupy" and not ok:
+        raise RuntimeError(f"backend='cupy' is not usable: {why}")
+    return "cupy" if ok else "torch"
+
+
+def kth_eigvalsh(A: torch.Tensor, k, *, lower: bool = True, backend: str = "auto") -> torch.Tensor:
+    """The k-th smallest eigenvalue(s) of a batch of real symmetric matrices, differentiable.
+
+    Args:
+        A: (..., n, n) float tensor. Only the lower triangle is read (the upper one with ``lower=False``), as
+            ``torch.linalg.eigvalsh`` does with UPLO. float16/bfloat16 are computed in float32 and returned in the
+            input dtype.
+        k: an int (negative counts from the largest, as Python indexing does) or a 1-D sequence/tensor of ints.
+            Eigenvalues are numbered in ascending order.
+        lower: read the lower (True) or upper (False) triangle.
+        backend: "torch" (torch.linalg, any device), "cupy" (CuPy's batched cuSOLVER on CUDA tensors, zero-copy
+            by DLPack, on PyTorch's current stream, no host sync), or "auto" (CuPy on CUDA tensors where it can
+            run, torch otherwise).
+
+    Returns:
+        (...) for an int k, (..., len(k)) for a sequence.
+
+    Gradient: sum_k g_k q_k q_k^T, a symmetric matrix (as torch.linalg.eigvalsh, the input is treated as the
+    symmetric matrix its triangle defines). Only the selected eigenvectors are kept for backward, and they are
+    only computed when a gradient is needed. At a repeated eigenvalue the result is q q^T for a unit q of the
+    eigenspace, an element of the Clarke subdifferential. A second backward through q raises NotImplementedError.
+
+    Non-finite input: a matrix with NaN or Inf in the triangle read gets NaN eigenvalues (and NaN gradients); the
+    other matrices of the batch are unaffected.
+    """
+    _checks.check_float_tensor(A, "A")
+    if A.ndim < 2:
+        raise ValueError(f"A must have at least 2 dimensions (..., n, n), got shape {tuple(A.shape)}")
+    if A.shape[-1] != A.shape[-2]:
+        raise ValueError(f"A must be square in its last two dimensions, got shape {tuple(A.shape)}")
+    if not isinstance(lower, bool):
+        raise TypeError(f"lower must be a bool, got {type(lower).__name__}")
+    ks, scalar = _checks.normalize_k(k, A.shape[-1])
+    resolved = resolve_dense_backend(backend, A.device)
+    dtype = A.dtype
+    work = A.to(_checks.compute_dtype(dtype))
+    if torch.is_grad_enabled() and work.requires_grad:
+        vals, _ = _kth_eigh_op(work, ks, lower, resolved)
+    else:
+        vals = _kth_eigvalsh_op(work, ks, lower, resolved)
+    vals = vals.to(dtype)
+    return vals.squeeze(-1) if scalar else vals
