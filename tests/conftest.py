@@ -1,0 +1,26 @@
+import os
+
+# The Triton kernel must run in CI, which has no GPU: without CUDA, Triton's interpreter executes the same kernel
+# source on CPU tensors. The switch is read when the kernel is decorated, so it is set before eignotes is imported.
+try:
+    import torch
+
+    _cuda = torch.cuda.is_available()
+except Exception:  # pragma: no cover
+    _cuda = False
+if not _cuda:
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+
+@pytest.fixture
+def gen():
+    """A seeded generator of its own; tests never touch the global RNG."""
+    return torch.Generator().manual_seed(1234)
+
+
+def random_symmetric(shape, n, dtype, gen):
+    A = torch.randn(*shape, n, n, dtype=torch.float64, generator=gen)
+    return ((A + A.transpose(-1, -2)) / 2).to(dtype)
