@@ -88,14 +88,45 @@ def test_repeated_eigenvalue_gives_clarke_subgradient(gen):
 def test_inference_path_computes_no_vectors(gen, monkeypatch):
     A = random_symmetric((2,), 4, torch.float64, gen)
     called = []
-    real = torch.linalg.eigh
-    monkeypatch.setattr(torch.linalg, "eigh", lambda *a, **k: called.append(1) or real(*a, **k))
+    for name in ("eigh", "lu_factor_ex"):
+        real = getattr(torch.linalg, name)
+        monkeypatch.setattr(torch.linalg, name, lambda *a, _r=real, _n=name, **k: called.append(_n) or _r(*a, **k))
     eignotes.kth_eigvalsh(A, 1)
     with torch.no_grad():
         eignotes.kth_eigvalsh(A.clone().requires_grad_(), 1)
     assert not called
     eignotes.kth_eigvalsh(A.clone().requires_grad_(), 1)
-    assert called
+    assert called, "the training path computes an eigenvector"
+
+
+@pytest.mark.parametrize("lower", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cpu_training_path_uses_inverse_iteration_when_separated(lower, dtype, gen, monkeypatch):
+    """Well-separated spectra take eigvalsh + inverse iteration (no full eigh) and match torch's gradient."""
+    A = random_symmetric((6,), 12, dtype, gen)
+    B = A.clone().requires_grad_()
+    torch.linalg.eigvalsh(B, UPLO="L" if lower else "U")[:, [3, 8]].sum().backward()
+    calls = []
+    real = torch.linalg.eigh
+    monkeypatch.setattr(torch.linalg, "eigh", lambda *a, **k: calls.append(1) or real(*a, **k))
+    X = A.clone().requires_grad_()
+    eignotes.kth_eigvalsh(X, [3, 8], lower=lower).sum().backward()
+    assert not calls, "fell back to the full eigh on a well-separated spectrum"
+    torch.testing.assert_close(X.grad, B.grad, atol=2e-5 if dtype == torch.float32 else 1e-11, rtol=0)
+
+
+def test_clustered_spectrum_gradient(gen):
+    """Eigenvalues 1e-6 apart (inverse iteration still trusted) and 1e-14 apart (falls back to eigh)."""
+    Q, _ = torch.linalg.qr(torch.randn(8, 8, dtype=torch.float64, generator=gen))
+    for delta in (1e-6, 1e-14):
+        lam = torch.tensor([0.0, 1.0, 1.0 + delta, 2.0, 3.0, 4.0, 5.0, 6.0], dtype=torch.float64)
+        A = ((Q * lam) @ Q.T)
+        A = ((A + A.T) / 2).requires_grad_()
+        eignotes.kth_eigvalsh(A, 1).backward()
+        q = torch.linalg.eigh(A.grad)[1][:, -1]
+        cluster = Q[:, 1:3] if delta < 1e-10 else Q[:, 1:2]
+        assert torch.linalg.vector_norm(cluster.T @ q) > 1 - 1e-6
+        torch.testing.assert_close(torch.trace(A.grad), torch.tensor(1.0, dtype=torch.float64))
 
 
 def test_only_selected_eigenvectors_saved(gen):

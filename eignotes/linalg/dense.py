@@ -33,9 +33,12 @@ def _finite_rows(A: torch.Tensor, lower: bool) -> torch.Tensor:
 def _sanitize(A: torch.Tensor, lower: bool):
     """Replace matrices with a NaN/Inf by zeros so that no solver sees them; return the mask to restore NaN.
 
-    On the CPU we first ask whether anything is non-finite at all (free there) to skip the copy; on a GPU that
-    question would synchronize the host, so the masked copy is always made.
+    On the CPU we first ask whether anything is non-finite at all (free there; a plain sum is one cheap pass and
+    only a NaN, an Inf or an overflow makes it non-finite) to skip the copy; on a GPU that question would
+    synchronize the host, so the masked copy is always made.
     """
+    if A.device.type == "cpu" and bool(torch.isfinite(A.sum())):
+        return A, None
     ok = _finite_rows(A, lower)
     if A.device.type == "cpu" and bool(ok.all()):
         return A, None
@@ -50,12 +53,60 @@ def _eigvalsh(A, lower, backend):
     return torch.linalg.eigvalsh(A, UPLO=_uplo(lower))
 
 
-def _eigh(A, lower, backend):
+def _eigh(A, lower, backend, ks):
+    """Selected eigenvalues (..., m) and their eigenvectors (..., n, m)."""
     if backend == "cupy":
         from . import _cupy
 
-        return _cupy.eigh(A, lower)
-    return torch.linalg.eigh(A, UPLO=_uplo(lower))
+        w, V = _cupy.eigh(A, lower)
+    elif A.device.type == "cpu" and A.shape[-1] > 2:
+        return _eigh_selected_cpu(A, lower, ks)
+    else:
+        w, V = torch.linalg.eigh(A, UPLO=_uplo(lower))
+    # .clone(): only the selected eigenvectors stay alive in the autograd graph, not all n of them.
+    return _checks.select_last(w, ks).clone(), _checks.select_last(V, ks).clone()
+
+
+def _eigh_selected_cpu(A, lower, ks):
+    """Eigenvalues without vectors, then only the selected eigenvectors by inverse iteration.
+
+    A full eigh accumulates all n eigenvectors; eigvalsh plus one LU of (A - lambda I) and two solves is cheaper.
+    Inverse iteration is trusted only where lambda_k is well separated from its neighbours and the residual
+    ||A q - lambda q|| comes out small; the other matrices (clusters, exact ties) go through the full eigh. The
+    check is free on the CPU; on a GPU it would synchronize the host, which is why this path is CPU-only.
+    """
+    n = A.shape[-1]
+    eps = torch.finfo(A.dtype).eps
+    w = torch.linalg.eigvalsh(A, UPLO=_uplo(lower))
+    lam = _checks.select_last(w, ks)  # (..., m)
+    norm = w.abs().amax(-1, keepdim=True).clamp_min(torch.finfo(A.dtype).tiny)
+    inf = torch.full_like(w[..., :1], float("inf"))
+    gaps = torch.minimum(torch.cat([w[..., 1:] - w[..., :-1], inf], -1), torch.cat([inf, w[..., 1:] - w[..., :-1]], -1))
+    gap = _checks.select_last(gaps, ks)
+    tri = A.tril() if lower else A.triu()
+    S = tri + (tri.transpose(-1, -2).triu(1) if lower else tri.transpose(-1, -2).tril(-1))
+    S = S.unsqueeze(-3)  # (..., 1, n, n) against lam (..., m)
+    eye = torch.eye(n, dtype=A.dtype)
+    shift = lam + 4 * eps * norm  # a hair off lambda: LU never meets an exactly singular matrix
+    M = S - shift[..., None, None] * eye
+    LU, piv, _ = torch.linalg.lu_factor_ex(M)
+    g = torch.Generator().manual_seed(0)  # any start vector works unless orthogonal to q: a fixed random one
+    x = torch.randn(n, 1, generator=g, dtype=A.dtype).expand(M.shape[:-1] + (1,))
+    for _ in range(2):
+        x = torch.linalg.lu_solve(LU, piv, x)
+        x = x / torch.linalg.vector_norm(x, dim=-2, keepdim=True)
+    q = x[..., 0]  # (..., m, n)
+    resid = torch.linalg.vector_norm((S @ x)[..., 0] - lam[..., None] * q, dim=-1)
+    good = (gap > 1e3 * eps * norm) & (resid <= 50 * n * eps * norm) & torch.isfinite(q).all(-1)
+    vecs = q.transpose(-1, -2)  # (..., n, m)
+    bad = ~good.all(-1)
+    if bool(bad.any()):
+        wb, Vb = torch.linalg.eigh(A[bad], UPLO=_uplo(lower))
+        vecs = vecs.clone()
+        vecs[bad] = _checks.select_last(Vb, ks)
+        lam = lam.clone()
+        lam[bad] = _checks.select_last(wb, ks)
+    return lam.contiguous(), vecs.contiguous()
 
 
 @torch.library.custom_op("eignotes::kth_eigvalsh", mutates_args=())
@@ -80,10 +131,7 @@ def _kth_eigh_op(A: torch.Tensor, k: list[int], lower: bool, backend: str) -> tu
     if A.numel() == 0:
         return A.new_empty(A.shape[:-2] + (len(k),)), A.new_empty(A.shape[:-2] + (n, len(k)))
     A, ok = _sanitize(A, lower)
-    w, V = _eigh(A, lower, backend)
-    # .clone() so that only the selected eigenvectors stay alive in the autograd graph, not all n of them.
-    vals = _checks.select_last(w, k).clone()
-    vecs = _checks.select_last(V, k).clone()
+    vals, vecs = _eigh(A, lower, backend, k)
     if ok is not None:
         nan = torch.full((), float("nan"), dtype=A.dtype, device=A.device)
         vals = torch.where(ok[..., None], vals, nan)

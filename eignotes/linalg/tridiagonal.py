@@ -19,7 +19,7 @@ import torch
 from . import _checks, _tri_numba, _tri_torch, _tri_triton
 from ._grad import TridiagonalOuter
 
-__all__ = ["kth_eigvalsh_tridiagonal", "tridiagonal_to_dense", "tridiagonal_backends"]
+__all__ = ["kth_eigvalsh_tridiagonal", "tridiagonal_to_dense", "tridiagonal_backends", "sturm_count"]
 
 # The pivot guard of the Sturm recurrence (LAPACK's PIVMIN = tiny * max(1, max e^2), for a matrix scaled into
 # [-1, 1]). float32's smallest normal number serves float64 too: a pivot perturbation of 1e-38 against a norm of
@@ -210,3 +210,20 @@ def tridiagonal_to_dense(diag: torch.Tensor, offdiag: torch.Tensor) -> torch.Ten
     """The (..., n, n) dense symmetric matrix with main diagonal diag and off-diagonals offdiag (differentiable)."""
     _check_pair(diag, offdiag)
     return torch.diag_embed(diag) + torch.diag_embed(offdiag, 1) + torch.diag_embed(offdiag, -1)
+
+
+def sturm_count(diag: torch.Tensor, offdiag: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """How many eigenvalues of each tridiagonal matrix lie below each x (for teaching and testing).
+
+    diag (..., n), offdiag (..., n - 1), x (..., m) with the same batch shape; returns int32 (..., m). Bisection
+    needs nothing more than this count: it is O(n) and never forms the matrix.
+    """
+    _check_pair(diag, offdiag)
+    n = diag.shape[-1]
+    x = torch.as_tensor(x, dtype=diag.dtype, device=diag.device)
+    batch = diag.shape[:-1]
+    d, e = _flat(diag.detach(), offdiag.detach())
+    xs = x.expand(batch + x.shape[-1:]).reshape(d.shape[0], -1)
+    ds, es, scale, _ = _prepare(d, e)
+    counts = _tri_torch.sturm_count(ds, es * es, xs / scale[:, None], PIVMIN)
+    return counts.reshape(batch + x.shape[-1:])

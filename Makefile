@@ -1,0 +1,37 @@
+# Two commands for a fresh Linux machine with Python 3.11+:  make reproduce   and   make test
+# Each creates .venv and installs what it needs on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.eignotes-installed
+
+.PHONY: setup reproduce test lab bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	@# A fresh venv has no torch: install 2.13.0 (the CPU build where a local wheel exists; PyPI's default build
+	@# otherwise). torch is never pinned in the package itself, so Colab keeps its own CUDA build.
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[test]"
+	@touch $@
+
+setup: $(STAMP)
+
+# The main job: run every notebook headless, executed copies and figures under build/.
+reproduce: $(STAMP)
+	$(PY) -m eignotes.reproduce --out build
+
+# Unit tests plus every notebook (nbmake) at the quick scale.
+test: $(STAMP)
+	EIGNOTES_SCALE=quick $(PY) -m pytest tests --nbmake notebooks -q -p no:cacheprovider
+
+lab: $(STAMP)
+	$(PY) -m pip install -q -e ".[lab]"
+	$(VENV)/bin/jupyter lab notebooks
+
+bench: $(STAMP)
+	$(PY) -m eignotes.bench
+
+clean:
+	rm -rf build

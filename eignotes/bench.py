@@ -1,0 +1,332 @@
+"""Benchmark harness: `python -m eignotes.bench [--suite dense,tridiagonal] [--quick] [--out DIR]`.
+
+Every case is timed with eignotes.timing.time_fn (warm-up first, the device synchronized, median and IQR over
+repeats) next to its baseline in the same run; the ratio is baseline time / case time (above 1: faster).
+Results go to DIR/<date>_<device>.json and a markdown table beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import platform
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import kth_eigvalsh, kth_eigvalsh_tridiagonal, tridiagonal_to_dense
+from .dlpack import cupy_status
+from .linalg.tridiagonal import tridiagonal_backends
+from .timing import time_fn
+
+SUITES = ("dense", "tridiagonal")
+
+
+def _sym(B, n, dtype, device, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(B, n, n, generator=g, dtype=dtype)
+    return ((A + A.mT) / 2).to(device)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def _row(suite, case, shape, dtype, device, t, baseline=None):
+    return {
+        "suite": suite,
+        "case": case,
+        "shape": list(shape),
+        "dtype": str(dtype).replace("torch.", ""),
+        "device": device.type,
+        "label": t.label,
+        "median_s": t.median,
+        "iqr_s": t.iqr,
+        "repeats": t.repeats,
+        "baseline": baseline.label if baseline else None,
+        "ratio": (baseline.median / t.median) if baseline else None,
+    }
+
+
+def warmup_eigvalsh(B: int, n: int, device: torch.device, dtype=torch.float32, min_run_time=0.5):
+    """The blog's warm-up: full eigvalsh of a (B, n, n) batch with each library that can run here."""
+    A = _sym(B, n, dtype, device)
+    rows = []
+    if device.type == "cpu":
+        An = A.numpy()
+        rows.append(time_fn(lambda: torch.linalg.eigvalsh(A), label="torch CPU", min_run_time=min_run_time))
+        rows.append(time_fn(lambda: np.linalg.eigvalsh(An), label="NumPy CPU", min_run_time=min_run_time))
+    else:
+        rows.append(time_fn(lambda: torch.linalg.eigvalsh(A), label="torch CUDA", min_run_time=min_run_time))
+        if cupy_status()[0]:
+            from .linalg import _cupy
+
+            rows.append(time_fn(lambda: _cupy.eigvalsh(A, True), label="CuPy (DLPack)", min_run_time=min_run_time))
+    return rows
+
+
+def suite_dense(device, dtype, shapes, min_run_time):
+    """kth_eigvalsh forward vs torch.linalg.eigvalsh; forward+backward vs torch.linalg.eigh autograd."""
+    out = []
+    backends = ["torch"] + (["cupy"] if device.type == "cuda" and cupy_status()[0] else [])
+    for B, n in shapes:
+        A = _sym(B, n, dtype, device)
+        k = n // 2
+        base_f = time_fn(lambda: torch.linalg.eigvalsh(A)[:, k], label="torch.linalg.eigvalsh", min_run_time=min_run_time)
+        out.append(_row("dense", "forward", (B, n), dtype, device, base_f))
+
+        def torch_fb():
+            X = A.detach().requires_grad_()
+            torch.linalg.eigh(X)[0][:, k].sum().backward()
+
+        base_fb = time_fn(torch_fb, label="torch.linalg.eigh autograd", min_run_time=min_run_time)
+        out.append(_row("dense", "forward+backward", (B, n), dtype, device, base_fb))
+        for be in backends:
+            t = time_fn(lambda: kth_eigvalsh(A, k, backend=be), label=f"kth_eigvalsh[{be}]", min_run_time=min_run_time)
+            out.append(_row("dense", "forward", (B, n), dtype, device, t, base_f))
+
+            def ours_fb(be=be):
+                X = A.detach().requires_grad_()
+                kth_eigvalsh(X, k, backend=be).sum().backward()
+
+            t = time_fn(ours_fb, label=f"kth_eigvalsh[{be}] fwd+bwd", min_run_time=min_run_time)
+            out.append(_row("dense", "forward+backward", (B, n), dtype, device, t, base_fb))
+    return out
+
+
+def suite_tridiagonal(device, dtype, shapes, min_run_time, scipy_max_batch=16384):
+    """kth_eigvalsh_tridiagonal forward+backward vs the dense op on the same matrices and vs SciPy per matrix."""
+    import scipy.linalg as sl
+
+    out = []
+    avail = tridiagonal_backends(device)
+    backends = [b for b in ("numba", "triton", "torch") if not avail[b]]
+    if device.type == "cuda":
+        backends = [b for b in backends if b != "torch"]  # the reference loops in Python: not a contender
+    else:
+        backends = [b for b in backends if b != "triton"]  # interpreted Triton is for testing only
+    for B, n in shapes:
+        g = torch.Generator().manual_seed(1)
+        d = torch.randn(B, n, generator=g, dtype=dtype).to(device)
+        e = torch.randn(B, n - 1, generator=g, dtype=dtype).to(device)
+        k = n // 2
+        T = tridiagonal_to_dense(d, e)
+
+        def dense_fb():
+            X = T.detach().requires_grad_()
+            torch.linalg.eigh(X)[0][:, k].sum().backward()
+
+        base = time_fn(dense_fb, label="dense torch.linalg.eigh autograd", min_run_time=min_run_time)
+        out.append(_row("tridiagonal", "forward+backward", (B, n), dtype, device, base))
+        sp = None
+        if device.type == "cpu" and B <= scipy_max_batch:
+            dn, en = d.double().numpy(), e.double().numpy()
+
+            def scipy_loop():
+                for b in range(B):
+                    sl.eigh_tridiagonal(dn[b], en[b], select="i", select_range=(k, k))
+
+            sp = time_fn(scipy_loop, label="scipy eigh_tridiagonal per matrix (with vector)", min_run_time=min_run_time, warmup=1)
+            out.append(_row("tridiagonal", "forward+backward", (B, n), dtype, device, sp))
+        for be in backends:
+            def fb(be=be):
+                dd, ee = d.detach().requires_grad_(), e.detach().requires_grad_()
+                kth_eigvalsh_tridiagonal(dd, ee, k, backend=be).sum().backward()
+
+            t = time_fn(fb, label=f"tridiagonal[{be}] fwd+bwd", min_run_time=min_run_time)
+            out.append(_row("tridiagonal", "forward+backward", (B, n), dtype, device, t, base))
+            if sp is not None:
+                out.append(_row("tridiagonal", "forward+backward vs scipy", (B, n), dtype, device, t, sp))
+            t = time_fn(lambda be=be: kth_eigvalsh_tridiagonal(d, e, k, backend=be), label=f"tridiagonal[{be}] fwd", min_run_time=min_run_time)
+            out.append(_row("tridiagonal", "forward", (B, n), dtype, device, t))
+        if device.type == "cuda":
+            t = time_fn(lambda: d * 2.0, label="trivial elementwise kernel (d * 2)", min_run_time=min_run_time)
+            out.append(_row("tridiagonal", "launch floor", (B, n), dtype, device, t))
+    return out
+
+
+def to_markdown(meta, rows) -> str:
+    lines = [f"# Benchmark {meta['date']} on {meta['device_name']}", ""]
+    lines += [f"- {k}: {v}" for k, v in meta.items() if k not in ("date",)]
+    lines += ["", "ratio = baseline median / case median (above 1: the case is faster)", ""]
+    lines += ["| suite | case | shape (B, n) | dtype | label | median ms | IQR ms | baseline | ratio |", "|" + "---|" * 9]
+    for r in rows:
+        ratio = f"{r['ratio']:.1f}x" if r["ratio"] else ""
+        lines.append(
+            f"| {r['suite']} | {r['case']} | {tuple(r['shape'])} | {r['dtype']} | {r['label']} | "
+            f"{r['median_s'] * 1e3:.3f} | {r['iqr_s'] * 1e3:.3f} | {r['baseline'] or ''} | {ratio} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def run(suites, *, quick: bool, device: torch.device, out_dir: Path, dtypes=None) -> Path:
+    if quick:
+        dense_shapes, tri_shapes, mrt = [(8, 20)], [(64, 20)], 0.05
+    else:
+        dense_shapes = [(500, 100), (1024, 45)]
+        tri_shapes = [(1024, 45), (16384, 45), (1024, 100), (16384, 100)]
+        if device.type == "cuda":
+            tri_shapes += [(65536, 45), (65536, 100)]
+        mrt = 1.0
+    dtypes = dtypes or [torch.float32]
+    rows = []
+    for dtype in dtypes:
+        if "dense" in suites:
+            rows += suite_dense(device, dtype, dense_shapes, mrt)
+        if "tridiagonal" in suites:
+            rows += suite_tridiagonal(device, dtype, tri_shapes, mrt)
+    now = _dt.datetime.now()
+    meta = {
+        "date": now.isoformat(timespec="seconds"),
+        "device_name": device_name(device),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "quick": quick,
+        "suites": list(suites),
+    }
+    try:
+        import numba
+
+        meta["numba"] = numba.__version__
+    except Exception:
+        pass
+    if device.type == "cuda":
+        meta["cupy"] = cupy_status()[1]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", meta["device_name"]).strip("-").lower()
+    stem = f"{now:%Y-%m-%d_%H%M}_{slug}{'_quick' if quick else ''}"
+    path = out_dir / f"{stem}.json"
+    path.write_text(json.dumps({"meta": meta, "results": rows}, indent=1))
+    (out_dir / f"{stem}.md").write_text(to_markdown(meta, rows))
+    return path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="eignotes benchmarks")
+    ap.add_argument("--suite", default=",".join(SUITES), help=f"comma-separated, from {SUITES}")
+    ap.add_argument("--quick", action="store_true", help="tiny shapes and short timing (for CI)")
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    ap.add_argument("--dtype", default="float32", help="comma-separated: float32,float64")
+    ap.add_argument("--out", default="benchmarks/results", help="output folder")
+    args = ap.parse_args(argv)
+    suites = [s.strip() for s in args.suite.split(",") if s.strip()]
+    bad = [s for s in suites if s not in SUITES]
+    if bad:
+        ap.error(f"unknown suite(s) {bad}; choose from {SUITES}")
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtypes = [getattr(torch, name.strip()) for name in args.dtype.split(",")]
+    path = run(suites, quick=args.quick, device=device, out_dir=Path(args.out), dtypes=dtypes)
+    print(path.with_suffix(".md").read_text())
+    print(f"written: {path} and {path.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+# ---- helpers the notebooks call -------------------------------------------------------------------------------
+
+
+def sweep_n(ns, B, device, dtype=torch.float32, min_run_time=0.2):
+    """Full eigvalsh time against n: torch and (on CPU) NumPy or (on a GPU) CuPy. Returns {label: (ns, seconds)}."""
+    series = {}
+    for n in ns:
+        for t in warmup_eigvalsh(B, n, device, dtype, min_run_time=min_run_time):
+            series.setdefault(t.label, ([], []))
+            series[t.label][0].append(n)
+            series[t.label][1].append(t.median)
+    return series
+
+
+def hard_tridiagonal_cases():
+    """Named (diag, offdiag) float64 NumPy pairs that stress a tridiagonal eigensolver."""
+    rng = np.random.default_rng(7)
+    wd = np.abs(np.arange(-10, 11.0))
+    we = np.ones(20)
+    return {
+        "random n=50": (rng.standard_normal(50), rng.standard_normal(49)),
+        "Wilkinson W21+ (close pairs)": (wd, we),
+        "Wilkinson W21-": (np.arange(-10, 11.0), we),
+        "glued W21+ x3 (glue 1e-12)": (np.tile(wd, 3), np.concatenate([we, [1e-12], we, [1e-12], we])),
+        "zero off-diagonal (repeated)": (np.array([1.0, 2, 1, 2, 1, 2]), np.zeros(5)),
+        "entries ~1e-30": (rng.standard_normal(9) * 1e-30, rng.standard_normal(8) * 1e-30),
+        "entries ~1e30": (rng.standard_normal(9) * 1e30, rng.standard_normal(8) * 1e30),
+        "n=1": (np.array([3.5]), np.zeros(0)),
+        "n=2": (np.array([1.0, -1.0]), np.array([2.0])),
+    }
+
+
+def tridiagonal_accuracy(backends=None, dtypes=(torch.float64, torch.float32), device="cpu"):
+    """Max eigenvalue error over all k, in units of eps * ||T||, against SciPy's float64 bisection (?stebz)."""
+    import scipy.linalg as sl
+
+    device = torch.device(device)
+    avail = tridiagonal_backends(device)
+    backends = backends or [b for b in ("torch", "numba", "triton") if not avail[b]]
+    rows = []
+    for name, (d, e) in hard_tridiagonal_cases().items():
+        ref = sl.eigh_tridiagonal(d, e, eigvals_only=True, lapack_driver="stebz")
+        norm = max(np.abs(ref).max(), np.finfo(float).tiny)
+        row = {"case": name, "n": len(d)}
+        for dtype in dtypes:
+            if dtype == torch.float32 and not (1e-37 < np.abs(d).max() < 1e37):
+                for b in backends:
+                    row[f"{b} {str(dtype)[6:]}"] = float("nan")  # not representable in float32
+                continue
+            for b in backends:
+                dev = torch.device("cpu") if b == "numba" else device
+                got = kth_eigvalsh_tridiagonal(
+                    torch.tensor(d, dtype=dtype, device=dev), torch.tensor(e, dtype=dtype, device=dev),
+                    list(range(len(d))), backend=b,
+                ).double().cpu().numpy()
+                row[f"{b} {str(dtype)[6:]}"] = float(np.abs(got - ref).max() / (torch.finfo(dtype).eps * norm))
+        rows.append(row)
+    return rows
+
+
+def tridiagonal_speed(ns, Bs, device, dtype=torch.float32, min_run_time=0.2, dense_max_elems=2e8):
+    """Forward+backward time of the tridiagonal op and of dense eigh autograd on the same matrices.
+
+    Returns {"vs n": {label: (ns, s)}, "vs B": {label: (Bs, s)}} with B = max(Bs) for the n sweep and n = max(ns)
+    for the B sweep. Dense runs are skipped where B * n * n exceeds dense_max_elems (memory and patience).
+    """
+    device = torch.device(device)
+    avail = tridiagonal_backends(device)
+    backend = "triton" if device.type == "cuda" and not avail["triton"] else ("numba" if not avail["numba"] else "torch")
+
+    def one(B, n):
+        g = torch.Generator().manual_seed(0)
+        d = torch.randn(B, n, generator=g, dtype=dtype).to(device)
+        e = torch.randn(B, n - 1, generator=g, dtype=dtype).to(device)
+
+        def tri():
+            dd, ee = d.detach().requires_grad_(), e.detach().requires_grad_()
+            kth_eigvalsh_tridiagonal(dd, ee, n // 2, backend=backend).sum().backward()
+
+        res = {f"tridiagonal [{backend}]": time_fn(tri, min_run_time=min_run_time).median}
+        if B * n * n <= dense_max_elems:
+            T = tridiagonal_to_dense(d, e)
+
+            def dense():
+                X = T.detach().requires_grad_()
+                torch.linalg.eigh(X)[0][:, n // 2].sum().backward()
+
+            res["dense torch.linalg.eigh"] = time_fn(dense, min_run_time=min_run_time, warmup=1).median
+        return res
+
+    out = {"vs n": {}, "vs B": {}}
+    for key, xs, make in (("vs n", ns, lambda x: (max(Bs), x)), ("vs B", Bs, lambda x: (x, max(ns)))):
+        for x in xs:
+            for label, t in one(*make(x)).items():
+                out[key].setdefault(label, ([], []))
+                out[key][label][0].append(x)
+                out[key][label][1].append(t)
+    return out

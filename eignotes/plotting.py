@@ -1,0 +1,97 @@
+"""Figures for the notebooks. Every function returns the matplotlib Figure; `save_figure` also writes a PNG when
+EIGNOTES_FIGURES names a folder (the headless main job sets it)."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import matplotlib
+
+if not os.environ.get("DISPLAY") and "ipykernel" not in __import__("sys").modules:
+    matplotlib.use("Agg")  # headless scripts; Jupyter keeps its inline backend
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def save_figure(fig, name: str):
+    """Write fig to $EIGNOTES_FIGURES/name.png when that variable is set; return the path or None."""
+    folder = os.environ.get("EIGNOTES_FIGURES")
+    if not folder:
+        return None
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    path = Path(folder) / (re.sub(r"[^A-Za-z0-9_.-]+", "_", name) + ".png")
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    return path
+
+
+def bar_timings(rows, *, title: str, baseline: str | None = None, name: str | None = None):
+    """Horizontal bars of median time (ms, log scale) with IQR whiskers. rows: dicts with label, median, iqr."""
+    rows = [r if isinstance(r, dict) else vars(r) for r in rows]  # Timing objects or dicts
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(rows)))
+    labels = [r["label"] for r in rows]
+    med = [r["median"] * 1e3 for r in rows]
+    iqr = [r["iqr"] * 1e3 / 2 for r in rows]
+    colors = ["tab:gray" if lab == baseline else "tab:blue" for lab in labels]
+    ax.barh(labels, med, xerr=iqr, color=colors)
+    ax.set_xscale("log")
+    ax.set_xlabel("median time per call (ms, log scale)")
+    ax.invert_yaxis()
+    for y, m in enumerate(med):
+        ax.text(m, y, f" {m:.3g} ms", va="center", fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    save_figure(fig, name or title)
+    return fig
+
+
+def line_sweep(series: dict, *, x_label: str, title: str, name: str | None = None, logx=False, mark_x=None):
+    """Median time (ms, log y) against x for several named series: {name: (xs, seconds)}."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, (xs, ts) in series.items():
+        ax.plot(xs, [t * 1e3 for t in ts], marker="o", label=label)
+    ax.set_yscale("log")
+    if logx:
+        ax.set_xscale("log")
+    if mark_x is not None:
+        ax.axvline(mark_x, color="k", ls=":", lw=1)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("median time (ms, log scale)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    save_figure(fig, name or title)
+    return fig
+
+
+def eigen_curves(ts, curves, *, highlight: int, title: str, name: str | None = None):
+    """lambda_j(A + t B) against t for every j, one highlighted, next to ReLU: the same kind of kink."""
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [2, 1]})
+    for j in range(curves.shape[-1]):
+        ax.plot(ts, curves[:, j], lw=3 if j == highlight else 1, color="tab:red" if j == highlight else "tab:gray",
+                label=f"lambda_{j}" + (" (the model output)" if j == highlight else ""))
+    ax.axvline(0, color="k", ls=":", lw=1)
+    ax.set_xlabel("t")
+    ax.set_ylabel("eigenvalue of A + t B")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax2.plot(ts, [max(0.0, float(t)) for t in ts], color="tab:red", lw=3)
+    ax2.set_title("ReLU(t): a kink, subgradients [0, 1] at 0")
+    ax2.set_xlabel("t")
+    fig.tight_layout()
+    save_figure(fig, name or title)
+    return fig
+
+
+def sturm_staircase(xs, counts, eigenvalues, *, title: str, name: str | None = None):
+    """The Sturm count (number of eigenvalues below x) is a staircase that steps at each eigenvalue."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.step(xs, counts, where="post", color="tab:blue", label="Sturm count: #eigenvalues < x")
+    for lam in eigenvalues:
+        ax.axvline(lam, color="tab:red", ls=":", lw=1)
+    ax.set_xlabel("x")
+    ax.set_ylabel("count")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    save_figure(fig, name or title)
+    return fig

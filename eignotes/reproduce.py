@@ -1,0 +1,54 @@
+"""Run every notebook headless: `python -m eignotes.reproduce --out build`.
+
+Executed notebooks go to OUT/notebooks, their figures (PNG) to OUT/figures. The scale comes from EIGNOTES_SCALE
+(default: full with a CUDA GPU, cpu without one).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import config
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="build", help="output folder (default: build)")
+    ap.add_argument("--notebooks", default=None, help="folder of notebooks (default: the repository's notebooks/)")
+    ap.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
+    args = ap.parse_args(argv)
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    src = Path(args.notebooks) if args.notebooks else Path(__file__).resolve().parents[1] / "notebooks"
+    out = Path(args.out).resolve()
+    (out / "notebooks").mkdir(parents=True, exist_ok=True)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    os.environ["EIGNOTES_FIGURES"] = str(out / "figures")
+    books = sorted(src.glob("[0-9][0-9]_*.ipynb"))
+    if not books:
+        print(f"no notebooks found in {src}", file=sys.stderr)
+        return 1
+    print(f"running {len(books)} notebooks: {config.describe()}", flush=True)
+    t_all = time.perf_counter()
+    for i, path in enumerate(books, 1):
+        t0 = time.perf_counter()
+        print(f"[{i}/{len(books)}] {path.name} ...", end=" ", flush=True)
+        nb = nbformat.read(path, as_version=4)
+        NotebookClient(nb, timeout=args.timeout, kernel_name="python3", resources={"metadata": {"path": str(src)}}).execute()
+        target = out / "notebooks" / path.name
+        nbformat.write(nb, target)
+        print(f"done in {time.perf_counter() - t0:.0f} s -> {target}", flush=True)
+    figs = sorted((out / "figures").glob("*.png"))
+    print(f"\nall notebooks ran in {time.perf_counter() - t_all:.0f} s")
+    print(f"executed notebooks: {out / 'notebooks'}")
+    print(f"figures ({len(figs)}): {out / 'figures'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

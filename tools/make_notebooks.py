@@ -1,0 +1,377 @@
+"""Writes notebooks/*.ipynb from the cell lists below (outputs empty). Edit here, run, commit both."""
+from pathlib import Path
+
+import nbformat as nbf
+
+REPO = "eignotes/eignotes"
+OUT = Path(__file__).resolve().parents[1] / "notebooks"
+
+SETUP = '''# Setup: on Colab, install eignotes (Colab's own torch and CuPy stay as they are); elsewhere, nothing to do.
+import subprocess, sys
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/%s"], check=True)
+
+import torch
+import eignotes
+from eignotes.config import pick, describe, device
+print(describe())''' % REPO
+
+
+def badge(name):
+    return (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"(https://colab.research.google.com/github/{REPO}/blob/main/notebooks/{name}.ipynb)")
+
+
+def book(name, cells):
+    nb = nbf.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    out = []
+    for kind, text in cells:
+        text = text.strip("\n")
+        out.append(nbf.v4.new_markdown_cell(text) if kind == "md" else nbf.v4.new_code_cell(text))
+    for i, c in enumerate(out):
+        c["id"] = f"{name[:2]}-{i:02d}"
+    nb.cells = out
+    nbf.write(nb, OUT / f"{name}.ipynb")
+
+
+book("01_warmup_timing", [
+("md", f"""
+# 01 · Warm-up: how fast is an eigenvalue solver?
+{badge("01_warmup_timing")}
+
+A model in this series outputs an eigenvalue of a learned matrix, so every training step solves a batch of
+symmetric eigenproblems. Before building anything, we time the tools on the blog's warm-up problem: a batch of
+500 random symmetric 100 × 100 matrices, all eigenvalues.
+
+Timing rules used throughout: warm up first (the first call pays for loading and compilation), synchronize the
+GPU around every measurement (GPU work is asynchronous, so a plain wall clock can stop before the work does),
+repeat and report the median with its interquartile range (IQR), and always time the baseline in the same run.
+"""),
+("code", SETUP),
+("md", """
+## The batch
+
+`pick` chooses sizes by the scale switch `EIGNOTES_SCALE` (quick for tests, cpu for a laptop, full for a GPU):
+the same code runs at every scale.
+"""),
+("code", '''
+B, n = pick(quick=(20, 30), cpu=(500, 100), full=(500, 100))
+run_time = pick(quick=0.05, cpu=0.5, full=0.5)  # seconds of repeats per measurement
+print(f"{B} matrices of {n} x {n}, float32")'''),
+("md", """
+## On the CPU: PyTorch vs NumPy
+
+Both call LAPACK's symmetric eigensolver; PyTorch spreads the batch over threads.
+"""),
+("code", '''
+cpu_rows = eignotes.bench.warmup_eigvalsh(B, n, torch.device("cpu"), min_run_time=run_time)
+for t in cpu_rows:
+    print(t)'''),
+("md", """
+## On the GPU: PyTorch vs CuPy
+
+`torch.linalg.eigvalsh` on CUDA synchronizes with the host and, for n > 32, loops over the matrices one by one.
+CuPy sends any batch to cuSOLVER's batched Jacobi solver (`syevjBatched`) without a host sync. eignotes hands the
+tensor to CuPy through DLPack (no copy) on PyTorch's current stream.
+"""),
+("code", '''
+gpu_rows = []
+if torch.cuda.is_available():
+    gpu_rows = eignotes.bench.warmup_eigvalsh(B, n, torch.device("cuda"), min_run_time=run_time)
+    for t in gpu_rows:
+        print(t)
+else:
+    print("No CUDA GPU here: the GPU rows are skipped. On Colab, choose Runtime > Change runtime type > GPU.")'''),
+("code", '''
+rows = cpu_rows + gpu_rows
+fig = eignotes.plotting.bar_timings(rows, title=f"eigvalsh of {B} x {n} x {n} float32", baseline="torch CPU",
+                                    name="01_warmup_bars")
+base = cpu_rows[0].median
+for t in rows:
+    print(f"{t.label:16s} {t.median * 1e3:9.2f} ms   {base / t.median:6.2f}x vs torch CPU")'''),
+("md", """
+## DLPack: one buffer, two libraries
+
+`eignotes.dlpack.to_cupy` returns a CuPy array that *is* the tensor's memory: a write through one is seen
+through the other, and no bytes move. On the CPU, `torch.from_numpy` plays the same game with NumPy.
+"""),
+("code", '''
+if torch.cuda.is_available() and eignotes.dlpack.cupy_status()[0]:
+    t = torch.arange(4.0, device="cuda")
+    a = eignotes.dlpack.to_cupy(t)
+    a[0] = 42.0
+    print("torch sees CuPy's write:", t.tolist(), "| same address:", a.data.ptr == t.data_ptr())
+else:
+    import numpy as np
+    arr = np.arange(4.0)
+    t = torch.from_numpy(arr)
+    arr[0] = 42.0
+    print("CPU analogue, torch sees NumPy's write:", t.tolist())
+    print("CuPy zero-copy needs a GPU:", eignotes.dlpack.cupy_status()[1])'''),
+("md", """
+## The n = 32 / 33 cliff
+
+On CUDA, PyTorch uses a batched solver only up to n = 32. Sweeping n across that line shows the jump; on the CPU
+the same sweep shows smooth O(n³) growth.
+"""),
+("code", '''
+ns = pick(quick=[8, 32, 33], cpu=[16, 24, 32, 33, 48, 64, 100], full=[16, 24, 32, 33, 48, 64, 100])
+dev = device()
+series = eignotes.bench.sweep_n(ns, B, dev, min_run_time=run_time / 2)
+fig = eignotes.plotting.line_sweep(series, x_label="n", title=f"eigvalsh of {B} matrices, {dev.type}", mark_x=32.5,
+                                   name="01_sweep_n")'''),
+])
+
+book("02_clarke_subgradient", [
+("md", f"""
+# 02 · The gradient of an eigenvalue, and what happens at a kink
+{badge("02_clarke_subgradient")}
+
+For a symmetric A with a *simple* k-th eigenvalue λ_k and unit eigenvector q_k,
+
+$$\\frac{{\\partial \\lambda_k}}{{\\partial A}} = q_k q_k^T .$$
+
+Where two eigenvalues meet, λ_k has a kink, like ReLU at 0. There the gradient does not exist, but the *Clarke
+subdifferential* does: the convex hull of the limits of nearby gradients. For eigenvalues it contains q q^T for
+every unit q in the eigenspace, so backpropagating q q^T is as legitimate as backpropagating 0 (or 1) through
+ReLU at 0. This notebook checks both facts numerically.
+"""),
+("code", SETUP),
+("md", "## 1. A simple eigenvalue: autograd agrees with q q^T"),
+("code", '''
+gen = torch.Generator().manual_seed(0)
+X = torch.randn(5, 5, dtype=torch.float64, generator=gen)
+A = ((X + X.T) / 2).requires_grad_()
+k = 2
+eignotes.kth_eigvalsh(A, k).backward()
+w, V = torch.linalg.eigh(A.detach())
+q = V[:, k]
+print("eigenvalues:", [round(v, 3) for v in w.tolist()])
+print("max |dlambda/dA - q q^T| =", (A.grad - torch.outer(q, q)).abs().max().item())'''),
+("md", """
+## 2. A repeated eigenvalue: the kink
+
+Take A = diag(1, 2, 2, 3): λ₁ = λ₂ = 2. Move along a symmetric direction B and follow every eigenvalue of
+A + tB. The two branches through 2 cross at t = 0, and λ₁(t) (the smaller of them) bends there: a kink.
+Computing all 201 points is one batched call.
+"""),
+("code", '''
+A0 = torch.diag(torch.tensor([1.0, 2.0, 2.0, 3.0], dtype=torch.float64))
+Y = torch.randn(4, 4, dtype=torch.float64, generator=gen)
+Bdir = (Y + Y.T) / 2
+ts = torch.linspace(-1, 1, 201, dtype=torch.float64)
+curves = eignotes.kth_eigvalsh(A0 + ts[:, None, None] * Bdir, [0, 1, 2, 3])
+fig = eignotes.plotting.eigen_curves(ts, curves, highlight=1, title="lambda_j(A + tB), A with a double eigenvalue",
+                                     name="02_kink")'''),
+("md", """
+## 3. One-sided slopes, and where q q^T lands
+
+At t = 0 the two branches leave 2 with slopes m₁ ≤ m₂, the eigenvalues of B restricted to the eigenspace
+(E^T B E with E = [e₂, e₃]). λ₁ takes the smaller branch on the right and the larger on the left, so its right
+derivative is m₁ and its left derivative m₂. The Clarke subdifferential in direction B is the interval [m₁, m₂].
+The gradient eignotes returns is q q^T for a unit q of the eigenspace, whose slope along B, q^T B q, lies in
+[m₁, m₂]: a valid subgradient, like any value in [0, 1] for ReLU at 0.
+"""),
+("code", '''
+E = torch.eye(4, dtype=torch.float64)[:, 1:3]
+m1, m2 = torch.linalg.eigvalsh(E.T @ Bdir @ E).tolist()
+h = 1e-6
+lam1 = lambda t: eignotes.kth_eigvalsh(A0 + t * Bdir, 1).item()
+right, left = (lam1(h) - lam1(0.0)) / h, (lam1(0.0) - lam1(-h)) / h
+A = A0.clone().requires_grad_()
+eignotes.kth_eigvalsh(A, 1).backward()
+slope = (A.grad * Bdir).sum().item()
+print(f"eigenvalues of E^T B E:        m1 = {m1:+.6f}, m2 = {m2:+.6f}")
+print(f"finite differences:  right = {right:+.6f}, left = {left:+.6f}")
+print(f"<q q^T, B> from eignotes:      {slope:+.6f}  in [m1, m2]: {m1 - 1e-9 <= slope <= m2 + 1e-9}")
+evals = torch.linalg.eigvalsh(A.grad)
+print("gradient: rank one, trace one, PSD ->", [round(v, 6) for v in evals.tolist()])'''),
+("md", """
+## Why this is enough for training
+
+Stochastic (sub)gradient methods need, at each step, *some* element of the subdifferential. Exact ties are rare
+along a training path (they form a set of measure zero), and at a tie any unit q of the eigenspace gives a valid
+step. That is why `kth_eigvalsh` saves one eigenvector per output and nothing more.
+"""),
+])
+
+book("03_custom_autograd", [
+("md", f"""
+# 03 · A custom autograd function for the k-th eigenvalue
+{badge("03_custom_autograd")}
+
+`torch.linalg.eigvalsh` is differentiable, but its backward is built for *all* eigenvalues: it needs every
+eigenvector and forms dense n × n products. A model uses one eigenvalue. The blog's fix, rebuilt here step by
+step, is a `torch.autograd.Function`:
+
+1. **Inference path**: when no gradient is needed, compute eigenvalues only (no eigenvectors: cheaper).
+2. **Training path**: compute the eigenvectors, keep only q_k, and return g · q_k q_k^T in backward.
+"""),
+("code", SETUP),
+("code", '''
+class KthEigval(torch.autograd.Function):
+    """lambda_k of a batch of symmetric matrices; backward g * q_k q_k^T (notebook 02)."""
+
+    @staticmethod
+    def forward(ctx, A, k):
+        if not ctx.needs_input_grad[0]:
+            return torch.linalg.eigvalsh(A)[..., k]        # inference: no eigenvectors
+        w, V = torch.linalg.eigh(A)
+        q = V[..., :, k].contiguous()                      # keep one eigenvector, not n
+        ctx.save_for_backward(q)
+        return w[..., k]
+
+    @staticmethod
+    def backward(ctx, g):
+        (q,) = ctx.saved_tensors
+        return g[..., None, None] * q[..., :, None] * q[..., None, :], None'''),
+("md", "## Is it right? `gradcheck` compares backward with finite differences, in float64."),
+("code", '''
+gen = torch.Generator().manual_seed(0)
+X = torch.randn(3, 6, 6, dtype=torch.float64, generator=gen, requires_grad=True)
+sym = lambda X: (X + X.mT) / 2
+print("KthEigval gradcheck:", torch.autograd.gradcheck(lambda X: KthEigval.apply(sym(X), 2), (X,)))
+print("eignotes.kth_eigvalsh gradcheck:", torch.autograd.gradcheck(lambda X: eignotes.kth_eigvalsh(sym(X), 2), (X,)))'''),
+("md", """
+## What the library version adds
+
+`eignotes.kth_eigvalsh(A, k, *, lower=True, backend="auto")` is the same idea, made into a PyTorch custom op
+(so `torch.compile(fullgraph=True)` traces through it), with k as an int, a negative index or a list, a CuPy
+backend on GPUs (DLPack, PyTorch's stream, no host sync), float16/bfloat16 computed in float32, and a defined
+outcome for NaN/Inf (NaN for that matrix only). Same answers:
+"""),
+("code", '''
+A = sym(torch.randn(4, 8, 8, dtype=torch.float64, generator=gen))
+print(torch.allclose(KthEigval.apply(A, -1), eignotes.kth_eigvalsh(A, -1)),
+      eignotes.kth_eigvalsh(A, [0, -1]).shape)'''),
+("md", """
+## Timing: forward, and forward + backward
+
+Baselines in the same run: `torch.linalg.eigvalsh` for the forward pass, `torch.linalg.eigh` with autograd for
+forward + backward. Ratios above 1 mean faster than the baseline.
+"""),
+("code", '''
+from eignotes.timing import time_fn
+B, n = pick(quick=(20, 30), cpu=(500, 100), full=(500, 100))
+dev = device()
+A = sym(torch.randn(B, n, n, generator=gen)).to(dev)
+k = n // 2
+run_time = pick(quick=0.05, cpu=0.5, full=0.5)
+
+def fwd_bwd(fn):
+    def run():
+        X = A.detach().requires_grad_()
+        fn(X).sum().backward()
+    return run
+
+rows = [
+    time_fn(lambda: torch.linalg.eigvalsh(A)[:, k], label="torch eigvalsh (fwd)", min_run_time=run_time),
+    time_fn(lambda: KthEigval.apply(A, k), label="KthEigval (fwd)", min_run_time=run_time),
+    time_fn(lambda: eignotes.kth_eigvalsh(A, k), label="eignotes (fwd)", min_run_time=run_time),
+    time_fn(fwd_bwd(lambda X: torch.linalg.eigh(X)[0][:, k]), label="torch eigh autograd (fwd+bwd)", min_run_time=run_time),
+    time_fn(fwd_bwd(lambda X: KthEigval.apply(X, k)), label="KthEigval (fwd+bwd)", min_run_time=run_time),
+    time_fn(fwd_bwd(lambda X: eignotes.kth_eigvalsh(X, k)), label="eignotes (fwd+bwd)", min_run_time=run_time),
+]
+for t, base in zip(rows, [rows[0]] * 3 + [rows[3]] * 3):
+    print(f"{t.label:32s} {t.median * 1e3:9.2f} ms  (IQR {t.iqr * 1e3:.2f})  {base.median / t.median:5.2f}x")
+fig = eignotes.plotting.bar_timings(rows, title=f"k-th eigenvalue of {B} x {n} x {n} on {dev.type}",
+                                    name="03_timing")'''),
+("md", """
+## It compiles
+
+A custom op is opaque to `torch.compile`: the graph keeps it as one node, with no graph break.
+"""),
+("code", '''
+W = torch.nn.Parameter(torch.randn(6, 6, generator=gen))
+model = lambda x: eignotes.kth_eigvalsh(x[:, :, None] * (W + W.T), -1)
+compiled = torch.compile(model, fullgraph=True, backend=pick(quick="aot_eager", cpu="aot_eager", full="inductor"))
+x = torch.rand(5, 6, generator=gen) + 0.1
+out = compiled(x)
+out.sum().backward()
+print("compiled matches eager:", torch.allclose(out, model(x)), "| grad shape:", tuple(W.grad.shape))'''),
+])
+
+book("05_tridiagonal_kernels", [
+("md", f"""
+# 05 · Tridiagonal matrices: the eigenvalue becomes almost free
+{badge("05_tridiagonal_kernels")}
+
+A dense eigensolver costs O(n³). If the learned matrix is symmetric **tridiagonal** (diagonal d, off-diagonal e),
+one eigenvalue costs O(n) per bisection step, and its gradient one more O(n) pass. `kth_eigvalsh_tridiagonal`
+does this for a whole batch at once: a Triton kernel on GPUs, a numba kernel on CPUs, a pure-PyTorch reference
+anywhere.
+"""),
+("code", SETUP),
+("md", """
+## 1. The Sturm count
+
+For a shift x, the pivots of the LDLᵀ factorization of T − xI follow a two-term recurrence,
+
+$$q_0 = d_0 - x, \\qquad q_i = d_i - x - e_{i-1}^2 / q_{i-1},$$
+
+and the number of negative pivots equals the number of eigenvalues below x (Sylvester's law of inertia). It is a
+staircase in x that steps up at each eigenvalue. (A pivot that comes out as exactly zero is replaced by a tiny
+negative number, LAPACK's guard; the matrix is first scaled by a power of two so that nothing overflows.)
+"""),
+("code", '''
+d = torch.tensor([2.0, -1.0, 0.5, 3.0, 1.0], dtype=torch.float64)
+e = torch.tensor([1.0, 0.7, -0.4, 0.9], dtype=torch.float64)
+xs = torch.linspace(-3, 5, 801, dtype=torch.float64)
+counts = eignotes.sturm_count(d, e, xs)
+lams = torch.linalg.eigvalsh(eignotes.tridiagonal_to_dense(d, e))
+fig = eignotes.plotting.sturm_staircase(xs, counts, lams, title="Sturm count of a 5 x 5 tridiagonal matrix",
+                                        name="05_sturm")'''),
+("md", """
+## 2. Bisection, 3. the eigenvector, 4. the gradient
+
+**Bisection**: start from the Gershgorin interval, which holds every eigenvalue; halve it, keeping the half where
+the count crosses k. 28 steps reach float32's resolution, 56 float64's; each step is one O(n) count.
+
+**Eigenvector** (only when a gradient is needed): one *twisted factorization* of T − λI, combining the
+top-down pivots above with bottom-up ones and starting from the index where they meet best. It is one O(n)
+inverse-iteration solve with the best right-hand side (LAPACK's dlar1v).
+
+**Gradient**: with the unit eigenvector q, ∂λ/∂d_i = q_i² and ∂λ/∂e_i = 2 q_i q_{i+1}. At a repeated eigenvalue
+(a zero off-diagonal can split T into blocks with equal eigenvalues) q is one unit vector of the eigenspace: a
+Clarke subgradient, as in notebook 02. Check against the dense op on the same matrix:
+"""),
+("code", '''
+dd, ee = d.clone().requires_grad_(), e.clone().requires_grad_()
+eignotes.kth_eigvalsh_tridiagonal(dd, ee, 2).backward()
+T = eignotes.tridiagonal_to_dense(d, e).requires_grad_()
+eignotes.kth_eigvalsh(T, 2).backward()
+print("d-gradient error:", (dd.grad - T.grad.diagonal()).abs().max().item())
+print("e-gradient error:", (ee.grad - 2 * T.grad.diagonal(1)).abs().max().item())'''),
+("md", """
+## Accuracy on hard inputs
+
+Error of every eigenvalue against SciPy's float64 bisection, in units of eps · ‖T‖ (so 1 means one unit in the
+last place of the norm): Wilkinson matrices (pairs of nearly equal eigenvalues), glued Wilkinson matrices,
+exactly repeated eigenvalues, entries of size 1e-30 and 1e30 (float32 cannot hold those: NaN in the table),
+n = 1 and 2.
+"""),
+("code", '''
+import pandas as pd
+table = pd.DataFrame(eignotes.bench.tridiagonal_accuracy(device=device())).set_index("case")
+table.round(2)'''),
+("md", """
+## Speed: tridiagonal vs dense, against n and against the batch size
+
+Forward + backward of the k = n/2 eigenvalue, the dense baseline (torch.linalg.eigh with autograd on the same
+matrices, built by `tridiagonal_to_dense`) in the same run.
+"""),
+("code", '''
+ns = pick(quick=[8, 16], cpu=[15, 45, 100, 200], full=[15, 45, 100, 200])
+Bs = pick(quick=[16, 64], cpu=[64, 256, 1024], full=[1024, 16384, 65536])
+speed = eignotes.bench.tridiagonal_speed(ns, Bs, device(), min_run_time=pick(quick=0.02, cpu=0.2, full=0.3))
+fig1 = eignotes.plotting.line_sweep(speed["vs n"], x_label="n", title=f"fwd+bwd, batch {max(Bs)}, {device().type}",
+                                    name="05_speed_vs_n")
+fig2 = eignotes.plotting.line_sweep(speed["vs B"], x_label="batch size", logx=True,
+                                    title=f"fwd+bwd, n = {max(ns)}, {device().type}", name="05_speed_vs_B")'''),
+("code", '''
+for label, (xs, ts) in speed["vs n"].items():
+    print(label, {x: f"{t * 1e3:.2f} ms" for x, t in zip(xs, ts)})'''),
+])
+print("written to", OUT)
