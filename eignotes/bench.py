@@ -20,7 +20,7 @@ import torch
 from . import kth_eigvalsh, kth_eigvalsh_tridiagonal, tridiagonal_to_dense
 from .dlpack import cupy_status
 from .linalg.tridiagonal import tridiagonal_backends
-from .timing import time_fn
+from .timing import time_fn, time_interleaved
 
 SUITES = ("dense", "tridiagonal")
 
@@ -77,25 +77,24 @@ def suite_dense(device, dtype, shapes, min_run_time):
     for B, n in shapes:
         A = _sym(B, n, dtype, device)
         k = n // 2
-        base_f = time_fn(lambda: torch.linalg.eigvalsh(A)[:, k], label="torch.linalg.eigvalsh", min_run_time=min_run_time)
-        out.append(_row("dense", "forward", (B, n), dtype, device, base_f))
 
-        def torch_fb():
-            X = A.detach().requires_grad_()
-            torch.linalg.eigh(X)[0][:, k].sum().backward()
-
-        base_fb = time_fn(torch_fb, label="torch.linalg.eigh autograd", min_run_time=min_run_time)
-        out.append(_row("dense", "forward+backward", (B, n), dtype, device, base_fb))
-        for be in backends:
-            t = time_fn(lambda: kth_eigvalsh(A, k, backend=be), label=f"kth_eigvalsh[{be}]", min_run_time=min_run_time)
-            out.append(_row("dense", "forward", (B, n), dtype, device, t, base_f))
-
-            def ours_fb(be=be):
+        def fb(fn):
+            def run():
                 X = A.detach().requires_grad_()
-                kth_eigvalsh(X, k, backend=be).sum().backward()
+                fn(X).sum().backward()
 
-            t = time_fn(ours_fb, label=f"kth_eigvalsh[{be}] fwd+bwd", min_run_time=min_run_time)
-            out.append(_row("dense", "forward+backward", (B, n), dtype, device, t, base_fb))
+            return run
+
+        fwd = {"torch.linalg.eigvalsh": lambda: torch.linalg.eigvalsh(A)[:, k]}
+        fwdbwd = {"torch.linalg.eigh autograd": fb(lambda X: torch.linalg.eigh(X)[0][:, k])}
+        for be in backends:
+            fwd[f"kth_eigvalsh[{be}]"] = lambda be=be: kth_eigvalsh(A, k, backend=be)
+            fwdbwd[f"kth_eigvalsh[{be}] fwd+bwd"] = fb(lambda X, be=be: kth_eigvalsh(X, k, backend=be))
+        for case, fns in (("forward", fwd), ("forward+backward", fwdbwd)):
+            ts = time_interleaved(fns, min_run_time=min_run_time * len(fns))
+            base = ts[next(iter(fns))]
+            out.append(_row("dense", case, (B, n), dtype, device, base))
+            out += [_row("dense", case, (B, n), dtype, device, t, base) for label, t in ts.items() if t is not base]
     return out
 
 
@@ -121,9 +120,7 @@ def suite_tridiagonal(device, dtype, shapes, min_run_time, scipy_max_batch=16384
             X = T.detach().requires_grad_()
             torch.linalg.eigh(X)[0][:, k].sum().backward()
 
-        base = time_fn(dense_fb, label="dense torch.linalg.eigh autograd", min_run_time=min_run_time)
-        out.append(_row("tridiagonal", "forward+backward", (B, n), dtype, device, base))
-        sp = None
+        fns = {"dense torch.linalg.eigh autograd": dense_fb}
         if device.type == "cpu" and B <= scipy_max_batch:
             dn, en = d.double().numpy(), e.double().numpy()
 
@@ -131,22 +128,34 @@ def suite_tridiagonal(device, dtype, shapes, min_run_time, scipy_max_batch=16384
                 for b in range(B):
                     sl.eigh_tridiagonal(dn[b], en[b], select="i", select_range=(k, k))
 
-            sp = time_fn(scipy_loop, label="scipy eigh_tridiagonal per matrix (with vector)", min_run_time=min_run_time, warmup=1)
-            out.append(_row("tridiagonal", "forward+backward", (B, n), dtype, device, sp))
+            fns["scipy eigh_tridiagonal per matrix (with vector)"] = scipy_loop
         for be in backends:
             def fb(be=be):
                 dd, ee = d.detach().requires_grad_(), e.detach().requires_grad_()
                 kth_eigvalsh_tridiagonal(dd, ee, k, backend=be).sum().backward()
 
-            t = time_fn(fb, label=f"tridiagonal[{be}] fwd+bwd", min_run_time=min_run_time)
-            out.append(_row("tridiagonal", "forward+backward", (B, n), dtype, device, t, base))
-            if sp is not None:
-                out.append(_row("tridiagonal", "forward+backward vs scipy", (B, n), dtype, device, t, sp))
-            t = time_fn(lambda be=be: kth_eigvalsh_tridiagonal(d, e, k, backend=be), label=f"tridiagonal[{be}] fwd", min_run_time=min_run_time)
-            out.append(_row("tridiagonal", "forward", (B, n), dtype, device, t))
+            fns[f"tridiagonal[{be}] fwd+bwd"] = fb
+            fns[f"tridiagonal[{be}] fwd"] = lambda be=be: kth_eigvalsh_tridiagonal(d, e, k, backend=be)
         if device.type == "cuda":
-            t = time_fn(lambda: d * 2.0, label="trivial elementwise kernel (d * 2)", min_run_time=min_run_time)
-            out.append(_row("tridiagonal", "launch floor", (B, n), dtype, device, t))
+            fns["trivial elementwise kernel (d * 2)"] = lambda: d * 2.0
+        ts = time_interleaved(fns, min_run_time=min_run_time * len(fns), rounds=3, warmup=1)
+        dense = ts["dense torch.linalg.eigh autograd"]
+        sp = ts.get("scipy eigh_tridiagonal per matrix (with vector)")
+        floor = ts.get("trivial elementwise kernel (d * 2)")
+        out.append(_row("tridiagonal", "forward+backward", (B, n), dtype, device, dense))
+        if sp:
+            out.append(_row("tridiagonal", "forward+backward", (B, n), dtype, device, sp))
+        if floor:
+            out.append(_row("tridiagonal", "launch floor", (B, n), dtype, device, floor))
+        for be in backends:
+            t = ts[f"tridiagonal[{be}] fwd+bwd"]
+            out.append(_row("tridiagonal", "forward+backward", (B, n), dtype, device, t, dense))
+            if sp:
+                out.append(_row("tridiagonal", "forward+backward vs scipy", (B, n), dtype, device, t, sp))
+            if floor:
+                # ratio < 1 here: how many times the launch floor the op costs is 1 / ratio
+                out.append(_row("tridiagonal", "forward+backward vs launch floor", (B, n), dtype, device, t, floor))
+            out.append(_row("tridiagonal", "forward", (B, n), dtype, device, ts[f"tridiagonal[{be}] fwd"]))
     return out
 
 

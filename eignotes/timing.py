@@ -31,3 +31,26 @@ def time_fn(fn, *, label: str = "", min_run_time: float = 0.5, warmup: int = 2) 
         min_run_time=min_run_time
     )
     return Timing(label=label, median=m.median, iqr=m.iqr, repeats=len(m.times))
+
+
+def time_interleaved(fns: dict, *, min_run_time: float = 0.5, rounds: int = 5, warmup: int = 2) -> dict:
+    """Time several callables in alternating rounds, so that a slow drift of the machine (another process, clock
+    changes) hits all of them alike; the ratios between them are then fair. Returns {label: Timing}.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    samples = {label: [] for label in fns}
+    for _ in range(rounds):
+        for label, fn in fns.items():
+            m = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()).blocked_autorange(
+                min_run_time=min_run_time / rounds
+            )
+            samples[label].extend(m.times)
+    out = {}
+    for label, ts in samples.items():
+        q1, med, q3 = (float(v) for v in torch.tensor(ts, dtype=torch.float64).quantile(torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)))
+        out[label] = Timing(label=label, median=med, iqr=q3 - q1, repeats=len(ts))
+    return out

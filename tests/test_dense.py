@@ -5,6 +5,7 @@ import torch
 
 import eignotes
 from eignotes.dlpack import cupy_status
+from eignotes.linalg import dense as dense_mod
 
 from conftest import random_symmetric
 
@@ -103,6 +104,7 @@ def test_inference_path_computes_no_vectors(gen, monkeypatch):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_cpu_training_path_uses_inverse_iteration_when_separated(lower, dtype, gen, monkeypatch):
     """Well-separated spectra take eigvalsh + inverse iteration (no full eigh) and match torch's gradient."""
+    monkeypatch.setattr(dense_mod, "_INVERSE_ITERATION_MIN_WORK", 0)  # take the inverse-iteration path
     A = random_symmetric((6,), 12, dtype, gen)
     B = A.clone().requires_grad_()
     torch.linalg.eigvalsh(B, UPLO="L" if lower else "U")[:, [3, 8]].sum().backward()
@@ -115,9 +117,10 @@ def test_cpu_training_path_uses_inverse_iteration_when_separated(lower, dtype, g
     torch.testing.assert_close(X.grad, B.grad, atol=2e-5 if dtype == torch.float32 else 1e-11, rtol=0)
 
 
-def test_clustered_spectrum_gradient(gen):
+def test_clustered_spectrum_gradient(gen, monkeypatch):
     """Eigenvalues 1e-6 apart (inverse iteration still trusted) and 1e-14 apart (falls back to eigh)."""
     Q, _ = torch.linalg.qr(torch.randn(8, 8, dtype=torch.float64, generator=gen))
+    monkeypatch.setattr(dense_mod, "_INVERSE_ITERATION_MIN_WORK", 0)  # take the inverse-iteration path
     for delta in (1e-6, 1e-14):
         lam = torch.tensor([0.0, 1.0, 1.0 + delta, 2.0, 3.0, 4.0, 5.0, 6.0], dtype=torch.float64)
         A = ((Q * lam) @ Q.T)

@@ -53,13 +53,17 @@ def _eigvalsh(A, lower, backend):
     return torch.linalg.eigvalsh(A, UPLO=_uplo(lower))
 
 
+# Below this much work (batch * n^3) the extra small operations of inverse iteration cost more than they save.
+_INVERSE_ITERATION_MIN_WORK = 4e6
+
+
 def _eigh(A, lower, backend, ks):
     """Selected eigenvalues (..., m) and their eigenvectors (..., n, m)."""
     if backend == "cupy":
         from . import _cupy
 
         w, V = _cupy.eigh(A, lower)
-    elif A.device.type == "cpu" and A.shape[-1] > 2:
+    elif A.device.type == "cpu" and A.shape[-1] > 2 and A.numel() * A.shape[-1] >= _INVERSE_ITERATION_MIN_WORK:
         return _eigh_selected_cpu(A, lower, ks)
     else:
         w, V = torch.linalg.eigh(A, UPLO=_uplo(lower))
