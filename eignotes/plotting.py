@@ -95,3 +95,86 @@ def sturm_staircase(xs, counts, eigenvalues, *, title: str, name: str | None = N
     fig.tight_layout()
     save_figure(fig, name or title)
     return fig
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+
+        ip = get_ipython()
+        return ip is not None and hasattr(ip, "kernel")
+    except Exception:
+        return False
+
+
+def plot_progress(events, *, max_step: int, feature_names=None, every: int = 1, test_fn=None, title: str = "",
+                  name: str | None = None, gif: str | None = None):
+    """Consume a training stream and draw it: errors (left) and per-feature spectral norms (right).
+
+    Live in Jupyter and on Colab (one figure, updated in place through an IPython display handle; headless
+    nbmake keeps the final figure); outside Jupyter it draws an ordinary figure at the end. The left title gives
+    the best validation RMSE and its epoch; when `test_fn(best_event)` is given, it is called once at the end and
+    the test RMSE of the selected model is added. `gif=path` also writes an animation of the updates.
+    Returns the list of events.
+    """
+    import numpy as np
+
+    live = _in_notebook()
+    fig, (ax_err, ax_norm) = plt.subplots(1, 2, figsize=(11, 4))
+    handle = None
+    if live:
+        from IPython.display import display
+
+        plt.close(fig)  # shown through the handle only, not again by the inline backend
+        handle = display(fig, display_id=True)
+    history, frames = [], []
+
+    def draw(final_note=""):
+        steps = [ev["step"] for ev in history]
+        ax_err.clear()
+        ax_err.plot(steps, [ev["train_rmse_dollars"] for ev in history], label="train")
+        ax_err.plot(steps, [ev["val_rmse_dollars"] for ev in history], label="validation")
+        best = min(history, key=lambda ev: ev["val_rmse"])
+        ax_err.axvline(best["step"], color="k", ls=":", lw=1)
+        ax_err.set_xlim(1, max(max_step, 2))
+        ax_err.set_xlabel("epoch")
+        ax_err.set_ylabel("RMSE ($)")
+        ax_err.legend()
+        ax_err.set_title(f"{title + ': ' if title else ''}best val ${best['val_rmse_dollars']:,.0f} "
+                         f"@ {best['step']}{final_note}", fontsize=10)
+        ax_norm.clear()
+        if "feature_norms" in history[-1]:
+            norms = np.array([ev["feature_norms"] for ev in history])
+            names = feature_names or [f"feature {i}" for i in range(norms.shape[1])]
+            for i in range(norms.shape[1]):
+                ax_norm.plot(steps, norms[:, i], label=names[i])
+            ax_norm.legend(fontsize=7, ncol=2)
+        ax_norm.set_xlim(1, max(max_step, 2))
+        ax_norm.set_xlabel("epoch")
+        ax_norm.set_ylabel("||A_i||_2")
+        ax_norm.set_title("per-feature spectral norms (sensitivity bounds)", fontsize=10)
+        fig.tight_layout()
+        if handle is not None:
+            handle.update(fig)
+        if gif:
+            fig.canvas.draw()
+            frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+
+    for ev in events:
+        history.append(ev)
+        if ev["step"] % every == 0:
+            draw()
+    if not history:
+        raise ValueError("the stream yielded no events")
+    note = ""
+    if test_fn is not None:
+        best = history[-1] if "best_state" in history[-1] else min(history, key=lambda ev: ev["val_rmse"])
+        note = f", its test ${test_fn(best):,.0f}"
+    draw(note)
+    save_figure(fig, name or (title or "progress"))
+    if gif and frames:
+        from PIL import Image
+
+        imgs = [Image.fromarray(f) for f in frames]
+        imgs[0].save(gif, save_all=True, append_images=imgs[1:], duration=100, loop=0)
+    return history

@@ -1,0 +1,113 @@
+"""California Housing, from the files in data/ (no network): the blog's Colab split and its preprocessing.
+
+The blog trained on Colab's sample_data split (17000 train / 3000 test rows), with the log of total_rooms,
+total_bedrooms, population and households, a StandardScaler fitted on the training frame, and RMSE reported in
+dollars. We keep that and carve a seeded validation split out of the training rows, for early stopping and model
+selection; the scaler is fitted on what remains for training, so validation rows never shape the preprocessing.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+LOG_COLUMNS = ("total_rooms", "total_bedrooms", "population", "households")
+TARGET = "median_house_value"
+_COLAB = Path("/content/sample_data")
+
+
+def data_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """Where the CSV files are: an explicit folder, $EIGNOTES_DATA, the repository's data/, or Colab's sample_data."""
+    candidates = [Path(explicit)] if explicit else []
+    if os.environ.get("EIGNOTES_DATA"):
+        candidates.append(Path(os.environ["EIGNOTES_DATA"]))
+    candidates += [Path(__file__).resolve().parents[1] / "data", _COLAB]
+    for c in candidates:
+        if (c / "california_housing_train.csv.gz").exists() or (c / "california_housing_train.csv").exists():
+            return c
+    raise FileNotFoundError(
+        "California Housing CSVs not found; looked in " + ", ".join(str(c) for c in candidates)
+        + ". Pass data_dir= or set EIGNOTES_DATA to a folder with california_housing_{train,test}.csv(.gz)."
+    )
+
+
+def load_colab_split(folder: str | os.PathLike | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The two frames (train 17000 rows, test 3000 rows) as Colab ships them."""
+    root = data_dir(folder)
+    frames = []
+    for part in ("train", "test"):
+        path = root / f"california_housing_{part}.csv.gz"
+        frames.append(pd.read_csv(path if path.exists() else root / f"california_housing_{part}.csv"))
+    return frames[0], frames[1]
+
+
+@dataclass
+class HousingData:
+    """Tensors of the three splits, in scaled units, and what is needed to speak in dollars again."""
+
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_val: torch.Tensor
+    y_val: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+    feature_names: list[str]
+    label_mean: float
+    label_scale: float
+    notes: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test"):
+            t = getattr(self, name)
+            if not torch.isfinite(t).all():
+                raise ValueError(f"{name} holds NaN or Inf: clean the data before training (nothing was trained)")
+        if self.X_train.shape[1] != len(self.feature_names):
+            raise ValueError("feature_names does not match the number of columns")
+
+    @property
+    def num_features(self) -> int:
+        return self.X_train.shape[1]
+
+    def dollars(self, rmse_scaled: float) -> float:
+        """An RMSE of the scaled target, in dollars."""
+        return float(rmse_scaled) * self.label_scale
+
+
+def prepare_housing(*, val_fraction: float = 0.2, seed: int = 0, folder=None, dtype=torch.float32) -> HousingData:
+    """The blog's features and scaling on the Colab split, plus a seeded validation split from the training rows."""
+    from sklearn.preprocessing import StandardScaler
+
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    train, test = load_colab_split(folder)
+
+    def features(df):
+        df = df.copy()
+        for c in LOG_COLUMNS:
+            df[c] = np.log(df[c])
+        return df
+
+    train, test = features(train), features(test)
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(train))
+    n_val = int(round(val_fraction * len(train)))
+    val, fit = train.iloc[perm[:n_val]], train.iloc[perm[n_val:]]
+    cols = list(train.columns)  # the target is scaled with the features, as the blog does
+    scaler = StandardScaler().fit(fit[cols])
+    names = [c for c in cols if c != TARGET]
+    t_idx = cols.index(TARGET)
+
+    def tensors(df):
+        z = scaler.transform(df[cols])
+        return torch.tensor(np.delete(z, t_idx, axis=1), dtype=dtype), torch.tensor(z[:, t_idx], dtype=dtype)
+
+    (Xf, yf), (Xv, yv), (Xt, yt) = tensors(fit), tensors(val), tensors(test)
+    return HousingData(
+        Xf, yf, Xv, yv, Xt, yt, names,
+        label_mean=float(scaler.mean_[t_idx]), label_scale=float(scaler.scale_[t_idx]),
+        notes={"val_fraction": val_fraction, "seed": seed, "rows": (len(fit), len(val), len(test))},
+    )

@@ -1,0 +1,117 @@
+"""Spectral regression models: the output is the k-th eigenvalue of a matrix that depends on the features.
+
+- MultivariateSpectral: lambda_k(diag(mu) + sum_i x_i A_i), dense, A_i symmetric by construction.
+- TridiagonalSpectral: lambda_k(T(x)) with T's diagonal and off-diagonal affine in x.
+
+backend: "auto"/"torch"/"cupy" (dense) or "auto"/"numba"/"triton"/"torch" (tridiagonal) pick an eignotes kernel;
+"linalg" uses PyTorch's own torch.linalg.eigvalsh with its autograd, the blog's baseline, for side-by-side timing.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .linalg import kth_eigvalsh, kth_eigvalsh_tridiagonal, tridiagonal_to_dense
+
+
+class Nondecreasing(nn.Module):
+    """A nondecreasing vector: start + cumsum(softplus(increments)), initialized to linspace(-1, 1, dim)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        if dim < 1:
+            raise ValueError(f"dim must be at least 1, got {dim}")
+        self.start = nn.Parameter(torch.tensor(-1.0 if dim > 1 else 0.0))
+        step = 2.0 / (dim - 1) if dim > 1 else 1.0
+        inv_softplus = math.log(math.expm1(step))
+        self.increments = nn.Parameter(torch.full((dim - 1,), inv_softplus))
+
+    def forward(self) -> torch.Tensor:
+        steps = F.softplus(self.increments)
+        return torch.cat([self.start[None], self.start + torch.cumsum(steps, 0)])
+
+
+def _check_x(x: torch.Tensor, num_features: int):
+    if x.ndim != 2 or x.shape[1] != num_features:
+        raise ValueError(f"expected x of shape (batch, {num_features}), got {tuple(x.shape)}")
+
+
+class MultivariateSpectral(nn.Module):
+    """f(x) = lambda_k(diag(mu) + sum_i x_i A_i) with mu nondecreasing and each A_i symmetric.
+
+    Each A_i is stored as its packed lower triangle, so it is symmetric by construction: its norm and its gradient
+    do not depend on an ignored triangle. Entries start as N(0, 1) / (sqrt(dim) * num_features), as in the blog.
+    """
+
+    def __init__(self, *, num_features: int, dim: int, eigval_idx: int, backend: str = "auto", generator=None):
+        super().__init__()
+        if not -dim <= eigval_idx < dim:
+            raise ValueError(f"eigval_idx={eigval_idx} out of range for dim={dim}")
+        self.num_features, self.dim, self.eigval_idx, self.backend = num_features, dim, eigval_idx, backend
+        self.mu = Nondecreasing(dim)
+        rows, cols = torch.tril_indices(dim, dim)
+        self.register_buffer("_rows", rows, persistent=False)
+        self.register_buffer("_cols", cols, persistent=False)
+        init = torch.randn(num_features, rows.numel(), generator=generator) / (math.sqrt(dim) * num_features)
+        self.A_packed = nn.Parameter(init)
+
+    def feature_matrices(self) -> torch.Tensor:
+        """(num_features, dim, dim) symmetric A_i."""
+        f = torch.arange(self.num_features, device=self.A_packed.device)[:, None]
+        L = self.A_packed.new_zeros(self.num_features, self.dim, self.dim).index_put((f, self._rows, self._cols), self.A_packed)
+        return L + L.tril(-1).transpose(-1, -2)
+
+    def matrices(self, x: torch.Tensor) -> torch.Tensor:
+        _check_x(x, self.num_features)
+        return torch.diag_embed(self.mu()).expand(x.shape[0], -1, -1) + torch.einsum("bf,fij->bij", x, self.feature_matrices())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        M = self.matrices(x)
+        if self.backend == "linalg":
+            return torch.linalg.eigvalsh(M)[:, self.eigval_idx]
+        return kth_eigvalsh(M, self.eigval_idx, backend=self.backend)
+
+
+class TridiagonalSpectral(nn.Module):
+    """f(x) = lambda_k(T(x)), T symmetric tridiagonal with diagonal Linear(x) and off-diagonal Linear(x)."""
+
+    def __init__(self, *, num_features: int, dim: int, eigval_idx: int, backend: str = "auto"):
+        super().__init__()
+        if dim < 1 or not -dim <= eigval_idx < dim:
+            raise ValueError(f"need dim >= 1 and -dim <= eigval_idx < dim, got dim={dim}, eigval_idx={eigval_idx}")
+        self.num_features, self.dim, self.eigval_idx, self.backend = num_features, dim, eigval_idx, backend
+        self.diag = nn.Linear(num_features, dim)
+        self.offdiag = nn.Linear(num_features, dim - 1)
+
+    def feature_matrices(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(num_features, dim) diagonals and (num_features, dim - 1) off-diagonals: T(x) = T_0 + sum_i x_i T_i."""
+        return self.diag.weight.T, self.offdiag.weight.T
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_x(x, self.num_features)
+        d, e = self.diag(x), self.offdiag(x)
+        if self.backend == "linalg":
+            return torch.linalg.eigvalsh(tridiagonal_to_dense(d, e))[:, self.eigval_idx]
+        return kth_eigvalsh_tridiagonal(d, e, self.eigval_idx, backend=self.backend)
+
+
+def feature_norms(model: nn.Module) -> torch.Tensor:
+    """Per feature, the spectral norm ||A_i||_2 of the matrix that feature multiplies (differentiable).
+
+    They bound the model's sensitivity (Weyl's inequality): |f(x + eps) - f(x)| <= sum_i |eps_i| ||A_i||_2.
+    """
+    if isinstance(model, MultivariateSpectral):
+        return torch.linalg.matrix_norm(model.feature_matrices(), ord=2)
+    if isinstance(model, TridiagonalSpectral):
+        d, e = model.feature_matrices()
+        ends = kth_eigvalsh_tridiagonal(d, e, [0, -1])
+        return ends.abs().amax(-1)
+    raise TypeError(f"feature_norms needs a spectral model, got {type(model).__name__}")
+
+
+def spectral_penalty(model: nn.Module, alpha: float) -> torch.Tensor:
+    """alpha * sum_i ||A_i||_2: a regularizer that bounds the model's sensitivity to each feature."""
+    return alpha * feature_norms(model).sum()

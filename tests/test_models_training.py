@@ -1,0 +1,150 @@
+"""Models (shapes, symmetry, Weyl bound, agreement), the training stream and its pieces, plot_progress, the CLI."""
+import json
+
+import pytest
+import torch
+
+from eignotes import data as D
+from eignotes import models as M
+from eignotes import plotting, train, training
+
+
+@pytest.fixture(scope="module")
+def housing():
+    return D.prepare_housing(seed=0)
+
+
+@pytest.fixture
+def small(housing):
+    """A small slice of the real data, for quick training runs."""
+    h = housing
+    return D.HousingData(h.X_train[:600], h.y_train[:600], h.X_val[:300], h.y_val[:300], h.X_test[:300],
+                         h.y_test[:300], h.feature_names, h.label_mean, h.label_scale)
+
+
+def test_data_split_and_scaling(housing):
+    assert housing.notes["rows"] == (13600, 3400, 3000)
+    assert housing.num_features == 8 and "median_house_value" not in housing.feature_names
+    assert abs(float(housing.y_train.mean())) < 1e-5 and abs(float(housing.y_train.std()) - 1) < 1e-3
+    assert 100_000 < housing.label_scale < 130_000  # dollars per scaled unit
+
+
+def test_nan_in_data_is_refused(housing):
+    X = housing.X_train[:10].clone()
+    X[3, 2] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        D.HousingData(X, housing.y_train[:10], housing.X_val, housing.y_val, housing.X_test, housing.y_test,
+                      housing.feature_names, 0.0, 1.0)
+
+
+def test_nondecreasing(gen):
+    m = M.Nondecreasing(6)
+    torch.testing.assert_close(m().detach(), torch.linspace(-1, 1, 6))
+    with torch.no_grad():
+        m.increments.copy_(torch.randn(5, generator=gen) * 10)
+    assert (m().diff() >= 0).all()
+    assert M.Nondecreasing(1)().shape == (1,)
+
+
+def test_dense_model_symmetric_and_matches_linalg(gen):
+    m = M.MultivariateSpectral(num_features=4, dim=6, eigval_idx=3, generator=gen).double()
+    A = m.feature_matrices()
+    assert A.shape == (4, 6, 6) and torch.equal(A, A.transpose(-1, -2))
+    x = torch.randn(7, 4, generator=gen, dtype=torch.float64)
+    out = m(x)
+    ref = torch.linalg.eigvalsh(torch.diag(m.mu()) + torch.einsum("bf,fij->bij", x, A))[:, 3]
+    assert out.shape == (7,)
+    torch.testing.assert_close(out, ref)
+    m.backend = "linalg"
+    torch.testing.assert_close(m(x), ref)
+
+
+@pytest.mark.parametrize("kind", ["dense", "tridiagonal"])
+def test_gradients_reach_every_parameter(kind, gen):
+    m = train.build_model(kind, num_features=3, dim=5, seed=1)
+    m(torch.randn(8, 3, generator=gen)).square().sum().backward()
+    for name, p in m.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_dense_and_tridiagonal_models_agree(gen):
+    tri = M.TridiagonalSpectral(num_features=3, dim=6, eigval_idx=2).double()
+    dense = M.MultivariateSpectral(num_features=3, dim=6, eigval_idx=2).double()
+    with torch.no_grad():
+        tri.diag.bias.copy_(dense.mu())
+        tri.offdiag.bias.zero_()
+        Wd, We = tri.feature_matrices()
+        T = torch.diag_embed(Wd) + torch.diag_embed(We, 1) + torch.diag_embed(We, -1)
+        rows, cols = torch.tril_indices(6, 6)
+        dense.A_packed.copy_(T[:, rows, cols])
+    x = torch.randn(10, 3, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(tri(x), dense(x))
+    torch.testing.assert_close(M.feature_norms(tri), M.feature_norms(dense))
+
+
+@pytest.mark.parametrize("kind", ["dense", "tridiagonal"])
+def test_weyl_bound_holds(kind, gen):
+    m = train.build_model(kind, num_features=5, dim=7, seed=2).double()
+    norms = M.feature_norms(m).detach()
+    x = torch.randn(200, 5, generator=gen, dtype=torch.float64)
+    eps = torch.randn(200, 5, generator=gen, dtype=torch.float64) * 0.3
+    with torch.no_grad():
+        lhs = (m(x + eps) - m(x)).abs()
+    rhs = (eps.abs() * norms).sum(-1)
+    assert (lhs <= rhs + 1e-12).all()
+    assert (lhs > 0.2 * rhs).any(), "the bound is not vacuous on these draws"
+
+
+def test_wrong_feature_count(gen):
+    m = train.build_model("tridiagonal", num_features=3, dim=4)
+    with pytest.raises(ValueError, match="shape"):
+        m(torch.randn(2, 5))
+    with pytest.raises(ValueError, match="out of range"):
+        M.MultivariateSpectral(num_features=2, dim=3, eigval_idx=3)
+
+
+def test_training_lowers_validation_error_and_is_reproducible(small):
+    def run():
+        m = train.build_model("tridiagonal", num_features=8, dim=5, seed=0)
+        return [ev["val_rmse"] for ev in training.train_model_stream(m, small, n_epochs=6, batch_size=32, lr=1e-2, seed=3)]
+
+    a, b = run(), run()
+    assert a == b, "same seed, same stream"
+    assert a[-1] < a[0]
+
+
+def test_training_refuses_feature_mismatch(small):
+    m = train.build_model("dense", num_features=3, dim=4)
+    with pytest.raises(ValueError, match="features"):
+        next(training.train_model_stream(m, small, n_epochs=1, batch_size=8, lr=1e-3))
+
+
+def test_early_stop_keep_best_take_collect():
+    vals = [5.0, 4.0, 4.5, 4.2, 4.1, 3.9]
+    model = torch.nn.Linear(1, 1)
+    events = ({"step": i + 1, "val_rmse": v, "model": model} for i, v in enumerate(vals))
+    out = list(training.early_stop(training.keep_best(events), patience=3))
+    assert [ev["step"] for ev in out] == [1, 2, 3, 4, 5] and out[-1]["stopped_early"]
+    assert out[-1]["best_step"] == 2 and out[-1]["best_val_rmse"] == 4.0
+    assert len(list(training.take(iter(out), 2))) == 2
+    df = training.collect(iter(out))
+    assert list(df["step"]) == [1, 2, 3, 4, 5] and df.attrs["last"]["best_step"] == 2
+
+
+def test_plot_progress_headless(small, tmp_path, monkeypatch):
+    monkeypatch.setenv("EIGNOTES_FIGURES", str(tmp_path))
+    m = train.build_model("tridiagonal", num_features=8, dim=4, seed=0)
+    stream = training.keep_best(training.add_spectral_norms(
+        training.train_model_stream(m, small, n_epochs=3, batch_size=64, lr=1e-2)))
+    hist = plotting.plot_progress(stream, max_step=3, feature_names=small.feature_names, name="progress_test",
+                                  test_fn=lambda ev: training.test_rmse(training.restore_best(m, ev), small),
+                                  gif=str(tmp_path / "p.gif"))
+    assert len(hist) == 3 and len(hist[-1]["feature_norms"]) == 8
+    assert (tmp_path / "progress_test.png").stat().st_size > 0 and (tmp_path / "p.gif").stat().st_size > 0
+
+
+def test_train_cli(tmp_path):
+    assert train.main(["--model", "tridiagonal", "--dim", "3", "--epochs", "1", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "tridiagonal_dim3_seed0_summary.json").read_text())
+    assert summary["epochs_run"] == 1 and summary["test_rmse_dollars"] > 0
+    assert (tmp_path / "tridiagonal_dim3_seed0_history.csv").read_text().startswith("step,")
