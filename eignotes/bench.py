@@ -22,7 +22,7 @@ from .dlpack import cupy_status
 from .linalg.tridiagonal import tridiagonal_backends
 from .timing import time_fn, time_interleaved
 
-SUITES = ("dense", "tridiagonal")
+SUITES = ("dense", "tridiagonal", "training")
 
 
 def _sym(B, n, dtype, device, seed=0):
@@ -159,6 +159,42 @@ def suite_tridiagonal(device, dtype, shapes, min_run_time, scipy_max_batch=16384
     return out
 
 
+def suite_training(device, dim, epochs=2, data=None):
+    """Seconds per epoch of the blog's training settings (dense: batch 10; tridiagonal: batch 64) for each variant,
+    and the eigen-overhead ratio: the epoch with the real op over the same epoch with the eigenvalue replaced by
+    trace / dim. The last of `epochs` epochs is timed (the first pays for compilation and caches)."""
+    from . import train as train_mod
+    from . import training
+    from .data import prepare_housing
+
+    data = data or prepare_housing()
+    out = []
+    variants = {
+        "dense": [("linalg", "dense, torch.linalg.eigvalsh"), ("auto", "dense, eignotes"), ("trace", "dense, trace/dim (no eigenvalue)")],
+        "tridiagonal": [("linalg", "tridiagonal, torch.linalg on dense form"), ("auto", "tridiagonal, eignotes"),
+                        ("trace", "tridiagonal, trace/dim (no eigenvalue)")],
+    }
+    for kind, items in variants.items():
+        cfg = train_mod.BLOG_DEFAULTS[kind]
+        times = {}
+        for backend, label in items:
+            model = train_mod.build_model(kind, num_features=data.num_features, dim=dim, backend=backend).to(device)
+            evs = list(training.train_model_stream(model, data, n_epochs=epochs, batch_size=cfg["batch_size"],
+                                                   lr=cfg["lr"], optimizer=cfg["optimizer"], device=device))
+            times[backend] = evs[-1]["seconds"]
+            from .timing import Timing
+
+            t = Timing(label=label, median=times[backend], iqr=0.0, repeats=1)
+            base = Timing(label=items[0][1], median=times["linalg"], iqr=0.0, repeats=1) if backend != "linalg" else None
+            out.append(_row("training", f"{kind} epoch, dim {dim}", (len(data.X_train), dim), torch.float32, device, t, base))
+        ov = Timing(label=f"{kind} eigen-overhead ratio (eignotes / trace)", median=times["auto"] / times["trace"], iqr=0.0, repeats=1)
+        row = _row("training", f"{kind} eigen-overhead", (len(data.X_train), dim), torch.float32, device, ov)
+        row["median_s"] = None
+        row["overhead_ratio"] = times["auto"] / times["trace"]
+        out.append(row)
+    return out
+
+
 def to_markdown(meta, rows) -> str:
     lines = [f"# Benchmark {meta['date']} on {meta['device_name']}", ""]
     lines += [f"- {k}: {v}" for k, v in meta.items() if k not in ("date",)]
@@ -166,11 +202,23 @@ def to_markdown(meta, rows) -> str:
     lines += ["| suite | case | shape (B, n) | dtype | label | median ms | IQR ms | baseline | ratio |", "|" + "---|" * 9]
     for r in rows:
         ratio = f"{r['ratio']:.1f}x" if r["ratio"] else ""
+        if r.get("overhead_ratio") is not None:
+            lines.append(f"| {r['suite']} | {r['case']} | {tuple(r['shape'])} | {r['dtype']} | {r['label']} | "
+                         f"{r['overhead_ratio']:.2f} (ratio) | | | |")
+            continue
         lines.append(
             f"| {r['suite']} | {r['case']} | {tuple(r['shape'])} | {r['dtype']} | {r['label']} | "
             f"{r['median_s'] * 1e3:.3f} | {r['iqr_s'] * 1e3:.3f} | {r['baseline'] or ''} | {ratio} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _quick_data():
+    from .data import HousingData, prepare_housing
+
+    h = prepare_housing()
+    return HousingData(h.X_train[:320], h.y_train[:320], h.X_val[:100], h.y_val[:100], h.X_test[:100],
+                       h.y_test[:100], h.feature_names, h.label_mean, h.label_scale)
 
 
 def run(suites, *, quick: bool, device: torch.device, out_dir: Path, dtypes=None) -> Path:
@@ -189,6 +237,8 @@ def run(suites, *, quick: bool, device: torch.device, out_dir: Path, dtypes=None
             rows += suite_dense(device, dtype, dense_shapes, mrt)
         if "tridiagonal" in suites:
             rows += suite_tridiagonal(device, dtype, tri_shapes, mrt)
+    if "training" in suites:
+        rows += suite_training(device, dim=5 if quick else 45, epochs=1 if quick else 2, data=_quick_data() if quick else None)
     now = _dt.datetime.now()
     meta = {
         "date": now.isoformat(timespec="seconds"),
@@ -279,7 +329,8 @@ def tridiagonal_accuracy(backends=None, dtypes=(torch.float64, torch.float32), d
 
     device = torch.device(device)
     avail = tridiagonal_backends(device)
-    backends = backends or [b for b in ("torch", "numba", "triton") if not avail[b]]
+    # Interpreted Triton (TRITON_INTERPRET=1 without a GPU) is a test device, far too slow for a table.
+    backends = backends or [b for b in ("torch", "numba", "triton") if not avail[b] and not (b == "triton" and device.type == "cpu")]
     rows = []
     for name, (d, e) in hard_tridiagonal_cases().items():
         ref = sl.eigh_tridiagonal(d, e, eigvals_only=True, lapack_driver="stebz")

@@ -4,7 +4,9 @@
 - TridiagonalSpectral: lambda_k(T(x)) with T's diagonal and off-diagonal affine in x.
 
 backend: "auto"/"torch"/"cupy" (dense) or "auto"/"numba"/"triton"/"torch" (tridiagonal) pick an eignotes kernel;
-"linalg" uses PyTorch's own torch.linalg.eigvalsh with its autograd, the blog's baseline, for side-by-side timing.
+"linalg" uses PyTorch's own torch.linalg.eigvalsh with its autograd, the blog's baseline, for side-by-side timing;
+"trace" replaces the eigenvalue by trace / dim, a trivial differentiable reduction of the same matrix, to measure
+how much of a training step the eigenvalue itself costs (never a model to use).
 """
 from __future__ import annotations
 
@@ -70,6 +72,8 @@ class MultivariateSpectral(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         M = self.matrices(x)
+        if self.backend == "trace":
+            return M.diagonal(dim1=-2, dim2=-1).sum(-1) / self.dim
         if self.backend == "linalg":
             return torch.linalg.eigvalsh(M)[:, self.eigval_idx]
         return kth_eigvalsh(M, self.eigval_idx, backend=self.backend)
@@ -93,6 +97,8 @@ class TridiagonalSpectral(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_x(x, self.num_features)
         d, e = self.diag(x), self.offdiag(x)
+        if self.backend == "trace":
+            return d.sum(-1) / self.dim + 0 * e.sum(-1)  # e kept in the graph: same backward work shape
         if self.backend == "linalg":
             return torch.linalg.eigvalsh(tridiagonal_to_dense(d, e))[:, self.eigval_idx]
         return kth_eigvalsh_tridiagonal(d, e, self.eigval_idx, backend=self.backend)

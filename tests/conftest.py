@@ -9,6 +9,7 @@ try:
 except Exception:  # pragma: no cover
     _cuda = False
 if not _cuda:
+    # Inherited by nbmake's notebook kernels too; the notebooks' helpers leave interpreted Triton out by design.
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest  # noqa: E402

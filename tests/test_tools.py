@@ -25,8 +25,11 @@ def test_bench_quick_writes_well_formed_results(tmp_path):
     data = json.loads(js.read_text())
     assert data["meta"]["device_name"] and data["meta"]["quick"] is True
     rows = data["results"]
-    assert {r["suite"] for r in rows} == {"dense", "tridiagonal"}
+    assert {r["suite"] for r in rows} == {"dense", "tridiagonal", "training"}
     for r in rows:
+        if r.get("overhead_ratio") is not None:
+            assert r["overhead_ratio"] > 0
+            continue
         assert r["median_s"] > 0 and r["iqr_s"] >= 0 and r["repeats"] >= 1
         assert (r["ratio"] is None) == (r["baseline"] is None)
     assert js.with_suffix(".md").read_text().startswith("# Benchmark")

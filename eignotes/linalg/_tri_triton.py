@@ -22,8 +22,13 @@ except Exception as exc:  # pragma: no cover - Triton missing (e.g. not Linux)
     AVAILABLE, WHY = False, f"Triton is not importable ({type(exc).__name__}: {exc})"
 
 
+# Triton reads TRITON_INTERPRET when a kernel is decorated, i.e. when this module is imported: record it then.
+_INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
 def interpreted() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    """Whether this module's kernels run under Triton's interpreter (TRITON_INTERPRET=1 at import time)."""
+    return _INTERPRETED
 
 
 if AVAILABLE:
