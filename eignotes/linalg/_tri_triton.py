@@ -88,7 +88,7 @@ if AVAILABLE:
             dp = _guard(d0 - lam, pivmin)
             tl.store(vec_ptr + lane, dp, mask=live)
             best = tl.abs(dp + tl.load(dm_ptr + lane, mask=live, other=1.0) - (d0 - lam))
-            r = tl.zeros_like(cnt)
+            r = tl.zeros_like(lane)  # (compiled Triton does not see names first bound inside a loop)
             for i in range(1, n):
                 di = tl.load(d_ptr + i * sd_i + lane, mask=live, other=0.0)
                 ei = tl.load(e_ptr + (i - 1) * se_i + lane, mask=live, other=0.0)
