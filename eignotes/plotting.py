@@ -178,3 +178,29 @@ def plot_progress(events, *, max_step: int, feature_names=None, every: int = 1, 
         imgs = [Image.fromarray(f) for f in frames]
         imgs[0].save(gif, save_all=True, append_images=imgs[1:], duration=100, loop=0)
     return history
+
+
+def scaling(summary, *, title: str = "scaling with dim", name: str | None = None, references: dict | None = None):
+    """Median test RMSE (IQR band over seeds) and seconds per epoch against dim, one line per model kind."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for kind, part in summary.groupby("model"):
+        part = part.sort_values("dim")
+        ax1.plot(part["dim"], part["test_median"], marker="o", label=kind)
+        ax1.fill_between(part["dim"], part["test_q1"], part["test_q3"], alpha=0.2)
+        ax2.plot(part["dim"], part["sec_per_epoch"], marker="o", label=kind)
+    for label, value in (references or {}).items():
+        ax1.axhline(value, ls=":", lw=1, color="gray")
+        ax1.text(ax1.get_xlim()[0], value, f" {label}", fontsize=7, va="bottom", color="gray")
+    ax1.set_xscale("log")
+    ax1.set_xlabel("dim")
+    ax1.set_ylabel("test RMSE ($), median and IQR over seeds")
+    ax1.legend()
+    ax1.set_title(title, fontsize=10)
+    ax2.set_xscale("log")
+    ax2.set_yscale("log")
+    ax2.set_xlabel("dim")
+    ax2.set_ylabel("seconds per epoch")
+    ax2.legend()
+    fig.tight_layout()
+    save_figure(fig, name or title)
+    return fig

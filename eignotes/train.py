@@ -121,3 +121,37 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def scaling_study(grid, *, seeds, epochs, data=None, device=None, show_progress=True):
+    """Train every (kind, dim) of `grid` with each seed; return a DataFrame with one row per run.
+
+    grid: iterable of ("dense" | "tridiagonal", dim). epochs: an int, or {kind: int}. Each run selects its epoch on
+    validation; the test RMSE is that of the selected model.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    data = data or data_mod.prepare_housing(seed=0)
+    runs = [(kind, dim, seed) for kind, dim in grid for seed in seeds]
+    rows = []
+    bar = tqdm(runs, desc="scaling study", unit="run", disable=not show_progress)
+    for kind, dim, seed in bar:
+        n_ep = epochs[kind] if isinstance(epochs, dict) else epochs
+        bar.set_postfix(model=f"{kind} {dim}", seed=seed)
+        _, _, s = fit(kind, data, dim=dim, epochs=n_ep, device=device, seed=seed)
+        rows.append({"model": kind, "dim": dim, "seed": seed, "epochs_run": s["epochs_run"],
+                     "best_epoch": s["best_epoch"], "val_rmse_dollars": s["best_val_rmse_dollars"],
+                     "test_rmse_dollars": s["test_rmse_dollars"], "seconds_per_epoch": s["seconds_per_epoch"]})
+    return pd.DataFrame(rows)
+
+
+def summarize_study(df):
+    """Median and interquartile range over seeds of test RMSE and seconds per epoch, per (model, dim)."""
+    g = df.groupby(["model", "dim"])
+    q = lambda p: (lambda s: s.quantile(p))  # noqa: E731
+    out = g.agg(runs=("seed", "count"),
+                test_median=("test_rmse_dollars", "median"), test_q1=("test_rmse_dollars", q(0.25)),
+                test_q3=("test_rmse_dollars", q(0.75)), best_test=("test_rmse_dollars", "min"),
+                sec_per_epoch=("seconds_per_epoch", "median"))
+    return out.reset_index()
