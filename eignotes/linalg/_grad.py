@@ -37,7 +37,8 @@ class TridiagonalOuter(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, Q, g):
-        ctx.save_for_backward(Q)
+        if ctx is not None:  # also called as a plain function (ctx None) where no second backward can follow
+            ctx.save_for_backward(Q)
         gq = g.unsqueeze(-1) * Q
         grad_d = (gq * Q).sum(-2)
         grad_e = 2 * (gq[..., :-1] * Q[..., 1:]).sum(-2)

@@ -1,9 +1,13 @@
 """Compiled CPU kernel for the tridiagonal k-th eigenvalue (numba, parallel over the batch).
 
 Same algorithm as _tri_torch (the reference): Sturm-count bisection from Gershgorin bounds with LAPACK's pivot
-guard, then one twisted factorization for the eigenvector. Inputs are scaled into [-1, 1] by the caller.
+guard, then one twisted factorization for the eigenvector. Unlike the other backends it takes the raw input and
+does the scaling and the NaN marking inside the kernel: on a small batch, a training step's usual size, the
+dozen small tensor operations that would do it outside cost more than the kernel.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -67,38 +71,75 @@ if AVAILABLE:
 
     LANES = 8  # matrices bisected together: independent recurrences hide the latency of the division chain
 
+    @njit(cache=True)
+    def _scale_of(d, e, b):
+        """(power-of-two scale with every entry of matrix b at most 1 in size after division, all finite?)."""
+        s = 0.0
+        finite = True
+        for i in range(d.shape[1]):
+            v = d[b, i]
+            if not np.isfinite(v):
+                finite = False
+            s = max(s, abs(v))
+        for i in range(d.shape[1] - 1):
+            v = e[b, i]
+            if not np.isfinite(v):
+                finite = False
+            s = max(s, abs(v))
+        if not finite or s == 0.0:
+            return 1.0, finite
+        _, ex = math.frexp(s)
+        return math.ldexp(1.0, ex), True
+
     @njit(parallel=True, cache=True)
     def _solve(d, e, ks, niter, pivmin, half, want_vectors, vals, vecs):
+        """Raw (unscaled) d, e in; eigenvalues (and vectors) out, NaN for matrices with a non-finite entry.
+
+        Each matrix is scaled by a power of two (exact) into [-1, 1] on its way into the block buffers, so the
+        squares in the recurrence neither overflow nor underflow; the eigenvalue is scaled back on the way out.
+        """
         B, n = d.shape
         m = ks.shape[0]
         nblocks = (B + LANES - 1) // LANES
         for blk in prange(nblocks):
             b0 = blk * LANES
-            # the block, transposed to (n, LANES) so that the lane loop is contiguous (and vectorizes)
+            # the block, scaled and transposed to (n, LANES) so that the lane loop is contiguous (and vectorizes)
             dl = np.zeros((n, LANES), dtype=d.dtype)
+            el = np.zeros((max(n - 1, 1), LANES), dtype=d.dtype)
             e2 = np.zeros((max(n - 1, 1), LANES), dtype=d.dtype)
             lo = np.empty(LANES, dtype=d.dtype)
             hi = np.empty(LANES, dtype=d.dtype)
+            scale = np.ones(LANES)
+            ok = np.ones(LANES, dtype=np.bool_)
             for l in range(LANES):
                 b = min(b0 + l, B - 1)  # a short last block repeats its last matrix
-                lo[l] = d[b, 0]
-                hi[l] = d[b, 0]
+                sc, fin = _scale_of(d, e, b)
+                scale[l] = sc
+                ok[l] = fin
+                inv = 1.0 / sc
                 for i in range(n):
-                    dl[i, l] = d[b, i]
+                    dl[i, l] = d[b, i] * inv if fin else 0.0
+                for i in range(n - 1):
+                    el[i, l] = e[b, i] * inv if fin else 0.0
+                    e2[i, l] = el[i, l] * el[i, l]
+                lo[l] = dl[0, l]
+                hi[l] = dl[0, l]
+                for i in range(n):
                     rad = 0.0
                     if i > 0:
-                        rad += abs(e[b, i - 1])
+                        rad += abs(el[i - 1, l])
                     if i < n - 1:
-                        rad += abs(e[b, i])
-                        e2[i, l] = e[b, i] * e[b, i]
-                    lo[l] = min(lo[l], d[b, i] - rad)
-                    hi[l] = max(hi[l], d[b, i] + rad)
+                        rad += abs(el[i, l])
+                    lo[l] = min(lo[l], dl[i, l] - rad)
+                    hi[l] = max(hi[l], dl[i, l] + rad)
             a = np.empty(LANES, dtype=d.dtype)
             c = np.empty(LANES, dtype=d.dtype)
             mid = np.empty(LANES, dtype=d.dtype)
             q = np.empty(LANES, dtype=d.dtype)
             cnt = np.empty(LANES, dtype=np.int32)
             dm = np.empty(n, dtype=d.dtype)
+            dcol = np.empty(n, dtype=d.dtype)
+            ecol = np.empty(max(n - 1, 1), dtype=d.dtype)
             for j in range(m):
                 k = ks[j]
                 a[:] = lo
@@ -122,15 +163,26 @@ if AVAILABLE:
                             a[l] = mid[l]
                 for l in range(LANES):
                     b = b0 + l
-                    if b < B:
-                        lam = (a[l] + c[l]) * half
-                        vals[b, j] = lam
+                    if b >= B:
+                        continue
+                    lam = (a[l] + c[l]) * half
+                    if not ok[l]:
+                        vals[b, j] = np.nan
                         if want_vectors:
-                            _twisted(d[b], e[b], lam, pivmin, vecs[b, j], dm)
+                            vecs[b, j, :] = np.nan
+                        continue
+                    vals[b, j] = lam * scale[l]
+                    if want_vectors:
+                        for i in range(n):
+                            dcol[i] = dl[i, l]
+                        for i in range(n - 1):
+                            ecol[i] = el[i, l]
+                        _twisted(dcol, ecol, lam, pivmin, vecs[b, j], dm)
 
 
 def solve(d, e, ks, niter, pivmin, want_vectors):
-    """d (B, n), e (B, n-1) CPU tensors, scaled. Returns (vals (B, m), vecs (B, m, n) or None)."""
+    """d (B, n), e (B, n-1) CPU tensors, as given (the kernel scales each matrix and marks non-finite ones with
+    NaN itself). Returns (vals (B, m), vecs (B, m, n) or None), final."""
     import torch
 
     B, n = d.shape

@@ -72,6 +72,9 @@ def resolve_tridiagonal_backend(backend: str, device: torch.device) -> str:
     return "torch"
 
 
+_resolve_cached = functools.lru_cache(maxsize=64)(resolve_tridiagonal_backend)  # eager calls: no re-checks
+
+
 def _prepare(d, e):
     """Zero out non-finite matrices and scale each by a power of two into [-1, 1]; return what undoes it."""
     ok = torch.isfinite(d).all(-1)
@@ -90,6 +93,8 @@ def _prepare(d, e):
 
 def _solve(d, e, ks, backend, want_vectors):
     """Shared driver: (B, n), (B, n-1) in; (vals (B, m), vecs (B, m, n) or None) out, unscaled, NaN-marked."""
+    if backend == "numba":  # scales and marks NaN inside the kernel
+        return _tri_numba.solve(d, e, ks, _NITER[d.dtype], PIVMIN, want_vectors)
     ds, es, scale, ok = _prepare(d, e)
     niter = _NITER[d.dtype]
     pivmin = PIVMIN
@@ -108,13 +113,25 @@ def _flat(diag, offdiag):
     return d, offdiag.reshape(d.shape[0], n - 1)
 
 
-@torch.library.custom_op("eignotes::kth_eigvalsh_tridiagonal", mutates_args=())
-def _tri_values_op(diag: torch.Tensor, offdiag: torch.Tensor, k: list[int], backend: str) -> torch.Tensor:
+def _values_impl(diag, offdiag, k, backend):
     batch, m = diag.shape[:-1], len(k)
     if diag.numel() == 0:
         return diag.new_empty(batch + (m,))
     vals, _ = _solve(*_flat(diag, offdiag), k, backend, want_vectors=False)
     return vals.reshape(batch + (m,))
+
+
+def _eigh_impl(diag, offdiag, k, backend):
+    batch, n, m = diag.shape[:-1], diag.shape[-1], len(k)
+    if diag.numel() == 0:
+        return diag.new_empty(batch + (m,)), diag.new_empty(batch + (m, n))
+    vals, vecs = _solve(*_flat(diag, offdiag), k, backend, want_vectors=True)
+    return vals.reshape(batch + (m,)), vecs.reshape(batch + (m, n))
+
+
+@torch.library.custom_op("eignotes::kth_eigvalsh_tridiagonal", mutates_args=())
+def _tri_values_op(diag: torch.Tensor, offdiag: torch.Tensor, k: list[int], backend: str) -> torch.Tensor:
+    return _values_impl(diag, offdiag, k, backend)
 
 
 @_tri_values_op.register_fake
@@ -126,11 +143,7 @@ def _(diag, offdiag, k, backend):
 def _tri_eigh_op(
     diag: torch.Tensor, offdiag: torch.Tensor, k: list[int], backend: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    batch, n, m = diag.shape[:-1], diag.shape[-1], len(k)
-    if diag.numel() == 0:
-        return diag.new_empty(batch + (m,)), diag.new_empty(batch + (m, n))
-    vals, vecs = _solve(*_flat(diag, offdiag), k, backend, want_vectors=True)
-    return vals.reshape(batch + (m,)), vecs.reshape(batch + (m, n))
+    return _eigh_impl(diag, offdiag, k, backend)
 
 
 @_tri_eigh_op.register_fake
@@ -150,6 +163,28 @@ def _backward(ctx, grad_vals, grad_vecs):
 
 
 _tri_eigh_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+class _TriEighEager(torch.autograd.Function):
+    """The training path outside torch.compile: the same kernels and formulas as the custom op, without its
+    dispatch machinery, which costs more than the kernel itself on a training step's small batch."""
+
+    @staticmethod
+    def forward(ctx, diag, offdiag, k, backend):
+        vals, vecs = _eigh_impl(diag, offdiag, k, backend)
+        ctx.save_for_backward(vecs)
+        return vals
+
+    @staticmethod
+    def backward(ctx, grad_vals):
+        (Q,) = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            # create_graph=True: go through TridiagonalOuter with Q marked as differentiable, so that a second
+            # backward through the eigenvector raises its clear error instead of returning a silent zero.
+            grad_d, grad_e = TridiagonalOuter.apply(Q.detach().requires_grad_(), grad_vals)
+        else:
+            grad_d, grad_e = TridiagonalOuter.forward(None, Q, grad_vals)
+        return grad_d, grad_e, None, None
 
 
 def _check_pair(diag, offdiag):
@@ -194,14 +229,15 @@ def kth_eigvalsh_tridiagonal(diag: torch.Tensor, offdiag: torch.Tensor, k, *, ba
     """
     _check_pair(diag, offdiag)
     ks, scalar = _checks.normalize_k(k, diag.shape[-1])
-    resolved = resolve_tridiagonal_backend(backend, diag.device)
+    compiling = torch.compiler.is_compiling()
+    resolved = (resolve_tridiagonal_backend if compiling else _resolve_cached)(backend, diag.device)
     dtype = diag.dtype
     cdtype = _checks.compute_dtype(dtype)
     d, e = diag.to(cdtype), offdiag.to(cdtype)
     if torch.is_grad_enabled() and (d.requires_grad or e.requires_grad):
-        vals, _ = _tri_eigh_op(d, e, ks, resolved)
+        vals = _tri_eigh_op(d, e, ks, resolved)[0] if compiling else _TriEighEager.apply(d, e, ks, resolved)
     else:
-        vals = _tri_values_op(d, e, ks, resolved)
+        vals = _tri_values_op(d, e, ks, resolved) if compiling else _values_impl(d, e, ks, resolved)
     vals = vals.to(dtype)
     return vals.squeeze(-1) if scalar else vals
 
