@@ -53,8 +53,10 @@ def _eigvalsh(A, lower, backend):
     return torch.linalg.eigvalsh(A, UPLO=_uplo(lower))
 
 
-# Below this much work (batch * n^3) the extra small operations of inverse iteration cost more than they save.
+# Below this much work (batch * n^3) and this n, the extra small operations of inverse iteration cost more than
+# they save (measured on a 2-core CPU: at batch 10 the crossing is near n = 35).
 _INVERSE_ITERATION_MIN_WORK = 4e6
+_INVERSE_ITERATION_MIN_N = 40
 
 
 def _eigh(A, lower, backend, ks):
@@ -63,7 +65,9 @@ def _eigh(A, lower, backend, ks):
         from . import _cupy
 
         w, V = _cupy.eigh(A, lower)
-    elif A.device.type == "cpu" and A.shape[-1] > 2 and A.numel() * A.shape[-1] >= _INVERSE_ITERATION_MIN_WORK:
+    elif A.device.type == "cpu" and A.shape[-1] > 2 and (
+        A.shape[-1] >= _INVERSE_ITERATION_MIN_N or A.numel() * A.shape[-1] >= _INVERSE_ITERATION_MIN_WORK
+    ):
         return _eigh_selected_cpu(A, lower, ks)
     else:
         w, V = torch.linalg.eigh(A, UPLO=_uplo(lower))
@@ -113,8 +117,7 @@ def _eigh_selected_cpu(A, lower, ks):
     return lam.contiguous(), vecs.contiguous()
 
 
-@torch.library.custom_op("eignotes::kth_eigvalsh", mutates_args=())
-def _kth_eigvalsh_op(A: torch.Tensor, k: list[int], lower: bool, backend: str) -> torch.Tensor:
+def _values_impl(A, k, lower, backend):
     if A.numel() == 0:
         return A.new_empty(A.shape[:-2] + (len(k),))
     A, ok = _sanitize(A, lower)
@@ -124,13 +127,7 @@ def _kth_eigvalsh_op(A: torch.Tensor, k: list[int], lower: bool, backend: str) -
     return vals
 
 
-@_kth_eigvalsh_op.register_fake
-def _(A, k, lower, backend):
-    return A.new_empty(A.shape[:-2] + (len(k),))
-
-
-@torch.library.custom_op("eignotes::kth_eigh", mutates_args=())
-def _kth_eigh_op(A: torch.Tensor, k: list[int], lower: bool, backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _eigh_impl(A, k, lower, backend):
     n = A.shape[-1]
     if A.numel() == 0:
         return A.new_empty(A.shape[:-2] + (len(k),)), A.new_empty(A.shape[:-2] + (n, len(k)))
@@ -141,6 +138,21 @@ def _kth_eigh_op(A: torch.Tensor, k: list[int], lower: bool, backend: str) -> tu
         vals = torch.where(ok[..., None], vals, nan)
         vecs = torch.where(ok[..., None, None], vecs, nan)
     return vals, vecs
+
+
+@torch.library.custom_op("eignotes::kth_eigvalsh", mutates_args=())
+def _kth_eigvalsh_op(A: torch.Tensor, k: list[int], lower: bool, backend: str) -> torch.Tensor:
+    return _values_impl(A, k, lower, backend)
+
+
+@_kth_eigvalsh_op.register_fake
+def _(A, k, lower, backend):
+    return A.new_empty(A.shape[:-2] + (len(k),))
+
+
+@torch.library.custom_op("eignotes::kth_eigh", mutates_args=())
+def _kth_eigh_op(A: torch.Tensor, k: list[int], lower: bool, backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+    return _eigh_impl(A, k, lower, backend)
 
 
 @_kth_eigh_op.register_fake
@@ -160,6 +172,23 @@ def _backward(ctx, grad_vals, grad_vecs):
 
 
 _kth_eigh_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+class _KthEighEager(torch.autograd.Function):
+    """The training path outside torch.compile: the custom op's kernels and formula without its dispatch cost."""
+
+    @staticmethod
+    def forward(ctx, A, k, lower, backend):
+        vals, vecs = _eigh_impl(A, k, lower, backend)
+        ctx.save_for_backward(vecs)
+        return vals
+
+    @staticmethod
+    def backward(ctx, grad_vals):
+        (Q,) = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a second backward through q must raise, not return 0
+            return DenseOuter.apply(Q.detach().requires_grad_(), grad_vals), None, None, None
+        return (Q * grad_vals.unsqueeze(-2)) @ Q.transpose(-1, -2), None, None, None
 
 
 def resolve_dense_backend(backend: str, device: torch.device) -> str:
@@ -212,9 +241,10 @@ def kth_eigvalsh(A: torch.Tensor, k, *, lower: bool = True, backend: str = "auto
     resolved = resolve_dense_backend(backend, A.device)
     dtype = A.dtype
     work = A.to(_checks.compute_dtype(dtype))
+    compiling = torch.compiler.is_compiling()
     if torch.is_grad_enabled() and work.requires_grad:
-        vals, _ = _kth_eigh_op(work, ks, lower, resolved)
+        vals = _kth_eigh_op(work, ks, lower, resolved)[0] if compiling else _KthEighEager.apply(work, ks, lower, resolved)
     else:
-        vals = _kth_eigvalsh_op(work, ks, lower, resolved)
+        vals = _kth_eigvalsh_op(work, ks, lower, resolved) if compiling else _values_impl(work, ks, lower, resolved)
     vals = vals.to(dtype)
     return vals.squeeze(-1) if scalar else vals
