@@ -70,10 +70,32 @@ def warmup_eigvalsh(B: int, n: int, device: torch.device, dtype=torch.float32, m
     return rows
 
 
+class BlogCupyKth(torch.autograd.Function):
+    """The blog's CuPy k-th eigenvalue, re-implemented as the anchor: cupy eigh (UPLO='L') computing all n
+    eigenvectors when a gradient is needed, only eigenvector k saved; cupy eigvalsh otherwise."""
+
+    @staticmethod
+    def forward(ctx, A, k):
+        from .linalg import _cupy
+
+        if not ctx.needs_input_grad[0]:
+            return _cupy.eigvalsh(A, True)[..., k]
+        w, V = _cupy.eigh(A, True)
+        ctx.save_for_backward(V[..., :, k].contiguous())
+        return w[..., k]
+
+    @staticmethod
+    def backward(ctx, g):
+        (q,) = ctx.saved_tensors
+        return g[..., None, None] * q[..., :, None] * q[..., None, :], None
+
+
 def suite_dense(device, dtype, shapes, min_run_time):
-    """kth_eigvalsh forward vs torch.linalg.eigvalsh; forward+backward vs torch.linalg.eigh autograd."""
+    """kth_eigvalsh forward vs torch.linalg.eigvalsh; forward+backward vs torch.linalg.eigh autograd; on a GPU
+    also the blog's CuPy function as the anchor."""
     out = []
-    backends = ["torch"] + (["cupy"] if device.type == "cuda" and cupy_status()[0] else [])
+    has_cupy = device.type == "cuda" and cupy_status()[0]
+    backends = ["torch"] + (["cupy"] if has_cupy else [])
     for B, n in shapes:
         A = _sym(B, n, dtype, device)
         k = n // 2
@@ -87,6 +109,9 @@ def suite_dense(device, dtype, shapes, min_run_time):
 
         fwd = {"torch.linalg.eigvalsh": lambda: torch.linalg.eigvalsh(A)[:, k]}
         fwdbwd = {"torch.linalg.eigh autograd": fb(lambda X: torch.linalg.eigh(X)[0][:, k])}
+        if has_cupy:
+            fwd["blog CuPy function"] = lambda: BlogCupyKth.apply(A, k)
+            fwdbwd["blog CuPy function fwd+bwd"] = fb(lambda X: BlogCupyKth.apply(X, k))
         for be in backends:
             fwd[f"kth_eigvalsh[{be}]"] = lambda be=be: kth_eigvalsh(A, k, backend=be)
             fwdbwd[f"kth_eigvalsh[{be}] fwd+bwd"] = fb(lambda X, be=be: kth_eigvalsh(X, k, backend=be))
@@ -221,15 +246,19 @@ def _quick_data():
                        h.y_test[:100], h.feature_names, h.label_mean, h.label_scale)
 
 
-def run(suites, *, quick: bool, device: torch.device, out_dir: Path, dtypes=None) -> Path:
+def run(suites, *, quick: bool, device: torch.device, out_dir: Path, dtypes=None, dense_shapes=None,
+        tri_shapes=None) -> Path:
+    dense_shapes_arg, tri_shapes_arg = dense_shapes, tri_shapes
     if quick:
         dense_shapes, tri_shapes, mrt = [(8, 20)], [(64, 20)], 0.05
     else:
-        dense_shapes = [(500, 100), (1024, 45)]
+        dense_shapes = [(500, 100), (1024, 45), (16384, 45), (4096, 200)]
         tri_shapes = [(1024, 45), (16384, 45), (1024, 100), (16384, 100)]
         if device.type == "cuda":
             tri_shapes += [(65536, 45), (65536, 100)]
         mrt = 1.0
+    dense_shapes = dense_override if (dense_override := dense_shapes_arg) else dense_shapes
+    tri_shapes = tri_override if (tri_override := tri_shapes_arg) else tri_shapes
     dtypes = dtypes or [torch.float32]
     rows = []
     for dtype in dtypes:
@@ -274,6 +303,8 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     ap.add_argument("--dtype", default="float32", help="comma-separated: float32,float64")
     ap.add_argument("--out", default="benchmarks/results", help="output folder")
+    ap.add_argument("--dense-shapes", default=None, help="override, e.g. 500x100,1024x45")
+    ap.add_argument("--tri-shapes", default=None, help="override, e.g. 1024x45,16384x100")
     args = ap.parse_args(argv)
     suites = [s.strip() for s in args.suite.split(",") if s.strip()]
     bad = [s for s in suites if s not in SUITES]
@@ -281,7 +312,9 @@ def main(argv=None) -> int:
         ap.error(f"unknown suite(s) {bad}; choose from {SUITES}")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtypes = [getattr(torch, name.strip()) for name in args.dtype.split(",")]
-    path = run(suites, quick=args.quick, device=device, out_dir=Path(args.out), dtypes=dtypes)
+    parse = lambda text: [tuple(int(v) for v in item.split("x")) for item in text.split(",")] if text else None  # noqa: E731
+    path = run(suites, quick=args.quick, device=device, out_dir=Path(args.out), dtypes=dtypes,
+               dense_shapes=parse(args.dense_shapes), tri_shapes=parse(args.tri_shapes))
     print(path.with_suffix(".md").read_text())
     print(f"written: {path} and {path.with_suffix('.md')}")
     return 0
