@@ -56,18 +56,16 @@ def _row(suite, case, shape, dtype, device, t, baseline=None):
 def warmup_eigvalsh(B: int, n: int, device: torch.device, dtype=torch.float32, min_run_time=0.5):
     """The blog's warm-up: full eigvalsh of a (B, n, n) batch with each library that can run here."""
     A = _sym(B, n, dtype, device)
-    rows = []
     if device.type == "cpu":
         An = A.numpy()
-        rows.append(time_fn(lambda: torch.linalg.eigvalsh(A), label="torch CPU", min_run_time=min_run_time))
-        rows.append(time_fn(lambda: np.linalg.eigvalsh(An), label="NumPy CPU", min_run_time=min_run_time))
+        fns = {"torch CPU": lambda: torch.linalg.eigvalsh(A), "NumPy CPU": lambda: np.linalg.eigvalsh(An)}
     else:
-        rows.append(time_fn(lambda: torch.linalg.eigvalsh(A), label="torch CUDA", min_run_time=min_run_time))
+        fns = {"torch CUDA": lambda: torch.linalg.eigvalsh(A)}
         if cupy_status()[0]:
             from .linalg import _cupy
 
-            rows.append(time_fn(lambda: _cupy.eigvalsh(A, True), label="CuPy (DLPack)", min_run_time=min_run_time))
-    return rows
+            fns["CuPy (DLPack)"] = lambda: _cupy.eigvalsh(A, True)
+    return list(time_interleaved(fns, min_run_time=min_run_time * len(fns)).values())
 
 
 class BlogCupyKth(torch.autograd.Function):

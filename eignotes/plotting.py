@@ -24,8 +24,8 @@ def save_figure(fig, name: str):
     return path
 
 
-def bar_timings(rows, *, title: str, baseline: str | None = None, name: str | None = None):
-    """Horizontal bars of median time (ms, log scale) with IQR whiskers. rows: dicts with label, median, iqr."""
+def bar_timings(rows, *, title: str, baseline: str | None = None, name: str | None = None, log: bool = True):
+    """Horizontal bars of median time (ms) with IQR whiskers. rows: Timing objects or dicts (label, median, iqr)."""
     rows = [r if isinstance(r, dict) else vars(r) for r in rows]  # Timing objects or dicts
     fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(rows)))
     labels = [r["label"] for r in rows]
@@ -33,8 +33,9 @@ def bar_timings(rows, *, title: str, baseline: str | None = None, name: str | No
     iqr = [r["iqr"] * 1e3 / 2 for r in rows]
     colors = ["tab:gray" if lab == baseline else "tab:blue" for lab in labels]
     ax.barh(labels, med, xerr=iqr, color=colors)
-    ax.set_xscale("log")
-    ax.set_xlabel("median time per call (ms, log scale)")
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel("median time per call (ms" + (", log scale)" if log else ")"))
     ax.invert_yaxis()
     for y, m in enumerate(med):
         ax.text(m, y, f" {m:.3g} ms", va="center", fontsize=8)
