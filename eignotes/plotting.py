@@ -141,8 +141,9 @@ def plot_progress(events, *, max_step: int, feature_names=None, every: int = 1, 
         ax_err.set_xlabel("epoch")
         ax_err.set_ylabel("RMSE ($)")
         ax_err.legend()
-        ax_err.set_title(f"{title + ': ' if title else ''}best val ${best['val_rmse_dollars']:,.0f} "
-                         f"@ {best['step']}{final_note}", fontsize=10)
+        # "\\$": a bare "$" would start matplotlib's math mode
+        ax_err.set_title(f"{title + ': ' if title else ''}best val \\${best['val_rmse_dollars']:,.0f} "
+                         f"at epoch {best['step']}{final_note}", fontsize=10)
         ax_norm.clear()
         if "feature_norms" in history[-1]:
             norms = np.array([ev["feature_norms"] for ev in history])
@@ -170,7 +171,7 @@ def plot_progress(events, *, max_step: int, feature_names=None, every: int = 1, 
     note = ""
     if test_fn is not None:
         best = history[-1] if "best_state" in history[-1] else min(history, key=lambda ev: ev["val_rmse"])
-        note = f", its test ${test_fn(best):,.0f}"
+        note = f", its test \\${test_fn(best):,.0f}"
     draw(note)
     save_figure(fig, name or (title or "progress"))
     if gif and frames:
@@ -191,7 +192,7 @@ def scaling(summary, *, title: str = "scaling with dim", name: str | None = None
         ax2.plot(part["dim"], part["sec_per_epoch"], marker="o", label=kind)
     for label, value in (references or {}).items():
         ax1.axhline(value, ls=":", lw=1, color="gray")
-        ax1.text(ax1.get_xlim()[0], value, f" {label}", fontsize=7, va="bottom", color="gray")
+        ax1.text(ax1.get_xlim()[0], value, " " + label.replace("$", r"\$"), fontsize=7, va="bottom", color="gray")
     ax1.set_xscale("log")
     ax1.set_xlabel("dim")
     ax1.set_ylabel("test RMSE ($), median and IQR over seeds")

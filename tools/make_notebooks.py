@@ -350,8 +350,8 @@ print("e-gradient error:", (ee.grad - 2 * T.grad.diagonal(1)).abs().max().item()
 
 Error of every eigenvalue against SciPy's float64 bisection, in units of eps · ‖T‖ (so 1 means one unit in the
 last place of the norm): Wilkinson matrices (pairs of nearly equal eigenvalues), glued Wilkinson matrices,
-exactly repeated eigenvalues, entries of size 1e-30 and 1e30 (float32 cannot hold those: NaN in the table),
-n = 1 and 2.
+exactly repeated eigenvalues, entries of size 1e-30 and 1e30 (each matrix is scaled by a power of two first, so
+the squares in the recurrence stay in range even in float32), n = 1 and 2.
 """),
 ("code", '''
 import pandas as pd
