@@ -109,13 +109,14 @@ def _in_notebook() -> bool:
 
 
 def plot_progress(events, *, max_step: int, feature_names=None, every: int = 1, test_fn=None, title: str = "",
-                  name: str | None = None, gif: str | None = None):
+                  name: str | None = None, png: str | None = None, gif: str | None = None):
     """Consume a training stream and draw it: errors (left) and per-feature spectral norms (right).
 
     Live in Jupyter and on Colab (one figure, updated in place through an IPython display handle; headless
     nbmake keeps the final figure); outside Jupyter it draws an ordinary figure at the end. The left title gives
     the best validation RMSE and its epoch; when `test_fn(best_event)` is given, it is called once at the end and
-    the test RMSE of the selected model is added. `gif=path` also writes an animation of the updates.
+    the test RMSE of the selected model is added. `png=path` writes the final figure, `gif=path` an animation of
+    the updates.
     Returns the list of events.
     """
     import numpy as np
@@ -174,6 +175,8 @@ def plot_progress(events, *, max_step: int, feature_names=None, every: int = 1, 
         note = f", its test \\${test_fn(best):,.0f}"
     draw(note)
     save_figure(fig, name or (title or "progress"))
+    if png:
+        fig.savefig(png, dpi=120, bbox_inches="tight")
     if gif and frames:
         from PIL import Image
 

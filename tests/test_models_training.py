@@ -138,9 +138,10 @@ def test_plot_progress_headless(small, tmp_path, monkeypatch):
         training.train_model_stream(m, small, n_epochs=3, batch_size=64, lr=1e-2)))
     hist = plotting.plot_progress(stream, max_step=3, feature_names=small.feature_names, name="progress_test",
                                   test_fn=lambda ev: training.test_rmse(training.restore_best(m, ev), small),
-                                  gif=str(tmp_path / "p.gif"))
+                                  png=str(tmp_path / "final.png"), gif=str(tmp_path / "p.gif"))
     assert len(hist) == 3 and len(hist[-1]["feature_norms"]) == 8
-    assert (tmp_path / "progress_test.png").stat().st_size > 0 and (tmp_path / "p.gif").stat().st_size > 0
+    for f in ("progress_test.png", "final.png", "p.gif"):
+        assert (tmp_path / f).stat().st_size > 0, f
 
 
 def test_train_cli(tmp_path):
