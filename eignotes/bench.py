@@ -246,7 +246,7 @@ def _quick_data():
 
 def run(suites, *, quick: bool, device: torch.device, out_dir: Path, dtypes=None, dense_shapes=None,
         tri_shapes=None) -> Path:
-    dense_shapes_arg, tri_shapes_arg = dense_shapes, tri_shapes
+    dense_shapes_arg, tri_shapes_arg = dense_shapes, tri_shapes  # overrides from the command line, if any
     if quick:
         dense_shapes, tri_shapes, mrt = [(8, 20)], [(64, 20)], 0.05
     else:
@@ -255,8 +255,8 @@ def run(suites, *, quick: bool, device: torch.device, out_dir: Path, dtypes=None
         if device.type == "cuda":
             tri_shapes += [(65536, 45), (65536, 100)]
         mrt = 1.0
-    dense_shapes = dense_override if (dense_override := dense_shapes_arg) else dense_shapes
-    tri_shapes = tri_override if (tri_override := tri_shapes_arg) else tri_shapes
+    dense_shapes = dense_shapes_arg or dense_shapes
+    tri_shapes = tri_shapes_arg or tri_shapes
     dtypes = dtypes or [torch.float32]
     rows = []
     for dtype in dtypes:

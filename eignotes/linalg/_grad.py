@@ -21,7 +21,8 @@ class DenseOuter(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, Q, g):
-        ctx.save_for_backward(Q)
+        if ctx is not None:  # also called as a plain function (ctx None) where no second backward can follow
+            ctx.save_for_backward(Q)
         return (Q * g.unsqueeze(-2)) @ Q.transpose(-1, -2)
 
     @staticmethod

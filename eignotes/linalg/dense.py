@@ -202,7 +202,7 @@ class _KthEighEager(torch.autograd.Function):
         (Q,) = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: a second backward through q must raise, not return 0
             return DenseOuter.apply(Q.detach().requires_grad_(), grad_vals), None, None, None
-        return (Q * grad_vals.unsqueeze(-2)) @ Q.transpose(-1, -2), None, None, None
+        return DenseOuter.forward(None, Q, grad_vals), None, None, None
 
 
 def resolve_dense_backend(backend: str, device: torch.device) -> str:
