@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 import torch
 
-BACKENDS_DENSE = ("auto", "torch", "cupy")
+BACKENDS_DENSE = ("auto", "torch", "numba", "cupy")
 BACKENDS_TRIDIAGONAL = ("auto", "torch", "numba", "triton")
 _HALF = (torch.float16, torch.bfloat16)
 

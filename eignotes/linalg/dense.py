@@ -53,14 +53,15 @@ def _eigvalsh(A, lower, backend):
     return torch.linalg.eigvalsh(A, UPLO=_uplo(lower))
 
 
-# Below this much work (batch * n^3) and this n, the extra small operations of inverse iteration cost more than
-# they save (measured on a 2-core CPU: at batch 10 the crossing is near n = 35).
-_INVERSE_ITERATION_MIN_WORK = 4e6
-_INVERSE_ITERATION_MIN_N = 40
-# Above this n the benchmark (batch 4096, n = 200) saw MKL report bad LU pivots ("Parameter 6 was incorrect on
-# entry to SLASWP") and most matrices fall back to eigh after the residual check, which made the path slower than
-# eigh alone; never reproduced outside that run. Until understood, large n goes straight to eigh.
-_INVERSE_ITERATION_MAX_N = 128
+def _numba_solve(A, ks, lower, want_vectors):
+    """The compiled CPU path (see _dense_numba): any batch shape; scaling and NaN marking happen inside."""
+    from . import _dense_numba
+    from .tridiagonal import _NITER, PIVMIN
+
+    batch, n = A.shape[:-2], A.shape[-1]
+    vals, vecs = _dense_numba.solve(A.reshape(-1, n, n), ks, lower, want_vectors, _NITER[A.dtype], PIVMIN)
+    vals = vals.reshape(batch + (len(ks),))
+    return vals, (vecs.reshape(batch + (n, len(ks))) if want_vectors else None)
 
 
 def _eigh(A, lower, backend, ks):
@@ -69,71 +70,17 @@ def _eigh(A, lower, backend, ks):
         from . import _cupy
 
         w, V = _cupy.eigh(A, lower)
-    elif A.device.type == "cpu" and 2 < A.shape[-1] <= _INVERSE_ITERATION_MAX_N and (
-        A.shape[-1] >= _INVERSE_ITERATION_MIN_N or A.numel() * A.shape[-1] >= _INVERSE_ITERATION_MIN_WORK
-    ):
-        return _eigh_selected_cpu(A, lower, ks)
     else:
         w, V = torch.linalg.eigh(A, UPLO=_uplo(lower))
     # .clone(): only the selected eigenvectors stay alive in the autograd graph, not all n of them.
     return _checks.select_last(w, ks).clone(), _checks.select_last(V, ks).clone()
 
 
-def _eigh_selected_cpu(A, lower, ks):
-    """Eigenvalues without vectors, then only the selected eigenvectors by inverse iteration.
-
-    A full eigh accumulates all n eigenvectors; eigvalsh plus one LU of (A - lambda I) and two solves is cheaper.
-    Inverse iteration is trusted only where lambda_k is well separated from its neighbours and the residual
-    ||A q - lambda q|| comes out small; the other matrices (clusters, exact ties) go through the full eigh. The
-    check is free on the CPU; on a GPU it would synchronize the host, which is why this path is CPU-only.
-    """
-    n = A.shape[-1]
-    eps = torch.finfo(A.dtype).eps
-    w = torch.linalg.eigvalsh(A, UPLO=_uplo(lower))
-    lam = _checks.select_last(w, ks)  # (..., m)
-    norm = w.abs().amax(-1, keepdim=True).clamp_min(torch.finfo(A.dtype).tiny)
-    inf = torch.full_like(w[..., :1], float("inf"))
-    gaps = torch.minimum(torch.cat([w[..., 1:] - w[..., :-1], inf], -1), torch.cat([inf, w[..., 1:] - w[..., :-1]], -1))
-    gap = _checks.select_last(gaps, ks)
-    tri = A.tril() if lower else A.triu()
-    S = tri + (tri.transpose(-1, -2).triu(1) if lower else tri.transpose(-1, -2).tril(-1))
-    S = S.unsqueeze(-3)  # (..., 1, n, n) against lam (..., m)
-    eye = torch.eye(n, dtype=A.dtype)
-    shift = lam + 4 * eps * norm  # a hair off lambda: LU never meets an exactly singular matrix
-    M = S - shift[..., None, None] * eye
-    LU, piv, _ = torch.linalg.lu_factor_ex(M)
-    g = torch.Generator().manual_seed(0)  # any start vector works unless orthogonal to q: a fixed random one
-    # a real (contiguous) right-hand side: LAPACK's batched solve writes into it
-    x = torch.randn(n, 1, generator=g, dtype=A.dtype).expand(M.shape[:-1] + (1,)).contiguous()
-    try:
-        # Out-of-range pivots were seen once, under a long benchmark (MKL: "Parameter 6 was incorrect on entry to
-        # SLASWP"), and never reproduced alone: never trust them; the residual check below catches any other
-        # damage, matrix by matrix.
-        if bool((piv < 1).any()) or bool((piv > n).any()):
-            raise RuntimeError("invalid LU pivots")
-        for _ in range(2):
-            x = torch.linalg.lu_solve(LU, piv, x)
-            x = x / torch.linalg.vector_norm(x, dim=-2, keepdim=True)
-    except RuntimeError:
-        w_all, V_all = torch.linalg.eigh(A, UPLO=_uplo(lower))
-        return _checks.select_last(w_all, ks).clone(), _checks.select_last(V_all, ks).clone()
-    q = x[..., 0]  # (..., m, n)
-    resid = torch.linalg.vector_norm((S @ x)[..., 0] - lam[..., None] * q, dim=-1)
-    good = (gap > 1e3 * eps * norm) & (resid <= 50 * n * eps * norm) & torch.isfinite(q).all(-1)
-    vecs = q.transpose(-1, -2)  # (..., n, m)
-    bad = ~good.all(-1)
-    if bool(bad.any()):
-        wb, Vb = torch.linalg.eigh(A[bad], UPLO=_uplo(lower))
-        vecs = vecs.clone()
-        vecs[bad] = _checks.select_last(Vb, ks)
-        lam = lam.clone()
-        lam[bad] = _checks.select_last(wb, ks)
-    return lam.contiguous(), vecs.contiguous()
-
-
 def _values_impl(A, k, lower, backend):
     if A.numel() == 0:
         return A.new_empty(A.shape[:-2] + (len(k),))
+    if backend == "numba":
+        return _numba_solve(A, k, lower, False)[0]
     A, ok = _sanitize(A, lower)
     vals = _checks.select_last(_eigvalsh(A, lower, backend), k).contiguous()
     if ok is not None:
@@ -145,6 +92,8 @@ def _eigh_impl(A, k, lower, backend):
     n = A.shape[-1]
     if A.numel() == 0:
         return A.new_empty(A.shape[:-2] + (len(k),)), A.new_empty(A.shape[:-2] + (n, len(k)))
+    if backend == "numba":
+        return _numba_solve(A, k, lower, True)
     A, ok = _sanitize(A, lower)
     vals, vecs = _eigh(A, lower, backend, k)
     if ok is not None:
@@ -205,14 +154,29 @@ class _KthEighEager(torch.autograd.Function):
         return DenseOuter.forward(None, Q, grad_vals), None, None, None
 
 
-def resolve_dense_backend(backend: str, device: torch.device) -> str:
+# Above this n the "auto" backend leaves the CPU to LAPACK: the compiled kernel's reduction is unblocked, and once
+# a matrix no longer fits the caches LAPACK's blocked one wins (measured on a 2-core CPU, see benchmarks/results).
+NUMBA_MAX_N = 256
+
+
+def resolve_dense_backend(backend: str, device: torch.device, n: int = 0) -> str:
     _checks.check_backend(backend, _checks.BACKENDS_DENSE)
     if backend == "torch":
         return "torch"
     if device.type != "cuda":
         if backend == "cupy":
             raise RuntimeError(f"backend='cupy' needs a CUDA tensor, got one on {device}")
-        return "torch"
+        from . import _dense_numba
+
+        if backend == "numba":
+            if device.type != "cpu":
+                raise RuntimeError(f"backend='numba' needs a CPU tensor, got one on {device}")
+            if not _dense_numba.AVAILABLE:
+                raise RuntimeError(f"backend='numba' is not usable: {_dense_numba.WHY}")
+            return "numba"
+        return "numba" if device.type == "cpu" and _dense_numba.AVAILABLE and n <= NUMBA_MAX_N else "torch"
+    if backend == "numba":
+        raise RuntimeError(f"backend='numba' needs a CPU tensor, got one on {device}")
     ok, why = cupy_status()
     if backend == "cupy" and not ok:
         raise RuntimeError(f"backend='cupy' is not usable: {why}")
@@ -229,9 +193,11 @@ def kth_eigvalsh(A: torch.Tensor, k, *, lower: bool = True, backend: str = "auto
         k: an int (negative counts from the largest, as Python indexing does) or a 1-D sequence/tensor of ints.
             Eigenvalues are numbered in ascending order.
         lower: read the lower (True) or upper (False) triangle.
-        backend: "torch" (torch.linalg, any device), "cupy" (CuPy's batched cuSOLVER on CUDA tensors, zero-copy
-            by DLPack, on PyTorch's current stream, no host sync), or "auto" (CuPy on CUDA tensors where it can
-            run, torch otherwise).
+        backend: "numba" (CPU: a compiled Householder reduction to tridiagonal form, then the tridiagonal kernel's
+            bisection and, for a gradient, only the selected eigenvectors; parallel over the batch), "torch"
+            (torch.linalg, any device), "cupy" (CuPy's batched cuSOLVER on CUDA tensors, zero-copy by DLPack, on
+            PyTorch's current stream, no host sync), or "auto" (numba on the CPU up to n = NUMBA_MAX_N, CuPy on
+            CUDA tensors where it can run, torch otherwise).
 
     Returns:
         (...) for an int k, (..., len(k)) for a sequence.
@@ -252,7 +218,7 @@ def kth_eigvalsh(A: torch.Tensor, k, *, lower: bool = True, backend: str = "auto
     if not isinstance(lower, bool):
         raise TypeError(f"lower must be a bool, got {type(lower).__name__}")
     ks, scalar = _checks.normalize_k(k, A.shape[-1])
-    resolved = resolve_dense_backend(backend, A.device)
+    resolved = resolve_dense_backend(backend, A.device, A.shape[-1])
     dtype = A.dtype
     work = A.to(_checks.compute_dtype(dtype))
     compiling = torch.compiler.is_compiling()
