@@ -20,7 +20,7 @@ import torch
 from . import kth_eigvalsh, kth_eigvalsh_tridiagonal, tridiagonal_to_dense
 from .dlpack import cupy_status
 from .linalg.tridiagonal import tridiagonal_backends
-from .timing import time_fn, time_interleaved
+from .timing import Timing, time_fn, time_interleaved
 
 SUITES = ("dense", "tridiagonal", "training")
 
@@ -93,7 +93,7 @@ def suite_dense(device, dtype, shapes, min_run_time):
     also the blog's CuPy function as the anchor."""
     out = []
     has_cupy = device.type == "cuda" and cupy_status()[0]
-    backends = ["torch"] + (["cupy"] if has_cupy else [])
+    backends = ["torch"] + (["cupy"] if has_cupy else []) + (["numba"] if device.type == "cpu" else [])
     for B, n in shapes:
         A = _sym(B, n, dtype, device)
         k = n // 2
@@ -113,11 +113,19 @@ def suite_dense(device, dtype, shapes, min_run_time):
         for be in backends:
             fwd[f"kth_eigvalsh[{be}]"] = lambda be=be: kth_eigvalsh(A, k, backend=be)
             fwdbwd[f"kth_eigvalsh[{be}] fwd+bwd"] = fb(lambda X, be=be: kth_eigvalsh(X, k, backend=be))
+        measured = {}
         for case, fns in (("forward", fwd), ("forward+backward", fwdbwd)):
             ts = time_interleaved(fns, min_run_time=min_run_time * len(fns))
+            measured.update(ts)
             base = ts[next(iter(fns))]
             out.append(_row("dense", case, (B, n), dtype, device, base))
             out += [_row("dense", case, (B, n), dtype, device, t, base) for label, t in ts.items() if t is not base]
+        for be in backends:  # what the gradient costs on top of the value
+            ratio = measured[f"kth_eigvalsh[{be}] fwd+bwd"].median / measured[f"kth_eigvalsh[{be}]"].median
+            t = Timing(label=f"kth_eigvalsh[{be}] (fwd+bwd) / fwd", median=ratio, iqr=0.0, repeats=1)
+            row = _row("dense", "backward cost", (B, n), dtype, device, t)
+            row["median_s"], row["overhead_ratio"] = None, ratio
+            out.append(row)
     return out
 
 
@@ -182,10 +190,11 @@ def suite_tridiagonal(device, dtype, shapes, min_run_time, scipy_max_batch=16384
     return out
 
 
-def suite_training(device, dim, epochs=2, data=None):
+def suite_training(device, dim, epochs=4, data=None):
     """Seconds per epoch of the blog's training settings (dense: batch 10; tridiagonal: batch 64) for each variant,
     and the eigen-overhead ratio: the epoch with the real op over the same epoch with the eigenvalue replaced by
-    trace / dim. The last of `epochs` epochs is timed (the first pays for compilation and caches)."""
+    trace / dim. The first of `epochs` epochs pays for compilation and caches and is dropped; the median and IQR
+    are over the others."""
     from . import train as train_mod
     from . import training
     from .data import prepare_housing
@@ -204,16 +213,19 @@ def suite_training(device, dim, epochs=2, data=None):
             model = train_mod.build_model(kind, num_features=data.num_features, dim=dim, backend=backend).to(device)
             evs = list(training.train_model_stream(model, data, n_epochs=epochs, batch_size=cfg["batch_size"],
                                                    lr=cfg["lr"], optimizer=cfg["optimizer"], device=device))
-            times[backend] = evs[-1]["seconds"]
-            from .timing import Timing
-
-            t = Timing(label=label, median=times[backend], iqr=0.0, repeats=1)
-            base = Timing(label=items[0][1], median=times["linalg"], iqr=0.0, repeats=1) if backend != "linalg" else None
+            secs = np.array([ev["seconds"] for ev in evs[1:]] or [evs[-1]["seconds"]])
+            q1, med, q3 = np.percentile(secs, [25, 50, 75])
+            times[backend] = float(med)
+            t = Timing(label=label, median=float(med), iqr=float(q3 - q1), repeats=len(secs))
+            base = None
+            if backend != "linalg":
+                base = Timing(label=items[0][1], median=times["linalg"], iqr=0.0, repeats=1)
             out.append(_row("training", f"{kind} epoch, dim {dim}", (len(data.X_train), dim), torch.float32, device, t, base))
-        ov = Timing(label=f"{kind} eigen-overhead ratio (eignotes / trace)", median=times["auto"] / times["trace"], iqr=0.0, repeats=1)
+        ratio = times["auto"] / times["trace"]
+        ov = Timing(label=f"{kind} eigen-overhead ratio (eignotes / trace)", median=ratio, iqr=0.0, repeats=1)
         row = _row("training", f"{kind} eigen-overhead", (len(data.X_train), dim), torch.float32, device, ov)
         row["median_s"] = None
-        row["overhead_ratio"] = times["auto"] / times["trace"]
+        row["overhead_ratio"] = ratio
         out.append(row)
     return out
 
@@ -265,7 +277,7 @@ def run(suites, *, quick: bool, device: torch.device, out_dir: Path, dtypes=None
         if "tridiagonal" in suites:
             rows += suite_tridiagonal(device, dtype, tri_shapes, mrt)
     if "training" in suites:
-        rows += suite_training(device, dim=5 if quick else 45, epochs=1 if quick else 2, data=_quick_data() if quick else None)
+        rows += suite_training(device, dim=5 if quick else 45, epochs=2 if quick else 5, data=_quick_data() if quick else None)
     now = _dt.datetime.now()
     meta = {
         "date": now.isoformat(timespec="seconds"),
