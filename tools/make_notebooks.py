@@ -518,7 +518,7 @@ from eignotes import data as hdata, plotting, train
 
 data = hdata.prepare_housing(seed=0)
 grid = pick(quick=[("tridiagonal", 3), ("tridiagonal", 5), ("dense", 3)],
-            cpu=[("tridiagonal", 15), ("tridiagonal", 45), ("tridiagonal", 100), ("dense", 15)],
+            cpu=[("tridiagonal", 15), ("tridiagonal", 45), ("tridiagonal", 100), ("dense", 15), ("dense", 45)],
             full=[("tridiagonal", 15), ("tridiagonal", 45), ("tridiagonal", 100), ("tridiagonal", 200),
                   ("dense", 15), ("dense", 45)])
 seeds = pick(quick=[0, 1], cpu=[0, 1, 2], full=[0, 1, 2])
