@@ -3,7 +3,7 @@
 - MultivariateSpectral: lambda_k(diag(mu) + sum_i x_i A_i), dense, A_i symmetric by construction.
 - TridiagonalSpectral: lambda_k(T(x)) with T's diagonal and off-diagonal affine in x.
 
-backend: "auto"/"torch"/"cupy" (dense) or "auto"/"numba"/"triton"/"torch" (tridiagonal) pick an eignotes kernel;
+backend: "auto"/"numba"/"torch"/"cupy" (dense) or "auto"/"numba"/"triton"/"torch" (tridiagonal) pick an eignotes kernel;
 "linalg" uses PyTorch's own torch.linalg.eigvalsh with its autograd, the blog's baseline, for side-by-side timing;
 "trace" replaces the eigenvalue by trace / dim, a trivial differentiable reduction of the same matrix, to measure
 how much of a training step the eigenvalue itself costs (never a model to use).
