@@ -2,7 +2,7 @@
 
 Every case is timed with eignotes.timing.time_fn (warm-up first, the device synchronized, median and IQR over
 repeats) next to its baseline in the same run; the ratio is baseline time / case time (above 1: faster).
-Results go to DIR/<date>_<device>.json and a markdown table beside it.
+Results go to DIR/<date>_<device>.json, with a markdown table and a plot of the ratios (.png) beside it.
 """
 from __future__ import annotations
 
@@ -303,6 +303,13 @@ def run(suites, *, quick: bool, device: torch.device, out_dir: Path, dtypes=None
     path = out_dir / f"{stem}.json"
     path.write_text(json.dumps({"meta": meta, "results": rows}, indent=1))
     (out_dir / f"{stem}.md").write_text(to_markdown(meta, rows))
+    import matplotlib.pyplot as plt
+
+    from .plotting import bench_ratios
+
+    fig = bench_ratios(rows, title=f"eignotes benchmark, {meta['device_name']}, {meta['date']}")
+    fig.savefig(out_dir / f"{stem}.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
     return path
 
 

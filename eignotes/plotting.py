@@ -209,3 +209,26 @@ def scaling(summary, *, title: str = "scaling with dim", name: str | None = None
     fig.tight_layout()
     save_figure(fig, name or title)
     return fig
+
+
+def bench_ratios(rows, *, title: str):
+    """Speed-up of every benchmark case over its baseline from the same run (log scale; right of 1 = faster).
+
+    rows: the dicts `eignotes.bench` writes (suite, case, shape, dtype, label, baseline, ratio); rows without a
+    baseline are left out. Returns the figure (the bench saves it beside its results file).
+    """
+    rows = [r for r in rows if r.get("ratio")]
+    fig, ax = plt.subplots(figsize=(9, 0.6 + 0.28 * max(len(rows), 1)))
+    labels = [f"{r['suite']} {r['case']} {tuple(r['shape'])} {r['dtype']}: {r['label']}" for r in rows]
+    ratios = [r["ratio"] for r in rows]
+    ax.barh(range(len(rows)), ratios, color=["tab:blue" if v >= 1 else "tab:red" for v in ratios])
+    ax.set_yticks(range(len(rows)), labels, fontsize=7)
+    ax.axvline(1.0, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("baseline time / case time (log scale; right of 1: faster than its baseline)")
+    for y, v in enumerate(ratios):
+        ax.text(v, y, f" {v:.3g}x", va="center", fontsize=7)
+    ax.invert_yaxis()
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

@@ -33,6 +33,7 @@ def test_bench_quick_writes_well_formed_results(tmp_path):
         assert r["median_s"] > 0 and r["iqr_s"] >= 0 and r["repeats"] >= 1
         assert (r["ratio"] is None) == (r["baseline"] is None)
     assert js.with_suffix(".md").read_text().startswith("# Benchmark")
+    assert js.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_bench_rejects_unknown_suite():
