@@ -12,7 +12,6 @@ import math
 import numpy as np
 
 try:
-    import numba
     from numba import njit, prange
 
     AVAILABLE, WHY = True, ""

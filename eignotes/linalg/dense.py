@@ -18,8 +18,9 @@ from __future__ import annotations
 import torch
 
 from ..dlpack import cupy_status
-from . import _checks
+from . import _checks, _dense_numba
 from ._grad import DenseOuter
+from .tridiagonal import _NITER, PIVMIN
 
 __all__ = ["kth_eigvalsh"]
 
@@ -59,9 +60,6 @@ def _eigvalsh(A, lower, backend):
 
 def _numba_solve(A, ks, lower, want_vectors):
     """The compiled CPU path (see _dense_numba): any batch shape; scaling and NaN marking happen inside."""
-    from . import _dense_numba
-    from .tridiagonal import _NITER, PIVMIN
-
     batch, n = A.shape[:-2], A.shape[-1]
     vals, vecs = _dense_numba.solve(A.reshape(-1, n, n), ks, lower, want_vectors, _NITER[A.dtype], PIVMIN)
     vals = vals.reshape(batch + (len(ks),))
@@ -172,8 +170,6 @@ def resolve_dense_backend(backend: str, device: torch.device, n: int = 0) -> str
     if device.type != "cuda":
         if backend == "cupy":
             raise RuntimeError(f"backend='cupy' needs a CUDA tensor, got one on {device}")
-        from . import _dense_numba
-
         if backend == "numba":
             if device.type != "cpu":
                 raise RuntimeError(f"backend='numba' needs a CPU tensor, got one on {device}")

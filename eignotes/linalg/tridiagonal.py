@@ -255,7 +255,6 @@ def sturm_count(diag: torch.Tensor, offdiag: torch.Tensor, x: torch.Tensor) -> t
     needs nothing more than this count: it is O(n) and never forms the matrix.
     """
     _check_pair(diag, offdiag)
-    n = diag.shape[-1]
     x = torch.as_tensor(x, dtype=diag.dtype, device=diag.device)
     batch = diag.shape[:-1]
     d, e = _flat(diag.detach(), offdiag.detach())
