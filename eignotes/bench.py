@@ -53,6 +53,11 @@ def _row(suite, case, shape, dtype, device, t, baseline=None):
     }
 
 
+def _cupy_usable(device: torch.device) -> bool:
+    """Whether the CuPy rows run: a CUDA device and a working CuPy (tests substitute a NumPy stand-in)."""
+    return device.type == "cuda" and cupy_status()[0]
+
+
 def warmup_eigvalsh(B: int, n: int, device: torch.device, dtype=torch.float32, min_run_time=0.5):
     """The blog's warm-up: full eigvalsh of a (B, n, n) batch with each library that can run here."""
     A = _sym(B, n, dtype, device)
@@ -61,7 +66,7 @@ def warmup_eigvalsh(B: int, n: int, device: torch.device, dtype=torch.float32, m
         fns = {"torch CPU": lambda: torch.linalg.eigvalsh(A), "NumPy CPU": lambda: np.linalg.eigvalsh(An)}
     else:
         fns = {"torch CUDA": lambda: torch.linalg.eigvalsh(A)}
-        if cupy_status()[0]:
+        if _cupy_usable(device):
             from .linalg import _cupy
 
             fns["CuPy (DLPack)"] = lambda: _cupy.eigvalsh(A, True)
@@ -92,7 +97,7 @@ def suite_dense(device, dtype, shapes, min_run_time):
     """kth_eigvalsh forward vs torch.linalg.eigvalsh; forward+backward vs torch.linalg.eigh autograd; on a GPU
     also the blog's CuPy function as the anchor."""
     out = []
-    has_cupy = device.type == "cuda" and cupy_status()[0]
+    has_cupy = _cupy_usable(device)
     backends = ["torch"] + (["cupy"] if has_cupy else []) + (["numba"] if device.type == "cpu" else [])
     for B, n in shapes:
         A = _sym(B, n, dtype, device)

@@ -1,4 +1,7 @@
-"""kth_eigvalsh against float64 NumPy; gradients, hard inputs and bad inputs, for every CPU backend."""
+"""kth_eigvalsh against float64 NumPy; gradients, hard inputs and bad inputs, for every backend's code path.
+
+"cupy" runs on CPU tensors here through a NumPy stand-in for CuPy (tests/cupy_stand_in.py): everything around the
+GPU solver is tested in CI; the solver itself on a GPU (test_cupy_matches_torch)."""
 import numpy as np
 import pytest
 import torch
@@ -8,12 +11,22 @@ from eignotes.dlpack import cupy_status
 from eignotes.linalg import _dense_numba
 from eignotes.linalg import dense as dense_mod
 
+import cupy_stand_in
 from conftest import random_symmetric
 
 CUPY_OK, CUPY_WHY = cupy_status()
 needs_cupy = pytest.mark.skipif(not CUPY_OK, reason=f"CuPy backend not usable here: {CUPY_WHY}")
 TOL = {torch.float32: 2e-5, torch.float64: 1e-12}  # relative to the spectral norm
-CPU_BACKENDS = ["torch", "numba"]  # numba: the compiled reduction + tridiagonal kernel; torch: torch.linalg
+# numba: the compiled reduction + tridiagonal kernel; torch: torch.linalg; cupy: its code path on the NumPy stand-in
+CPU_BACKENDS = ["torch", "numba", "cupy"]
+
+
+@pytest.fixture(autouse=True)
+def _cupy_on_numpy(request, monkeypatch):
+    """Tests parametrized with backend="cupy" run it on CPU tensors through the NumPy stand-in."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.params.get("backend") == "cupy":
+        cupy_stand_in.install(monkeypatch)
 
 
 def np_eigvalsh(A, lower=True):
@@ -172,8 +185,9 @@ def test_hard_inputs_gradient_is_unit_eigenvector(backend):
 
 
 def test_inference_path_computes_no_vectors(gen, monkeypatch):
-    """Without a gradient no eigenvector is formed (torch: no eigh; numba: no back-transform)."""
+    """Without a gradient no eigenvector is formed (torch: no eigh; numba: no back-transform; cupy: no eigh)."""
     A = random_symmetric((2,), 4, torch.float64, gen)
+    cupy_calls = cupy_stand_in.install(monkeypatch)
     called = []
     real_eigh = torch.linalg.eigh
     monkeypatch.setattr(torch.linalg, "eigh", lambda *a, **k: called.append("eigh") or real_eigh(*a, **k))
@@ -183,10 +197,11 @@ def test_inference_path_computes_no_vectors(gen, monkeypatch):
         eignotes.kth_eigvalsh(A, 1, backend=backend)
         with torch.no_grad():
             eignotes.kth_eigvalsh(A.clone().requires_grad_(), 1, backend=backend)
-    assert not called
+    assert not called and cupy_calls == ["eigvalsh"] * 2
     for backend in CPU_BACKENDS:
         eignotes.kth_eigvalsh(A.clone().requires_grad_(), 1, backend=backend)
     assert called == ["eigh", "back"], "the training path computes an eigenvector"
+    assert cupy_calls == ["eigvalsh"] * 2 + ["eigh"]
 
 
 def test_auto_backend_on_cpu(gen, monkeypatch):
@@ -341,3 +356,28 @@ def test_cupy_matches_torch(dtype, gen):
     B = A.detach().clone().requires_grad_()
     torch.linalg.eigvalsh(B)[:, 20].sum().backward()
     torch.testing.assert_close(A.grad, B.grad, atol=TOL[dtype] * 100, rtol=0)
+
+
+@pytest.mark.parametrize("backend", ["cupy"])
+@pytest.mark.parametrize("shape", [(), (3,), (2, 3)])
+def test_cupy_path_batching_and_dtypes(backend, shape, gen):
+    """A lone matrix goes to the batched solver as a batch of one and comes back in the input's shape and dtype."""
+    for dtype in (torch.float32, torch.float64):
+        A = random_symmetric(shape, 7, dtype, gen)
+        got = eignotes.kth_eigvalsh(A, [0, 6], backend=backend)
+        assert got.shape == shape + (2,) and got.dtype == dtype
+        np.testing.assert_allclose(got.double().numpy(), np_eigvalsh(A)[..., [0, 6]], atol=TOL[dtype] * 10)
+
+
+def test_blog_cupy_function_matches_eigh(gen, monkeypatch):
+    """The benchmark's anchor (the blog's CuPy function) gives torch.linalg.eigh's value and gradient."""
+    from eignotes.bench import BlogCupyKth
+
+    calls = cupy_stand_in.install(monkeypatch)
+    A = random_symmetric((4,), 9, torch.float64, gen).requires_grad_()
+    BlogCupyKth.apply(A, 4).sum().backward()
+    B = A.detach().clone().requires_grad_()
+    torch.linalg.eigh(B)[0][:, 4].sum().backward()
+    torch.testing.assert_close(A.grad, B.grad, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(BlogCupyKth.apply(A.detach(), 4).numpy(), np_eigvalsh(A)[:, 4], atol=1e-12)
+    assert calls == ["eigh", "eigvalsh"], "eigh (all vectors) when training, eigvalsh otherwise"

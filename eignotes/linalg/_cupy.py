@@ -13,7 +13,10 @@ from ..dlpack import _require_cupy, torch_stream
 
 def _batched(A: torch.Tensor):
     # cuSOLVER's batched path needs ndim > 2; a lone matrix gets a batch of one so both go the same way.
-    return A.contiguous() if A.ndim > 2 else A.contiguous().unsqueeze(0)
+    # detach(): DLPack refuses to export a tensor that requires grad, as the input of an autograd.Function's
+    # forward still does; the callers form the gradient themselves.
+    A = A.detach().contiguous()
+    return A if A.ndim > 2 else A.unsqueeze(0)
 
 
 def eigvalsh(A: torch.Tensor, lower: bool) -> torch.Tensor:
