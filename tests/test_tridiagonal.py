@@ -164,6 +164,31 @@ def test_gradient_at_repeated_eigenvalues_is_a_clarke_subgradient(backend, name)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("name,ks", [("split, repeated", [0, 1, 2]), ("blocks of ones", [0, 1]),
+                                     ("W21+", [19, 20]), ("W21+", [18, 19, 20, 20])])
+def test_several_k_in_one_cluster_give_the_projector(backend, dtype, name, ks):
+    """The gradient of a sum of eigenvalues over (part of) a cluster is built from orthonormal vectors: for a whole
+    cluster it is the projector P onto the eigenspace, and repeated k count twice (dd = diag P, de = 2 P_i,i+1)."""
+    d, e = CASES[name]
+    dev = dev_for(backend)
+    w, V = sl.eigh_tridiagonal(d, e)
+    dt = torch.tensor(d, dtype=dtype, device=dev, requires_grad=True)
+    et = torch.tensor(e, dtype=dtype, device=dev, requires_grad=True)
+    eignotes.kth_eigvalsh_tridiagonal(dt, et, ks, backend=backend).sum().backward()
+    uniq = sorted(set(ks))
+    cluster = np.abs(w[:, None] - w[uniq][None, :]).min(1) <= 1e-3 * np.abs(w).max()
+    if cluster.sum() == len(uniq):  # the requested k fill their cluster: the gradient is determined
+        P = sum(ks.count(k) * np.outer(V[:, k], V[:, k]) for k in uniq)
+        tol = 1e-10 if dtype == torch.float64 else 1e-4
+        np.testing.assert_allclose(dt.grad.double().cpu().numpy(), np.diag(P), atol=tol)
+        np.testing.assert_allclose(et.grad.double().cpu().numpy(), 2 * np.diag(P, 1), atol=tol)
+    _, Q = torch.ops.eignotes.kth_eigh_tridiagonal(dt.detach(), et.detach(), uniq, backend)
+    G = (Q.double() @ Q.double().mT).cpu().numpy()
+    np.testing.assert_allclose(G, np.eye(len(uniq)), atol=1e-10 if dtype == torch.float64 else 1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_nonfinite_matrix_gives_nan_only_for_itself(backend, bad, gen):
     dev = dev_for(backend)

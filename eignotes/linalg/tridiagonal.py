@@ -16,7 +16,7 @@ import functools
 
 import torch
 
-from . import _checks, _tri_numba, _tri_torch, _tri_triton
+from . import _checks, _clusters, _tri_numba, _tri_torch, _tri_triton
 from ._grad import TridiagonalOuter
 
 __all__ = ["kth_eigvalsh_tridiagonal", "tridiagonal_to_dense", "tridiagonal_backends", "sturm_count"]
@@ -94,7 +94,10 @@ def _prepare(d, e):
 def _solve(d, e, ks, backend, want_vectors):
     """Shared driver: (B, n), (B, n-1) in; (vals (B, m), vecs (B, m, n) or None) out, unscaled, NaN-marked."""
     if backend == "numba":  # scales and marks NaN inside the kernel
-        return _tri_numba.solve(d, e, ks, _NITER[d.dtype], PIVMIN, want_vectors)
+        vals, vecs = _tri_numba.solve(d, e, ks, _NITER[d.dtype], PIVMIN, want_vectors)
+        if vecs is not None:
+            vecs = _clusters.repair_tridiagonal(d.detach(), e.detach(), ks, vals, vecs)
+        return vals, vecs
     ds, es, scale, ok = _prepare(d, e)
     niter = _NITER[d.dtype]
     pivmin = PIVMIN
@@ -104,6 +107,7 @@ def _solve(d, e, ks, backend, want_vectors):
     vals = torch.where(ok[:, None], vals.to(d.device) * scale[:, None], nan)
     if vecs is not None:
         vecs = torch.where(ok[:, None, None], vecs.to(d.device), nan).contiguous()
+        vecs = _clusters.repair_tridiagonal(d.detach(), e.detach(), ks, vals, vecs)  # several k in one cluster
     return vals, vecs
 
 

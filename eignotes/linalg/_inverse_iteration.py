@@ -1,0 +1,96 @@
+"""Selected eigenvectors of dense symmetric matrices by batched inverse iteration, given their eigenvalues.
+
+The GPU training path: CuPy's batched solver gives all eigenvalues quickly, but asking it for eigenvectors too
+costs many times more (it forms all n of them). A gradient needs only the selected ones, and an accurate
+eigenvalue lambda_k turns inverse iteration into the cheapest way to get q_k: one LU factorization of
+A - lambda_k I per matrix (torch.linalg.lu_factor_ex, batched, no host synchronization) and three triangular
+solves (torch.linalg.lu_solve). The same PyTorch code runs on CPU tensors, which is how CI tests it.
+
+Numerical care, as in LAPACK's xSTEIN:
+- each matrix is scaled by a power of two so that its largest entry lies in [0.5, 1); nothing overflows or
+  underflows at 1e+-300 (float64) or 1e+-30 (float32);
+- A - lambda_k I is singular to working precision by design; pivots of U smaller than eps (of the scaled matrix)
+  are raised to eps, which perturbs the shift by at most that much and keeps every solve finite;
+- the start vectors are fixed, dense and generic (deterministic results), and each iterate is normalized;
+- vectors whose eigenvalues lie within 1e-3 of each other (scaled units) are orthogonalized against each other at
+  every step (Gram-Schmidt, twice), so that several k inside one cluster get orthonormal vectors, and the gradient
+  of their sum is the projector onto their span, as with a full eigendecomposition.
+
+Accuracy: the result q is a unit vector with residual ||A q - lambda_k q|| of a few eps * ||A||, i.e. an exact
+eigenvector of a nearby matrix, the same guarantee a full solver gives. Where lambda_k is repeated or clustered
+tighter than eps * ||A||, q is one unit vector of the cluster's span (an element of the Clarke subdifferential).
+"""
+from __future__ import annotations
+
+import torch
+
+from ._checks import select_last
+from ._clusters import CLUSTER_TOL
+
+ITERATIONS = 3
+
+
+def _symmetric(A: torch.Tensor, lower: bool) -> torch.Tensor:
+    """The symmetric matrix that the read triangle of A defines."""
+    T = A.tril() if lower else A.triu()
+    return T + T.mT - torch.diag_embed(A.diagonal(dim1=-2, dim2=-1))
+
+
+def _start_vectors(n: int, m: int, dtype, device) -> torch.Tensor:
+    """(m, n, 1) fixed, dense, generic unit vectors, formed on the device (no host-to-device copy)."""
+    i = torch.arange(n, dtype=dtype, device=device)
+    j = torch.arange(m, dtype=dtype, device=device)[:, None]
+    b = torch.sin(1.0 + 0.7548776662466927 * (i + 1) * (j + 1) + 0.5698402909980532 * j) + 0.25
+    return (b / torch.linalg.vector_norm(b, dim=-1, keepdim=True))[..., None]
+
+
+def _orthogonalize(x: torch.Tensor, lam: torch.Tensor, tol: float, b: torch.Tensor) -> torch.Tensor:
+    """x (B, m, n, 1) unit columns; make column j orthogonal to each earlier column of its cluster."""
+    cols, starts = list(x.unbind(1)), b.unbind(1)
+    for j in range(1, len(cols)):
+        for _ in range(2):  # twice is enough
+            for i in range(j):
+                close = ((lam[:, i] - lam[:, j]).abs() <= tol).to(x.dtype)[:, None, None]
+                cols[j] = cols[j] - close * (cols[i].mT @ cols[j]) * cols[i]
+        cols[j] = _normalize(cols[j], starts[j])
+    return torch.stack(cols, 1)
+
+
+def _normalize(x: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
+    """x / ||x|| along dim -2; the fallback where x vanished (a column the solve or Gram-Schmidt wiped out)."""
+    nrm = torch.linalg.vector_norm(x, dim=-2, keepdim=True)
+    ok = nrm > torch.finfo(x.dtype).tiny ** 0.5
+    return torch.where(ok, x / torch.where(ok, nrm, torch.ones_like(nrm)), fallback)
+
+
+def selected_eigenvectors(A: torch.Tensor, w: torch.Tensor, ks: list[int], lower: bool) -> torch.Tensor:
+    """A (..., n, n) finite symmetric (triangle `lower` read), w (..., n) its ascending eigenvalues, ks indices.
+
+    Returns (..., n, len(ks)) unit eigenvectors for w[..., ks]. Repeated entries of ks get the same vector.
+    """
+    batch, n = A.shape[:-2], A.shape[-1]
+    uniq = sorted(set(ks))
+    m = len(uniq)
+    S = _symmetric(A.detach().reshape(-1, n, n), lower)
+    lam = select_last(w.detach().reshape(-1, n), uniq)
+    # scale each matrix by a power of two: largest entry in [0.5, 1) (a zero matrix keeps scale 1)
+    _, expo = torch.frexp(S.abs().amax((-2, -1)))
+    scale = torch.ldexp(torch.ones_like(lam[:, 0]), expo)
+    S = S / scale[:, None, None]
+    lam = lam / scale[:, None]
+    eye = torch.eye(n, dtype=S.dtype, device=S.device)
+    M = S[:, None] - lam[..., None, None] * eye  # (B, m, n, n)
+    LU, piv, _ = torch.linalg.lu_factor_ex(M)
+    eps = torch.finfo(S.dtype).eps
+    d = LU.diagonal(dim1=-2, dim2=-1)
+    d.copy_(torch.where(d.abs() < eps, torch.where(d < 0, -eps, eps), d))
+    b = _start_vectors(n, m, S.dtype, S.device).expand(S.shape[0], m, n, 1)
+    x = b
+    for _ in range(ITERATIONS):
+        x = _normalize(torch.linalg.lu_solve(LU, piv, x), b)
+        if m > 1:
+            x = _orthogonalize(x, lam, CLUSTER_TOL, b)
+    Q = x[..., 0].mT  # (B, n, m)
+    if uniq != ks:
+        Q = select_last(Q, [uniq.index(k) for k in ks])
+    return Q.reshape(batch + (n, len(ks)))
