@@ -31,9 +31,11 @@ ITERATIONS = 3
 
 
 def _symmetric(A: torch.Tensor, lower: bool) -> torch.Tensor:
-    """The symmetric matrix that the read triangle of A defines."""
-    T = A.tril() if lower else A.triu()
-    return T + T.mT - torch.diag_embed(A.diagonal(dim1=-2, dim2=-1))
+    """The symmetric matrix that the read triangle of A defines (a new tensor, one pass)."""
+    n = A.shape[-1]
+    keep = torch.ones(n, n, dtype=torch.bool, device=A.device)
+    keep = keep.tril() if lower else keep.triu()
+    return torch.where(keep, A, A.mT)
 
 
 def _start_vectors(n: int, m: int, dtype, device) -> torch.Tensor:
@@ -76,10 +78,10 @@ def selected_eigenvectors(A: torch.Tensor, w: torch.Tensor, ks: list[int], lower
     # scale each matrix by a power of two: largest entry in [0.5, 1) (a zero matrix keeps scale 1)
     _, expo = torch.frexp(S.abs().amax((-2, -1)))
     scale = torch.ldexp(torch.ones_like(lam[:, 0]), expo)
-    S = S / scale[:, None, None]
+    S.div_(scale[:, None, None])
     lam = lam / scale[:, None]
-    eye = torch.eye(n, dtype=S.dtype, device=S.device)
-    M = S[:, None] - lam[..., None, None] * eye  # (B, m, n, n)
+    M = S[:, None] if m == 1 else S[:, None].expand(-1, m, -1, -1).clone()  # (B, m, n, n), S is our own copy
+    M.diagonal(dim1=-2, dim2=-1).sub_(lam[..., None])
     LU, piv, _ = torch.linalg.lu_factor_ex(M)
     eps = torch.finfo(S.dtype).eps
     d = LU.diagonal(dim1=-2, dim2=-1)
