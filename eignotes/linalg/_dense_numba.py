@@ -176,8 +176,8 @@ def solve(A, ks, lower, want_vectors, niter, pivmin):
     vals = (vals * scale[:, None]).astype(dt)  # in float64: the scale itself may not fit the input dtype
     if not want_vectors:
         return torch.from_numpy(vals), None
-    # several k in one cluster: orthonormal vectors of T (d, e scaled, as are the bisection values) before q = Q z
-    _clusters.repair_tridiagonal(torch.from_numpy(d), torch.from_numpy(e), list(ks),
-                                 torch.from_numpy(vals / scale[:, None]), torch.from_numpy(vecs))
+    if len(set(ks)) > 1:  # several k in one cluster: orthonormal vectors of T (d, e and the values scaled) first
+        _clusters.repair_tridiagonal(torch.from_numpy(d), torch.from_numpy(e), list(ks),
+                                     torch.from_numpy(vals / scale[:, None]), torch.from_numpy(vecs))
     _back_transform(refl, tau, vecs)
     return torch.from_numpy(vals), torch.from_numpy(vecs).transpose(-1, -2)
