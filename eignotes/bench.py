@@ -235,7 +235,76 @@ def suite_training(device, dim, epochs=4, data=None):
     return out
 
 
-def to_markdown(meta, rows) -> str:
+# The speed goals this project holds itself to, scored in every results file. Each names the shape, dtype and
+# device kind where it is measured; a run that lacks those rows says "not measured here" rather than guessing.
+GOAL_SHAPE = (500, 100)
+GOAL_DIM = 45
+
+
+def _dense_default_backend(device_type: str) -> str:
+    """The backend kth_eigvalsh picks by itself at the goal shape: what a user gets without asking."""
+    return "cupy" if device_type == "cuda" else "numba"
+
+
+def _find(rows, **want):
+    for r in rows:
+        if all((tuple(r[k]) if k == "shape" else r[k]) == v for k, v in want.items()):
+            return r
+    return None
+
+
+def goals(rows, device_type: str) -> list[dict]:
+    """Score the run against the speed goals. Returns dicts: goal, device, target, measured (str), met (bool or
+    None where the run has no figure for it, with `why`)."""
+    be = _dense_default_backend(device_type)
+    on_gpu = device_type == "cuda"
+    out = []
+
+    def add(goal, device, target, value, ok, fmt, why=""):
+        applies = device == "any" or (device == "GPU") == on_gpu
+        if not applies:
+            value, why = None, f"a {device} goal; this run is on {'a GPU' if on_gpu else 'the CPU'}"
+        elif value is None and not why:
+            why = "no such row in this run (quick mode or a suite left out)"
+        out.append({"goal": goal, "device": device, "target": target,
+                     "measured": fmt.format(value) if value is not None else None,
+                     "met": (bool(ok(value)) if value is not None else None), "why": why if value is None else ""})
+
+    shape, f32 = GOAL_SHAPE, "float32"
+    cost = _find(rows, suite="dense", case="backward cost", shape=shape, dtype=f32,
+                 label=f"kth_eigvalsh[{be}] (fwd+bwd) / fwd")
+    add(f"dense {shape} float32: forward+backward over forward-only", "GPU", "<= 3",
+        cost and cost["overhead_ratio"], lambda v: v <= 3, "{:.2f}")
+    ours = _find(rows, suite="dense", case="forward+backward", shape=shape, dtype=f32, label=f"kth_eigvalsh[{be}] fwd+bwd")
+    blog = _find(rows, suite="dense", case="forward+backward", shape=shape, dtype=f32, label="blog CuPy function fwd+bwd")
+    add(f"dense {shape} float32 forward+backward: speed-up over the blog's CuPy function", "GPU", ">= 10x",
+        blog["median_s"] / ours["median_s"] if (ours and blog) else None, lambda v: v >= 10, "{:.1f}x",
+        "" if not on_gpu or blog else "the blog's CuPy function did not run (CuPy not usable)")
+    add(f"dense {shape} float32 forward+backward: speed-up over torch.linalg autograd", "GPU", ">= 100x",
+        ours and ours["ratio"], lambda v: v >= 100, "{:.1f}x")
+    cpu_rows = [r for r in rows if r["suite"] == "dense" and r["case"] == "forward+backward"
+                and r["label"] == f"kth_eigvalsh[{be}] fwd+bwd" and r["ratio"]]
+    worst = min(cpu_rows, key=lambda r: r["ratio"]) if cpu_rows else None
+    add("dense forward+backward: speed-up over torch.linalg.eigh autograd, slowest of all shapes and dtypes run",
+        "CPU", "> 1x", worst and worst["ratio"], lambda v: v > 1,
+        "{:.1f}x" + (f" (at {tuple(worst['shape'])} {worst['dtype']})" if worst else ""))
+    for kind, limit in (("tridiagonal", 1.3), ("dense", 2.0)):
+        ov = _find(rows, suite="training", case=f"{kind} eigen-overhead")
+        ok_dim = ov is not None and ov["shape"][1] == GOAL_DIM
+        add(f"{kind} model, dim {GOAL_DIM}: eigen-overhead ratio (epoch with the eigenvalue / with trace / dim)",
+            "any", f"<= {limit}", ov["overhead_ratio"] if ok_dim else None, lambda v, lim=limit: v <= lim, "{:.2f}")
+    return out
+
+
+def goals_markdown(scored) -> list[str]:
+    lines = ["", "## Goals", "", "| goal | device | target | measured | met |", "|" + "---|" * 5]
+    for g in scored:
+        met = {True: "yes", False: "**no**", None: f"not measured here: {g['why']}"}[g["met"]]
+        lines.append(f"| {g['goal']} | {g['device']} | {g['target']} | {g['measured'] or ''} | {met} |")
+    return lines
+
+
+def to_markdown(meta, rows, scored=None) -> str:
     lines = [f"# Benchmark {meta['date']} on {meta['device_name']}", ""]
     lines += [f"- {k}: {v}" for k, v in meta.items() if k not in ("date",)]
     lines += ["", "ratio = baseline median / case median (above 1: the case is faster)", ""]
@@ -250,6 +319,8 @@ def to_markdown(meta, rows) -> str:
             f"| {r['suite']} | {r['case']} | {tuple(r['shape'])} | {r['dtype']} | {r['label']} | "
             f"{r['median_s'] * 1e3:.3f} | {r['iqr_s'] * 1e3:.3f} | {r['baseline'] or ''} | {ratio} |"
         )
+    if scored is not None:
+        lines += goals_markdown(scored)
     return "\n".join(lines) + "\n"
 
 
@@ -306,8 +377,9 @@ def run(suites, *, quick: bool, device: torch.device, out_dir: Path, dtypes=None
     slug = re.sub(r"[^A-Za-z0-9]+", "-", meta["device_name"]).strip("-").lower()
     stem = f"{now:%Y-%m-%d_%H%M}_{slug}{'_quick' if quick else ''}"
     path = out_dir / f"{stem}.json"
-    path.write_text(json.dumps({"meta": meta, "results": rows}, indent=1))
-    (out_dir / f"{stem}.md").write_text(to_markdown(meta, rows))
+    scored = goals(rows, device.type)
+    path.write_text(json.dumps({"meta": meta, "results": rows, "goals": scored}, indent=1))
+    (out_dir / f"{stem}.md").write_text(to_markdown(meta, rows, scored))
     import matplotlib.pyplot as plt
 
     from .plotting import bench_ratios

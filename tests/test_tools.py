@@ -33,7 +33,9 @@ def test_bench_quick_writes_well_formed_results(tmp_path):
             continue
         assert r["median_s"] > 0 and r["iqr_s"] >= 0 and r["repeats"] >= 1
         assert (r["ratio"] is None) == (r["baseline"] is None)
-    assert js.with_suffix(".md").read_text().startswith("# Benchmark")
+    md = js.with_suffix(".md").read_text()
+    assert md.startswith("# Benchmark") and "## Goals" in md
+    assert [g["met"] for g in data["goals"]].count(None) >= 3, "GPU goals and dim-45 goals are not scored in quick mode"
     assert js.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -72,3 +74,44 @@ def test_bench_dense_suite_gpu_rows_on_stand_in(monkeypatch):
                  ("backward cost", "kth_eigvalsh[cupy] (fwd+bwd) / fwd")]:
         assert want in labels, want
     assert all(r["ratio"] > 0 for r in rows if r["ratio"] is not None)
+
+
+def _dense_row(case, label, median=None, ratio=None, overhead=None, shape=(500, 100), dtype="float32"):
+    return {"suite": "dense", "case": case, "shape": list(shape), "dtype": dtype, "label": label,
+            "median_s": median, "ratio": ratio, "overhead_ratio": overhead}
+
+
+def _training_row(kind, ratio, dim=45):
+    return {"suite": "training", "case": f"{kind} eigen-overhead", "shape": [13600, dim], "dtype": "float32",
+            "label": "", "median_s": None, "ratio": None, "overhead_ratio": ratio}
+
+
+def test_goals_scored_from_rows_on_gpu():
+    rows = [
+        _dense_row("backward cost", "kth_eigvalsh[cupy] (fwd+bwd) / fwd", overhead=2.5),
+        _dense_row("forward+backward", "blog CuPy function fwd+bwd", median=0.081),
+        _dense_row("forward+backward", "kth_eigvalsh[cupy] fwd+bwd", median=0.0162, ratio=49.0),
+        _training_row("tridiagonal", 1.31), _training_row("dense", 1.9),
+    ]
+    by_target = {g["target"]: g for g in bench.goals(rows, "cuda")}
+    assert by_target["<= 3"]["met"] is True and by_target["<= 3"]["measured"] == "2.50"
+    assert by_target[">= 10x"]["met"] is False and by_target[">= 10x"]["measured"] == "5.0x"  # 81 / 16.2 ms
+    assert by_target[">= 100x"]["met"] is False
+    assert by_target["> 1x"]["met"] is None and "CPU goal" in by_target["> 1x"]["why"]
+    assert by_target["<= 1.3"]["met"] is False and by_target["<= 2.0"]["met"] is True
+    md = "\n".join(bench.goals_markdown(bench.goals(rows, "cuda")))
+    assert "**no**" in md and "not measured here" in md
+
+
+def test_goals_on_cpu_take_the_slowest_shape_and_ignore_other_dims():
+    rows = [
+        _dense_row("forward+backward", "kth_eigvalsh[numba] fwd+bwd", median=0.05, ratio=6.4),
+        _dense_row("forward+backward", "kth_eigvalsh[numba] fwd+bwd", median=0.05, ratio=0.9, shape=(8, 20)),
+        _dense_row("forward+backward", "kth_eigvalsh[torch] fwd+bwd", median=0.05, ratio=0.5),  # not the default
+        _training_row("dense", 1.2, dim=5),
+    ]
+    by_target = {g["target"]: g for g in bench.goals(rows, "cpu")}
+    cpu = by_target["> 1x"]
+    assert cpu["met"] is False and cpu["measured"].startswith("0.9x") and "(8, 20)" in cpu["measured"]
+    assert by_target["<= 2.0"]["met"] is None, "an overhead ratio at dim 5 does not score the dim-45 goal"
+    assert all(by_target[t]["met"] is None for t in ("<= 3", ">= 10x", ">= 100x"))
