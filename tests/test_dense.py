@@ -408,15 +408,34 @@ def test_blog_cupy_function_matches_eigh(gen, monkeypatch):
 
 
 @needs_cupy
-def test_cupy_training_path_does_not_synchronize(gen):
-    """Forward and backward of the GPU path (CuPy eigenvalues, inverse iteration, outer product) queue work only."""
-    A = random_symmetric((64,), 40, torch.float32, gen).cuda().requires_grad_()
-    eignotes.kth_eigvalsh(A, 20, backend="cupy").sum().backward()  # warm-up: CuPy's first calls set up handles
+@pytest.mark.parametrize("B,n", [(10, 45), (64, 40), (500, 100)])
+def test_cupy_training_path_does_not_synchronize(B, n, gen):
+    """Forward and backward of the GPU path (CuPy eigenvalues, inverse iteration, outer product) queue work only.
+
+    Two checks: PyTorch's sync debug mode (catches PyTorch's own syncs), and a busy GPU: with a long kernel queued
+    first, a call that queues only must return long before the GPU is done. The second also catches syncs inside
+    libraries PyTorch calls (MAGMA's batched LU calls cudaDeviceSynchronize, which the debug mode does not see;
+    batches of more than 16 matrices of n > 16 go there unless cuSOLVER is preferred)."""
+    import time
+
+    A = random_symmetric((B,), n, torch.float32, gen).cuda().requires_grad_()
+    eignotes.kth_eigvalsh(A, n // 2, backend="cupy").sum().backward()  # warm-up: CuPy's first calls set up handles
     torch.cuda.synchronize()
     A.grad = None
     torch.cuda.set_sync_debug_mode("error")
     try:
-        eignotes.kth_eigvalsh(A, 20, backend="cupy").sum().backward()
+        eignotes.kth_eigvalsh(A, n // 2, backend="cupy").sum().backward()
     finally:
         torch.cuda.set_sync_debug_mode(0)
+    assert torch.isfinite(A.grad).all()
+    A.grad = None
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    torch.cuda._sleep(2_000_000_000)  # about a second of GPU time at 1.5 to 2 GHz
+    eignotes.kth_eigvalsh(A, n // 2, backend="cupy").sum().backward()
+    queued = time.perf_counter() - t0
+    torch.cuda.synchronize()
+    done = time.perf_counter() - t0
+    assert done > 0.3, "the busy kernel was too short for this check"
+    assert queued < 0.5 * done, f"the call waited for the GPU: returned after {queued:.3f} s of {done:.3f} s"
     assert torch.isfinite(A.grad).all()
