@@ -136,3 +136,16 @@ def test_cuda_lu_runs_with_cusolver_preferred_and_restores(monkeypatch):
     with ii._no_magma(torch.device("cpu")):
         pass
     assert calls == [], "CPU work leaves the setting alone"
+
+
+def test_cuda_lu_without_cusolver_goes_on_with_the_default(monkeypatch):
+    def preferred(backend=None):
+        if backend == "cusolver":
+            raise RuntimeError("Cannot set preferred backend to cuSOLVER if PyTorch has not been compiled with cuSOLVER.")
+        return "default"
+
+    monkeypatch.setattr(ii.torch.backends.cuda, "preferred_linalg_library", preferred)
+    ran = []
+    with ii._no_magma(torch.device("cuda")):
+        ran.append(True)
+    assert ran == [True]

@@ -92,11 +92,16 @@ def _no_magma(device: torch.device):
         yield
         return
     previous = torch.backends.cuda.preferred_linalg_library()
-    torch.backends.cuda.preferred_linalg_library("cusolver")
+    try:
+        torch.backends.cuda.preferred_linalg_library("cusolver")
+        switched = True
+    except RuntimeError:  # a build without cuSOLVER: PyTorch's own choice is all there is
+        switched = False
     try:
         yield
     finally:
-        torch.backends.cuda.preferred_linalg_library(previous)
+        if switched:
+            torch.backends.cuda.preferred_linalg_library(previous)
 
 
 def selected_eigenvectors(A: torch.Tensor, w: torch.Tensor, ks: list[int], lower: bool) -> torch.Tensor:
