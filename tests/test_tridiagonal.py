@@ -294,3 +294,29 @@ def test_backends_agree_with_each_other(gen):
             continue
         got = eignotes.kth_eigvalsh_tridiagonal(d.to(dev_for(b)), e.to(dev_for(b)), [0, 5, 11], backend=b)
         torch.testing.assert_close(got.cpu(), ref, atol=1e-14, rtol=0)
+
+
+@pytest.mark.skipif(bool(AVAIL["numba"]), reason=f"numba backend not usable here: {AVAIL['numba']}")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n", [1, 2, 7, 45])
+def test_numba_gradient_factors_match_its_vectors(dtype, n, gen):
+    """The training path saves [q_i^2 | 2 q_i q_{i+1}] formed inside the kernel; they must be those of its q, with
+    NaN rows for a non-finite matrix, for batches that fill one block, several blocks and a short last block."""
+    from eignotes.linalg import _tri_numba
+
+    for B in (1, 33, 70):
+        d = torch.randn(B, n, dtype=dtype, generator=gen)
+        e = torch.randn(B, n - 1, dtype=dtype, generator=gen)
+        d[B // 2, 0] = float("nan")
+        for ks in ([n // 2], [0, n - 1]):
+            vals, Q, P = _tri_numba.solve(d, e, ks, tri._NITER[dtype], tri.PIVMIN, True, want_prods=True)
+            vals2, Q2, P2 = _tri_numba.solve(d, e, ks, tri._NITER[dtype], tri.PIVMIN, False, want_prods=True)
+            assert Q2 is None and P.shape == (B, len(ks), 2 * n - 1)
+            torch.testing.assert_close(vals2, vals, equal_nan=True, rtol=0, atol=0)
+            torch.testing.assert_close(P2, P, equal_nan=True, rtol=0, atol=0)
+            want = torch.cat([Q * Q, 2 * Q[..., :-1] * Q[..., 1:]], -1)
+            ok = torch.ones(B, dtype=torch.bool)
+            ok[B // 2] = False
+            torch.testing.assert_close(P[ok], want[ok], rtol=0, atol=4 * torch.finfo(dtype).eps)
+            assert torch.isnan(P[B // 2]).all() and torch.isnan(vals[B // 2]).all()
+            assert torch.isfinite(P[ok]).all()

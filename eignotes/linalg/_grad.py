@@ -56,3 +56,23 @@ class TridiagonalOuter(torch.autograd.Function):
         if Ge is not None:
             out = out + 2 * (Ge.unsqueeze(-2) * Q[..., :-1] * Q[..., 1:]).sum(-1)
         return None, out
+
+
+class TridiagonalFactors(torch.autograd.Function):
+    """grad = sum_k g_k P_k from the gradient factors P (..., m, 2n - 1) = [q_k^2 | 2 q_k[i] q_k[i+1]] and g (..., m).
+
+    The eager training path of the tridiagonal op: the kernel forms P along with q, so backward is one product."""
+
+    @staticmethod
+    def forward(ctx, P, g):
+        if ctx is not None:
+            ctx.save_for_backward(P)
+        gP = g.unsqueeze(-1) * P
+        return gP.squeeze(-2) if P.shape[-2] == 1 else gP.sum(-2)
+
+    @staticmethod
+    def backward(ctx, G):
+        if ctx.needs_input_grad[0]:
+            raise NotImplementedError(_DOUBLE_BACKWARD.format(op="kth_eigvalsh_tridiagonal"))
+        (P,) = ctx.saved_tensors
+        return None, (G.unsqueeze(-2) * P).sum(-1)

@@ -17,7 +17,7 @@ import functools
 import torch
 
 from . import _checks, _clusters, _tri_numba, _tri_torch, _tri_triton
-from ._grad import TridiagonalOuter
+from ._grad import TridiagonalFactors, TridiagonalOuter
 
 __all__ = ["kth_eigvalsh_tridiagonal", "tridiagonal_to_dense", "tridiagonal_backends", "sturm_count"]
 
@@ -94,7 +94,7 @@ def _prepare(d, e):
 def _solve(d, e, ks, backend, want_vectors):
     """Shared driver: (B, n), (B, n-1) in; (vals (B, m), vecs (B, m, n) or None) out, unscaled, NaN-marked."""
     if backend == "numba":  # scales and marks NaN inside the kernel
-        vals, vecs = _tri_numba.solve(d, e, ks, _NITER[d.dtype], PIVMIN, want_vectors)
+        vals, vecs, _ = _tri_numba.solve(d, e, ks, _NITER[d.dtype], PIVMIN, want_vectors)
         if vecs is not None:
             vecs = _clusters.repair_tridiagonal(d.detach(), e.detach(), ks, vals, vecs)
         return vals, vecs
@@ -169,26 +169,48 @@ def _backward(ctx, grad_vals, grad_vecs):
 _tri_eigh_op.register_autograd(_backward, setup_context=_setup_context)
 
 
+def _factors_impl(diag, offdiag, k, backend):
+    """Values (..., m) and gradient factors (..., m, 2n - 1) = [q^2 | 2 q_i q_{i+1}] of the selected eigenvectors.
+
+    The numba kernel forms the factors itself (a training step's usual case: one k); otherwise, and where several
+    k need the cluster repair of their vectors, they are formed from the vectors here."""
+    batch, n, m = diag.shape[:-1], diag.shape[-1], len(k)
+    if diag.numel() == 0:
+        return diag.new_empty(batch + (m,)), diag.new_empty(batch + (m, 2 * n - 1))
+    flat = diag.ndim == 2  # a training step's (batch, n): no reshapes (each costs a little, per step)
+    d, e = (diag, offdiag) if flat else _flat(diag, offdiag)
+    if backend == "numba" and (m == 1 or len(set(k)) == 1):
+        vals, _, P = _tri_numba.solve(d, e, k, _NITER[d.dtype], PIVMIN, False, want_prods=True)
+    else:
+        vals, Q = _solve(d, e, k, backend, want_vectors=True)
+        P = torch.cat([Q * Q, 2 * Q[..., :-1] * Q[..., 1:]], -1)
+    return (vals, P) if flat else (vals.reshape(batch + (m,)), P.reshape(batch + (m, 2 * n - 1)))
+
+
 class _TriEighEager(torch.autograd.Function):
-    """The training path outside torch.compile: the same kernels and formulas as the custom op, without its
-    dispatch machinery, which costs more than the kernel itself on a training step's small batch."""
+    """The training path outside torch.compile: the same kernels and formula as the custom op, without its
+    dispatch machinery, which costs more than the kernel itself on a training step's small batch. It saves the
+    gradient factors rather than the vectors, so that backward is a single product."""
 
     @staticmethod
     def forward(ctx, diag, offdiag, k, backend):
-        vals, vecs = _eigh_impl(diag, offdiag, k, backend)
-        ctx.save_for_backward(vecs)
+        vals, P = _factors_impl(diag, offdiag, k, backend)
+        ctx.n, ctx.single = diag.shape[-1], len(k) == 1
+        ctx.save_for_backward(P.squeeze(-2) if ctx.single else P)  # one k: backward is g (..., 1) * P (..., 2n - 1)
         return vals
 
     @staticmethod
     def backward(ctx, grad_vals):
-        (Q,) = ctx.saved_tensors
+        (P,) = ctx.saved_tensors
         if torch.is_grad_enabled():
-            # create_graph=True: go through TridiagonalOuter with Q marked as differentiable, so that a second
-            # backward through the eigenvector raises its clear error instead of returning a silent zero.
-            grad_d, grad_e = TridiagonalOuter.apply(Q.detach().requires_grad_(), grad_vals)
+            # create_graph=True: P marked as differentiable, so that a second backward through the eigenvector
+            # raises its clear error instead of returning a silent zero.
+            G = TridiagonalFactors.apply((P.unsqueeze(-2) if ctx.single else P).detach().requires_grad_(), grad_vals)
+        elif ctx.single:
+            G = grad_vals * P
         else:
-            grad_d, grad_e = TridiagonalOuter.forward(None, Q, grad_vals)
-        return grad_d, grad_e, None, None
+            G = TridiagonalFactors.forward(None, P, grad_vals)
+        return G[..., : ctx.n], G[..., ctx.n :], None, None
 
 
 def _check_pair(diag, offdiag):
@@ -237,12 +259,13 @@ def kth_eigvalsh_tridiagonal(diag: torch.Tensor, offdiag: torch.Tensor, k, *, ba
     resolved = (resolve_tridiagonal_backend if compiling else _resolve_cached)(backend, diag.device)
     dtype = diag.dtype
     cdtype = _checks.compute_dtype(dtype)
-    d, e = diag.to(cdtype), offdiag.to(cdtype)
+    d, e = (diag, offdiag) if cdtype == dtype else (diag.to(cdtype), offdiag.to(cdtype))
     if torch.is_grad_enabled() and (d.requires_grad or e.requires_grad):
         vals = _tri_eigh_op(d, e, ks, resolved)[0] if compiling else _TriEighEager.apply(d, e, ks, resolved)
     else:
         vals = _tri_values_op(d, e, ks, resolved) if compiling else _values_impl(d, e, ks, resolved)
-    vals = vals.to(dtype)
+    if cdtype != dtype:
+        vals = vals.to(dtype)
     return vals.squeeze(-1) if scalar else vals
 
 
