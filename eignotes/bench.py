@@ -93,7 +93,7 @@ class BlogCupyKth(torch.autograd.Function):
         return g[..., None, None] * q[..., :, None] * q[..., None, :], None
 
 
-def suite_dense(device, dtype, shapes, min_run_time):
+def suite_dense(device, dtype, shapes, min_run_time, slow_s=None):
     """kth_eigvalsh forward vs torch.linalg.eigvalsh; forward+backward vs torch.linalg.eigh autograd; on a GPU
     also the blog's CuPy function as the anchor."""
     out = []
@@ -120,7 +120,7 @@ def suite_dense(device, dtype, shapes, min_run_time):
             fwdbwd[f"kth_eigvalsh[{be}] fwd+bwd"] = fb(lambda X, be=be: kth_eigvalsh(X, k, backend=be))
         measured = {}
         for case, fns in (("forward", fwd), ("forward+backward", fwdbwd)):
-            ts = time_interleaved(fns, min_run_time=min_run_time * len(fns))
+            ts = time_interleaved(fns, min_run_time=min_run_time * len(fns), slow_s=slow_s)
             measured.update(ts)
             base = ts[next(iter(fns))]
             out.append(_row("dense", case, (B, n), dtype, device, base))
@@ -134,7 +134,7 @@ def suite_dense(device, dtype, shapes, min_run_time):
     return out
 
 
-def suite_tridiagonal(device, dtype, shapes, min_run_time, scipy_max_batch=16384):
+def suite_tridiagonal(device, dtype, shapes, min_run_time, scipy_max_batch=16384, slow_s=None):
     """kth_eigvalsh_tridiagonal forward+backward vs the dense op on the same matrices and vs SciPy per matrix."""
     import scipy.linalg as sl
 
@@ -174,7 +174,7 @@ def suite_tridiagonal(device, dtype, shapes, min_run_time, scipy_max_batch=16384
             fns[f"tridiagonal[{be}] fwd"] = lambda be=be: kth_eigvalsh_tridiagonal(d, e, k, backend=be)
         if device.type == "cuda":
             fns["trivial elementwise kernel (d * 2)"] = lambda: d * 2.0
-        ts = time_interleaved(fns, min_run_time=min_run_time * len(fns), rounds=3, warmup=1)
+        ts = time_interleaved(fns, min_run_time=min_run_time * len(fns), rounds=3, warmup=1, slow_s=slow_s)
         dense = ts["dense torch.linalg.eigh autograd"]
         sp = ts.get("scipy eigh_tridiagonal per matrix (with vector)")
         floor = ts.get("trivial elementwise kernel (d * 2)")
@@ -238,6 +238,8 @@ def suite_training(device, dim, epochs=4, data=None):
 # The speed goals this project holds itself to, scored in every results file. Each names the shape, dtype and
 # device kind where it is measured; a run that lacks those rows says "not measured here" rather than guessing.
 GOAL_SHAPE = (500, 100)
+# A callable slower than this per call (torch.linalg looping over 16384 matrices on a GPU) is timed once.
+DEFAULT_SLOW_S = 5.0
 GOAL_DIM = 45
 
 
@@ -333,7 +335,7 @@ def _quick_data():
 
 
 def run(suites, *, quick: bool, device: torch.device, out_dir: Path, dtypes=None, dense_shapes=None,
-        tri_shapes=None) -> Path:
+        tri_shapes=None, min_run_time=None, epochs=None, slow_s=DEFAULT_SLOW_S) -> Path:
     dense_shapes_arg, tri_shapes_arg = dense_shapes, tri_shapes  # overrides from the command line, if any
     if quick:
         dense_shapes, tri_shapes, mrt = [(8, 20)], [(64, 20)], 0.05
@@ -343,17 +345,19 @@ def run(suites, *, quick: bool, device: torch.device, out_dir: Path, dtypes=None
         if device.type == "cuda":
             tri_shapes += [(65536, 45), (65536, 100)]
         mrt = 1.0
+    mrt = mrt if min_run_time is None else min_run_time
+    epochs = epochs or (2 if quick else 5)
     dense_shapes = dense_shapes_arg or dense_shapes
     tri_shapes = tri_shapes_arg or tri_shapes
     dtypes = dtypes or [torch.float32]
     rows = []
     for dtype in dtypes:
         if "dense" in suites:
-            rows += suite_dense(device, dtype, dense_shapes, mrt)
+            rows += suite_dense(device, dtype, dense_shapes, mrt, slow_s=slow_s)
         if "tridiagonal" in suites:
-            rows += suite_tridiagonal(device, dtype, tri_shapes, mrt)
+            rows += suite_tridiagonal(device, dtype, tri_shapes, mrt, slow_s=slow_s)
     if "training" in suites:
-        rows += suite_training(device, dim=5 if quick else 45, epochs=2 if quick else 5, data=_quick_data() if quick else None)
+        rows += suite_training(device, dim=5 if quick else 45, epochs=epochs, data=_quick_data() if quick else None)
     now = _dt.datetime.now()
     meta = {
         "date": now.isoformat(timespec="seconds"),
@@ -364,6 +368,8 @@ def run(suites, *, quick: bool, device: torch.device, out_dir: Path, dtypes=None
         "platform": platform.platform(),
         "quick": quick,
         "suites": list(suites),
+        "min_run_time_s": mrt,
+        "slow_s": slow_s,
     }
     try:
         import numba
@@ -375,7 +381,8 @@ def run(suites, *, quick: bool, device: torch.device, out_dir: Path, dtypes=None
         meta["cupy"] = cupy_status()[1]
     out_dir.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", meta["device_name"]).strip("-").lower()
-    stem = f"{now:%Y-%m-%d_%H%M}_{slug}{'_quick' if quick else ''}"
+    part = "" if set(suites) == set(SUITES) else "_" + "-".join(suites)  # two partial runs in one minute stay apart
+    stem = f"{now:%Y-%m-%d_%H%M}_{slug}{part}{'_quick' if quick else ''}"
     path = out_dir / f"{stem}.json"
     scored = goals(rows, device.type)
     path.write_text(json.dumps({"meta": meta, "results": rows, "goals": scored}, indent=1))
@@ -399,7 +406,15 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="benchmarks/results", help="output folder")
     ap.add_argument("--dense-shapes", default=None, help="override, e.g. 500x100,1024x45")
     ap.add_argument("--tri-shapes", default=None, help="override, e.g. 1024x45,16384x100")
+    ap.add_argument("--min-run-time", type=float, default=None,
+                    help="seconds of timing per case and callable (default 1.0; 0.05 with --quick)")
+    ap.add_argument("--slow-s", type=float, default=DEFAULT_SLOW_S,
+                    help="a callable slower than this per call is timed once after its warm-up, not repeated")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="training suite: epochs per variant, the first dropped (default 5; 2 with --quick)")
     args = ap.parse_args(argv)
+    if args.epochs is not None and args.epochs < 2:
+        ap.error("--epochs must be at least 2 (the first epoch pays for compilation and is dropped)")
     suites = [s.strip() for s in args.suite.split(",") if s.strip()]
     bad = [s for s in suites if s not in SUITES]
     if bad:
@@ -408,7 +423,8 @@ def main(argv=None) -> int:
     dtypes = [getattr(torch, name.strip()) for name in args.dtype.split(",")]
     parse = lambda text: [tuple(int(v) for v in item.split("x")) for item in text.split(",")] if text else None  # noqa: E731
     path = run(suites, quick=args.quick, device=device, out_dir=Path(args.out), dtypes=dtypes,
-               dense_shapes=parse(args.dense_shapes), tri_shapes=parse(args.tri_shapes))
+               dense_shapes=parse(args.dense_shapes), tri_shapes=parse(args.tri_shapes),
+               min_run_time=args.min_run_time, epochs=args.epochs, slow_s=args.slow_s)
     print(path.with_suffix(".md").read_text())
     print(f"written: {path} and {path.with_suffix('.md')}")
     return 0

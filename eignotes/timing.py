@@ -1,6 +1,7 @@
 """Honest timing: warm up, synchronize the device, repeat, report median and interquartile range."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
@@ -33,18 +34,45 @@ def time_fn(fn, *, label: str = "", min_run_time: float = 0.5, warmup: int = 2) 
     return Timing(label=label, median=m.median, iqr=m.iqr, repeats=len(m.times))
 
 
-def time_interleaved(fns: dict, *, min_run_time: float = 0.5, rounds: int = 5, warmup: int = 2) -> dict:
-    """Time several callables in alternating rounds, so that a slow drift of the machine (another process, clock
-    changes) hits all of them alike; the ratios between them are then fair. Returns {label: Timing}.
-    """
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
+def _sync():
     if torch.cuda.is_available():
         torch.cuda.synchronize()
+
+
+def _timed_call(fn) -> float:
+    _sync()
+    t0 = time.perf_counter()
+    fn()
+    _sync()
+    return time.perf_counter() - t0
+
+
+def time_interleaved(fns: dict, *, min_run_time: float = 0.5, rounds: int = 5, warmup: int = 2,
+                     slow_s: float | None = None) -> dict:
+    """Time several callables in alternating rounds, so that a slow drift of the machine (another process, clock
+    changes) hits all of them alike; the ratios between them are then fair. Returns {label: Timing}.
+
+    slow_s: a callable whose second call (the first is lazy: compilation, handles) takes longer than this many
+    seconds is not repeated further; that second call is its one sample (repeats=1, IQR 0). This keeps a
+    baseline that loops over thousands of matrices from eating the run, and the report says how few samples it has.
+    """
     samples = {label: [] for label in fns}
+    slow = set()
+    for label, fn in fns.items():
+        fn()  # lazy first call, never timed
+        if slow_s is not None:
+            t = _timed_call(fn)
+            if t > slow_s:
+                slow.add(label)
+                samples[label].append(t)
+                continue
+        for _ in range(warmup - 1 - (slow_s is not None)):
+            fn()
+    _sync()
     for _ in range(rounds):
         for label, fn in fns.items():
+            if label in slow:
+                continue
             m = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()).blocked_autorange(
                 min_run_time=min_run_time / rounds
             )

@@ -1,11 +1,12 @@
 """The scale switch, the benchmark command (quick mode, well-formed output only) and the notebook runner."""
 import json
+import time
 
-import nbformat
 import torch
 import pytest
 
 from eignotes import bench, config, reproduce
+from eignotes.timing import time_interleaved
 
 
 def test_scale_switch(monkeypatch):
@@ -39,12 +40,43 @@ def test_bench_quick_writes_well_formed_results(tmp_path):
     assert js.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_slow_callables_are_timed_once_after_their_lazy_call():
+    calls = {"fast": 0, "slow": 0}
+
+    def fast():
+        calls["fast"] += 1
+
+    def slow():
+        calls["slow"] += 1
+        time.sleep(0.03)
+
+    ts = time_interleaved({"fast": fast, "slow": slow}, min_run_time=0.05, rounds=3, slow_s=0.01)
+    assert calls["slow"] == 2, "one lazy call, one timed call, nothing more"
+    assert ts["slow"].repeats == 1 and ts["slow"].iqr == 0 and 0.03 <= ts["slow"].median < 1.0
+    assert ts["fast"].repeats > 3 and calls["fast"] > 3 and ts["fast"].median < 0.01
+    plain = time_interleaved({"slow": slow}, min_run_time=0.05, rounds=2, warmup=2)
+    assert plain["slow"].repeats >= 2, "without slow_s every callable is repeated"
+
+
+def test_bench_options_reach_the_run(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(bench, "run", lambda suites, **kw: seen.update(kw, suites=suites) or (tmp_path / "x.json"))
+    (tmp_path / "x.md").write_text("table")
+    assert bench.main(["--suite", "training", "--epochs", "3", "--min-run-time", "0.2", "--slow-s", "2",
+                       "--dense-shapes", "500x100,1024x45", "--out", str(tmp_path)]) == 0
+    assert seen["suites"] == ["training"] and seen["epochs"] == 3 and seen["min_run_time"] == 0.2
+    assert seen["slow_s"] == 2.0 and seen["dense_shapes"] == [(500, 100), (1024, 45)]
+    with pytest.raises(SystemExit):
+        bench.main(["--suite", "training", "--epochs", "1"])
+
+
 def test_bench_rejects_unknown_suite():
     with pytest.raises(SystemExit):
         bench.main(["--suite", "nope"])
 
 
 def test_reproduce_runs_notebooks_and_collects_figures(tmp_path):
+    nbformat = pytest.importorskip("nbformat", reason="the notebook runner needs nbformat (installed by make setup)")
     src = tmp_path / "nbs"
     src.mkdir()
     nb = nbformat.v4.new_notebook()
