@@ -53,6 +53,13 @@ def _row(suite, case, shape, dtype, device, t, baseline=None):
     }
 
 
+def _progress(what, ts):
+    """One line per timed callable on stderr as soon as it is measured: a long run shows where it is, and a run
+    stopped part-way still leaves its figures in the log."""
+    for t in ts.values():
+        print(f"[bench] {what}: {t}", file=sys.stderr, flush=True)
+
+
 def _cupy_usable(device: torch.device) -> bool:
     """Whether the CuPy rows run: a CUDA device and a working CuPy (tests substitute a NumPy stand-in)."""
     return device.type == "cuda" and cupy_status()[0]
@@ -121,6 +128,7 @@ def suite_dense(device, dtype, shapes, min_run_time, slow_s=None):
         measured = {}
         for case, fns in (("forward", fwd), ("forward+backward", fwdbwd)):
             ts = time_interleaved(fns, min_run_time=min_run_time * len(fns), slow_s=slow_s)
+            _progress(f"dense {case} {(B, n)} {dtype}", ts)
             measured.update(ts)
             base = ts[next(iter(fns))]
             out.append(_row("dense", case, (B, n), dtype, device, base))
@@ -175,6 +183,7 @@ def suite_tridiagonal(device, dtype, shapes, min_run_time, scipy_max_batch=16384
         if device.type == "cuda":
             fns["trivial elementwise kernel (d * 2)"] = lambda: d * 2.0
         ts = time_interleaved(fns, min_run_time=min_run_time * len(fns), rounds=3, warmup=1, slow_s=slow_s)
+        _progress(f"tridiagonal {(B, n)} {dtype}", ts)
         dense = ts["dense torch.linalg.eigh autograd"]
         sp = ts.get("scipy eigh_tridiagonal per matrix (with vector)")
         floor = ts.get("trivial elementwise kernel (d * 2)")
@@ -221,6 +230,7 @@ def suite_training(device, dim, epochs=4, data=None):
             secs = np.array([ev["seconds"] for ev in evs[1:]] or [evs[-1]["seconds"]])
             q1, med, q3 = np.percentile(secs, [25, 50, 75])
             times[backend] = float(med)
+            print(f"[bench] {kind} training, dim {dim}: {label}: {med:.3f} s per epoch", file=sys.stderr, flush=True)
             t = Timing(label=label, median=float(med), iqr=float(q3 - q1), repeats=len(secs))
             base = None
             if backend != "linalg":
