@@ -193,15 +193,17 @@ class _TriEighEager(torch.autograd.Function):
     gradient factors rather than the vectors, so that backward is a single product."""
 
     @staticmethod
-    def forward(ctx, diag, offdiag, k, backend):
+    def forward(ctx, diag, offdiag, k, backend, scalar):
         vals, P = _factors_impl(diag, offdiag, k, backend)
-        ctx.n, ctx.single = diag.shape[-1], len(k) == 1
+        ctx.n, ctx.single, ctx.scalar = diag.shape[-1], len(k) == 1, scalar
         ctx.save_for_backward(P.squeeze(-2) if ctx.single else P)  # one k: backward is g (..., 1) * P (..., 2n - 1)
-        return vals
+        return vals.squeeze(-1) if scalar else vals  # squeezed here: no autograd node of its own, per step
 
     @staticmethod
     def backward(ctx, grad_vals):
         (P,) = ctx.saved_tensors
+        if ctx.scalar:
+            grad_vals = grad_vals.unsqueeze(-1)
         if torch.is_grad_enabled():
             # create_graph=True: P marked as differentiable, so that a second backward through the eigenvector
             # raises its clear error instead of returning a silent zero.
@@ -210,7 +212,7 @@ class _TriEighEager(torch.autograd.Function):
             G = grad_vals * P
         else:
             G = TridiagonalFactors.forward(None, P, grad_vals)
-        return G[..., : ctx.n], G[..., ctx.n :], None, None
+        return G[..., : ctx.n], G[..., ctx.n :], None, None, None
 
 
 def _check_pair(diag, offdiag):
@@ -261,7 +263,10 @@ def kth_eigvalsh_tridiagonal(diag: torch.Tensor, offdiag: torch.Tensor, k, *, ba
     cdtype = _checks.compute_dtype(dtype)
     d, e = (diag, offdiag) if cdtype == dtype else (diag.to(cdtype), offdiag.to(cdtype))
     if torch.is_grad_enabled() and (d.requires_grad or e.requires_grad):
-        vals = _tri_eigh_op(d, e, ks, resolved)[0] if compiling else _TriEighEager.apply(d, e, ks, resolved)
+        if not compiling:
+            vals = _TriEighEager.apply(d, e, ks, resolved, scalar)
+            return vals if cdtype == dtype else vals.to(dtype)
+        vals = _tri_eigh_op(d, e, ks, resolved)[0]
     else:
         vals = _tri_values_op(d, e, ks, resolved) if compiling else _values_impl(d, e, ks, resolved)
     if cdtype != dtype:
