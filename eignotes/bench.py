@@ -23,6 +23,8 @@ from .linalg.tridiagonal import tridiagonal_backends
 from .timing import Timing, time_fn, time_interleaved
 
 SUITES = ("dense", "tridiagonal", "training")
+# A callable slower than this per call (torch.linalg looping over 16384 matrices on a GPU) is timed once.
+DEFAULT_SLOW_S = 5.0
 
 
 def _sym(B, n, dtype, device, seed=0):
@@ -248,8 +250,6 @@ def suite_training(device, dim, epochs=4, data=None):
 # The speed goals this project holds itself to, scored in every results file. Each names the shape, dtype and
 # device kind where it is measured; a run that lacks those rows says "not measured here" rather than guessing.
 GOAL_SHAPE = (500, 100)
-# A callable slower than this per call (torch.linalg looping over 16384 matrices on a GPU) is timed once.
-DEFAULT_SLOW_S = 5.0
 GOAL_DIM = 45
 
 

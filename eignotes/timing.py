@@ -19,21 +19,6 @@ class Timing:
         return f"{self.label}: {self.median * 1e3:.3f} ms (IQR {self.iqr * 1e3:.3f} ms, n={self.repeats})"
 
 
-def time_fn(fn, *, label: str = "", min_run_time: float = 0.5, warmup: int = 2) -> Timing:
-    """Time fn() with torch.utils.benchmark.Timer, which synchronizes CUDA around each measurement.
-
-    The first (lazy: compilation, handle creation) calls run before timing starts.
-    """
-    for _ in range(warmup):
-        fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    m = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()).blocked_autorange(
-        min_run_time=min_run_time
-    )
-    return Timing(label=label, median=m.median, iqr=m.iqr, repeats=len(m.times))
-
-
 def _sync():
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -45,6 +30,20 @@ def _timed_call(fn) -> float:
     fn()
     _sync()
     return time.perf_counter() - t0
+
+
+def time_fn(fn, *, label: str = "", min_run_time: float = 0.5, warmup: int = 2) -> Timing:
+    """Time fn() with torch.utils.benchmark.Timer, which synchronizes CUDA around each measurement.
+
+    The first (lazy: compilation, handle creation) calls run before timing starts.
+    """
+    for _ in range(warmup):
+        fn()
+    _sync()
+    m = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()).blocked_autorange(
+        min_run_time=min_run_time
+    )
+    return Timing(label=label, median=m.median, iqr=m.iqr, repeats=len(m.times))
 
 
 def time_interleaved(fns: dict, *, min_run_time: float = 0.5, rounds: int = 5, warmup: int = 2,
@@ -60,13 +59,15 @@ def time_interleaved(fns: dict, *, min_run_time: float = 0.5, rounds: int = 5, w
     slow = set()
     for label, fn in fns.items():
         fn()  # lazy first call, never timed
+        left = warmup - 1
         if slow_s is not None:
-            t = _timed_call(fn)
+            t = _timed_call(fn)  # a warm-up call that also tells whether fn is slow
+            left -= 1
             if t > slow_s:
                 slow.add(label)
                 samples[label].append(t)
                 continue
-        for _ in range(warmup - 1 - (slow_s is not None)):
+        for _ in range(left):
             fn()
     _sync()
     for _ in range(rounds):
