@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.eignotes-installed
 
-.PHONY: setup reproduce test lab bench clean
+.PHONY: setup reproduce test lab bench sync clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ reproduce: $(STAMP)
 # Unit tests plus every notebook (nbmake) at the quick scale.
 test: $(STAMP)
 	EIGNOTES_SCALE=quick $(PY) -m pytest tests --nbmake notebooks -q -p no:cacheprovider
+
+# After editing a notebook (its .py source, or the .ipynb in Jupyter): rewrite the other file of the pair.
+sync: $(STAMP)
+	$(PY) tools/sync_notebooks.py
 
 lab: $(STAMP)
 	$(PY) -m pip install -q -e ".[lab]"

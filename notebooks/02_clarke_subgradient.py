@@ -1,0 +1,84 @@
+# %% [markdown]
+# # 02 · The gradient of an eigenvalue, and what happens at a kink
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/eignotes/eignotes/blob/main/notebooks/02_clarke_subgradient.ipynb)
+#
+# For a symmetric A with a *simple* k-th eigenvalue λ_k and unit eigenvector q_k,
+#
+# $$\frac{\partial \lambda_k}{\partial A} = q_k q_k^T .$$
+#
+# Where two eigenvalues meet, λ_k has a kink, like ReLU at 0. There the gradient does not exist, but the *Clarke
+# subdifferential* does: the convex hull of the limits of nearby gradients. For eigenvalues it contains q q^T for
+# every unit q in the eigenspace, so backpropagating q q^T is as legitimate as backpropagating 0 (or 1) through
+# ReLU at 0. This notebook checks both facts numerically.
+
+# %%
+# Setup: on Colab, install eignotes (Colab's own torch and CuPy stay as they are); elsewhere, nothing to do.
+import subprocess, sys
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/eignotes/eignotes"], check=True)
+
+import torch
+import eignotes
+from eignotes.config import pick, describe, device
+print(describe())
+
+# %% [markdown]
+# ## 1. A simple eigenvalue: autograd agrees with q q^T
+
+# %%
+gen = torch.Generator().manual_seed(0)
+X = torch.randn(5, 5, dtype=torch.float64, generator=gen)
+A = ((X + X.T) / 2).requires_grad_()
+k = 2
+eignotes.kth_eigvalsh(A, k).backward()
+w, V = torch.linalg.eigh(A.detach())
+q = V[:, k]
+print("eigenvalues:", [round(v, 3) for v in w.tolist()])
+print("max |dlambda/dA - q q^T| =", (A.grad - torch.outer(q, q)).abs().max().item())
+
+# %% [markdown]
+# ## 2. A repeated eigenvalue: the kink
+#
+# Take A = diag(1, 2, 2, 3): λ₁ = λ₂ = 2. Move along a symmetric direction B and follow every eigenvalue of
+# A + tB. The two branches through 2 cross at t = 0, and λ₁(t) (the smaller of them) bends there: a kink.
+# Computing all 201 points is one batched call.
+
+# %%
+A0 = torch.diag(torch.tensor([1.0, 2.0, 2.0, 3.0], dtype=torch.float64))
+Y = torch.randn(4, 4, dtype=torch.float64, generator=gen)
+Bdir = (Y + Y.T) / 2
+ts = torch.linspace(-1, 1, 201, dtype=torch.float64)
+curves = eignotes.kth_eigvalsh(A0 + ts[:, None, None] * Bdir, [0, 1, 2, 3])
+fig = eignotes.plotting.eigen_curves(ts, curves, highlight=1, title="lambda_j(A + tB), A with a double eigenvalue",
+                                     name="02_kink")
+
+# %% [markdown]
+# ## 3. One-sided slopes, and where q q^T lands
+#
+# At t = 0 the two branches leave 2 with slopes m₁ ≤ m₂, the eigenvalues of B restricted to the eigenspace
+# (E^T B E with E = [e₂, e₃]). λ₁ takes the smaller branch on the right and the larger on the left, so its right
+# derivative is m₁ and its left derivative m₂. The Clarke subdifferential in direction B is the interval [m₁, m₂].
+# The gradient eignotes returns is q q^T for a unit q of the eigenspace, whose slope along B, q^T B q, lies in
+# [m₁, m₂]: a valid subgradient, like any value in [0, 1] for ReLU at 0.
+
+# %%
+E = torch.eye(4, dtype=torch.float64)[:, 1:3]
+m1, m2 = torch.linalg.eigvalsh(E.T @ Bdir @ E).tolist()
+h = 1e-6
+lam1 = lambda t: eignotes.kth_eigvalsh(A0 + t * Bdir, 1).item()
+right, left = (lam1(h) - lam1(0.0)) / h, (lam1(0.0) - lam1(-h)) / h
+A = A0.clone().requires_grad_()
+eignotes.kth_eigvalsh(A, 1).backward()
+slope = (A.grad * Bdir).sum().item()
+print(f"eigenvalues of E^T B E:        m1 = {m1:+.6f}, m2 = {m2:+.6f}")
+print(f"finite differences:  right = {right:+.6f}, left = {left:+.6f}")
+print(f"<q q^T, B> from eignotes:      {slope:+.6f}  in [m1, m2]: {m1 - 1e-9 <= slope <= m2 + 1e-9}")
+evals = torch.linalg.eigvalsh(A.grad)
+print("gradient: rank one, trace one, PSD ->", [round(v, 6) for v in evals.tolist()])
+
+# %% [markdown]
+# ## Why this is enough for training
+#
+# Stochastic (sub)gradient methods need, at each step, *some* element of the subdifferential. Exact ties are rare
+# along a training path (they form a set of measure zero), and at a tie any unit q of the eigenspace gives a valid
+# step. That is why `kth_eigvalsh` saves one eigenvector per output and nothing more.

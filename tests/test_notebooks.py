@@ -1,0 +1,52 @@
+"""Each notebook is a pair: NN_name.py (the jupytext source people edit) and NN_name.ipynb (what Colab opens).
+The pair must hold the same cells, and the committed .ipynb must carry no outputs (`make sync` rewrites a pair)."""
+from pathlib import Path
+
+import nbformat
+import pytest
+
+jupytext = pytest.importorskip("jupytext", reason="jupytext is in the test extras (make setup installs it)")
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+IPYNBS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+SOURCES = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
+
+
+def _cells(nb):
+    return [(c.cell_type, c.source.strip()) for c in nb.cells]
+
+
+def test_every_notebook_has_exactly_one_source():
+    assert IPYNBS, "no notebooks found"
+    assert [p.stem for p in IPYNBS] == [p.stem for p in SOURCES], "each NN_name.ipynb needs NN_name.py and back"
+
+
+@pytest.mark.parametrize("ipynb", IPYNBS, ids=lambda p: p.stem)
+def test_pair_in_sync(ipynb):
+    src = jupytext.read(ipynb.with_suffix(".py"))
+    nb = nbformat.read(ipynb, as_version=4)
+    ours, theirs = _cells(src), _cells(nb)
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        assert a == b, f"cell {i} differs between {ipynb.stem}.py and .ipynb: run `make sync`"
+    assert len(ours) == len(theirs), f"{ipynb.stem}: {len(ours)} cells in .py, {len(theirs)} in .ipynb: `make sync`"
+
+
+@pytest.mark.parametrize("ipynb", IPYNBS, ids=lambda p: p.stem)
+def test_committed_notebook_has_no_outputs(ipynb):
+    nb = nbformat.read(ipynb, as_version=4)
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert not dirty, f"{ipynb.name}: cells {dirty} carry outputs; clear them (`make sync` does)"
+
+
+@pytest.mark.parametrize("ipynb", IPYNBS, ids=lambda p: p.stem)
+def test_colab_badge_names_its_own_notebook(ipynb):
+    nb = nbformat.read(ipynb, as_version=4)
+    assert f"notebooks/{ipynb.name})" in nb.cells[0].source, "the first cell's Colab badge opens this notebook"
+
+
+def test_sync_check_catches_an_edit(tmp_path):
+    """The check above is not vacuous: an edited source no longer matches its notebook."""
+    ipynb = IPYNBS[0]
+    src = jupytext.read(ipynb.with_suffix(".py"))
+    src.cells[-1].source += "\nprint('an edit')"
+    assert _cells(src) != _cells(nbformat.read(ipynb, as_version=4))
