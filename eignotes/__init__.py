@@ -4,7 +4,7 @@ import importlib
 from . import config, dlpack, timing
 from .linalg import kth_eigvalsh, kth_eigvalsh_tridiagonal, sturm_count, tridiagonal_backends, tridiagonal_to_dense
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
 __all__ = [
     "kth_eigvalsh",
     "kth_eigvalsh_tridiagonal",
@@ -15,12 +15,19 @@ __all__ = [
     "dlpack",
     "timing",
     "bench",
+    "experiments",
     "plotting",
+    "recipes",
+    "stream",
+    "suites",
+    "widgets",
 ]
 
+# Imported on first use: matplotlib, pandas, SciPy and ipywidgets load only when their helpers are needed.
+_LAZY = ("bench", "experiments", "plotting", "recipes", "stream", "suites", "widgets")
 
-def __getattr__(name):
-    # matplotlib and SciPy load only when the plotting or benchmark helpers are first used
-    if name in ("bench", "plotting"):
+
+def __getattr__(name: str):
+    if name in _LAZY:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'eignotes' has no attribute {name!r}")

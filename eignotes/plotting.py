@@ -1,21 +1,24 @@
-"""Figures for the notebooks. Every function returns the matplotlib Figure; `save_figure` also writes a PNG when
-EIGNOTES_FIGURES names a folder (the headless main job sets it)."""
+"""Figures for the notebooks. Every function returns the matplotlib Figure, and passes it to `save_figure`, which
+writes a PNG only where figures were asked for. Importing this module leaves matplotlib's backend as it is:
+headless runs choose theirs where they run (the notebook runner, the tests, MPLBACKEND).
+"""
 from __future__ import annotations
 
 import os
 import re
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-if not os.environ.get("DISPLAY") and "ipykernel" not in __import__("sys").modules:
-    matplotlib.use("Agg")  # headless scripts; Jupyter keeps its inline backend
-import matplotlib.pyplot as plt  # noqa: E402
+# The notebook runner (eignotes.reproduce) names its figures folder in this variable of each notebook kernel it
+# starts; nothing in this package sets it.
+FIGURES_ENV = "EIGNOTES_FIGURES"
 
 
-def save_figure(fig, name: str):
-    """Write fig to $EIGNOTES_FIGURES/name.png when that variable is set; return the path or None."""
-    folder = os.environ.get("EIGNOTES_FIGURES")
+def save_figure(fig, name: str, folder: str | os.PathLike | None = None) -> Path | None:
+    """Write fig to folder/name.png, the folder given here or else named by $EIGNOTES_FIGURES; with neither, write
+    nothing. Returns the path written, or None."""
+    folder = folder or os.environ.get(FIGURES_ENV)
     if not folder:
         return None
     Path(folder).mkdir(parents=True, exist_ok=True)
@@ -136,7 +139,7 @@ def plot_progress(events, *, max_step: int, feature_names=None, every: int = 1, 
         ax_err.clear()
         ax_err.plot(steps, [ev["train_rmse_dollars"] for ev in history], label="train")
         ax_err.plot(steps, [ev["val_rmse_dollars"] for ev in history], label="validation")
-        best = min(history, key=lambda ev: ev["val_rmse"])
+        best = min(history, key=lambda ev: ev["val_loss"])
         ax_err.axvline(best["step"], color="k", ls=":", lw=1)
         ax_err.set_xlim(1, max(max_step, 2))
         ax_err.set_xlabel("epoch")
@@ -171,7 +174,7 @@ def plot_progress(events, *, max_step: int, feature_names=None, every: int = 1, 
         raise ValueError("the stream yielded no events")
     note = ""
     if test_fn is not None:
-        best = history[-1] if "best_state" in history[-1] else min(history, key=lambda ev: ev["val_rmse"])
+        best = history[-1] if "best_state" in history[-1] else min(history, key=lambda ev: ev["val_loss"])
         note = f", its test \\${test_fn(best):,.0f}"
     draw(note)
     save_figure(fig, name or (title or "progress"))

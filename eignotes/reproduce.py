@@ -1,7 +1,8 @@
 """Run every notebook headless: `python -m eignotes.reproduce --out build`.
 
 Executed notebooks go to OUT/notebooks, their figures (PNG) to OUT/figures. The scale comes from EIGNOTES_SCALE
-(default: full with a CUDA GPU, cpu without one).
+(default: full with a CUDA GPU, cpu without one). Each notebook's kernel is told where figures go, and that no
+front end is attached (widgets draw one static figure), in its own environment.
 """
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ import time
 from pathlib import Path
 
 from . import config
+from .plotting import FIGURES_ENV
+
+# Read by eignotes.widgets: no front end is attached to a headless kernel, so the explorers draw a static figure.
+STATIC_WIDGETS_ENV = "EIGNOTES_STATIC_WIDGETS"
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="build", help="output folder (default: build)")
     ap.add_argument("--notebooks", default=None, help="folder of notebooks (default: the repository's notebooks/)")
@@ -28,7 +33,8 @@ def main(argv=None) -> int:
     out = Path(args.out).resolve()
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    os.environ["EIGNOTES_FIGURES"] = str(out / "figures")
+    # What the notebooks' kernels need to know travels in their own environment; this process's stays untouched.
+    kernel_env = {**os.environ, FIGURES_ENV: str(out / "figures"), STATIC_WIDGETS_ENV: "1"}
     books = sorted(src.glob("[0-9][0-9]_*.ipynb"))
     if not books:
         print(f"no notebooks found in {src}", file=sys.stderr)
@@ -39,7 +45,9 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         print(f"[{i}/{len(books)}] {path.name} ...", end=" ", flush=True)
         nb = nbformat.read(path, as_version=4)
-        NotebookClient(nb, timeout=args.timeout, kernel_name="python3", resources={"metadata": {"path": str(src)}}).execute()
+        client = NotebookClient(nb, timeout=args.timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(src)}})
+        client.execute(env=kernel_env)
         target = out / "notebooks" / path.name
         nbformat.write(nb, target)
         print(f"done in {time.perf_counter() - t0:.0f} s -> {target}", flush=True)

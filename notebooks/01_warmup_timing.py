@@ -38,7 +38,7 @@ print(f"{B} matrices of {n} x {n}, float32")
 # Both call LAPACK's symmetric eigensolver; PyTorch spreads the batch over threads.
 
 # %%
-cpu_rows = eignotes.bench.warmup_eigvalsh(B, n, torch.device("cpu"), min_run_time=run_time)
+cpu_rows = eignotes.experiments.warmup_eigvalsh(B, n, torch.device("cpu"), min_run_time=run_time)
 for t in cpu_rows:
     print(t)
 
@@ -52,7 +52,7 @@ for t in cpu_rows:
 # %%
 gpu_rows = []
 if torch.cuda.is_available():
-    gpu_rows = eignotes.bench.warmup_eigvalsh(B, n, torch.device("cuda"), min_run_time=run_time)
+    gpu_rows = eignotes.experiments.warmup_eigvalsh(B, n, torch.device("cuda"), min_run_time=run_time)
     for t in gpu_rows:
         print(t)
 else:
@@ -95,6 +95,6 @@ else:
 # %%
 ns = pick(quick=[8, 32, 33], cpu=[16, 24, 32, 33, 48, 64, 100], full=[16, 24, 32, 33, 48, 64, 100])
 dev = device()
-series = eignotes.bench.sweep_n(ns, B, dev, min_run_time=run_time / 2)
+series = eignotes.experiments.sweep_n(ns, B, dev, min_run_time=run_time / 2)
 fig = eignotes.plotting.line_sweep(series, x_label="n", title=f"eigvalsh of {B} matrices, {dev.type}", mark_x=32.5,
                                    name="01_sweep_n")

@@ -77,6 +77,17 @@ evals = torch.linalg.eigvalsh(A.grad)
 print("gradient: rank one, trace one, PSD ->", [round(v, 6) for v in evals.tolist()])
 
 # %% [markdown]
+# ## 4. Move t yourself
+#
+# Left: every eigenvalue of A + tB, the model's output λ₁ in red, the current t dotted. Right: the gradient
+# q qᵀ of λ₁ at that t, the matrix that backpropagation hands to the parameters. Slide t from left to right across
+# 0: the picture on the right does not drift, it *jumps*, because at the collision q switches from one branch's
+# eigenvector to the other's. (Running without a front end, as in the tests, this cell draws t = −0.25 only.)
+
+# %%
+eignotes.widgets.collision_explorer(A0, Bdir, k=1, ts=ts, t=-0.25)
+
+# %% [markdown]
 # ## Why this is enough for training
 #
 # Stochastic (sub)gradient methods need, at each step, *some* element of the subdifferential. Exact ties are rare

@@ -24,8 +24,8 @@ from eignotes.config import pick, describe, device
 print(describe())
 
 # %%
-from eignotes import data as hdata, training, plotting
-from eignotes.train import build_model, BLOG_DEFAULTS
+from eignotes import data as hdata, plotting, recipes
+from eignotes.stream import pipe, augment, validation, spectral_norms, keep_best, early_stop, restore_best, test_rmse
 
 data = hdata.prepare_housing(seed=0)
 print("rows (train, validation, test):", data.notes["rows"], "| features:", data.feature_names)
@@ -44,15 +44,10 @@ DIM_T = pick(quick=7, cpu=45, full=45)
 timing_data = data if pick(quick=False, cpu=True, full=True) else hdata.HousingData(
     data.X_train[:1000], data.y_train[:1000], data.X_val, data.y_val, data.X_test, data.y_test,
     data.feature_names, data.label_mean, data.label_scale)
-rows = []
-for kind, backend, label in [("dense", "linalg", "dense, torch.linalg"), ("dense", "auto", "dense, eignotes"),
-                             ("dense", "trace", "dense, trace only"), ("tridiagonal", "auto", "tridiagonal, eignotes"),
-                             ("tridiagonal", "trace", "tridiagonal, trace only")]:
-    cfg = BLOG_DEFAULTS[kind]
-    model = build_model(kind, num_features=data.num_features, dim=DIM_T, backend=backend).to(device())
-    evs = list(training.train_model_stream(model, timing_data, n_epochs=2, batch_size=cfg["batch_size"],
-                                           lr=cfg["lr"], optimizer=cfg["optimizer"], device=device()))
-    rows.append({"variant": label, "seconds per epoch": evs[-1]["seconds"]})  # 2nd epoch: warm
+variants = [("dense", "linalg", "dense, torch.linalg"), ("dense", "auto", "dense, eignotes"),
+            ("dense", "trace", "dense, trace only"), ("tridiagonal", "auto", "tridiagonal, eignotes"),
+            ("tridiagonal", "trace", "tridiagonal, trace only")]
+rows = eignotes.experiments.epoch_seconds(variants, timing_data, dim=DIM_T, epochs=2, device=device())  # 2nd epoch: warm
 timing = pd.DataFrame(rows).set_index("variant")
 timing["vs dense torch.linalg"] = timing.loc["dense, torch.linalg", "seconds per epoch"] / timing["seconds per epoch"]
 print(f"dim {DIM_T}, {len(timing_data.X_train)} training rows, {describe()}")
@@ -61,37 +56,40 @@ timing.round(3)
 # %% [markdown]
 # ## Training the dense model, live
 #
-# The training loop is a stream of per-epoch events passed through small generators: `add_spectral_norms` adds
-# ‖Aᵢ‖₂ per feature (each bounds how much the output can move when feature i moves, by Weyl's inequality),
-# `keep_best` keeps the weights of the best validation epoch, `early_stop` ends the run when validation stops
-# improving. `plot_progress` draws the stream as it flows.
+# The training loop is a stream of per-epoch events (plain dicts: `step`, `model`, `train_loss`, ...) passed
+# through small stages, composed left to right by `pipe`, as in the fitstream library: `augment(validation(data))`
+# adds the validation loss, `augment(spectral_norms)` adds ‖Aᵢ‖₂ per feature (each bounds how much the output can
+# move when feature i moves, by Weyl's inequality), `keep_best` keeps the weights of the best validation epoch,
+# `early_stop` ends the run when validation stops improving. `plot_progress` draws the stream as it flows.
+# `recipes.blog_recipe` holds the blog's settings (optimizer, learning rate, batch size, weight decay, schedule).
 
 # %%
 DIM = pick(quick=5, cpu=45, full=45)
 EPOCHS_DENSE = pick(quick=2, cpu=15, full=100)
-cfg = dict(BLOG_DEFAULTS["dense"], lr=5e-5 if DIM >= 45 else 1e-4)
-dense = build_model("dense", num_features=data.num_features, dim=DIM).to(device())
-stream = training.train_model_stream(dense, data, n_epochs=EPOCHS_DENSE, batch_size=cfg["batch_size"], lr=cfg["lr"],
-                                     optimizer="adamw", weight_decay=cfg["weight_decay"], device=device())
-stream = training.early_stop(training.keep_best(training.add_spectral_norms(stream)), patience=max(1, EPOCHS_DENSE // 10))
+recipe = recipes.blog_recipe("dense", DIM)
+print(recipe)
+dense = recipes.build_model("dense", num_features=data.num_features, dim=DIM).to(device())
+stream = pipe(recipes.epochs_stream(dense, data, recipe, epochs=EPOCHS_DENSE, device=device()),
+              augment(validation(data)), augment(spectral_norms), keep_best("val_loss"),
+              early_stop("val_loss", patience=recipes.patience_for(EPOCHS_DENSE)))
 dense_hist = plotting.plot_progress(stream, max_step=EPOCHS_DENSE, feature_names=data.feature_names,
                                     title=f"dense {DIM}x{DIM}", name="04_dense_progress",
-                                    test_fn=lambda ev: training.test_rmse(training.restore_best(dense, ev), data))
+                                    test_fn=lambda ev: test_rmse(restore_best(dense, ev), data))
 
 # %% [markdown]
 # ## Training the tridiagonal model, live (Adam, OneCycle schedule per epoch, as in the blog)
 
 # %%
 EPOCHS_TRI = pick(quick=3, cpu=100, full=300)
-cfg = BLOG_DEFAULTS["tridiagonal"]
-tri = build_model("tridiagonal", num_features=data.num_features, dim=DIM).to(device())
-stream = training.train_model_stream(tri, data, n_epochs=EPOCHS_TRI, batch_size=cfg["batch_size"], lr=cfg["lr"],
-                                     optimizer="adam", weight_decay=0.0, device=device(),
-                                     scheduler=training.one_cycle(lr=cfg["lr"], n_epochs=EPOCHS_TRI))
-stream = training.early_stop(training.keep_best(training.add_spectral_norms(stream)), patience=max(1, EPOCHS_TRI // 10))
+recipe = recipes.blog_recipe("tridiagonal", DIM)
+print(recipe)
+tri = recipes.build_model("tridiagonal", num_features=data.num_features, dim=DIM).to(device())
+stream = pipe(recipes.epochs_stream(tri, data, recipe, epochs=EPOCHS_TRI, device=device()),
+              augment(validation(data)), augment(spectral_norms), keep_best("val_loss"),
+              early_stop("val_loss", patience=recipes.patience_for(EPOCHS_TRI)))
 tri_hist = plotting.plot_progress(stream, max_step=EPOCHS_TRI, feature_names=data.feature_names,
                                   title=f"tridiagonal {DIM}", name="04_tridiagonal_progress",
-                                  test_fn=lambda ev: training.test_rmse(training.restore_best(tri, ev), data))
+                                  test_fn=lambda ev: test_rmse(restore_best(tri, ev), data))
 
 # %% [markdown]
 # ## Results next to the blog's
@@ -105,8 +103,8 @@ ours = []
 for name, model, hist in [(f"dense {DIM}x{DIM}", dense, dense_hist), (f"tridiagonal {DIM}", tri, tri_hist)]:
     last = hist[-1]
     ours.append({"model": name, "epochs run": last["step"], "selected epoch": last["best_step"],
-                 "validation RMSE ($)": round(data.dollars(last["best_val_rmse"])),
-                 "test RMSE ($)": round(training.test_rmse(training.restore_best(model, last), data))})
+                 "validation RMSE ($)": round(data.dollars(last["best_val_loss"] ** 0.5)),
+                 "test RMSE ($)": round(test_rmse(restore_best(model, last), data))})
 blog = pd.DataFrame([
     {"model": "dense 30x30", "blog test RMSE ($, min over epochs)": 54208},
     {"model": "dense 45x45", "blog test RMSE ($, min over epochs)": 53768},

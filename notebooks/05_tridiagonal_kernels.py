@@ -39,6 +39,17 @@ fig = eignotes.plotting.sturm_staircase(xs, counts, lams, title="Sturm count of 
                                         name="05_sturm")
 
 # %% [markdown]
+# ## Bisection, one step at a time
+#
+# The count alone finds any eigenvalue: λ_k is where the staircase steps from k to k + 1. Start with the
+# Gershgorin interval, count at its midpoint, and keep the half that still holds that step. Slide through the
+# steps: the shaded bracket halves each time (right, on a log scale) and reaches float32's resolution after about
+# 25 steps. (Without a front end, as in the tests, this cell draws step 3 only.)
+
+# %%
+eignotes.widgets.bisection_explorer(d, e, k=2)
+
+# %% [markdown]
 # ## 2. Bisection, 3. the eigenvector, 4. the gradient
 #
 # **Bisection**: start from the Gershgorin interval, which holds every eigenvalue; halve it, keeping the half where
@@ -88,7 +99,7 @@ print("largest gradient difference:", (ours.grad - ref.grad).abs().max().item())
 
 # %%
 import pandas as pd
-table = pd.DataFrame(eignotes.bench.tridiagonal_accuracy(device=device())).set_index("case")
+table = pd.DataFrame(eignotes.experiments.tridiagonal_accuracy(device=device())).set_index("case")
 table.round(2)
 
 # %% [markdown]
@@ -100,7 +111,7 @@ table.round(2)
 # %%
 ns = pick(quick=[8, 16], cpu=[15, 45, 100, 200], full=[15, 45, 100, 200])
 Bs = pick(quick=[16, 64], cpu=[64, 256, 1024], full=[1024, 16384, 65536])
-speed = eignotes.bench.tridiagonal_speed(ns, Bs, device(), min_run_time=pick(quick=0.02, cpu=0.2, full=0.3))
+speed = eignotes.experiments.tridiagonal_speed(ns, Bs, device(), min_run_time=pick(quick=0.02, cpu=0.2, full=0.3))
 fig1 = eignotes.plotting.line_sweep(speed["vs n"], x_label="n", title=f"fwd+bwd, batch {max(Bs)}, {device().type}",
                                     name="05_speed_vs_n")
 fig2 = eignotes.plotting.line_sweep(speed["vs B"], x_label="batch size", logx=True,

@@ -19,7 +19,8 @@ from eignotes.config import pick, describe, device
 print(describe())
 
 # %%
-from eignotes import data as hdata, plotting, train
+from eignotes import data as hdata, plotting
+from eignotes.experiments import scaling_study, summarize_study
 
 data = hdata.prepare_housing(seed=0)
 grid = pick(quick=[("tridiagonal", 3), ("tridiagonal", 5), ("dense", 3)],
@@ -42,11 +43,11 @@ print(f"{len(grid) * len(seeds)} runs; epochs per run at most {epochs}")
 
 # %%
 train_on = torch.device("cpu")  # faster than a GPU for these batch sizes; device() would pick the GPU
-runs = train.scaling_study(grid, seeds=seeds, epochs=epochs, data=data, device=train_on)
+runs = scaling_study(grid, seeds=seeds, epochs=epochs, data=data, device=train_on)
 runs.round(1)
 
 # %%
-summary = train.summarize_study(runs)
+summary = summarize_study(runs)
 refs = {"blog, smoothed dim 15: $52,950": 52950, "blog, tridiagonal 45: $53,592": 53592, "XGBoost: $48,024": 48024}
 fig = plotting.scaling(summary, title="test RMSE and time per epoch against dim", name="06_scaling", references=refs)
 summary.round(1)

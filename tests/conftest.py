@@ -11,9 +11,15 @@ except Exception:  # pragma: no cover
 if not _cuda:
     # Inherited by nbmake's notebook kernels too; the notebooks' helpers leave interpreted Triton out by design.
     os.environ.setdefault("TRITON_INTERPRET", "1")
+# Inherited by the notebook kernels that nbmake starts: the explorers (eignotes.widgets) draw a static figure there.
+os.environ.setdefault("EIGNOTES_STATIC_WIDGETS", "1")
 
+import matplotlib  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
+# The tests draw figures without a screen: they pick their backend here (the package never picks one for them).
+matplotlib.use("Agg")
 
 
 @pytest.fixture

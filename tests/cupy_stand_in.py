@@ -12,7 +12,7 @@ import types
 
 import numpy as np
 
-from eignotes import bench
+from eignotes import experiments
 from eignotes.linalg import _cupy
 from eignotes.linalg import dense as dense_mod
 
@@ -47,5 +47,5 @@ def install(monkeypatch) -> list[str]:
     real = dense_mod.resolve_dense_backend
     monkeypatch.setattr(dense_mod, "resolve_dense_backend",
                         lambda backend, device, n=0: "cupy" if backend == "cupy" else real(backend, device, n))
-    monkeypatch.setattr(bench, "_cupy_usable", lambda device: True)
+    monkeypatch.setattr(experiments, "cupy_usable", lambda device: True)
     return calls

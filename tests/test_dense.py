@@ -395,7 +395,7 @@ def test_cupy_path_batching_and_dtypes(backend, shape, gen):
 
 def test_blog_cupy_function_matches_eigh(gen, monkeypatch):
     """The benchmark's anchor (the blog's CuPy function) gives torch.linalg.eigh's value and gradient."""
-    from eignotes.bench import BlogCupyKth
+    from eignotes.suites import BlogCupyKth
 
     calls = cupy_stand_in.install(monkeypatch)
     A = random_symmetric((4,), 9, torch.float64, gen).requires_grad_()

@@ -1,4 +1,5 @@
-"""Models (shapes, symmetry, Weyl bound, agreement), the training stream and its pieces, plot_progress, the CLI."""
+"""Models (shapes, symmetry, Weyl bound, agreement), the recipes, plot_progress and the training CLI. The stream
+and its stages have tests of their own (test_stream.py)."""
 import json
 
 import pytest
@@ -6,7 +7,8 @@ import torch
 
 from eignotes import data as D
 from eignotes import models as M
-from eignotes import plotting, train, training
+from eignotes import plotting, recipes, train
+from eignotes import stream as st
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,7 @@ def test_dense_model_symmetric_and_matches_linalg(gen):
 
 @pytest.mark.parametrize("kind", ["dense", "tridiagonal"])
 def test_gradients_reach_every_parameter(kind, gen):
-    m = train.build_model(kind, num_features=3, dim=5, seed=1)
+    m = recipes.build_model(kind, num_features=3, dim=5, seed=1)
     m(torch.randn(8, 3, generator=gen)).square().sum().backward()
     for name, p in m.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
@@ -84,7 +86,7 @@ def test_dense_and_tridiagonal_models_agree(gen):
 
 @pytest.mark.parametrize("kind", ["dense", "tridiagonal"])
 def test_weyl_bound_holds(kind, gen):
-    m = train.build_model(kind, num_features=5, dim=7, seed=2).double()
+    m = recipes.build_model(kind, num_features=5, dim=7, seed=2).double()
     norms = M.feature_norms(m).detach()
     x = torch.randn(200, 5, generator=gen, dtype=torch.float64)
     eps = torch.randn(200, 5, generator=gen, dtype=torch.float64) * 0.3
@@ -96,7 +98,7 @@ def test_weyl_bound_holds(kind, gen):
 
 
 def test_wrong_feature_count(gen):
-    m = train.build_model("tridiagonal", num_features=3, dim=4)
+    m = recipes.build_model("tridiagonal", num_features=3, dim=4)
     with pytest.raises(ValueError, match="shape"):
         m(torch.randn(2, 5))
     with pytest.raises(ValueError, match="out of range"):
@@ -105,8 +107,10 @@ def test_wrong_feature_count(gen):
 
 def test_training_lowers_validation_error_and_is_reproducible(small):
     def run():
-        m = train.build_model("tridiagonal", num_features=8, dim=5, seed=0)
-        return [ev["val_rmse"] for ev in training.train_model_stream(m, small, n_epochs=6, batch_size=32, lr=1e-2, seed=3)]
+        m = recipes.build_model("tridiagonal", num_features=8, dim=5, seed=0)
+        events = st.pipe(st.train_epochs(m, small, n_epochs=6, batch_size=32, lr=1e-2, seed=3),
+                         st.augment(st.validation(small)))
+        return [ev["val_loss"] for ev in events]
 
     a, b = run(), run()
     assert a == b, "same seed, same stream"
@@ -114,30 +118,28 @@ def test_training_lowers_validation_error_and_is_reproducible(small):
 
 
 def test_training_refuses_feature_mismatch(small):
-    m = train.build_model("dense", num_features=3, dim=4)
+    m = recipes.build_model("dense", num_features=3, dim=4)
     with pytest.raises(ValueError, match="features"):
-        next(training.train_model_stream(m, small, n_epochs=1, batch_size=8, lr=1e-3))
+        st.train_epochs(m, small, n_epochs=1, batch_size=8, lr=1e-3)
 
 
-def test_early_stop_keep_best_take_collect():
-    vals = [5.0, 4.0, 4.5, 4.2, 4.1, 3.9]
-    model = torch.nn.Linear(1, 1)
-    events = ({"step": i + 1, "val_rmse": v, "model": model} for i, v in enumerate(vals))
-    out = list(training.early_stop(training.keep_best(events), patience=3))
-    assert [ev["step"] for ev in out] == [1, 2, 3, 4, 5] and out[-1]["stopped_early"]
-    assert out[-1]["best_step"] == 2 and out[-1]["best_val_rmse"] == 4.0
-    assert len(list(training.take(iter(out), 2))) == 2
-    df = training.collect(iter(out))
-    assert list(df["step"]) == [1, 2, 3, 4, 5] and df.attrs["last"]["best_step"] == 2
+def test_blog_recipes():
+    assert recipes.blog_recipe("dense", 30).lr == 1e-4 and recipes.blog_recipe("dense", 45).lr == 5e-5
+    tri = recipes.blog_recipe("tridiagonal", 45)
+    assert (tri.lr, tri.batch_size, tri.optimizer, tri.schedule) == (5e-3, 64, "adam", "one_cycle")
+    assert recipes.blog_recipe("dense", 5).weight_decay == 0.01 and recipes.patience_for(500) == 50
+    assert recipes.patience_for(3) == 1 and tri.replace(lr=None, batch_size=8).batch_size == 8
+    with pytest.raises(ValueError, match="model must be"):
+        recipes.blog_recipe("sparse", 5)
 
 
 def test_plot_progress_headless(small, tmp_path, monkeypatch):
     monkeypatch.setenv("EIGNOTES_FIGURES", str(tmp_path))
-    m = train.build_model("tridiagonal", num_features=8, dim=4, seed=0)
-    stream = training.keep_best(training.add_spectral_norms(
-        training.train_model_stream(m, small, n_epochs=3, batch_size=64, lr=1e-2)))
+    m = recipes.build_model("tridiagonal", num_features=8, dim=4, seed=0)
+    stream = st.pipe(st.train_epochs(m, small, n_epochs=3, batch_size=64, lr=1e-2), st.augment(st.validation(small)),
+                     st.augment(st.spectral_norms), st.keep_best("val_loss"))
     hist = plotting.plot_progress(stream, max_step=3, feature_names=small.feature_names, name="progress_test",
-                                  test_fn=lambda ev: training.test_rmse(training.restore_best(m, ev), small),
+                                  test_fn=lambda ev: st.test_rmse(st.restore_best(m, ev), small),
                                   png=str(tmp_path / "final.png"), gif=str(tmp_path / "p.gif"))
     assert len(hist) == 3 and len(hist[-1]["feature_norms"]) == 8
     for f in ("progress_test.png", "final.png", "p.gif"):
@@ -149,3 +151,13 @@ def test_train_cli(tmp_path):
     summary = json.loads((tmp_path / "tridiagonal_dim3_seed0_summary.json").read_text())
     assert summary["epochs_run"] == 1 and summary["test_rmse_dollars"] > 0
     assert (tmp_path / "tridiagonal_dim3_seed0_history.csv").read_text().startswith("step,")
+
+
+def test_train_cli_says_when_a_run_diverges(tmp_path, capsys):
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        code = train.main(["--model", "tridiagonal", "--dim", "7", "--epochs", "2", "--lr", "1e9",
+                           "--out", str(tmp_path)])
+    assert code == 3
+    summary = json.loads((tmp_path / "tridiagonal_dim7_seed0_summary.json").read_text())
+    assert summary["diverged"] is True
+    assert "diverged" in capsys.readouterr().err

@@ -1,10 +1,13 @@
 """The scale switch, the benchmark command (quick mode, well-formed output only) and the notebook runner."""
 import json
+import os
+import subprocess
+import sys
 
 import torch
 import pytest
 
-from eignotes import bench, config, reproduce
+from eignotes import bench, config, reproduce, suites
 from eignotes.timing import time_interleaved
 
 
@@ -91,7 +94,9 @@ def test_reproduce_runs_notebooks_and_collects_figures(tmp_path):
         "fig, ax = plt.subplots(); ax.plot([1, 2]); save_figure(fig, 'tiny')\nprint('ran')"
     )]
     nbformat.write(nb, src / "01_tiny.ipynb")
+    before = dict(os.environ)
     assert reproduce.main(["--out", str(tmp_path / "out"), "--notebooks", str(src)]) == 0
+    assert dict(os.environ) == before, "the runner tells the kernels where figures go; its own environment stays"
     done = nbformat.read(tmp_path / "out" / "notebooks" / "01_tiny.ipynb", as_version=4)
     assert "ran" in done.cells[0].outputs[0]["text"]
     assert (tmp_path / "out" / "figures" / "tiny.png").stat().st_size > 0
@@ -102,10 +107,8 @@ def test_bench_dense_suite_gpu_rows_on_stand_in(monkeypatch):
     stand-in for CuPy, so that the suite's GPU branch is exercised without a GPU (times are not asserted)."""
     import cupy_stand_in
 
-    from eignotes import bench
-
     cupy_stand_in.install(monkeypatch)
-    rows = bench.suite_dense(torch.device("cpu"), torch.float64, [(4, 6)], min_run_time=0.01)
+    rows = suites.suite_dense(torch.device("cpu"), torch.float64, [(4, 6)], min_run_time=0.01)
     labels = {(r["case"], r["label"]) for r in rows}
     for want in [("forward", "blog CuPy function"), ("forward+backward", "blog CuPy function fwd+bwd"),
                  ("forward", "kth_eigvalsh[cupy]"), ("forward+backward", "kth_eigvalsh[cupy] fwd+bwd"),
@@ -131,13 +134,13 @@ def test_goals_scored_from_rows_on_gpu():
         _dense_row("forward+backward", "kth_eigvalsh[cupy] fwd+bwd", median=0.0162, ratio=49.0),
         _training_row("tridiagonal", 1.31), _training_row("dense", 1.9),
     ]
-    by_target = {g["target"]: g for g in bench.goals(rows, "cuda")}
+    by_target = {g["target"]: g for g in suites.goals(rows, "cuda")}
     assert by_target["<= 3"]["met"] is True and by_target["<= 3"]["measured"] == "2.50"
     assert by_target[">= 10x"]["met"] is False and by_target[">= 10x"]["measured"] == "5.0x"  # 81 / 16.2 ms
     assert by_target[">= 100x"]["met"] is False
     assert by_target["> 1x"]["met"] is None and "CPU goal" in by_target["> 1x"]["why"]
     assert by_target["<= 1.3"]["met"] is False and by_target["<= 2.0"]["met"] is True
-    md = "\n".join(bench.goals_markdown(bench.goals(rows, "cuda")))
+    md = "\n".join(suites.goals_markdown(suites.goals(rows, "cuda")))
     assert "**no**" in md and "not measured here" in md
 
 
@@ -148,8 +151,32 @@ def test_goals_on_cpu_take_the_slowest_shape_and_ignore_other_dims():
         _dense_row("forward+backward", "kth_eigvalsh[torch] fwd+bwd", median=0.05, ratio=0.5),  # not the default
         _training_row("dense", 1.2, dim=5),
     ]
-    by_target = {g["target"]: g for g in bench.goals(rows, "cpu")}
+    by_target = {g["target"]: g for g in suites.goals(rows, "cpu")}
     cpu = by_target["> 1x"]
     assert cpu["met"] is False and cpu["measured"].startswith("0.9x") and "(8, 20)" in cpu["measured"]
     assert by_target["<= 2.0"]["met"] is None, "an overhead ratio at dim 5 does not score the dim-45 goal"
     assert all(by_target[t]["met"] is None for t in ("<= 3", ">= 10x", ">= 100x"))
+
+
+@pytest.mark.parametrize("backend", ["svg", "pdf"])
+def test_importing_the_plotting_module_keeps_the_users_backend(backend):
+    """No DISPLAY, no kernel: the import must still leave matplotlib's backend to the user."""
+    code = ("import matplotlib; matplotlib.use(%r); import eignotes.plotting, eignotes.widgets; "
+            "print(matplotlib.get_backend())" % backend)
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "MPLBACKEND")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == backend
+
+
+def test_save_figure_writes_only_where_asked(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from eignotes.plotting import FIGURES_ENV, save_figure
+
+    fig, ax = plt.subplots()
+    monkeypatch.delenv(FIGURES_ENV, raising=False)
+    assert save_figure(fig, "nowhere") is None
+    assert save_figure(fig, "explicit $ name", folder=tmp_path).name == "explicit_name.png"
+    monkeypatch.setenv(FIGURES_ENV, str(tmp_path / "env"))
+    assert save_figure(fig, "from env").read_bytes()[:4] == b"\x89PNG"
+    plt.close(fig)

@@ -1,0 +1,193 @@
+"""The experiments the notebooks run, importable without side effects; the CLIs and the bench call them too.
+
+- warmup_eigvalsh, sweep_n: the blog's warm-up (full eigvalsh of a batch) with every library that runs here, and
+  its time against n (notebook 01);
+- hard_tridiagonal_cases, tridiagonal_accuracy, tridiagonal_speed: the tridiagonal kernels on hard inputs and
+  their speed against n and the batch size (notebook 05);
+- epoch_seconds: seconds per training epoch of the blog's models, eignotes' op against torch.linalg (notebook 04);
+- scaling_study, summarize_study: many seeds of many (model, dim), the validation-selected test RMSE of each run
+  and its median and IQR per setting (notebook 06).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import recipes
+from .data import HousingData, prepare_housing
+from .dlpack import cupy_status
+from .linalg import kth_eigvalsh_tridiagonal, tridiagonal_backends, tridiagonal_to_dense
+from .timing import time_fn, time_interleaved
+
+
+def random_symmetric(B: int, n: int, dtype: torch.dtype, device: torch.device | str, seed: int = 0) -> torch.Tensor:
+    """A seeded (B, n, n) batch of random symmetric matrices (drawn on the CPU, so every device gets the same)."""
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(B, n, n, generator=g, dtype=dtype)
+    return ((A + A.mT) / 2).to(device)
+
+
+
+def cupy_usable(device: torch.device) -> bool:
+    """Whether CuPy rows run: a CUDA device and a working CuPy (tests substitute a NumPy stand-in)."""
+    return device.type == "cuda" and cupy_status()[0]
+
+
+def warmup_eigvalsh(B: int, n: int, device: torch.device, dtype=torch.float32, min_run_time=0.5):
+    """The blog's warm-up: full eigvalsh of a (B, n, n) batch with each library that can run here."""
+    A = random_symmetric(B, n, dtype, device)
+    if device.type == "cpu":
+        An = A.numpy()
+        fns = {"torch CPU": lambda: torch.linalg.eigvalsh(A), "NumPy CPU": lambda: np.linalg.eigvalsh(An)}
+    else:
+        fns = {"torch CUDA": lambda: torch.linalg.eigvalsh(A)}
+        if cupy_usable(device):
+            from .linalg import _cupy
+
+            fns["CuPy (DLPack)"] = lambda: _cupy.eigvalsh(A, True)
+    return list(time_interleaved(fns, min_run_time=min_run_time * len(fns)).values())
+
+
+
+def sweep_n(ns, B, device, dtype=torch.float32, min_run_time=0.2):
+    """Full eigvalsh time against n: torch and (on CPU) NumPy or (on a GPU) CuPy. Returns {label: (ns, seconds)}."""
+    series = {}
+    for n in ns:
+        for t in warmup_eigvalsh(B, n, device, dtype, min_run_time=min_run_time):
+            series.setdefault(t.label, ([], []))
+            series[t.label][0].append(n)
+            series[t.label][1].append(t.median)
+    return series
+
+
+def hard_tridiagonal_cases():
+    """Named (diag, offdiag) float64 NumPy pairs that stress a tridiagonal eigensolver."""
+    rng = np.random.default_rng(7)
+    wd = np.abs(np.arange(-10, 11.0))
+    we = np.ones(20)
+    return {
+        "random n=50": (rng.standard_normal(50), rng.standard_normal(49)),
+        "Wilkinson W21+ (close pairs)": (wd, we),
+        "Wilkinson W21-": (np.arange(-10, 11.0), we),
+        "glued W21+ x3 (glue 1e-12)": (np.tile(wd, 3), np.concatenate([we, [1e-12], we, [1e-12], we])),
+        "zero off-diagonal (repeated)": (np.array([1.0, 2, 1, 2, 1, 2]), np.zeros(5)),
+        "entries ~1e-30": (rng.standard_normal(9) * 1e-30, rng.standard_normal(8) * 1e-30),
+        "entries ~1e30": (rng.standard_normal(9) * 1e30, rng.standard_normal(8) * 1e30),
+        "n=1": (np.array([3.5]), np.zeros(0)),
+        "n=2": (np.array([1.0, -1.0]), np.array([2.0])),
+    }
+
+
+def tridiagonal_accuracy(backends=None, dtypes=(torch.float64, torch.float32), device="cpu"):
+    """Max eigenvalue error over all k, in units of eps * ||T||, against SciPy's float64 bisection (?stebz)."""
+    import scipy.linalg as sl
+
+    device = torch.device(device)
+    avail = tridiagonal_backends(device)
+    # Interpreted Triton (TRITON_INTERPRET=1 without a GPU) is a test device, far too slow for a table.
+    backends = backends or [b for b in ("torch", "numba", "triton") if avail[b] and not (b == "triton" and device.type == "cpu")]
+    rows = []
+    for name, (d, e) in hard_tridiagonal_cases().items():
+        ref = sl.eigh_tridiagonal(d, e, eigvals_only=True, lapack_driver="stebz")
+        norm = max(np.abs(ref).max(), np.finfo(float).tiny)
+        row = {"case": name, "n": len(d)}
+        for dtype in dtypes:
+            if dtype == torch.float32 and not (1e-37 < np.abs(d).max() < 1e37):
+                for b in backends:
+                    row[f"{b} {str(dtype)[6:]}"] = float("nan")  # not representable in float32
+                continue
+            for b in backends:
+                dev = torch.device("cpu") if b == "numba" else device
+                got = kth_eigvalsh_tridiagonal(
+                    torch.tensor(d, dtype=dtype, device=dev), torch.tensor(e, dtype=dtype, device=dev),
+                    list(range(len(d))), backend=b,
+                ).double().cpu().numpy()
+                row[f"{b} {str(dtype)[6:]}"] = float(np.abs(got - ref).max() / (torch.finfo(dtype).eps * norm))
+        rows.append(row)
+    return rows
+
+
+def tridiagonal_speed(ns, Bs, device, dtype=torch.float32, min_run_time=0.2, dense_max_elems=2e8):
+    """Forward+backward time of the tridiagonal op and of dense eigh autograd on the same matrices.
+
+    Returns {"vs n": {label: (ns, s)}, "vs B": {label: (Bs, s)}} with B = max(Bs) for the n sweep and n = max(ns)
+    for the B sweep. Dense runs are skipped where B * n * n exceeds dense_max_elems (memory and patience).
+    """
+    device = torch.device(device)
+    avail = tridiagonal_backends(device)
+    backend = "triton" if device.type == "cuda" and avail["triton"] else ("numba" if avail["numba"] else "torch")
+
+    def one(B, n):
+        g = torch.Generator().manual_seed(0)
+        d = torch.randn(B, n, generator=g, dtype=dtype).to(device)
+        e = torch.randn(B, n - 1, generator=g, dtype=dtype).to(device)
+
+        def tri():
+            dd, ee = d.detach().requires_grad_(), e.detach().requires_grad_()
+            kth_eigvalsh_tridiagonal(dd, ee, n // 2, backend=backend).sum().backward()
+
+        res = {f"tridiagonal [{backend}]": time_fn(tri, min_run_time=min_run_time).median}
+        if B * n * n <= dense_max_elems:
+            T = tridiagonal_to_dense(d, e)
+
+            def dense():
+                X = T.detach().requires_grad_()
+                torch.linalg.eigh(X)[0][:, n // 2].sum().backward()
+
+            res["dense torch.linalg.eigh"] = time_fn(dense, min_run_time=min_run_time, warmup=1).median
+        return res
+
+    out = {"vs n": {}, "vs B": {}}
+    for key, xs, make in (("vs n", ns, lambda x: (max(Bs), x)), ("vs B", Bs, lambda x: (x, max(ns)))):
+        for x in xs:
+            for label, t in one(*make(x)).items():
+                out[key].setdefault(label, ([], []))
+                out[key][label][0].append(x)
+                out[key][label][1].append(t)
+    return out
+
+
+def epoch_seconds(variants, data: HousingData, *, dim: int, epochs: int = 2, device=None) -> list[dict]:
+    """Seconds per training epoch of the blog's recipes for each (kind, backend, label) in `variants`; the
+    first `epochs - 1` epochs warm up (compilation, caches), the last one is reported."""
+    rows = []
+    for kind, backend, label in variants:
+        recipe = recipes.blog_recipe(kind, dim)
+        model = recipes.build_model(kind, num_features=data.num_features, dim=dim, backend=backend).to(device)
+        events = list(recipes.epochs_stream(model, data, recipe, epochs=epochs, device=device))
+        rows.append({"variant": label, "seconds per epoch": events[-1]["train_time_sec"]})
+    return rows
+
+
+def scaling_study(grid, *, seeds, epochs, data=None, device=None, show_progress=True):
+    """Train every (kind, dim) of `grid` with each seed; return a DataFrame with one row per run.
+
+    grid: iterable of ("dense" | "tridiagonal", dim). epochs: an int, or {kind: int}. Each run selects its epoch on
+    validation; the test RMSE is that of the selected model.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    data = data or prepare_housing(seed=0)
+    runs = [(kind, dim, seed) for kind, dim in grid for seed in seeds]
+    rows = []
+    bar = tqdm(runs, desc="scaling study", unit="run", disable=not show_progress)
+    for kind, dim, seed in bar:
+        n_ep = epochs[kind] if isinstance(epochs, dict) else epochs
+        bar.set_postfix(model=f"{kind} {dim}", seed=seed)
+        _, _, s = recipes.fit(kind, data, dim=dim, epochs=n_ep, device=device, seed=seed)
+        rows.append({"model": kind, "dim": dim, "seed": seed, "epochs_run": s["epochs_run"],
+                     "best_epoch": s["best_epoch"], "val_rmse_dollars": s["best_val_rmse_dollars"],
+                     "test_rmse_dollars": s["test_rmse_dollars"], "seconds_per_epoch": s["seconds_per_epoch"]})
+    return pd.DataFrame(rows)
+
+
+def summarize_study(df):
+    """Median and interquartile range over seeds of test RMSE and seconds per epoch, per (model, dim)."""
+    g = df.groupby(["model", "dim"])
+    q = lambda p: (lambda s: s.quantile(p))  # noqa: E731
+    out = g.agg(runs=("seed", "count"),
+                test_median=("test_rmse_dollars", "median"), test_q1=("test_rmse_dollars", q(0.25)),
+                test_q3=("test_rmse_dollars", q(0.75)), best_test=("test_rmse_dollars", "min"),
+                sec_per_epoch=("seconds_per_epoch", "median"))
+    return out.reset_index()

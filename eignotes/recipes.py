@@ -1,0 +1,132 @@
+"""The blog's training recipes, in one place: the CLI, the notebooks, the experiments and the bench all read them.
+
+- dense: AdamW, lr 1e-4 (5e-5 from dim 45 on), weight decay 0.01 (AdamW's default), batch 10, constant rate;
+- tridiagonal: Adam, lr 5e-3, no weight decay, batch 64, OneCycleLR over the epochs (warm-up 0.1, linear);
+- both: MSE loss, k = dim // 2, early stopping with patience epochs // 10 (on the validation split here, where
+  the blog watched the test set).
+
+>>> blog_recipe("dense", dim=45).lr, blog_recipe("dense", dim=30).lr, patience_for(500)
+(5e-05, 0.0001, 50)
+"""
+from __future__ import annotations
+
+import dataclasses
+import platform
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import models
+from . import stream as st
+from .data import HousingData
+
+KINDS = ("dense", "tridiagonal")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one model kind is trained. `schedule` is None (constant rate) or "one_cycle" (per epoch)."""
+
+    lr: float
+    batch_size: int
+    optimizer: str
+    weight_decay: float
+    schedule: str | None = None
+
+    def replace(self, **changes: Any) -> Recipe:
+        """A copy with some fields changed; None values leave a field as it is."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+BLOG_RECIPES = {
+    "dense": Recipe(lr=1e-4, batch_size=10, optimizer="adamw", weight_decay=0.01),
+    "tridiagonal": Recipe(lr=5e-3, batch_size=64, optimizer="adam", weight_decay=0.0, schedule="one_cycle"),
+}
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"model must be one of {KINDS}, got {kind!r}")
+
+
+def blog_recipe(kind: str, dim: int) -> Recipe:
+    """The blog's recipe for a model kind at this dim (the dense model's rate halves from dim 45 on)."""
+    _check_kind(kind)
+    recipe = BLOG_RECIPES[kind]
+    return recipe.replace(lr=5e-5) if kind == "dense" and dim >= 45 else recipe
+
+
+def patience_for(epochs: int) -> int:
+    """The blog's early-stopping patience: a tenth of the epochs, at least 1."""
+    return max(1, epochs // 10)
+
+
+def build_model(kind: str, *, num_features: int, dim: int, backend: str = "auto", seed: int = 0) -> nn.Module:
+    """A dense or tridiagonal spectral model with k = dim // 2, initialized from `seed` (the global RNG is left
+    untouched)."""
+    _check_kind(kind)
+    if kind == "dense":
+        return models.MultivariateSpectral(num_features=num_features, dim=dim, eigval_idx=dim // 2, backend=backend,
+                                           generator=torch.Generator().manual_seed(seed))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # nn.Linear draws from the global RNG: fork it so callers' state is untouched
+        return models.TridiagonalSpectral(num_features=num_features, dim=dim, eigval_idx=dim // 2, backend=backend)
+
+
+def epochs_stream(model: nn.Module, data: HousingData, recipe: Recipe, *, epochs: int,
+                  device: torch.device | str | None = None, seed: int = 0) -> Iterable[st.Event]:
+    """`train_epochs` with a recipe's optimizer, rate, batch size, decay and schedule, for `epochs` epochs."""
+    schedule = st.one_cycle(lr=recipe.lr, n_epochs=epochs) if recipe.schedule == "one_cycle" else None
+    return st.train_epochs(model, data, n_epochs=epochs, batch_size=recipe.batch_size, lr=recipe.lr,
+                           optimizer=recipe.optimizer, weight_decay=recipe.weight_decay, scheduler=schedule,
+                           device=device, seed=seed)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def device_label(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def fit(kind: str, data: HousingData, *, dim: int, epochs: int, lr: float | None = None,
+        batch_size: int | None = None, weight_decay: float | None = None, patience: int | None = None,
+        backend: str = "auto", device: torch.device | str | None = None, seed: int = 0,
+        progress: Callable[[Iterable[st.Event]], Iterable[st.Event]] | None = None):
+    """Train with the blog's recipe (any field overridable), selecting the epoch and stopping early on the
+    validation split; the test RMSE of the selected model is measured once, at the end.
+
+    Returns (model restored to its best validation epoch, history DataFrame, summary dict). `progress` is an
+    optional stage (a progress bar, a live plot) put at the end of the stream.
+    """
+    recipe = blog_recipe(kind, dim).replace(lr=lr, batch_size=batch_size, weight_decay=weight_decay)
+    patience = patience or patience_for(epochs)
+    device = torch.device(device) if device is not None else default_device()
+    model = build_model(kind, num_features=data.num_features, dim=dim, backend=backend, seed=seed).to(device)
+    stages = [st.augment(st.validation(data)), st.augment(st.spectral_norms), st.keep_best("val_loss"),
+              st.early_stop("val_loss", patience)]
+    stream = st.pipe(epochs_stream(model, data, recipe, epochs=epochs, device=device, seed=seed), *stages)
+    if progress is not None:
+        stream = progress(stream)
+    t0 = time.perf_counter()
+    history = st.collect(stream)
+    wall = time.perf_counter() - t0
+    last = history.attrs["last"]
+    st.restore_best(model, last)
+    summary = {
+        "model": kind, "dim": dim, "epochs_run": int(history["step"].iloc[-1]), "epochs_max": epochs,
+        "best_epoch": int(last["best_step"]), "best_val_rmse_dollars": data.dollars(last["best_val_loss"] ** 0.5),
+        "test_rmse_dollars": st.test_rmse(model, data),
+        "seconds_per_epoch": float(history["train_time_sec"].median()), "wall_seconds": wall,
+        "diverged": "diverged" in history and bool(history["diverged"].eq(True).any()),
+        "device": device_label(device),
+        "settings": {**dataclasses.asdict(recipe), "seed": seed, "backend": backend, "patience": patience},
+    }
+    return model, history, summary

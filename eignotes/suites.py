@@ -1,0 +1,382 @@
+"""Benchmark suites, the speed goals and the results files behind `python -m eignotes.bench` (`make bench`).
+
+Every case is timed with eignotes.timing (warm-up first, the device synchronized, median and IQR over repeats,
+interleaved with its baseline from the same run); the ratio is baseline time / case time (above 1: faster).
+`run` writes DIR/<date>_<device>[_<suites>].json, a markdown table and a plot of the ratios (.png) beside it.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import kth_eigvalsh, kth_eigvalsh_tridiagonal, recipes, tridiagonal_to_dense
+from .dlpack import cupy_status
+from . import experiments
+from .experiments import random_symmetric
+from .linalg import tridiagonal_backends
+from .timing import Timing, time_interleaved
+
+
+SUITES = ("dense", "tridiagonal", "training")
+# A callable slower than this per call (torch.linalg looping over 16384 matrices on a GPU) is timed once.
+DEFAULT_SLOW_S = 5.0
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+
+def _row(suite, case, shape, dtype, device, t, baseline=None):
+    return {
+        "suite": suite,
+        "case": case,
+        "shape": list(shape),
+        "dtype": str(dtype).replace("torch.", ""),
+        "device": device.type,
+        "label": t.label,
+        "median_s": t.median,
+        "iqr_s": t.iqr,
+        "repeats": t.repeats,
+        "baseline": baseline.label if baseline else None,
+        "ratio": (baseline.median / t.median) if baseline else None,
+    }
+
+
+def _progress(what, ts):
+    """One line per timed callable on stderr as soon as it is measured: a long run shows where it is, and a run
+    stopped part-way still leaves its figures in the log."""
+    for t in ts.values():
+        print(f"[bench] {what}: {t}", file=sys.stderr, flush=True)
+
+
+class BlogCupyKth(torch.autograd.Function):
+    """The blog's CuPy k-th eigenvalue, re-implemented as the anchor: cupy eigh (UPLO='L') computing all n
+    eigenvectors when a gradient is needed, only eigenvector k saved; cupy eigvalsh otherwise."""
+
+    @staticmethod
+    def forward(ctx, A, k):
+        from .linalg import _cupy
+
+        if not ctx.needs_input_grad[0]:
+            return _cupy.eigvalsh(A, True)[..., k]
+        w, V = _cupy.eigh(A, True)
+        ctx.save_for_backward(V[..., :, k].contiguous())
+        return w[..., k]
+
+    @staticmethod
+    def backward(ctx, g):
+        (q,) = ctx.saved_tensors
+        return g[..., None, None] * q[..., :, None] * q[..., None, :], None
+
+
+
+def suite_dense(device, dtype, shapes, min_run_time, slow_s=None):
+    """kth_eigvalsh forward vs torch.linalg.eigvalsh; forward+backward vs torch.linalg.eigh autograd; on a GPU
+    also the blog's CuPy function as the anchor."""
+    out = []
+    has_cupy = experiments.cupy_usable(device)
+    backends = ["torch"] + (["cupy"] if has_cupy else []) + (["numba"] if device.type == "cpu" else [])
+    for B, n in shapes:
+        A = random_symmetric(B, n, dtype, device)
+        k = n // 2
+
+        def fb(fn):
+            def run():
+                X = A.detach().requires_grad_()
+                fn(X).sum().backward()
+
+            return run
+
+        fwd = {"torch.linalg.eigvalsh": lambda: torch.linalg.eigvalsh(A)[:, k]}
+        fwdbwd = {"torch.linalg.eigh autograd": fb(lambda X: torch.linalg.eigh(X)[0][:, k])}
+        if has_cupy:
+            fwd["blog CuPy function"] = lambda: BlogCupyKth.apply(A, k)
+            fwdbwd["blog CuPy function fwd+bwd"] = fb(lambda X: BlogCupyKth.apply(X, k))
+        for be in backends:
+            fwd[f"kth_eigvalsh[{be}]"] = lambda be=be: kth_eigvalsh(A, k, backend=be)
+            fwdbwd[f"kth_eigvalsh[{be}] fwd+bwd"] = fb(lambda X, be=be: kth_eigvalsh(X, k, backend=be))
+        measured = {}
+        for case, fns in (("forward", fwd), ("forward+backward", fwdbwd)):
+            ts = time_interleaved(fns, min_run_time=min_run_time * len(fns), slow_s=slow_s)
+            _progress(f"dense {case} {(B, n)} {dtype}", ts)
+            measured.update(ts)
+            base = ts[next(iter(fns))]
+            out.append(_row("dense", case, (B, n), dtype, device, base))
+            out += [_row("dense", case, (B, n), dtype, device, t, base) for label, t in ts.items() if t is not base]
+        for be in backends:  # what the gradient costs on top of the value
+            ratio = measured[f"kth_eigvalsh[{be}] fwd+bwd"].median / measured[f"kth_eigvalsh[{be}]"].median
+            t = Timing(label=f"kth_eigvalsh[{be}] (fwd+bwd) / fwd", median=ratio, iqr=0.0, repeats=1)
+            row = _row("dense", "backward cost", (B, n), dtype, device, t)
+            row["median_s"], row["overhead_ratio"] = None, ratio
+            out.append(row)
+    return out
+
+
+def suite_tridiagonal(device, dtype, shapes, min_run_time, scipy_max_batch=16384, slow_s=None):
+    """kth_eigvalsh_tridiagonal forward+backward vs the dense op on the same matrices and vs SciPy per matrix."""
+    import scipy.linalg as sl
+
+    out = []
+    avail = tridiagonal_backends(device)
+    backends = [b for b in ("numba", "triton", "torch") if avail[b]]
+    if device.type == "cuda":
+        backends = [b for b in backends if b != "torch"]  # the reference loops in Python: not a contender
+    else:
+        backends = [b for b in backends if b != "triton"]  # interpreted Triton is for testing only
+    for B, n in shapes:
+        g = torch.Generator().manual_seed(1)
+        d = torch.randn(B, n, generator=g, dtype=dtype).to(device)
+        e = torch.randn(B, n - 1, generator=g, dtype=dtype).to(device)
+        k = n // 2
+        T = tridiagonal_to_dense(d, e)
+
+        def dense_fb():
+            X = T.detach().requires_grad_()
+            torch.linalg.eigh(X)[0][:, k].sum().backward()
+
+        fns = {"dense torch.linalg.eigh autograd": dense_fb}
+        if device.type == "cpu" and B <= scipy_max_batch:
+            dn, en = d.double().numpy(), e.double().numpy()
+
+            def scipy_loop():
+                for b in range(B):
+                    sl.eigh_tridiagonal(dn[b], en[b], select="i", select_range=(k, k))
+
+            fns["scipy eigh_tridiagonal per matrix (with vector)"] = scipy_loop
+        for be in backends:
+            def fb(be=be):
+                dd, ee = d.detach().requires_grad_(), e.detach().requires_grad_()
+                kth_eigvalsh_tridiagonal(dd, ee, k, backend=be).sum().backward()
+
+            fns[f"tridiagonal[{be}] fwd+bwd"] = fb
+            fns[f"tridiagonal[{be}] fwd"] = lambda be=be: kth_eigvalsh_tridiagonal(d, e, k, backend=be)
+        if device.type == "cuda":
+            fns["trivial elementwise kernel (d * 2)"] = lambda: d * 2.0
+        ts = time_interleaved(fns, min_run_time=min_run_time * len(fns), rounds=3, warmup=1, slow_s=slow_s)
+        _progress(f"tridiagonal {(B, n)} {dtype}", ts)
+        dense = ts["dense torch.linalg.eigh autograd"]
+        sp = ts.get("scipy eigh_tridiagonal per matrix (with vector)")
+        floor = ts.get("trivial elementwise kernel (d * 2)")
+        out.append(_row("tridiagonal", "forward+backward", (B, n), dtype, device, dense))
+        if sp:
+            out.append(_row("tridiagonal", "forward+backward", (B, n), dtype, device, sp))
+        if floor:
+            out.append(_row("tridiagonal", "launch floor", (B, n), dtype, device, floor))
+        for be in backends:
+            t = ts[f"tridiagonal[{be}] fwd+bwd"]
+            out.append(_row("tridiagonal", "forward+backward", (B, n), dtype, device, t, dense))
+            if sp:
+                out.append(_row("tridiagonal", "forward+backward vs scipy", (B, n), dtype, device, t, sp))
+            if floor:
+                # ratio < 1 here: how many times the launch floor the op costs is 1 / ratio
+                out.append(_row("tridiagonal", "forward+backward vs launch floor", (B, n), dtype, device, t, floor))
+            out.append(_row("tridiagonal", "forward", (B, n), dtype, device, ts[f"tridiagonal[{be}] fwd"]))
+    return out
+
+
+def suite_training(device, dim, epochs=4, data=None):
+    """Seconds per epoch of the blog's training settings (dense: batch 10; tridiagonal: batch 64) for each variant,
+    and the eigen-overhead ratio: the epoch with the real op over the same epoch with the eigenvalue replaced by
+    trace / dim. The first of `epochs` epochs pays for compilation and caches and is dropped; the median and IQR
+    are over the others."""
+    from .data import prepare_housing
+
+    data = data or prepare_housing()
+    out = []
+    variants = {
+        "dense": [("linalg", "dense, torch.linalg.eigvalsh"), ("auto", "dense, eignotes"), ("trace", "dense, trace/dim (no eigenvalue)")],
+        "tridiagonal": [("linalg", "tridiagonal, torch.linalg on dense form"), ("auto", "tridiagonal, eignotes"),
+                        ("trace", "tridiagonal, trace/dim (no eigenvalue)")],
+    }
+    for kind, items in variants.items():
+        recipe = recipes.blog_recipe(kind, dim)
+        times = {}
+        for backend, label in items:
+            model = recipes.build_model(kind, num_features=data.num_features, dim=dim, backend=backend).to(device)
+            evs = list(recipes.epochs_stream(model, data, recipe, epochs=epochs, device=device))
+            secs = np.array([ev["train_time_sec"] for ev in evs[1:]] or [evs[-1]["train_time_sec"]])
+            q1, med, q3 = np.percentile(secs, [25, 50, 75])
+            times[backend] = float(med)
+            print(f"[bench] {kind} training, dim {dim}: {label}: {med:.3f} s per epoch", file=sys.stderr, flush=True)
+            t = Timing(label=label, median=float(med), iqr=float(q3 - q1), repeats=len(secs))
+            base = None
+            if backend != "linalg":
+                base = Timing(label=items[0][1], median=times["linalg"], iqr=0.0, repeats=1)
+            out.append(_row("training", f"{kind} epoch, dim {dim}", (len(data.X_train), dim), torch.float32, device, t, base))
+        ratio = times["auto"] / times["trace"]
+        ov = Timing(label=f"{kind} eigen-overhead ratio (eignotes / trace)", median=ratio, iqr=0.0, repeats=1)
+        row = _row("training", f"{kind} eigen-overhead", (len(data.X_train), dim), torch.float32, device, ov)
+        row["median_s"] = None
+        row["overhead_ratio"] = ratio
+        out.append(row)
+    return out
+
+
+# The speed goals this project holds itself to, scored in every results file. Each names the shape, dtype and
+# device kind where it is measured; a run that lacks those rows says "not measured here" rather than guessing.
+GOAL_SHAPE = (500, 100)
+GOAL_DIM = 45
+
+
+def _dense_default_backend(device_type: str) -> str:
+    """The backend kth_eigvalsh picks by itself at the goal shape: what a user gets without asking."""
+    return "cupy" if device_type == "cuda" else "numba"
+
+
+def _find(rows, **want):
+    for r in rows:
+        if all((tuple(r[k]) if k == "shape" else r[k]) == v for k, v in want.items()):
+            return r
+    return None
+
+
+def goals(rows, device_type: str) -> list[dict]:
+    """Score the run against the speed goals. Returns dicts: goal, device, target, measured (str), met (bool or
+    None where the run has no figure for it, with `why`)."""
+    be = _dense_default_backend(device_type)
+    on_gpu = device_type == "cuda"
+    out = []
+
+    def add(goal, device, target, value, ok, fmt, why=""):
+        applies = device == "any" or (device == "GPU") == on_gpu
+        if not applies:
+            value, why = None, f"a {device} goal; this run is on {'a GPU' if on_gpu else 'the CPU'}"
+        elif value is None and not why:
+            why = "no such row in this run (quick mode or a suite left out)"
+        out.append({"goal": goal, "device": device, "target": target,
+                     "measured": fmt.format(value) if value is not None else None,
+                     "met": (bool(ok(value)) if value is not None else None), "why": why if value is None else ""})
+
+    shape, f32 = GOAL_SHAPE, "float32"
+    cost = _find(rows, suite="dense", case="backward cost", shape=shape, dtype=f32,
+                 label=f"kth_eigvalsh[{be}] (fwd+bwd) / fwd")
+    add(f"dense {shape} float32: forward+backward over forward-only", "GPU", "<= 3",
+        cost and cost["overhead_ratio"], lambda v: v <= 3, "{:.2f}")
+    ours = _find(rows, suite="dense", case="forward+backward", shape=shape, dtype=f32, label=f"kth_eigvalsh[{be}] fwd+bwd")
+    blog = _find(rows, suite="dense", case="forward+backward", shape=shape, dtype=f32, label="blog CuPy function fwd+bwd")
+    add(f"dense {shape} float32 forward+backward: speed-up over the blog's CuPy function", "GPU", ">= 10x",
+        blog["median_s"] / ours["median_s"] if (ours and blog) else None, lambda v: v >= 10, "{:.1f}x",
+        "" if not on_gpu or blog else "the blog's CuPy function did not run (CuPy not usable)")
+    add(f"dense {shape} float32 forward+backward: speed-up over torch.linalg autograd", "GPU", ">= 100x",
+        ours and ours["ratio"], lambda v: v >= 100, "{:.1f}x")
+    cpu_rows = [r for r in rows if r["suite"] == "dense" and r["case"] == "forward+backward"
+                and r["label"] == f"kth_eigvalsh[{be}] fwd+bwd" and r["ratio"]]
+    worst = min(cpu_rows, key=lambda r: r["ratio"]) if cpu_rows else None
+    add("dense forward+backward: speed-up over torch.linalg.eigh autograd, slowest of all shapes and dtypes run",
+        "CPU", "> 1x", worst and worst["ratio"], lambda v: v > 1,
+        "{:.1f}x" + (f" (at {tuple(worst['shape'])} {worst['dtype']})" if worst else ""))
+    for kind, limit in (("tridiagonal", 1.3), ("dense", 2.0)):
+        ov = _find(rows, suite="training", case=f"{kind} eigen-overhead")
+        ok_dim = ov is not None and ov["shape"][1] == GOAL_DIM
+        add(f"{kind} model, dim {GOAL_DIM}: eigen-overhead ratio (epoch with the eigenvalue / with trace / dim)",
+            "any", f"<= {limit}", ov["overhead_ratio"] if ok_dim else None, lambda v, lim=limit: v <= lim, "{:.2f}")
+    return out
+
+
+def goals_markdown(scored) -> list[str]:
+    lines = ["", "## Goals", "", "| goal | device | target | measured | met |", "|" + "---|" * 5]
+    for g in scored:
+        met = {True: "yes", False: "**no**", None: f"not measured here: {g['why']}"}[g["met"]]
+        lines.append(f"| {g['goal']} | {g['device']} | {g['target']} | {g['measured'] or ''} | {met} |")
+    return lines
+
+
+def to_markdown(meta, rows, scored=None) -> str:
+    lines = [f"# Benchmark {meta['date']} on {meta['device_name']}", ""]
+    lines += [f"- {k}: {v}" for k, v in meta.items() if k not in ("date",)]
+    lines += ["", "ratio = baseline median / case median (above 1: the case is faster)", ""]
+    lines += ["| suite | case | shape (B, n) | dtype | label | median ms | IQR ms | baseline | ratio |", "|" + "---|" * 9]
+    for r in rows:
+        ratio = f"{r['ratio']:.1f}x" if r["ratio"] else ""
+        if r.get("overhead_ratio") is not None:
+            lines.append(f"| {r['suite']} | {r['case']} | {tuple(r['shape'])} | {r['dtype']} | {r['label']} | "
+                         f"{r['overhead_ratio']:.2f} (ratio) | | | |")
+            continue
+        lines.append(
+            f"| {r['suite']} | {r['case']} | {tuple(r['shape'])} | {r['dtype']} | {r['label']} | "
+            f"{r['median_s'] * 1e3:.3f} | {r['iqr_s'] * 1e3:.3f} | {r['baseline'] or ''} | {ratio} |"
+        )
+    if scored is not None:
+        lines += goals_markdown(scored)
+    return "\n".join(lines) + "\n"
+
+
+def _quick_data():
+    from .data import HousingData, prepare_housing
+
+    h = prepare_housing()
+    return HousingData(h.X_train[:320], h.y_train[:320], h.X_val[:100], h.y_val[:100], h.X_test[:100],
+                       h.y_test[:100], h.feature_names, h.label_mean, h.label_scale)
+
+
+def run(suites, *, quick: bool, device: torch.device, out_dir: Path, dtypes=None, dense_shapes=None,
+        tri_shapes=None, min_run_time=None, epochs=None, slow_s=DEFAULT_SLOW_S) -> Path:
+    dense_shapes_arg, tri_shapes_arg = dense_shapes, tri_shapes  # overrides from the command line, if any
+    if quick:
+        dense_shapes, tri_shapes, mrt = [(8, 20)], [(64, 20)], 0.05
+    else:
+        dense_shapes = [(500, 100), (1024, 45), (16384, 45), (4096, 200)]
+        tri_shapes = [(1024, 45), (16384, 45), (1024, 100), (16384, 100)]
+        if device.type == "cuda":
+            tri_shapes += [(65536, 45), (65536, 100)]
+        mrt = 1.0
+    mrt = mrt if min_run_time is None else min_run_time
+    epochs = epochs or (2 if quick else 5)
+    dense_shapes = dense_shapes_arg or dense_shapes
+    tri_shapes = tri_shapes_arg or tri_shapes
+    dtypes = dtypes or [torch.float32]
+    rows = []
+    for dtype in dtypes:
+        if "dense" in suites:
+            rows += suite_dense(device, dtype, dense_shapes, mrt, slow_s=slow_s)
+        if "tridiagonal" in suites:
+            rows += suite_tridiagonal(device, dtype, tri_shapes, mrt, slow_s=slow_s)
+    if "training" in suites:
+        rows += suite_training(device, dim=5 if quick else 45, epochs=epochs, data=_quick_data() if quick else None)
+    now = _dt.datetime.now()
+    meta = {
+        "date": now.isoformat(timespec="seconds"),
+        "device_name": device_name(device),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "quick": quick,
+        "suites": list(suites),
+        "min_run_time_s": mrt,
+        "slow_s": slow_s,
+    }
+    try:
+        import numba
+
+        meta["numba"] = numba.__version__
+    except Exception:
+        pass
+    if device.type == "cuda":
+        meta["cupy"] = cupy_status()[1]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", meta["device_name"]).strip("-").lower()
+    part = "" if set(suites) == set(SUITES) else "_" + "-".join(suites)  # two partial runs in one minute stay apart
+    stem = f"{now:%Y-%m-%d_%H%M}_{slug}{part}{'_quick' if quick else ''}"
+    path = out_dir / f"{stem}.json"
+    scored = goals(rows, device.type)
+    path.write_text(json.dumps({"meta": meta, "results": rows, "goals": scored}, indent=1))
+    (out_dir / f"{stem}.md").write_text(to_markdown(meta, rows, scored))
+    import matplotlib.pyplot as plt
+
+    from .plotting import bench_ratios
+
+    fig = bench_ratios(rows, title=f"eignotes benchmark, {meta['device_name']}, {meta['date']}")
+    fig.savefig(out_dir / f"{stem}.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
