@@ -85,7 +85,8 @@ def tridiagonal_accuracy(backends=None, dtypes=(torch.float64, torch.float32), d
     device = torch.device(device)
     avail = tridiagonal_backends(device)
     # Interpreted Triton (TRITON_INTERPRET=1 without a GPU) is a test device, far too slow for a table.
-    backends = backends or [b for b in ("torch", "numba", "triton") if avail[b] and not (b == "triton" and device.type == "cpu")]
+    backends = backends or [b for b in ("torch", "numba", "triton")
+                            if avail[b] and not (b == "triton" and device.type == "cpu")]
     rows = []
     for name, (d, e) in hard_tridiagonal_cases().items():
         ref = sl.eigh_tridiagonal(d, e, eigvals_only=True, lapack_driver="stebz")

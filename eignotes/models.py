@@ -63,12 +63,14 @@ class MultivariateSpectral(nn.Module):
     def feature_matrices(self) -> torch.Tensor:
         """(num_features, dim, dim) symmetric A_i."""
         f = torch.arange(self.num_features, device=self.A_packed.device)[:, None]
-        L = self.A_packed.new_zeros(self.num_features, self.dim, self.dim).index_put((f, self._rows, self._cols), self.A_packed)
+        L = self.A_packed.new_zeros(self.num_features, self.dim, self.dim)
+        L = L.index_put((f, self._rows, self._cols), self.A_packed)
         return L + L.tril(-1).transpose(-1, -2)
 
     def matrices(self, x: torch.Tensor) -> torch.Tensor:
         _check_x(x, self.num_features)
-        return torch.diag_embed(self.mu()).expand(x.shape[0], -1, -1) + torch.einsum("bf,fij->bij", x, self.feature_matrices())
+        mu = torch.diag_embed(self.mu()).expand(x.shape[0], -1, -1)
+        return mu + torch.einsum("bf,fij->bij", x, self.feature_matrices())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         M = self.matrices(x)

@@ -16,13 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import kth_eigvalsh, kth_eigvalsh_tridiagonal, recipes, tridiagonal_to_dense
+from . import experiments, kth_eigvalsh, kth_eigvalsh_tridiagonal, recipes, tridiagonal_to_dense
 from .dlpack import cupy_status
-from . import experiments
 from .experiments import random_symmetric
 from .linalg import tridiagonal_backends
 from .timing import Timing, time_interleaved
-
 
 SUITES = ("dense", "tridiagonal", "training")
 # A callable slower than this per call (torch.linalg looping over 16384 matrices on a GPU) is timed once.
@@ -80,6 +78,27 @@ class BlogCupyKth(torch.autograd.Function):
 
 
 
+def _dense_callables(A: torch.Tensor, k: int, backends: list[str], has_cupy: bool) -> tuple[dict, dict]:
+    """The forward and forward+backward callables of the dense suite for one batch, each baseline first."""
+
+    def fb(fn):
+        def run():
+            X = A.detach().requires_grad_()
+            fn(X).sum().backward()
+
+        return run
+
+    fwd = {"torch.linalg.eigvalsh": lambda: torch.linalg.eigvalsh(A)[:, k]}
+    fwdbwd = {"torch.linalg.eigh autograd": fb(lambda X: torch.linalg.eigh(X)[0][:, k])}
+    if has_cupy:
+        fwd["blog CuPy function"] = lambda: BlogCupyKth.apply(A, k)
+        fwdbwd["blog CuPy function fwd+bwd"] = fb(lambda X: BlogCupyKth.apply(X, k))
+    for be in backends:
+        fwd[f"kth_eigvalsh[{be}]"] = lambda be=be: kth_eigvalsh(A, k, backend=be)
+        fwdbwd[f"kth_eigvalsh[{be}] fwd+bwd"] = fb(lambda X, be=be: kth_eigvalsh(X, k, backend=be))
+    return fwd, fwdbwd
+
+
 def suite_dense(device, dtype, shapes, min_run_time, slow_s=None):
     """kth_eigvalsh forward vs torch.linalg.eigvalsh; forward+backward vs torch.linalg.eigh autograd; on a GPU
     also the blog's CuPy function as the anchor."""
@@ -88,23 +107,7 @@ def suite_dense(device, dtype, shapes, min_run_time, slow_s=None):
     backends = ["torch"] + (["cupy"] if has_cupy else []) + (["numba"] if device.type == "cpu" else [])
     for B, n in shapes:
         A = random_symmetric(B, n, dtype, device)
-        k = n // 2
-
-        def fb(fn):
-            def run():
-                X = A.detach().requires_grad_()
-                fn(X).sum().backward()
-
-            return run
-
-        fwd = {"torch.linalg.eigvalsh": lambda: torch.linalg.eigvalsh(A)[:, k]}
-        fwdbwd = {"torch.linalg.eigh autograd": fb(lambda X: torch.linalg.eigh(X)[0][:, k])}
-        if has_cupy:
-            fwd["blog CuPy function"] = lambda: BlogCupyKth.apply(A, k)
-            fwdbwd["blog CuPy function fwd+bwd"] = fb(lambda X: BlogCupyKth.apply(X, k))
-        for be in backends:
-            fwd[f"kth_eigvalsh[{be}]"] = lambda be=be: kth_eigvalsh(A, k, backend=be)
-            fwdbwd[f"kth_eigvalsh[{be}] fwd+bwd"] = fb(lambda X, be=be: kth_eigvalsh(X, k, backend=be))
+        fwd, fwdbwd = _dense_callables(A, n // 2, backends, has_cupy)
         measured = {}
         for case, fns in (("forward", fwd), ("forward+backward", fwdbwd)):
             ts = time_interleaved(fns, min_run_time=min_run_time * len(fns), slow_s=slow_s)
@@ -122,9 +125,41 @@ def suite_dense(device, dtype, shapes, min_run_time, slow_s=None):
     return out
 
 
+def _tridiagonal_callables(d: torch.Tensor, e: torch.Tensor, k: int, backends: list[str], *,
+                           with_scipy: bool) -> dict:
+    """The tridiagonal suite's callables for one batch: the dense baseline first, SciPy per matrix (CPU), each
+    backend's forward and forward+backward, and on a GPU a trivial kernel as the launch floor."""
+    import scipy.linalg as sl
+
+    T = tridiagonal_to_dense(d, e)
+
+    def dense_fb():
+        X = T.detach().requires_grad_()
+        torch.linalg.eigh(X)[0][:, k].sum().backward()
+
+    fns = {"dense torch.linalg.eigh autograd": dense_fb}
+    if with_scipy:
+        dn, en = d.double().numpy(), e.double().numpy()
+
+        def scipy_loop():
+            for b in range(len(dn)):
+                sl.eigh_tridiagonal(dn[b], en[b], select="i", select_range=(k, k))
+
+        fns["scipy eigh_tridiagonal per matrix (with vector)"] = scipy_loop
+    for be in backends:
+        def fb(be=be):
+            dd, ee = d.detach().requires_grad_(), e.detach().requires_grad_()
+            kth_eigvalsh_tridiagonal(dd, ee, k, backend=be).sum().backward()
+
+        fns[f"tridiagonal[{be}] fwd+bwd"] = fb
+        fns[f"tridiagonal[{be}] fwd"] = lambda be=be: kth_eigvalsh_tridiagonal(d, e, k, backend=be)
+    if d.device.type == "cuda":
+        fns["trivial elementwise kernel (d * 2)"] = lambda: d * 2.0
+    return fns
+
+
 def suite_tridiagonal(device, dtype, shapes, min_run_time, scipy_max_batch=16384, slow_s=None):
     """kth_eigvalsh_tridiagonal forward+backward vs the dense op on the same matrices and vs SciPy per matrix."""
-    import scipy.linalg as sl
 
     out = []
     avail = tridiagonal_backends(device)
@@ -137,31 +172,7 @@ def suite_tridiagonal(device, dtype, shapes, min_run_time, scipy_max_batch=16384
         g = torch.Generator().manual_seed(1)
         d = torch.randn(B, n, generator=g, dtype=dtype).to(device)
         e = torch.randn(B, n - 1, generator=g, dtype=dtype).to(device)
-        k = n // 2
-        T = tridiagonal_to_dense(d, e)
-
-        def dense_fb():
-            X = T.detach().requires_grad_()
-            torch.linalg.eigh(X)[0][:, k].sum().backward()
-
-        fns = {"dense torch.linalg.eigh autograd": dense_fb}
-        if device.type == "cpu" and B <= scipy_max_batch:
-            dn, en = d.double().numpy(), e.double().numpy()
-
-            def scipy_loop():
-                for b in range(B):
-                    sl.eigh_tridiagonal(dn[b], en[b], select="i", select_range=(k, k))
-
-            fns["scipy eigh_tridiagonal per matrix (with vector)"] = scipy_loop
-        for be in backends:
-            def fb(be=be):
-                dd, ee = d.detach().requires_grad_(), e.detach().requires_grad_()
-                kth_eigvalsh_tridiagonal(dd, ee, k, backend=be).sum().backward()
-
-            fns[f"tridiagonal[{be}] fwd+bwd"] = fb
-            fns[f"tridiagonal[{be}] fwd"] = lambda be=be: kth_eigvalsh_tridiagonal(d, e, k, backend=be)
-        if device.type == "cuda":
-            fns["trivial elementwise kernel (d * 2)"] = lambda: d * 2.0
+        fns = _tridiagonal_callables(d, e, n // 2, backends, with_scipy=device.type == "cpu" and B <= scipy_max_batch)
         ts = time_interleaved(fns, min_run_time=min_run_time * len(fns), rounds=3, warmup=1, slow_s=slow_s)
         _progress(f"tridiagonal {(B, n)} {dtype}", ts)
         dense = ts["dense torch.linalg.eigh autograd"]
@@ -194,7 +205,8 @@ def suite_training(device, dim, epochs=4, data=None):
     data = data or prepare_housing()
     out = []
     variants = {
-        "dense": [("linalg", "dense, torch.linalg.eigvalsh"), ("auto", "dense, eignotes"), ("trace", "dense, trace/dim (no eigenvalue)")],
+        "dense": [("linalg", "dense, torch.linalg.eigvalsh"), ("auto", "dense, eignotes"),
+                  ("trace", "dense, trace/dim (no eigenvalue)")],
         "tridiagonal": [("linalg", "tridiagonal, torch.linalg on dense form"), ("auto", "tridiagonal, eignotes"),
                         ("trace", "tridiagonal, trace/dim (no eigenvalue)")],
     }
@@ -212,7 +224,8 @@ def suite_training(device, dim, epochs=4, data=None):
             base = None
             if backend != "linalg":
                 base = Timing(label=items[0][1], median=times["linalg"], iqr=0.0, repeats=1)
-            out.append(_row("training", f"{kind} epoch, dim {dim}", (len(data.X_train), dim), torch.float32, device, t, base))
+            shape = (len(data.X_train), dim)
+            out.append(_row("training", f"{kind} epoch, dim {dim}", shape, torch.float32, device, t, base))
         ratio = times["auto"] / times["trace"]
         ov = Timing(label=f"{kind} eigen-overhead ratio (eignotes / trace)", median=ratio, iqr=0.0, repeats=1)
         row = _row("training", f"{kind} eigen-overhead", (len(data.X_train), dim), torch.float32, device, ov)
@@ -262,8 +275,9 @@ def goals(rows, device_type: str) -> list[dict]:
                  label=f"kth_eigvalsh[{be}] (fwd+bwd) / fwd")
     add(f"dense {shape} float32: forward+backward over forward-only", "GPU", "<= 3",
         cost and cost["overhead_ratio"], lambda v: v <= 3, "{:.2f}")
-    ours = _find(rows, suite="dense", case="forward+backward", shape=shape, dtype=f32, label=f"kth_eigvalsh[{be}] fwd+bwd")
-    blog = _find(rows, suite="dense", case="forward+backward", shape=shape, dtype=f32, label="blog CuPy function fwd+bwd")
+    fb = dict(suite="dense", case="forward+backward", shape=shape, dtype=f32)
+    ours = _find(rows, **fb, label=f"kth_eigvalsh[{be}] fwd+bwd")
+    blog = _find(rows, **fb, label="blog CuPy function fwd+bwd")
     add(f"dense {shape} float32 forward+backward: speed-up over the blog's CuPy function", "GPU", ">= 10x",
         blog["median_s"] / ours["median_s"] if (ours and blog) else None, lambda v: v >= 10, "{:.1f}x",
         "" if not on_gpu or blog else "the blog's CuPy function did not run (CuPy not usable)")
@@ -295,7 +309,8 @@ def to_markdown(meta, rows, scored=None) -> str:
     lines = [f"# Benchmark {meta['date']} on {meta['device_name']}", ""]
     lines += [f"- {k}: {v}" for k, v in meta.items() if k not in ("date",)]
     lines += ["", "ratio = baseline median / case median (above 1: the case is faster)", ""]
-    lines += ["| suite | case | shape (B, n) | dtype | label | median ms | IQR ms | baseline | ratio |", "|" + "---|" * 9]
+    lines += ["| suite | case | shape (B, n) | dtype | label | median ms | IQR ms | baseline | ratio |",
+              "|" + "---|" * 9]
     for r in rows:
         ratio = f"{r['ratio']:.1f}x" if r["ratio"] else ""
         if r.get("overhead_ratio") is not None:

@@ -80,6 +80,7 @@ def time_interleaved(fns: dict, *, min_run_time: float = 0.5, rounds: int = 5, w
             samples[label].extend(m.times)
     out = {}
     for label, ts in samples.items():
-        q1, med, q3 = (float(v) for v in torch.tensor(ts, dtype=torch.float64).quantile(torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)))
+        quartiles = torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)
+        q1, med, q3 = (float(v) for v in torch.tensor(ts, dtype=torch.float64).quantile(quartiles))
         out[label] = Timing(label=label, median=med, iqr=q3 - q1, repeats=len(ts))
     return out

@@ -12,13 +12,18 @@
 
 # %%
 # Setup: on Colab, install eignotes (Colab's own torch and CuPy stay as they are); elsewhere, nothing to do.
-import subprocess, sys
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/eignotes/eignotes"], check=True)
+    package = "git+https://github.com/eignotes/eignotes"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 import torch
+
 import eignotes
-from eignotes.config import pick, describe, device
+from eignotes.config import describe, device, pick
+
 print(describe())
 
 # %% [markdown]

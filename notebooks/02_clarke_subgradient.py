@@ -13,13 +13,18 @@
 
 # %%
 # Setup: on Colab, install eignotes (Colab's own torch and CuPy stay as they are); elsewhere, nothing to do.
-import subprocess, sys
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/eignotes/eignotes"], check=True)
+    package = "git+https://github.com/eignotes/eignotes"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 import torch
+
 import eignotes
-from eignotes.config import pick, describe, device
+from eignotes.config import describe
+
 print(describe())
 
 # %% [markdown]
@@ -65,7 +70,10 @@ fig = eignotes.plotting.eigen_curves(ts, curves, highlight=1, title="lambda_j(A 
 E = torch.eye(4, dtype=torch.float64)[:, 1:3]
 m1, m2 = torch.linalg.eigvalsh(E.T @ Bdir @ E).tolist()
 h = 1e-6
-lam1 = lambda t: eignotes.kth_eigvalsh(A0 + t * Bdir, 1).item()
+def lam1(t):
+    return eignotes.kth_eigvalsh(A0 + t * Bdir, 1).item()
+
+
 right, left = (lam1(h) - lam1(0.0)) / h, (lam1(0.0) - lam1(-h)) / h
 A = A0.clone().requires_grad_()
 eignotes.kth_eigvalsh(A, 1).backward()

@@ -11,13 +11,18 @@
 
 # %%
 # Setup: on Colab, install eignotes (Colab's own torch and CuPy stay as they are); elsewhere, nothing to do.
-import subprocess, sys
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/eignotes/eignotes"], check=True)
+    package = "git+https://github.com/eignotes/eignotes"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 import torch
+
 import eignotes
-from eignotes.config import pick, describe, device
+from eignotes.config import describe, device, pick
+
 print(describe())
 
 
@@ -46,7 +51,10 @@ class KthEigval(torch.autograd.Function):
 # %%
 gen = torch.Generator().manual_seed(0)
 X = torch.randn(3, 6, 6, dtype=torch.float64, generator=gen, requires_grad=True)
-sym = lambda X: (X + X.mT) / 2
+def sym(X):
+    return (X + X.mT) / 2
+
+
 print("KthEigval gradcheck:", torch.autograd.gradcheck(lambda X: KthEigval.apply(sym(X), 2), (X,)))
 print("eignotes.kth_eigvalsh gradcheck:", torch.autograd.gradcheck(lambda X: eignotes.kth_eigvalsh(sym(X), 2), (X,)))
 
@@ -79,6 +87,7 @@ print(torch.allclose(KthEigval.apply(A, -1), eignotes.kth_eigvalsh(A, -1)),
 
 # %%
 from eignotes.timing import time_interleaved
+
 B, n = pick(quick=(20, 30), cpu=(500, 100), full=(500, 100))
 dev = device()
 A = sym(torch.randn(B, n, n, generator=gen)).to(dev)
@@ -100,7 +109,7 @@ rows = list(time_interleaved({
     "KthEigval (fwd+bwd)": fwd_bwd(lambda X: KthEigval.apply(X, k)),
     "eignotes (fwd+bwd)": fwd_bwd(lambda X: eignotes.kth_eigvalsh(X, k)),
 }, min_run_time=6 * run_time).values())
-for t, base in zip(rows, [rows[0]] * 3 + [rows[3]] * 3):
+for t, base in zip(rows, [rows[0]] * 3 + [rows[3]] * 3, strict=True):
     print(f"{t.label:32s} {t.median * 1e3:9.2f} ms  (IQR {t.iqr * 1e3:.2f})  {base.median / t.median:5.2f}x")
 fig = eignotes.plotting.bar_timings(rows, title=f"k-th eigenvalue of {B} x {n} x {n} on {dev.type}",
                                     name="03_timing", log=False)
@@ -112,7 +121,10 @@ fig = eignotes.plotting.bar_timings(rows, title=f"k-th eigenvalue of {B} x {n} x
 
 # %%
 W = torch.nn.Parameter(torch.randn(6, 6, generator=gen))
-model = lambda x: eignotes.kth_eigvalsh(x[:, :, None] * (W + W.T), -1)
+def model(x):
+    return eignotes.kth_eigvalsh(x[:, :, None] * (W + W.T), -1)
+
+
 compiled = torch.compile(model, fullgraph=True, backend=pick(quick="aot_eager", cpu="aot_eager", full="inductor"))
 x = torch.rand(5, 6, generator=gen) + 0.1
 out = compiled(x)

@@ -14,18 +14,22 @@
 
 # %%
 # Setup: on Colab, install eignotes (Colab's own torch and CuPy stay as they are); elsewhere, nothing to do.
-import subprocess, sys
-if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/eignotes/eignotes"], check=True)
+import subprocess
+import sys
 
-import torch
+if "google.colab" in sys.modules:
+    package = "git+https://github.com/eignotes/eignotes"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
+
 import eignotes
-from eignotes.config import pick, describe, device
+from eignotes.config import describe, device, pick
+
 print(describe())
 
 # %%
-from eignotes import data as hdata, plotting, recipes
-from eignotes.stream import pipe, augment, validation, spectral_norms, keep_best, early_stop, restore_best, test_rmse
+from eignotes import data as hdata
+from eignotes import plotting, recipes
+from eignotes.stream import augment, early_stop, keep_best, pipe, restore_best, spectral_norms, test_rmse, validation
 
 data = hdata.prepare_housing(seed=0)
 print("rows (train, validation, test):", data.notes["rows"], "| features:", data.feature_names)
@@ -40,6 +44,7 @@ print(f"one scaled unit of the target = ${data.label_scale:,.0f}")
 
 # %%
 import pandas as pd
+
 DIM_T = pick(quick=7, cpu=45, full=45)
 timing_data = data if pick(quick=False, cpu=True, full=True) else hdata.HousingData(
     data.X_train[:1000], data.y_train[:1000], data.X_val, data.y_val, data.X_test, data.y_test,
@@ -47,7 +52,8 @@ timing_data = data if pick(quick=False, cpu=True, full=True) else hdata.HousingD
 variants = [("dense", "linalg", "dense, torch.linalg"), ("dense", "auto", "dense, eignotes"),
             ("dense", "trace", "dense, trace only"), ("tridiagonal", "auto", "tridiagonal, eignotes"),
             ("tridiagonal", "trace", "tridiagonal, trace only")]
-rows = eignotes.experiments.epoch_seconds(variants, timing_data, dim=DIM_T, epochs=2, device=device())  # 2nd epoch: warm
+# two epochs each, the second one timed (the first pays for compilation and caches)
+rows = eignotes.experiments.epoch_seconds(variants, timing_data, dim=DIM_T, epochs=2, device=device())
 timing = pd.DataFrame(rows).set_index("variant")
 timing["vs dense torch.linalg"] = timing.loc["dense, torch.linalg", "seconds per epoch"] / timing["seconds per epoch"]
 print(f"dim {DIM_T}, {len(timing_data.X_train)} training rows, {describe()}")

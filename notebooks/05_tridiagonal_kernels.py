@@ -9,13 +9,18 @@
 
 # %%
 # Setup: on Colab, install eignotes (Colab's own torch and CuPy stay as they are); elsewhere, nothing to do.
-import subprocess, sys
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/eignotes/eignotes"], check=True)
+    package = "git+https://github.com/eignotes/eignotes"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 import torch
+
 import eignotes
-from eignotes.config import pick, describe, device
+from eignotes.config import describe, device, pick
+
 print(describe())
 
 # %% [markdown]
@@ -99,6 +104,7 @@ print("largest gradient difference:", (ours.grad - ref.grad).abs().max().item())
 
 # %%
 import pandas as pd
+
 table = pd.DataFrame(eignotes.experiments.tridiagonal_accuracy(device=device())).set_index("case")
 table.round(2)
 
@@ -119,4 +125,4 @@ fig2 = eignotes.plotting.line_sweep(speed["vs B"], x_label="batch size", logx=Tr
 
 # %%
 for label, (xs, ts) in speed["vs n"].items():
-    print(label, {x: f"{t * 1e3:.2f} ms" for x, t in zip(xs, ts)})
+    print(label, {x: f"{t * 1e3:.2f} ms" for x, t in zip(xs, ts, strict=True)})

@@ -9,17 +9,22 @@
 
 # %%
 # Setup: on Colab, install eignotes (Colab's own torch and CuPy stay as they are); elsewhere, nothing to do.
-import subprocess, sys
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/eignotes/eignotes"], check=True)
+    package = "git+https://github.com/eignotes/eignotes"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 import torch
-import eignotes
-from eignotes.config import pick, describe, device
+
+from eignotes.config import describe, pick
+
 print(describe())
 
 # %%
-from eignotes import data as hdata, plotting
+from eignotes import data as hdata
+from eignotes import plotting
 from eignotes.experiments import scaling_study, summarize_study
 
 data = hdata.prepare_housing(seed=0)
@@ -64,7 +69,8 @@ summary.round(1)
 # %%
 best_run = runs.loc[runs["test_rmse_dollars"].idxmin()]
 best_median = summary.loc[summary["test_median"].idxmin()]
-print(f"best run:    {best_run['model']} dim {best_run['dim']} seed {best_run['seed']}: ${best_run['test_rmse_dollars']:,.0f}")
+print(f"best run:    {best_run['model']} dim {best_run['dim']} seed {best_run['seed']}: "
+      f"${best_run['test_rmse_dollars']:,.0f}")
 print(f"best median: {best_median['model']} dim {best_median['dim']}: ${best_median['test_median']:,.0f} "
       f"(IQR ${best_median['test_q1']:,.0f} to ${best_median['test_q3']:,.0f})")
 for label, value in refs.items():

@@ -26,7 +26,7 @@ def test_pair_in_sync(ipynb):
     src = jupytext.read(ipynb.with_suffix(".py"))
     nb = nbformat.read(ipynb, as_version=4)
     ours, theirs = _cells(src), _cells(nb)
-    for i, (a, b) in enumerate(zip(ours, theirs)):
+    for i, (a, b) in enumerate(zip(ours, theirs, strict=False)):
         assert a == b, f"cell {i} differs between {ipynb.stem}.py and .ipynb: run `make sync`"
     assert len(ours) == len(theirs), f"{ipynb.stem}: {len(ours)} cells in .py, {len(theirs)} in .ipynb: `make sync`"
 

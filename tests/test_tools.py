@@ -4,8 +4,8 @@ import os
 import subprocess
 import sys
 
-import torch
 import pytest
+import torch
 
 from eignotes import bench, config, reproduce, suites
 from eignotes.timing import time_interleaved
