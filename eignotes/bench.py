@@ -14,7 +14,7 @@ import torch
 from .suites import DEFAULT_SLOW_S, SUITES, run
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="eignotes benchmarks")
     ap.add_argument("--suite", default=",".join(SUITES), help=f"comma-separated, from {SUITES}")
     ap.add_argument("--quick", action="store_true", help="tiny shapes and short timing (for CI)")

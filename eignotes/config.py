@@ -9,10 +9,13 @@ Notebooks ask `pick(quick=..., cpu=..., full=...)` and run the same code at ever
 from __future__ import annotations
 
 import os
+from typing import TypeVar
 
 import torch
 
 SCALES = ("quick", "cpu", "full")
+
+_T = TypeVar("_T")
 
 
 def scale() -> str:
@@ -24,7 +27,7 @@ def scale() -> str:
     return value
 
 
-def pick(*, quick, cpu, full):
+def pick(*, quick: _T, cpu: _T, full: _T) -> _T:
     """The value for the current scale."""
     return {"quick": quick, "cpu": cpu, "full": full}[scale()]
 

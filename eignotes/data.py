@@ -77,7 +77,8 @@ class HousingData:
         return float(rmse_scaled) * self.label_scale
 
 
-def prepare_housing(*, val_fraction: float = 0.2, seed: int = 0, folder=None, dtype=torch.float32) -> HousingData:
+def prepare_housing(*, val_fraction: float = 0.2, seed: int = 0, folder: str | os.PathLike | None = None,
+                    dtype: torch.dtype = torch.float32) -> HousingData:
     """The blog's features and scaling on the Colab split, plus a seeded validation split from the training rows."""
     from sklearn.preprocessing import StandardScaler
 

@@ -10,6 +10,9 @@
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
@@ -17,7 +20,10 @@ from . import recipes
 from .data import HousingData, prepare_housing
 from .dlpack import cupy_status
 from .linalg import kth_eigvalsh_tridiagonal, tridiagonal_backends, tridiagonal_to_dense
-from .timing import time_fn, time_interleaved
+from .timing import Timing, time_fn, time_interleaved
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def random_symmetric(B: int, n: int, dtype: torch.dtype, device: torch.device | str, seed: int = 0) -> torch.Tensor:
@@ -33,7 +39,8 @@ def cupy_usable(device: torch.device) -> bool:
     return device.type == "cuda" and cupy_status()[0]
 
 
-def warmup_eigvalsh(B: int, n: int, device: torch.device, dtype=torch.float32, min_run_time=0.5):
+def warmup_eigvalsh(B: int, n: int, device: torch.device, dtype: torch.dtype = torch.float32,
+                    min_run_time: float = 0.5) -> list[Timing]:
     """The blog's warm-up: full eigvalsh of a (B, n, n) batch with each library that can run here."""
     A = random_symmetric(B, n, dtype, device)
     if device.type == "cpu":
@@ -49,7 +56,8 @@ def warmup_eigvalsh(B: int, n: int, device: torch.device, dtype=torch.float32, m
 
 
 
-def sweep_n(ns, B, device, dtype=torch.float32, min_run_time=0.2):
+def sweep_n(ns: Iterable[int], B: int, device: torch.device, dtype: torch.dtype = torch.float32,
+            min_run_time: float = 0.2) -> dict[str, tuple[list[int], list[float]]]:
     """Full eigvalsh time against n: torch and (on CPU) NumPy or (on a GPU) CuPy. Returns {label: (ns, seconds)}."""
     series = {}
     for n in ns:
@@ -60,7 +68,7 @@ def sweep_n(ns, B, device, dtype=torch.float32, min_run_time=0.2):
     return series
 
 
-def hard_tridiagonal_cases():
+def hard_tridiagonal_cases() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Named (diag, offdiag) float64 NumPy pairs that stress a tridiagonal eigensolver."""
     rng = np.random.default_rng(7)
     wd = np.abs(np.arange(-10, 11.0))
@@ -78,7 +86,9 @@ def hard_tridiagonal_cases():
     }
 
 
-def tridiagonal_accuracy(backends=None, dtypes=(torch.float64, torch.float32), device="cpu"):
+def tridiagonal_accuracy(backends: Sequence[str] | None = None,
+                         dtypes: Sequence[torch.dtype] = (torch.float64, torch.float32),
+                         device: torch.device | str = "cpu") -> list[dict[str, str | int | float]]:
     """Max eigenvalue error over all k, in units of eps * ||T||, against SciPy's float64 bisection (?stebz)."""
     import scipy.linalg as sl
 
@@ -108,7 +118,9 @@ def tridiagonal_accuracy(backends=None, dtypes=(torch.float64, torch.float32), d
     return rows
 
 
-def tridiagonal_speed(ns, Bs, device, dtype=torch.float32, min_run_time=0.2, dense_max_elems=2e8):
+def tridiagonal_speed(ns: Sequence[int], Bs: Sequence[int], device: torch.device | str,
+                      dtype: torch.dtype = torch.float32, min_run_time: float = 0.2,
+                      dense_max_elems: float = 2e8) -> dict[str, dict[str, tuple[list[int], list[float]]]]:
     """Forward+backward time of the tridiagonal op and of dense eigh autograd on the same matrices.
 
     Returns {"vs n": {label: (ns, s)}, "vs B": {label: (Bs, s)}} with B = max(Bs) for the n sweep and n = max(ns)
@@ -148,7 +160,8 @@ def tridiagonal_speed(ns, Bs, device, dtype=torch.float32, min_run_time=0.2, den
     return out
 
 
-def epoch_seconds(variants, data: HousingData, *, dim: int, epochs: int = 2, device=None) -> list[dict]:
+def epoch_seconds(variants: Iterable[tuple[str, str, str]], data: HousingData, *, dim: int, epochs: int = 2,
+                  device: torch.device | str | None = None) -> list[dict[str, str | float]]:
     """Seconds per training epoch of the blog's recipes for each (kind, backend, label) in `variants`; the
     first `epochs - 1` epochs warm up (compilation, caches), the last one is reported."""
     rows = []
@@ -160,7 +173,9 @@ def epoch_seconds(variants, data: HousingData, *, dim: int, epochs: int = 2, dev
     return rows
 
 
-def scaling_study(grid, *, seeds, epochs, data=None, device=None, show_progress=True):
+def scaling_study(grid: Iterable[tuple[str, int]], *, seeds: Sequence[int], epochs: int | dict[str, int],
+                  data: HousingData | None = None, device: torch.device | str | None = None,
+                  show_progress: bool = True) -> pd.DataFrame:
     """Train every (kind, dim) of `grid` with each seed; return a DataFrame with one row per run.
 
     grid: iterable of ("dense" | "tridiagonal", dim). epochs: an int, or {kind: int}. Each run selects its epoch on
@@ -183,7 +198,7 @@ def scaling_study(grid, *, seeds, epochs, data=None, device=None, show_progress=
     return pd.DataFrame(rows)
 
 
-def summarize_study(df):
+def summarize_study(df: pd.DataFrame) -> pd.DataFrame:
     """Median and interquartile range over seeds of test RMSE and seconds per epoch, per (model, dim)."""
     g = df.groupby(["model", "dim"])
     q = lambda p: (lambda s: s.quantile(p))  # noqa: E731

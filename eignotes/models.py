@@ -48,7 +48,8 @@ class MultivariateSpectral(nn.Module):
     do not depend on an ignored triangle. Entries start as N(0, 1) / (sqrt(dim) * num_features), as in the blog.
     """
 
-    def __init__(self, *, num_features: int, dim: int, eigval_idx: int, backend: str = "auto", generator=None):
+    def __init__(self, *, num_features: int, dim: int, eigval_idx: int, backend: str = "auto",
+                 generator: torch.Generator | None = None):
         super().__init__()
         if not -dim <= eigval_idx < dim:
             raise ValueError(f"eigval_idx={eigval_idx} out of range for dim={dim}")

@@ -6,16 +6,27 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import torch
+    from matplotlib.figure import Figure
+
+    from .stream import Event
+    from .timing import Timing
 
 # The notebook runner (eignotes.reproduce) names its figures folder in this variable of each notebook kernel it
 # starts; nothing in this package sets it.
 FIGURES_ENV = "EIGNOTES_FIGURES"
 
 
-def save_figure(fig, name: str, folder: str | os.PathLike | None = None) -> Path | None:
+def save_figure(fig: Figure, name: str, folder: str | os.PathLike | None = None) -> Path | None:
     """Write fig to folder/name.png, the folder given here or else named by $EIGNOTES_FIGURES; with neither, write
     nothing. Returns the path written, or None."""
     folder = folder or os.environ.get(FIGURES_ENV)
@@ -27,7 +38,8 @@ def save_figure(fig, name: str, folder: str | os.PathLike | None = None) -> Path
     return path
 
 
-def bar_timings(rows, *, title: str, baseline: str | None = None, name: str | None = None, log: bool = True):
+def bar_timings(rows: Iterable[Timing | dict[str, Any]], *, title: str, baseline: str | None = None,
+                name: str | None = None, log: bool = True) -> Figure:
     """Horizontal bars of median time (ms) with IQR whiskers. rows: Timing objects or dicts (label, median, iqr)."""
     rows = [r if isinstance(r, dict) else vars(r) for r in rows]  # Timing objects or dicts
     fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(rows)))
@@ -48,7 +60,8 @@ def bar_timings(rows, *, title: str, baseline: str | None = None, name: str | No
     return fig
 
 
-def line_sweep(series: dict, *, x_label: str, title: str, name: str | None = None, logx=False, mark_x=None):
+def line_sweep(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, x_label: str, title: str,
+               name: str | None = None, logx: bool = False, mark_x: float | None = None) -> Figure:
     """Median time (ms, log y) against x for several named series: {name: (xs, seconds)}."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, (xs, ts) in series.items():
@@ -67,7 +80,8 @@ def line_sweep(series: dict, *, x_label: str, title: str, name: str | None = Non
     return fig
 
 
-def eigen_curves(ts, curves, *, highlight: int, title: str, name: str | None = None):
+def eigen_curves(ts: torch.Tensor | np.ndarray | Sequence[float], curves: torch.Tensor | np.ndarray, *,
+                 highlight: int, title: str, name: str | None = None) -> Figure:
     """lambda_j(A + t B) against t for every j, one highlighted, next to ReLU: the same kind of kink."""
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [2, 1]})
     for j in range(curves.shape[-1]):
@@ -86,7 +100,9 @@ def eigen_curves(ts, curves, *, highlight: int, title: str, name: str | None = N
     return fig
 
 
-def sturm_staircase(xs, counts, eigenvalues, *, title: str, name: str | None = None):
+def sturm_staircase(xs: torch.Tensor | np.ndarray | Sequence[float], counts: torch.Tensor | np.ndarray | Sequence[int],
+                    eigenvalues: torch.Tensor | np.ndarray | Iterable[float], *, title: str,
+                    name: str | None = None) -> Figure:
     """The Sturm count (number of eigenvalues below x) is a staircase that steps at each eigenvalue."""
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.step(xs, counts, where="post", color="tab:blue", label="Sturm count: #eigenvalues < x")
@@ -111,8 +127,9 @@ def _in_notebook() -> bool:
         return False
 
 
-def plot_progress(events, *, max_step: int, feature_names=None, every: int = 1, test_fn=None, title: str = "",
-                  name: str | None = None, png: str | None = None, gif: str | None = None):
+def plot_progress(events: Iterable[Event], *, max_step: int, feature_names: Sequence[str] | None = None,
+                  every: int = 1, test_fn: Callable[[Event], float] | None = None, title: str = "",
+                  name: str | None = None, png: str | None = None, gif: str | None = None) -> list[Event]:
     """Consume a training stream and draw it: errors (left) and per-feature spectral norms (right).
 
     Live in Jupyter and on Colab (one figure, updated in place through an IPython display handle; headless
@@ -188,7 +205,8 @@ def plot_progress(events, *, max_step: int, feature_names=None, every: int = 1, 
     return history
 
 
-def scaling(summary, *, title: str = "scaling with dim", name: str | None = None, references: dict | None = None):
+def scaling(summary: pd.DataFrame, *, title: str = "scaling with dim", name: str | None = None,
+            references: Mapping[str, float] | None = None) -> Figure:
     """Median test RMSE (IQR band over seeds) and seconds per epoch against dim, one line per model kind."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for kind, part in summary.groupby("model"):
@@ -214,7 +232,7 @@ def scaling(summary, *, title: str = "scaling with dim", name: str | None = None
     return fig
 
 
-def bench_ratios(rows, *, title: str):
+def bench_ratios(rows: Iterable[dict[str, Any]], *, title: str) -> Figure:
     """Speed-up of every benchmark case over its baseline from the same run (log scale; right of 1 = faster).
 
     rows: the dicts `eignotes.bench` writes (suite, case, shape, dtype, label, baseline, ratio); rows without a

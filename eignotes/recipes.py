@@ -15,7 +15,7 @@ import platform
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -23,6 +23,9 @@ from torch import nn
 from . import models
 from . import stream as st
 from .data import HousingData
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 KINDS = ("dense", "tridiagonal")
 
@@ -99,7 +102,8 @@ def device_label(device: torch.device) -> str:
 def fit(kind: str, data: HousingData, *, dim: int, epochs: int, lr: float | None = None,
         batch_size: int | None = None, weight_decay: float | None = None, patience: int | None = None,
         backend: str = "auto", device: torch.device | str | None = None, seed: int = 0,
-        progress: Callable[[Iterable[st.Event]], Iterable[st.Event]] | None = None):
+        progress: Callable[[Iterable[st.Event]], Iterable[st.Event]] | None = None
+        ) -> tuple[nn.Module, pd.DataFrame, dict[str, Any]]:
     """Train with the blog's recipe (any field overridable), selecting the epoch and stopping early on the
     validation split; the test RMSE of the selected model is measured once, at the end.
 

@@ -35,13 +35,16 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from .data import HousingData
 from .models import feature_norms
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Event = dict[str, Any]
 Stage = Callable[[Iterable[Event]], Iterator[Event]]
@@ -312,7 +315,7 @@ def _scalar(value: Any) -> Any:
 _SKIP = object()
 
 
-def collect(events: Iterable[Event]):
+def collect(events: Iterable[Event]) -> pd.DataFrame:
     """Run the stream to its end; return a pandas DataFrame with a column for every scalar key any stage added
     (lists of numbers, such as feature_norms, become feature_norms_0, feature_norms_1, ...). The model, states
     and other objects are left out; the last event, whole, is in `.attrs["last"]`."""

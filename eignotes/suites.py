@@ -11,7 +11,9 @@ import json
 import platform
 import re
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,6 +23,9 @@ from .dlpack import cupy_status
 from .experiments import random_symmetric
 from .linalg import tridiagonal_backends
 from .timing import Timing, time_interleaved
+
+if TYPE_CHECKING:
+    from .data import HousingData
 
 SUITES = ("dense", "tridiagonal", "training")
 # A callable slower than this per call (torch.linalg looping over 16384 matrices on a GPU) is timed once.
@@ -62,7 +67,7 @@ class BlogCupyKth(torch.autograd.Function):
     eigenvectors when a gradient is needed, only eigenvector k saved; cupy eigvalsh otherwise."""
 
     @staticmethod
-    def forward(ctx, A, k):
+    def forward(ctx: Any, A: torch.Tensor, k: int) -> torch.Tensor:
         from .linalg import _cupy
 
         if not ctx.needs_input_grad[0]:
@@ -72,7 +77,7 @@ class BlogCupyKth(torch.autograd.Function):
         return w[..., k]
 
     @staticmethod
-    def backward(ctx, g):
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None]:
         (q,) = ctx.saved_tensors
         return g[..., None, None] * q[..., :, None] * q[..., None, :], None
 
@@ -99,7 +104,8 @@ def _dense_callables(A: torch.Tensor, k: int, backends: list[str], has_cupy: boo
     return fwd, fwdbwd
 
 
-def suite_dense(device, dtype, shapes, min_run_time, slow_s=None):
+def suite_dense(device: torch.device, dtype: torch.dtype, shapes: Iterable[tuple[int, int]], min_run_time: float,
+                slow_s: float | None = None) -> list[dict[str, Any]]:
     """kth_eigvalsh forward vs torch.linalg.eigvalsh; forward+backward vs torch.linalg.eigh autograd; on a GPU
     also the blog's CuPy function as the anchor."""
     out = []
@@ -158,7 +164,9 @@ def _tridiagonal_callables(d: torch.Tensor, e: torch.Tensor, k: int, backends: l
     return fns
 
 
-def suite_tridiagonal(device, dtype, shapes, min_run_time, scipy_max_batch=16384, slow_s=None):
+def suite_tridiagonal(device: torch.device, dtype: torch.dtype, shapes: Iterable[tuple[int, int]],
+                      min_run_time: float, scipy_max_batch: int = 16384,
+                      slow_s: float | None = None) -> list[dict[str, Any]]:
     """kth_eigvalsh_tridiagonal forward+backward vs the dense op on the same matrices and vs SciPy per matrix."""
 
     out = []
@@ -195,7 +203,8 @@ def suite_tridiagonal(device, dtype, shapes, min_run_time, scipy_max_batch=16384
     return out
 
 
-def suite_training(device, dim, epochs=4, data=None):
+def suite_training(device: torch.device, dim: int, epochs: int = 4,
+                   data: HousingData | None = None) -> list[dict[str, Any]]:
     """Seconds per epoch of the blog's training settings (dense: batch 10; tridiagonal: batch 64) for each variant,
     and the eigen-overhead ratio: the epoch with the real op over the same epoch with the eigenvalue replaced by
     trace / dim. The first of `epochs` epochs pays for compilation and caches and is dropped; the median and IQR
@@ -253,7 +262,7 @@ def _find(rows, **want):
     return None
 
 
-def goals(rows, device_type: str) -> list[dict]:
+def goals(rows: Sequence[dict[str, Any]], device_type: str) -> list[dict[str, Any]]:
     """Score the run against the speed goals. Returns dicts: goal, device, target, measured (str), met (bool or
     None where the run has no figure for it, with `why`)."""
     be = _dense_default_backend(device_type)
@@ -297,7 +306,7 @@ def goals(rows, device_type: str) -> list[dict]:
     return out
 
 
-def goals_markdown(scored) -> list[str]:
+def goals_markdown(scored: Iterable[dict[str, Any]]) -> list[str]:
     lines = ["", "## Goals", "", "| goal | device | target | measured | met |", "|" + "---|" * 5]
     for g in scored:
         met = {True: "yes", False: "**no**", None: f"not measured here: {g['why']}"}[g["met"]]
@@ -305,7 +314,8 @@ def goals_markdown(scored) -> list[str]:
     return lines
 
 
-def to_markdown(meta, rows, scored=None) -> str:
+def to_markdown(meta: dict[str, Any], rows: Iterable[dict[str, Any]],
+                scored: Iterable[dict[str, Any]] | None = None) -> str:
     lines = [f"# Benchmark {meta['date']} on {meta['device_name']}", ""]
     lines += [f"- {k}: {v}" for k, v in meta.items() if k not in ("date",)]
     lines += ["", "ratio = baseline median / case median (above 1: the case is faster)", ""]
@@ -334,8 +344,10 @@ def _quick_data():
                        h.y_test[:100], h.feature_names, h.label_mean, h.label_scale)
 
 
-def run(suites, *, quick: bool, device: torch.device, out_dir: Path, dtypes=None, dense_shapes=None,
-        tri_shapes=None, min_run_time=None, epochs=None, slow_s=DEFAULT_SLOW_S) -> Path:
+def run(suites: Sequence[str], *, quick: bool, device: torch.device, out_dir: Path,
+        dtypes: Sequence[torch.dtype] | None = None, dense_shapes: Sequence[tuple[int, int]] | None = None,
+        tri_shapes: Sequence[tuple[int, int]] | None = None, min_run_time: float | None = None,
+        epochs: int | None = None, slow_s: float | None = DEFAULT_SLOW_S) -> Path:
     dense_shapes_arg, tri_shapes_arg = dense_shapes, tri_shapes  # overrides from the command line, if any
     if quick:
         dense_shapes, tri_shapes, mrt = [(8, 20)], [(64, 20)], 0.05

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -32,7 +33,7 @@ def _timed_call(fn) -> float:
     return time.perf_counter() - t0
 
 
-def time_fn(fn, *, label: str = "", min_run_time: float = 0.5, warmup: int = 2) -> Timing:
+def time_fn(fn: Callable[[], object], *, label: str = "", min_run_time: float = 0.5, warmup: int = 2) -> Timing:
     """Time fn() with torch.utils.benchmark.Timer, which synchronizes CUDA around each measurement.
 
     The first (lazy: compilation, handle creation) calls run before timing starts.
@@ -46,8 +47,8 @@ def time_fn(fn, *, label: str = "", min_run_time: float = 0.5, warmup: int = 2) 
     return Timing(label=label, median=m.median, iqr=m.iqr, repeats=len(m.times))
 
 
-def time_interleaved(fns: dict, *, min_run_time: float = 0.5, rounds: int = 5, warmup: int = 2,
-                     slow_s: float | None = None) -> dict:
+def time_interleaved(fns: dict[str, Callable[[], object]], *, min_run_time: float = 0.5, rounds: int = 5,
+                     warmup: int = 2, slow_s: float | None = None) -> dict[str, Timing]:
     """Time several callables in alternating rounds, so that a slow drift of the machine (another process, clock
     changes) hits all of them alike; the ratios between them are then fair. Returns {label: Timing}.
 

@@ -26,13 +26,18 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from . import plotting
 from .linalg import kth_eigvalsh, sturm_count, tridiagonal_to_dense
 from .plotting import plt
+
+if TYPE_CHECKING:
+    import ipywidgets
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = [
     "collision_explorer",
@@ -190,8 +195,8 @@ def _all_eigenvalues(A, B, ts):
     return kth_eigvalsh(A + ts[:, None, None] * B, list(range(n)))  # one batched call, (len(ts), n)
 
 
-def draw_collision(ax_curves, ax_grad, A: torch.Tensor, B: torch.Tensor, *, k: int, ts: torch.Tensor, t: float,
-                   curves: torch.Tensor | None = None) -> dict:
+def draw_collision(ax_curves: Axes, ax_grad: Axes, A: torch.Tensor, B: torch.Tensor, *, k: int, ts: torch.Tensor,
+                   t: float, curves: torch.Tensor | None = None) -> dict[str, Any]:
     """Draw the eigenvalue curves of A + tB (ax_curves) and the gradient of lambda_k at t (ax_grad).
 
     curves: the (len(ts), n) eigenvalues if already computed (the explorer computes them once, not per redraw).
@@ -262,7 +267,7 @@ def _collision_figure(A, B, *, k, ts, t, curves=None):
 
 
 def collision_explorer(A: torch.Tensor, B: torch.Tensor, *, k: int, ts: torch.Tensor, t: float = 0.0,
-                       interactive: bool | None = None, name: str = "02_collision"):
+                       interactive: bool | None = None, name: str = "02_collision") -> Figure | ipywidgets.VBox:
     """Explore lambda_k(A + tB) and its gradient q q^T as t moves (notebook 02).
 
     A, B: symmetric (n, n) matrices (computed in float64). k: the highlighted eigenvalue (ascending; negative counts
@@ -290,7 +295,7 @@ def collision_explorer(A: torch.Tensor, B: torch.Tensor, *, k: int, ts: torch.Te
 # ------------------------------------------------------------------------------------ 2. the bisection explorer
 
 
-def bisection_history(d: torch.Tensor, e: torch.Tensor, *, k: int, steps: int = 30) -> dict:
+def bisection_history(d: torch.Tensor, e: torch.Tensor, *, k: int, steps: int = 30) -> dict[str, Any]:
     """Sturm-count bisection for the k-th eigenvalue of the tridiagonal matrix (d, e), every step kept (float64).
 
     The start is the Gershgorin interval, widened by a few units in the last place (as LAPACK's dstebz does) so
@@ -322,8 +327,8 @@ def bisection_history(d: torch.Tensor, e: torch.Tensor, *, k: int, steps: int = 
             "mid": torch.tensor(mids, dtype=_F64), "count": torch.tensor(counts), "gershgorin": (g_lo, g_hi)}
 
 
-def draw_bisection(ax_stairs, ax_width, d: torch.Tensor, e: torch.Tensor, *, k: int, step: int, steps: int = 30,
-                   history: dict | None = None) -> dict:
+def draw_bisection(ax_stairs: Axes, ax_width: Axes, d: torch.Tensor, e: torch.Tensor, *, k: int, step: int,
+                   steps: int = 30, history: dict[str, Any] | None = None) -> dict[str, Any]:
     """Draw the Sturm staircase with the bracket after `step` steps (ax_stairs) and the width per step (ax_width).
 
     history: `bisection_history(d, e, k=k, steps=steps)` if already computed. Returns {"step", "lo", "hi", "mid",
@@ -400,7 +405,8 @@ def _bisection_figure(d, e, *, k, step, history):
 
 
 def bisection_explorer(d: torch.Tensor, e: torch.Tensor, *, k: int, steps: int | None = None,
-                       step: int | None = None, interactive: bool | None = None, name: str = "05_bisection"):
+                       step: int | None = None, interactive: bool | None = None,
+                       name: str = "05_bisection") -> Figure | ipywidgets.VBox:
     """Step through Sturm-count bisection for the k-th eigenvalue of a symmetric tridiagonal matrix (notebook 05).
 
     d: the diagonal (n,), e: the off-diagonal (n - 1,) (computed in float64). k: the eigenvalue (ascending;
