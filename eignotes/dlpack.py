@@ -1,7 +1,33 @@
 """Zero-copy exchange between PyTorch and CuPy through DLPack.
 
-    >>> a = to_cupy(t)        # a CuPy array viewing the same GPU memory as the CUDA tensor t
-    >>> t2 = from_cupy(a)     # a torch tensor viewing the same memory as a
+`to_cupy(t)` gives a CuPy array viewing the same GPU memory as the CUDA tensor t, and `from_cupy(a)` a torch
+tensor viewing the memory of a. These lines need a CUDA GPU and CuPy, so doctest skips them:
+
+    >>> t = torch.arange(4.0, device="cuda")     # doctest: +SKIP
+    >>> a = to_cupy(t)                           # doctest: +SKIP
+    >>> a[0] = 42.0                              # doctest: +SKIP
+    >>> t                                        # doctest: +SKIP
+    tensor([42.,  1.,  2.,  3.], device='cuda:0')
+    >>> from_cupy(a).data_ptr() == t.data_ptr()  # doctest: +SKIP
+    True
+
+Anywhere, with or without a GPU: `cupy_status()` says whether CuPy can run here, and why not if it cannot;
+`to_cupy` refuses a CPU tensor; and `from_cupy` takes any DLPack exporter, so the same sharing shows on the CPU
+with a NumPy array:
+
+    >>> ok, why = cupy_status()
+    >>> isinstance(ok, bool), isinstance(why, str) and why != ""
+    (True, True)
+    >>> to_cupy(torch.ones(3))
+    Traceback (most recent call last):
+        ...
+    ValueError: to_cupy needs a CUDA tensor, got one on cpu
+    >>> import numpy as np
+    >>> x = np.zeros(3)
+    >>> t = from_cupy(x)
+    >>> x[0] = 7.0
+    >>> t
+    tensor([7., 0., 0.], dtype=torch.float64)
 
 No bytes move: both objects share one buffer, so a write through one is seen through the other, and the buffer
 lives as long as either holder. The two libraries keep their own notion of the "current stream"; work handed

@@ -2,17 +2,16 @@
 
 "cupy" runs on CPU tensors here through a NumPy stand-in for CuPy (tests/cupy_stand_in.py): everything around the
 GPU solver is tested in CI; the solver itself on a GPU (test_cupy_matches_torch)."""
+import cupy_stand_in
 import numpy as np
 import pytest
 import torch
+from conftest import random_symmetric
 
 import eignotes
 from eignotes.dlpack import cupy_status
 from eignotes.linalg import _dense_numba
 from eignotes.linalg import dense as dense_mod
-
-import cupy_stand_in
-from conftest import random_symmetric
 
 CUPY_OK, CUPY_WHY = cupy_status()
 needs_cupy = pytest.mark.skipif(not CUPY_OK, reason=f"CuPy backend not usable here: {CUPY_WHY}")
@@ -79,7 +78,8 @@ def test_gradcheck_float64(backend, gen):
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
-@pytest.mark.parametrize("dtype,n", [(torch.float64, 10), (torch.float64, 45), (torch.float32, 45), (torch.float32, 100)])
+@pytest.mark.parametrize("dtype,n", [(torch.float64, 10), (torch.float64, 45), (torch.float32, 45),
+                                     (torch.float32, 100)])
 def test_gradient_matches_torch_eigh(backend, dtype, n, gen):
     A = random_symmetric((6,), n, dtype, gen).requires_grad_()
     g = torch.randn(6, 2, dtype=dtype, generator=gen)
@@ -147,7 +147,7 @@ def test_several_k_in_one_cluster_give_the_projector(backend, dtype, gen):
         P = sum(ks.count(k) * torch.outer(V[:, k], V[:, k]) for k in set(ks))
         A = A0.to(dtype).requires_grad_()
         eignotes.kth_eigvalsh(A, ks, backend=backend).sum().backward()
-        torch.testing.assert_close(A.grad.double(), P, atol=tol, rtol=0, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(A.grad.double(), P, atol=tol, rtol=0, msg=lambda m, name=name: f"{name}: {m}")
 
 
 def _hard_dense_cases():
@@ -160,7 +160,8 @@ def _hard_dense_cases():
         return (A + A.T) / 2
 
     wilkinson = torch.diag(torch.arange(-10.0, 11.0, dtype=torch.float64).abs())
-    wilkinson += torch.diag(torch.ones(20, dtype=torch.float64), 1) + torch.diag(torch.ones(20, dtype=torch.float64), -1)
+    ones = torch.ones(20, dtype=torch.float64)
+    wilkinson += torch.diag(ones, 1) + torch.diag(ones, -1)
     block = torch.zeros(9, 9, dtype=torch.float64)
     block[:4, :4] = random_symmetric((), 4, torch.float64, g)
     block[4:, 4:] = random_symmetric((), 5, torch.float64, g)
@@ -334,6 +335,26 @@ def test_nonfinite_in_ignored_triangle_is_ignored(backend, gen):
 def test_bad_input(A, k, exc, match):
     with pytest.raises(exc, match=match):
         eignotes.kth_eigvalsh(A, k)
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+@pytest.mark.parametrize("layout", ["sparse_coo", "sparse_csr", "sparse_csc", "batched_sparse_csr"])
+@pytest.mark.parametrize("backend", ["auto", "torch", "numba"])
+def test_sparse_input_is_refused_with_a_hint(layout, backend, gen):
+    """A sparse matrix gets eignotes' TypeError naming its layout and the fix, whatever the backend, and the fix
+    works: its dense form gives the eigenvalue of the same matrix."""
+    A = random_symmetric((3,) if layout.startswith("batched") else (), 5, torch.float64, gen)
+    if not layout.startswith("batched"):  # (a batched CSR tensor needs as many entries in each matrix)
+        A = A * (A.abs() > 0.5)  # some zeros, as a sparse matrix has
+    sparse = {"sparse_coo": A.to_sparse, "sparse_csr": A.to_sparse_csr, "sparse_csc": A.to_sparse_csc,
+              "batched_sparse_csr": A.to_sparse_csr}[layout]()
+    want_layout = layout.removeprefix("batched_")
+    with pytest.raises(TypeError, match=rf"A has layout torch\.{want_layout}\b.*call A\.to_dense\(\) first"):
+        eignotes.kth_eigvalsh(sparse, 1, backend=backend)
+    with pytest.raises(TypeError, match="to_dense"):  # the gradient path checks too
+        eignotes.kth_eigvalsh(sparse.requires_grad_(), 1, backend=backend)
+    got = eignotes.kth_eigvalsh(sparse.detach().to_dense(), 1, backend=backend)
+    np.testing.assert_allclose(got.numpy(), np_eigvalsh(A)[..., 1], atol=1e-12)
 
 
 def test_bad_backend():

@@ -3,18 +3,28 @@
 The "triton" backend runs its real kernel source: on a GPU compiled, without one under Triton's interpreter
 (conftest sets TRITON_INTERPRET=1), which is slow, so its cases stay small.
 """
+import types
+
 import numpy as np
 import pytest
 import scipy.linalg as sl
 import torch
 
 import eignotes
+from eignotes.linalg import _tri_triton
 from eignotes.linalg import tridiagonal as tri
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-AVAIL = eignotes.tridiagonal_backends(DEVICE)
+
+
+def dev_for(backend):
+    return "cpu" if backend == "numba" else DEVICE
+
+
+# Each backend on the device its tests use: numba's run on the CPU also where a GPU is present.
+AVAIL = {b: eignotes.tridiagonal_backends(dev_for(b))[b] for b in ("torch", "numba", "triton")}
 BACKENDS = [
-    pytest.param(b, marks=pytest.mark.skipif(bool(AVAIL[b]), reason=f"{b} backend not usable here: {AVAIL[b]}"))
+    pytest.param(b, marks=pytest.mark.skipif(not AVAIL[b], reason=f"{b} backend not usable here: {AVAIL[b].reason}"))
     for b in ("torch", "numba", "triton")
 ]
 ULPS = 8  # allowed error: ULPS * eps * ||T||_2
@@ -24,10 +34,6 @@ def ref_eigvals(d, e):
     """SciPy in float64 with LAPACK's bisection driver (?stebz): accurate to a few ulps of the norm. The default
     driver (MRRR, ?stemr) was seen 13 ulps off on a random n = 40 matrix, against a 40-digit mpmath solve."""
     return sl.eigh_tridiagonal(d, e, eigvals_only=True, lapack_driver="stebz")
-
-
-def dev_for(backend):
-    return "cpu" if backend == "numba" else DEVICE
 
 
 def wilkinson(m, plus=True):
@@ -88,9 +94,8 @@ def test_random_batches_k_forms(backend, dtype, gen):
     shape, n = ((2, 3), 9) if backend == "triton" and DEVICE == "cpu" else ((4, 5), 40)
     d = torch.randn(*shape, n, dtype=dtype, generator=gen)
     e = torch.randn(*shape, n - 1, dtype=dtype, generator=gen)
-    ref = np.stack(
-        [ref_eigvals(a, b) for a, b in zip(d.double().reshape(-1, n).numpy(), e.double().reshape(-1, n - 1).numpy())]
-    ).reshape(*shape, n)
+    pairs = zip(d.double().reshape(-1, n).numpy(), e.double().reshape(-1, n - 1).numpy(), strict=True)
+    ref = np.stack([ref_eigvals(a, b) for a, b in pairs]).reshape(*shape, n)
     tol = ULPS * torch.finfo(dtype).eps * np.abs(ref).max()
     for k in (0, -1, n // 2, [1, -2], torch.tensor([n - 1, 0])):
         got = eignotes.kth_eigvalsh_tridiagonal(d.to(dev), e.to(dev), k, backend=backend).double().cpu().numpy()
@@ -208,7 +213,9 @@ def test_nonfinite_matrix_gives_nan_only_for_itself(backend, bad, gen):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_empty_batch(backend):
     dev = dev_for(backend)
-    assert eignotes.kth_eigvalsh_tridiagonal(torch.empty(0, 4, device=dev), torch.empty(0, 3, device=dev), 1, backend=backend).shape == (0,)
+    d, e = torch.empty(0, 4, device=dev), torch.empty(0, 3, device=dev)
+    out = eignotes.kth_eigvalsh_tridiagonal(d, e, 1, backend=backend)
+    assert out.shape == (0,)
     d = torch.empty(2, 0, 3, device=dev, requires_grad=True)
     out = eignotes.kth_eigvalsh_tridiagonal(d, torch.empty(2, 0, 2, device=dev), [0, 2], backend=backend)
     assert out.shape == (2, 0, 2)
@@ -290,13 +297,13 @@ def test_backends_agree_with_each_other(gen):
     e = torch.randn(6, 11, dtype=torch.float64, generator=gen)
     ref = eignotes.kth_eigvalsh_tridiagonal(d, e, [0, 5, 11], backend="torch")
     for b in ("numba", "triton"):
-        if AVAIL[b]:
+        if not AVAIL[b]:
             continue
         got = eignotes.kth_eigvalsh_tridiagonal(d.to(dev_for(b)), e.to(dev_for(b)), [0, 5, 11], backend=b)
         torch.testing.assert_close(got.cpu(), ref, atol=1e-14, rtol=0)
 
 
-@pytest.mark.skipif(bool(AVAIL["numba"]), reason=f"numba backend not usable here: {AVAIL['numba']}")
+@pytest.mark.skipif(not AVAIL["numba"], reason=f"numba backend not usable here: {AVAIL['numba'].reason}")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("n", [1, 2, 7, 45])
 def test_numba_gradient_factors_match_its_vectors(dtype, n, gen):
@@ -320,3 +327,181 @@ def test_numba_gradient_factors_match_its_vectors(dtype, n, gen):
             torch.testing.assert_close(P[ok], want[ok], rtol=0, atol=4 * torch.finfo(dtype).eps)
             assert torch.isnan(P[B // 2]).all() and torch.isnan(vals[B // 2]).all()
             assert torch.isfinite(P[ok]).all()
+
+
+def test_backend_availability_is_truthy_exactly_when_usable(monkeypatch):
+    cpu = tri.tridiagonal_backends("cpu")
+    assert set(cpu) == {"torch", "numba", "triton"} and all(isinstance(a, tri.Availability) for a in cpu.values())
+    assert cpu["torch"] and cpu["torch"].usable and cpu["torch"].reason == "" and str(cpu["torch"]) == "usable"
+    if eignotes.linalg._tri_numba.AVAILABLE:  # numba is a dependency: this is the usual case
+        assert bool(cpu["numba"]) is True and cpu["numba"].reason == ""
+    # genuinely unusable: numba on a GPU tensor, Triton on a CPU tensor without its interpreter
+    numba_gpu = tri.tridiagonal_backends("cuda")["numba"]
+    assert bool(numba_gpu) is False and not numba_gpu.usable and numba_gpu.reason
+    assert str(numba_gpu) == f"not usable: {numba_gpu.reason}" and numba_gpu.reason in repr(numba_gpu)
+    monkeypatch.setattr(_tri_triton, "interpreted", lambda: False)
+    triton_cpu = tri.tridiagonal_backends("cpu")["triton"]
+    assert not triton_cpu and ("TRITON_INTERPRET" in triton_cpu.reason or "not importable" in triton_cpu.reason)
+    assert not tri.tridiagonal_backends("meta")["triton"] and tri.tridiagonal_backends("meta")["torch"]
+
+
+def test_availability_values():
+    assert tri.Availability(True) == tri.Availability(True, "")
+    assert repr(tri.Availability(False, "why")) == "Availability(usable=False, reason='why')"
+    with pytest.raises(ValueError, match="empty exactly when"):
+        tri.Availability(False)  # unusable needs a reason
+    with pytest.raises(ValueError, match="empty exactly when"):
+        tri.Availability(True, "but")
+    with pytest.raises(TypeError, match="bool"):
+        tri.Availability("yes", "")
+    with pytest.raises(AttributeError):  # frozen
+        tri.Availability(True).usable = False
+
+
+def test_backend_resolution_follows_availability(monkeypatch):
+    """"auto" takes a backend where it is usable and skips it where not; an explicit unusable backend raises with
+    the reason."""
+    table = {"torch": tri.Availability(True), "numba": tri.Availability(True), "triton": tri.Availability(True)}
+    monkeypatch.setattr(tri, "tridiagonal_backends", lambda device: dict(table))
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert tri.resolve_tridiagonal_backend("auto", cpu) == "numba"
+    assert tri.resolve_tridiagonal_backend("auto", gpu) == "triton"
+    assert tri.resolve_tridiagonal_backend("triton", cpu) == "triton"
+    table["numba"] = tri.Availability(False, "numba is broken here")
+    table["triton"] = tri.Availability(False, "Triton is broken here")
+    assert tri.resolve_tridiagonal_backend("auto", cpu) == "torch"
+    assert tri.resolve_tridiagonal_backend("auto", gpu) == "torch"
+    with pytest.raises(RuntimeError, match="not usable on cpu: numba is broken here"):
+        tri.resolve_tridiagonal_backend("numba", cpu)
+    with pytest.raises(RuntimeError, match="Triton is broken here"):
+        tri.resolve_tridiagonal_backend("triton", gpu)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("want_vectors", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_solve_driver_on_every_backend(backend, want_vectors, dtype, gen):
+    """_solve, the driver under every op, on each backend's own path (numba's raw-input kernel, and the shared
+    scale-and-mark path of torch and triton): values against SciPy, vectors as unit eigenvectors, a matrix at a
+    huge scale and NaN only for a non-finite matrix."""
+    dev = dev_for(backend)
+    B, n, ks = 4, 7, [0, 3, 6, 3]
+    d = torch.randn(B, n, dtype=torch.float64, generator=gen)
+    e = torch.randn(B, n - 1, dtype=torch.float64, generator=gen)
+    # Matrix 1's squares overflow without the scaling (SciPy's too: its reference is taken before the scaling,
+    # by a power of two, which scales the eigenvalues exactly).
+    big = 2.0**100 if dtype == torch.float32 else 2.0**660
+    scale = torch.ones(B, 1, dtype=torch.float64)
+    scale[1] = big
+    e[2, 3] = float("nan")
+    vals, vecs = tri._solve((d * scale).to(dtype).to(dev), (e * scale).to(dtype).to(dev), ks, backend, want_vectors)
+    assert vals.shape == (B, len(ks)) and vals.dtype == dtype and vals.device.type == torch.device(dev).type
+    assert (vecs is None) != want_vectors
+    eps = torch.finfo(dtype).eps
+    d, e = d.to(dtype), e.to(dtype)  # the matrices as solved, up to the exact scaling
+    for b in range(B):
+        if b == 2:
+            assert torch.isnan(vals[b]).all() and (vecs is None or torch.isnan(vecs[b]).all())
+            continue
+        db, eb = d[b].double().numpy(), e[b].double().numpy()
+        w = ref_eigvals(db, eb)
+        norm = np.abs(w).max()
+        got = vals[b].double().cpu().numpy() / scale[b].item()
+        np.testing.assert_allclose(got, w[ks], atol=ULPS * eps * norm, rtol=0)
+        if want_vectors:
+            T = np.diag(db) + np.diag(eb, 1) + np.diag(eb, -1)
+            Q = vecs[b].double().cpu().numpy()  # (m, n)
+            np.testing.assert_allclose(np.linalg.norm(Q, axis=1), 1, atol=100 * eps)
+            resid = np.linalg.norm(T @ Q.T - Q.T * w[ks], axis=0)
+            assert resid.max() <= 1000 * eps * norm, resid
+
+
+def test_triton_block_size_follows_the_multiprocessor_count():
+    # The reference: the formula that was tuned on an H100 (132 SMs), with the count as a parameter.
+    triton = pytest.importorskip("triton")
+    for sms in (1, 2, 16, 66, 108, 132, 144):
+        for B in (1, 31, 64, 100, 263, 264, 265, 1000, 4096, 8192, 33792, 10**6):
+            want = max(32, min(128, triton.next_power_of_2(triton.cdiv(B, 2 * sms))))
+            assert _tri_triton.block_size(B, sms) == want, (B, sms)
+    # the count matters: a batch of 300 wants 75, 38 and 19 lanes per program on 2, 4 and 8 multiprocessors
+    assert [_tri_triton.block_size(300, sms) for sms in (2, 4, 8)] == [128, 64, 32]
+
+
+def test_triton_multiprocessor_count_is_asked_once_per_device(monkeypatch):
+    calls = []
+
+    def properties(index):
+        calls.append(index)
+        return types.SimpleNamespace(multi_processor_count=100 + index)
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties", properties)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    _tri_triton._cuda_sm_count.cache_clear()
+    try:
+        assert _tri_triton.sm_count(torch.device("cuda", 0)) == 100
+        assert _tri_triton.sm_count(torch.device("cuda", 1)) == 101
+        assert _tri_triton.sm_count(torch.device("cuda", 0)) == 100
+        assert _tri_triton.sm_count(torch.device("cuda")) == 101  # the current device
+        assert calls == [0, 1]
+    finally:
+        _tri_triton._cuda_sm_count.cache_clear()  # no fake counts left for later tests on a real GPU
+    assert _tri_triton.sm_count(torch.device("cpu")) == _tri_triton.INTERPRETER_SM_COUNT
+
+
+@pytest.mark.skipif(not AVAIL["triton"], reason=f"triton backend not usable here: {AVAIL['triton'].reason}")
+@pytest.mark.parametrize("sms,block", [(1, 64), (2, 32)])
+def test_triton_launch_is_sized_for_the_multiprocessor_count(sms, block, monkeypatch, gen):
+    """The kernel is launched with the block size for the device's count (not a fixed GPU's), and gives the
+    reference's eigenvalues with it."""
+    asked, launches = [], []
+    monkeypatch.setattr(_tri_triton, "sm_count", lambda device: asked.append(device) or sms)
+    real = _tri_triton._tridiagonal_kth_kernel
+
+    class Spy:
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                launches.append((grid, kwargs["BLOCK"], kwargs["num_warps"]))
+                return real[grid](*args, **kwargs)
+
+            return launch
+
+    monkeypatch.setattr(_tri_triton, "_tridiagonal_kth_kernel", Spy())
+    B, n = 100, 3
+    d = torch.randn(B, n, dtype=torch.float64, generator=gen)
+    e = torch.randn(B, n - 1, dtype=torch.float64, generator=gen)
+    got = eignotes.kth_eigvalsh_tridiagonal(d.to(DEVICE), e.to(DEVICE), 1, backend="triton")
+    assert [dev.type for dev in asked] == [DEVICE]
+    assert launches == [((-(-B // block),), block, block // 32)]
+    ref = eignotes.kth_eigvalsh_tridiagonal(d, e, 1, backend="torch")
+    torch.testing.assert_close(got.cpu(), ref, atol=1e-14, rtol=0)
+
+
+@pytest.mark.parametrize("which", ["diag", "offdiag", "both"])
+def test_sparse_input_is_refused_with_a_hint(which, gen):
+    d = torch.randn(3, 5, dtype=torch.float64, generator=gen)
+    e = torch.randn(3, 4, dtype=torch.float64, generator=gen)
+    e[1] = 0.0
+    ds = d.to_sparse() if which in ("diag", "both") else d
+    es = e.to_sparse() if which in ("offdiag", "both") else e
+    name = "offdiag" if which == "offdiag" else "diag"
+    msg = rf"{name} has layout torch\.sparse_coo\b.*call {name}\.to_dense\(\) first"
+    for backend in ("auto", "torch", "numba"):
+        with pytest.raises(TypeError, match=msg):
+            eignotes.kth_eigvalsh_tridiagonal(ds, es, 2, backend=backend)
+    with pytest.raises(TypeError, match=msg):
+        eignotes.sturm_count(ds, es, torch.zeros(3, 1, dtype=torch.float64))
+    with pytest.raises(TypeError, match=msg):
+        eignotes.tridiagonal_to_dense(ds, es)
+    # the hint works: the dense forms give SciPy's eigenvalue
+    got = eignotes.kth_eigvalsh_tridiagonal(ds.to_dense(), es.to_dense(), 2)
+    want = [ref_eigvals(a, b)[2] for a, b in zip(d.numpy(), e.numpy(), strict=True)]
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-12)
+
+
+def test_sturm_count_refuses_sparse_points_and_counts_dense_ones():
+    d, e = torch.full((4,), 2.0, dtype=torch.float64), torch.full((3,), -1.0, dtype=torch.float64)
+    x = torch.tensor([0.0, 1.0, 2.0, 3.5], dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"x has layout torch\.sparse_coo\b.*call x\.to_dense\(\) first"):
+        eignotes.sturm_count(d, e, x.to_sparse())
+    want = np.searchsorted(ref_eigvals(d.numpy(), e.numpy()), x.numpy())  # eigenvalues below each x
+    np.testing.assert_array_equal(eignotes.sturm_count(d, e, x).numpy(), want)

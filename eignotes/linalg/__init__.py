@@ -1,5 +1,8 @@
 """Differentiable k-th eigenvalue ops: dense (kth_eigvalsh) and symmetric tridiagonal (kth_eigvalsh_tridiagonal)."""
 from .dense import kth_eigvalsh
-from .tridiagonal import kth_eigvalsh_tridiagonal, sturm_count, tridiagonal_backends, tridiagonal_to_dense
+from .tridiagonal import Availability, kth_eigvalsh_tridiagonal, sturm_count, tridiagonal_backends, tridiagonal_to_dense
 
-__all__ = ["kth_eigvalsh", "kth_eigvalsh_tridiagonal", "tridiagonal_to_dense", "tridiagonal_backends", "sturm_count"]
+__all__ = [
+    "kth_eigvalsh", "kth_eigvalsh_tridiagonal", "tridiagonal_to_dense", "tridiagonal_backends", "Availability",
+    "sturm_count",
+]

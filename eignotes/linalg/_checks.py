@@ -10,9 +10,19 @@ BACKENDS_TRIDIAGONAL = ("auto", "torch", "numba", "triton")
 _HALF = (torch.float16, torch.bfloat16)
 
 
+def check_strided(x: torch.Tensor, name: str) -> None:
+    """Refuse sparse (and other non-strided) layouts up front: the kernels index dense memory, and torch's own
+    error from deep inside (a failed reshape or view) would not say what to do."""
+    if x.layout != torch.strided:
+        raise TypeError(
+            f"{name} has layout {x.layout}, but eignotes needs a dense (strided) tensor: call {name}.to_dense() first"
+        )
+
+
 def check_float_tensor(x, name: str) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    check_strided(x, name)
     if x.dtype.is_complex:
         raise TypeError(f"{name} must be real (float16/bfloat16/float32/float64), got complex dtype {x.dtype}")
     if not x.dtype.is_floating_point:

@@ -172,7 +172,8 @@ def solve(A, ks, lower, want_vectors, niter, pivmin):
     _tridiagonalize(An, lower, want_vectors, refl, d, e, tau, scale)
     vals = np.empty((B, m), dtype=dt)
     vecs = np.empty((B, m, n) if want_vectors else (0, m, n), dtype=dt)
-    _tri_numba._solve(d, e, np.asarray(ks, dtype=np.int64), niter, dt.type(pivmin), dt.type(0.5), want_vectors, vals, vecs)
+    k_arr = np.asarray(ks, dtype=np.int64)
+    _tri_numba._solve(d, e, k_arr, niter, dt.type(pivmin), dt.type(0.5), want_vectors, vals, vecs)
     vals = (vals * scale[:, None]).astype(dt)  # in float64: the scale itself may not fit the input dtype
     if not want_vectors:
         return torch.from_numpy(vals), None

@@ -11,7 +11,10 @@ executes this kernel.
 """
 from __future__ import annotations
 
+import functools
 import os
+
+import torch
 
 try:
     import triton
@@ -124,10 +127,34 @@ if AVAILABLE:
                 tl.store(vec_ptr + i * sq_i + lane, xi * inv, mask=live)
 
 
-def _block(B: int) -> int:
-    # Small batches: narrow programs so that every SM gets work; large ones: 128 lanes (4 warps) per program.
-    want = triton.cdiv(B, 2 * 132)
-    return max(32, min(128, triton.next_power_of_2(want)))
+# Under the interpreter (CPU tensors, no CUDA device to ask) the programs of a launch run one after another on
+# the CPU: there are no multiprocessors to keep busy, so count one, which gives the widest programs and so the
+# fewest of them, each of which costs Python overhead at every step.
+INTERPRETER_SM_COUNT = 1
+
+
+@functools.lru_cache(maxsize=None)
+def _cuda_sm_count(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
+
+
+def sm_count(device: torch.device) -> int:
+    """The multiprocessor count a launch on `device` is sized for (asked once per CUDA device)."""
+    if device.type != "cuda":
+        return INTERPRETER_SM_COUNT
+    if device.index is None:
+        return _cuda_sm_count(torch.cuda.current_device())
+    return _cuda_sm_count(device.index)
+
+
+def block_size(B: int, sms: int) -> int:
+    """Lanes per program for a batch of B matrices on a device with `sms` multiprocessors.
+
+    Small batches get narrow programs so that every multiprocessor gets work (two programs each); large ones
+    128 lanes (4 warps) per program. Always a power of two from 32 (one warp) to 128.
+    """
+    want = -(-B // (2 * sms))
+    return max(32, min(128, 1 << max(want - 1, 0).bit_length()))
 
 
 def solve(d, e, ks, niter, pivmin, want_vectors, block: int | None = None):
@@ -135,8 +162,6 @@ def solve(d, e, ks, niter, pivmin, want_vectors, block: int | None = None):
 
     Returns (vals (B, m), vecs (B, m, n) or None). One launch per requested k (usually one).
     """
-    import torch
-
     if not AVAILABLE:
         raise RuntimeError(WHY)
     B, n = d.shape
@@ -146,7 +171,7 @@ def solve(d, e, ks, niter, pivmin, want_vectors, block: int | None = None):
     vals = torch.empty(m, B, dtype=d.dtype, device=d.device)
     vecsT = torch.empty(m, n, B, dtype=d.dtype, device=d.device) if want_vectors else vals
     scratch = torch.empty(n, B, dtype=d.dtype, device=d.device) if want_vectors else vals
-    block = block or _block(B)
+    block = block or block_size(B, sm_count(d.device))
     grid = (triton.cdiv(B, block),)
     for j, k in enumerate(ks):
         _tridiagonal_kth_kernel[grid](

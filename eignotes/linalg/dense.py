@@ -222,6 +222,18 @@ def kth_eigvalsh(A: torch.Tensor, k, *, lower: bool = True, backend: str = "auto
 
     Non-finite input: a matrix with NaN or Inf in the triangle read gets NaN eigenvalues (and NaN gradients); the
     other matrices of the batch are unaffected.
+
+    [[2, 1], [1, 2]] has eigenvalues 1 and 3; the largest has the eigenvector q = (1, 1) / sqrt(2), so its
+    gradient is q q^T:
+
+    >>> A = torch.tensor([[2.0, 1.0], [1.0, 2.0]], requires_grad=True)
+    >>> lam = kth_eigvalsh(A, -1)
+    >>> round(lam.item(), 4)
+    3.0
+    >>> lam.backward()
+    >>> A.grad
+    tensor([[0.5000, 0.5000],
+            [0.5000, 0.5000]])
     """
     _checks.check_float_tensor(A, "A")
     if A.ndim < 2:
@@ -236,7 +248,10 @@ def kth_eigvalsh(A: torch.Tensor, k, *, lower: bool = True, backend: str = "auto
     work = A.to(_checks.compute_dtype(dtype))
     compiling = torch.compiler.is_compiling()
     if torch.is_grad_enabled() and work.requires_grad:
-        vals = _kth_eigh_op(work, ks, lower, resolved)[0] if compiling else _KthEighEager.apply(work, ks, lower, resolved)
+        if compiling:
+            vals = _kth_eigh_op(work, ks, lower, resolved)[0]
+        else:
+            vals = _KthEighEager.apply(work, ks, lower, resolved)
     else:
         vals = _kth_eigvalsh_op(work, ks, lower, resolved) if compiling else _values_impl(work, ks, lower, resolved)
     vals = vals.to(dtype)

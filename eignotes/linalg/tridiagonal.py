@@ -12,6 +12,7 @@ the squares in the Sturm recurrence then neither overflow nor underflow, whateve
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import torch
@@ -19,7 +20,7 @@ import torch
 from . import _checks, _clusters, _tri_numba, _tri_torch, _tri_triton
 from ._grad import TridiagonalFactors, TridiagonalOuter
 
-__all__ = ["kth_eigvalsh_tridiagonal", "tridiagonal_to_dense", "tridiagonal_backends", "sturm_count"]
+__all__ = ["kth_eigvalsh_tridiagonal", "tridiagonal_to_dense", "tridiagonal_backends", "Availability", "sturm_count"]
 
 # The pivot guard of the Sturm recurrence (LAPACK's PIVMIN = tiny * max(1, max e^2), for a matrix scaled into
 # [-1, 1]). float32's smallest normal number serves float64 too: a pivot perturbation of 1e-38 against a norm of
@@ -32,29 +33,78 @@ PIVMIN = 2.0**-126
 _NITER = {torch.float32: 28, torch.float64: 56}
 
 
+@dataclasses.dataclass(frozen=True)
+class Availability:
+    """Whether a backend can run on a device, and if not, why. Truthy exactly when usable.
+
+    >>> Availability(True)
+    Availability(usable=True)
+    >>> bad = Availability(False, "numba runs on the CPU only")
+    >>> bool(bad), str(bad)
+    (False, 'not usable: numba runs on the CPU only')
+    """
+
+    usable: bool
+    reason: str = ""  # "" exactly when usable
+
+    def __post_init__(self) -> None:
+        # A usable backend with a reason, or an unusable one without, would read differently to `if avail[b]` and
+        # to a printed table: refuse both.
+        if not isinstance(self.usable, bool):
+            raise TypeError(f"usable must be a bool, got {type(self.usable).__name__}")
+        if self.usable == bool(self.reason):
+            raise ValueError("reason must be empty exactly when the backend is usable, got "
+                             f"usable={self.usable} with reason={self.reason!r}")
+
+    def __bool__(self) -> bool:
+        return self.usable
+
+    def __str__(self) -> str:
+        return "usable" if self.usable else f"not usable: {self.reason}"
+
+    def __repr__(self) -> str:
+        return "Availability(usable=True)" if self.usable else f"Availability(usable=False, reason={self.reason!r})"
+
+
+_USABLE = Availability(True)
+
+
 @functools.lru_cache(maxsize=None)
-def _triton_ok_on_gpu() -> tuple[bool, str]:
+def _triton_on_gpu() -> Availability:
     if not _tri_triton.AVAILABLE:
-        return False, _tri_triton.WHY
+        return Availability(False, _tri_triton.WHY)
     if not torch.cuda.is_available():
-        return False, "no CUDA device is visible to PyTorch"
-    return True, ""
+        return Availability(False, "no CUDA device is visible to PyTorch")
+    return _USABLE
 
 
-def tridiagonal_backends(device: torch.device | str = "cpu") -> dict[str, str]:
-    """{backend: "" if usable on device, else why not}."""
+def tridiagonal_backends(device: torch.device | str = "cpu") -> dict[str, Availability]:
+    """{backend: Availability} for each backend of kth_eigvalsh_tridiagonal on `device`.
+
+    An Availability is truthy exactly when the backend can run there; otherwise its ``reason`` says why not.
+
+    >>> avail = tridiagonal_backends("cpu")
+    >>> avail["torch"], bool(avail["torch"])
+    (Availability(usable=True), True)
+    >>> print(tridiagonal_backends("cuda")["numba"])
+    not usable: numba runs on the CPU only
+    """
     device = torch.device(device)
-    out = {"torch": ""}
-    out["numba"] = (
-        _tri_numba.WHY if not _tri_numba.AVAILABLE else ("" if device.type == "cpu" else "numba runs on the CPU only")
-    )
-    if device.type == "cuda":
-        ok, why = _triton_ok_on_gpu()
-        out["triton"] = why
-    elif device.type == "cpu" and _tri_triton.AVAILABLE and _tri_triton.interpreted():
-        out["triton"] = ""  # Triton's interpreter: slow, for testing the GPU kernel without a GPU
+    out = {"torch": _USABLE}
+    if not _tri_numba.AVAILABLE:
+        out["numba"] = Availability(False, _tri_numba.WHY)
+    elif device.type == "cpu":
+        out["numba"] = _USABLE
     else:
-        out["triton"] = _tri_triton.WHY or "Triton needs a CUDA tensor (or TRITON_INTERPRET=1 for CPU tensors)"
+        out["numba"] = Availability(False, "numba runs on the CPU only")
+    if device.type == "cuda":
+        out["triton"] = _triton_on_gpu()
+    elif device.type == "cpu" and _tri_triton.AVAILABLE and _tri_triton.interpreted():
+        out["triton"] = _USABLE  # Triton's interpreter: slow, for testing the GPU kernel without a GPU
+    else:
+        out["triton"] = Availability(
+            False, _tri_triton.WHY or "Triton needs a CUDA tensor (or TRITON_INTERPRET=1 for CPU tensors)"
+        )
     return out
 
 
@@ -62,12 +112,12 @@ def resolve_tridiagonal_backend(backend: str, device: torch.device) -> str:
     _checks.check_backend(backend, _checks.BACKENDS_TRIDIAGONAL)
     avail = tridiagonal_backends(device)
     if backend != "auto":
-        if avail[backend]:
-            raise RuntimeError(f"backend={backend!r} is not usable on {device}: {avail[backend]}")
+        if not avail[backend]:
+            raise RuntimeError(f"backend={backend!r} is not usable on {device}: {avail[backend].reason}")
         return backend
-    if device.type == "cuda" and not avail["triton"]:
+    if device.type == "cuda" and avail["triton"]:
         return "triton"
-    if device.type == "cpu" and not avail["numba"]:
+    if device.type == "cpu" and avail["numba"]:
         return "numba"
     return "torch"
 
@@ -98,11 +148,10 @@ def _solve(d, e, ks, backend, want_vectors):
         if vecs is not None:
             vecs = _clusters.repair_tridiagonal(d.detach(), e.detach(), ks, vals, vecs)
         return vals, vecs
+    # numba returned above: it takes the raw input and gives three results, so it cannot share this path.
+    impl = {"torch": _tri_torch, "triton": _tri_triton}[backend]
     ds, es, scale, ok = _prepare(d, e)
-    niter = _NITER[d.dtype]
-    pivmin = PIVMIN
-    impl = {"torch": _tri_torch, "numba": _tri_numba, "triton": _tri_triton}[backend]
-    vals, vecs = impl.solve(ds, es, ks, niter, pivmin, want_vectors)
+    vals, vecs = impl.solve(ds, es, ks, _NITER[d.dtype], PIVMIN, want_vectors)
     nan = torch.full((), float("nan"), dtype=d.dtype, device=d.device)
     vals = torch.where(ok[:, None], vals.to(d.device) * scale[:, None], nan)
     if vecs is not None:
@@ -254,6 +303,17 @@ def kth_eigvalsh_tridiagonal(diag: torch.Tensor, offdiag: torch.Tensor, k, *, ba
     Accuracy: within a few units in the last place times the matrix norm (absolute), at any scale of the input.
     Non-finite input: a matrix with NaN or Inf anywhere in diag or offdiag gets NaN eigenvalues (and NaN
     gradients); the rest of the batch is unaffected.
+
+    The 3 x 3 second-difference matrix has eigenvalues 2 - sqrt(2), 2 and 2 + sqrt(2); its smallest one has the
+    eigenvector q = (1, sqrt(2), 1) / 2, so its gradient with respect to the diagonal is q^2:
+
+    >>> d = torch.full((3,), 2.0, requires_grad=True)
+    >>> e = torch.full((2,), -1.0)
+    >>> kth_eigvalsh_tridiagonal(d, e, [0, -1])
+    tensor([0.5858, 3.4142], grad_fn=<...>)
+    >>> kth_eigvalsh_tridiagonal(d, e, 0).backward()
+    >>> d.grad
+    tensor([0.2500, 0.5000, 0.2500])
     """
     _check_pair(diag, offdiag)
     ks, scalar = _checks.normalize_k(k, diag.shape[-1])
@@ -285,8 +345,13 @@ def sturm_count(diag: torch.Tensor, offdiag: torch.Tensor, x: torch.Tensor) -> t
 
     diag (..., n), offdiag (..., n - 1), x (..., m) with the same batch shape; returns int32 (..., m). Bisection
     needs nothing more than this count: it is O(n) and never forms the matrix.
+
+    >>> sturm_count(torch.full((3,), 2.0), torch.full((2,), -1.0), torch.tensor([0.0, 1.0, 3.0]))  # 0.59, 2, 3.41
+    tensor([0, 1, 2], dtype=torch.int32)
     """
     _check_pair(diag, offdiag)
+    if isinstance(x, torch.Tensor):
+        _checks.check_strided(x, "x")
     x = torch.as_tensor(x, dtype=diag.dtype, device=diag.device)
     batch = diag.shape[:-1]
     d, e = _flat(diag.detach(), offdiag.detach())
