@@ -14,9 +14,7 @@ from pathlib import Path
 
 from . import config
 from .plotting import FIGURES_ENV
-
-# Read by eignotes.widgets: no front end is attached to a headless kernel, so the explorers draw a static figure.
-STATIC_WIDGETS_ENV = "EIGNOTES_STATIC_WIDGETS"
+from .widgets import STATIC_ENV
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     # What the notebooks' kernels need to know travels in their own environment; this process's stays untouched.
-    kernel_env = {**os.environ, FIGURES_ENV: str(out / "figures"), STATIC_WIDGETS_ENV: "1"}
+    # No front end watches these kernels, so the explorers of eignotes.widgets draw one static figure.
+    kernel_env = {**os.environ, FIGURES_ENV: str(out / "figures"), STATIC_ENV: "1"}
     books = sorted(src.glob("[0-9][0-9]_*.ipynb"))
     if not books:
         print(f"no notebooks found in {src}", file=sys.stderr)
