@@ -136,7 +136,8 @@ def plot_progress(events: Iterable[Event], *, max_step: int, feature_names: Sequ
     nbmake keeps the final figure); outside Jupyter it draws an ordinary figure at the end. The left title gives
     the best validation RMSE and its epoch; when `test_fn(best_event)` is given, it is called once at the end and
     the test RMSE of the selected model is added. `png=path` writes the final figure, `gif=path` an animation of
-    the updates.
+    the updates. Events need `step`, `train_rmse_dollars`, `val_loss` and `val_rmse_dollars` (eignotes.stream's
+    train_epochs with augment(validation(data))); `feature_norms`, where present, fills the right panel.
     Returns the list of events.
     """
     import numpy as np
