@@ -38,8 +38,12 @@ and before the ones after it, without a host synchronization.
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:  # an optional dependency: only named in annotations
+    import cupy
 
 __all__ = ["to_cupy", "from_cupy", "torch_stream", "cupy_status"]
 
@@ -71,7 +75,7 @@ def _require_cupy():
     return cupy
 
 
-def to_cupy(t: torch.Tensor):
+def to_cupy(t: torch.Tensor) -> cupy.ndarray:
     """A CuPy array sharing memory with the CUDA tensor `t` (no copy). Non-contiguous tensors keep their strides."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"expected a torch.Tensor, got {type(t).__name__}")
@@ -83,12 +87,12 @@ def to_cupy(t: torch.Tensor):
     return cupy.from_dlpack(t)
 
 
-def from_cupy(a) -> torch.Tensor:
+def from_cupy(a: Any) -> torch.Tensor:
     """A torch tensor sharing memory with the CuPy array `a` (no copy)."""
     return torch.from_dlpack(a)
 
 
-def torch_stream(device: torch.device | int | None = None):
+def torch_stream(device: torch.device | int | None = None) -> cupy.cuda.ExternalStream:
     """A CuPy ExternalStream for PyTorch's current stream on `device`, usable as a context manager."""
     cupy = _require_cupy()
     dev = torch.device("cuda", torch.cuda.current_device()) if device is None else torch.device(device)

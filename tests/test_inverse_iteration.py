@@ -8,10 +8,9 @@ NumPy eigh.
 import numpy as np
 import pytest
 import torch
+from conftest import random_symmetric
 
 from eignotes.linalg import _inverse_iteration as ii
-
-from conftest import random_symmetric
 
 
 def _eigvecs_ok(A, Q, ks, tol):
@@ -141,7 +140,9 @@ def test_cuda_lu_runs_with_cusolver_preferred_and_restores(monkeypatch):
 def test_cuda_lu_without_cusolver_goes_on_with_the_default(monkeypatch):
     def preferred(backend=None):
         if backend == "cusolver":
-            raise RuntimeError("Cannot set preferred backend to cuSOLVER if PyTorch has not been compiled with cuSOLVER.")
+            raise RuntimeError(
+                "Cannot set preferred backend to cuSOLVER if PyTorch has not been compiled with cuSOLVER."
+            )
         return "default"
 
     monkeypatch.setattr(ii.torch.backends.cuda, "preferred_linalg_library", preferred)

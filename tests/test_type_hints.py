@@ -17,21 +17,6 @@ import pytest
 
 import eignotes
 
-# Modules whose public functions lacked annotations when this test was written; another change annotates them.
-# Their tests may fail (strict=False) until then; drop a name here once its module passes. Every other module,
-# eignotes.linalg's included, must pass now.
-_FOLLOW_UP = frozenset({
-    "eignotes.dlpack",
-    "eignotes.linalg._checks",
-    "eignotes.linalg._dense_numba",
-    "eignotes.linalg._grad",
-    "eignotes.linalg._tri_numba",
-    "eignotes.linalg._tri_torch",
-    "eignotes.linalg._tri_triton",
-    "eignotes.linalg.dense",
-    "eignotes.linalg.tridiagonal",
-})
-
 
 def _modules() -> list[str]:
     names = ["eignotes"]
@@ -39,11 +24,6 @@ def _modules() -> list[str]:
         if not info.name.endswith("__main__"):
             names.append(info.name)
     return sorted(names)
-
-
-def _params(name: str):  # -> a pytest ParameterSet
-    marks = [pytest.mark.xfail(strict=False, reason="annotated in a follow-up")] if name in _FOLLOW_UP else []
-    return pytest.param(name, marks=marks, id=name)
 
 
 def _missing(func: object, *, skip_first: bool) -> list[str]:
@@ -88,7 +68,7 @@ def _public_callables(module: object) -> list[tuple[str, object, bool]]:
     return out
 
 
-@pytest.mark.parametrize("module_name", [_params(m) for m in _modules()])
+@pytest.mark.parametrize("module_name", _modules())
 def test_public_functions_are_annotated(module_name: str) -> None:
     module = importlib.import_module(module_name)
     problems = []

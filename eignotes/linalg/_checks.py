@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import SupportsIndex
 
 import torch
 
@@ -19,7 +20,7 @@ def check_strided(x: torch.Tensor, name: str) -> None:
         )
 
 
-def check_float_tensor(x, name: str) -> None:
+def check_float_tensor(x: object, name: str) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     check_strided(x, name)
@@ -34,7 +35,7 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in _HALF else dtype
 
 
-def normalize_k(k, n: int) -> tuple[list[int], bool]:
+def normalize_k(k: SupportsIndex | Sequence[SupportsIndex] | torch.Tensor, n: int) -> tuple[list[int], bool]:
     """Return (list of non-negative indices, whether k was a scalar). Negative k counts from the largest."""
     scalar = False
     if isinstance(k, bool):

@@ -17,8 +17,10 @@ full working precision, so the eigenvalue error is a few units of eps * ||A||, a
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
+import torch
 
 from . import _clusters, _tri_numba
 
@@ -155,11 +157,11 @@ if AVAILABLE:
                         tail[c] -= s * row[c]
 
 
-def solve(A, ks, lower, want_vectors, niter, pivmin):
+def solve(
+    A: torch.Tensor, ks: Sequence[int], lower: bool, want_vectors: bool, niter: int, pivmin: float
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """A (B, n, n) CPU tensor as given (scaling and NaN marking are done here). Returns (vals (B, m),
     vecs (B, n, m) or None) as torch tensors; a matrix with a non-finite entry in its triangle gets NaN."""
-    import torch
-
     An = A.detach().contiguous().numpy()
     B, n, _ = An.shape
     dt = An.dtype

@@ -7,6 +7,8 @@ incoming gradient g (d/dg of g q q^T) is exact and supported.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 _DOUBLE_BACKWARD = (
@@ -20,13 +22,13 @@ class DenseOuter(torch.autograd.Function):
     """grad_A = sum_k g_k q_k q_k^T from Q (..., n, m) and g (..., m)."""
 
     @staticmethod
-    def forward(ctx, Q, g):
+    def forward(ctx: Any, Q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         if ctx is not None:  # also called as a plain function (ctx None) where no second backward can follow
             ctx.save_for_backward(Q)
         return (Q * g.unsqueeze(-2)) @ Q.transpose(-1, -2)
 
     @staticmethod
-    def backward(ctx, G):
+    def backward(ctx: Any, G: torch.Tensor) -> tuple[None, torch.Tensor]:
         if ctx.needs_input_grad[0]:
             raise NotImplementedError(_DOUBLE_BACKWARD.format(op="kth_eigvalsh"))
         (Q,) = ctx.saved_tensors
@@ -37,7 +39,7 @@ class TridiagonalOuter(torch.autograd.Function):
     """grad_diag = sum_k g_k q_k^2, grad_offdiag = sum_k 2 g_k q_k[i] q_k[i+1], from Q (..., m, n) and g (..., m)."""
 
     @staticmethod
-    def forward(ctx, Q, g):
+    def forward(ctx: Any, Q: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if ctx is not None:  # also called as a plain function (ctx None) where no second backward can follow
             ctx.save_for_backward(Q)
         gq = g.unsqueeze(-1) * Q
@@ -46,7 +48,7 @@ class TridiagonalOuter(torch.autograd.Function):
         return grad_d, grad_e
 
     @staticmethod
-    def backward(ctx, Gd, Ge):
+    def backward(ctx: Any, Gd: torch.Tensor | None, Ge: torch.Tensor | None) -> tuple[None, torch.Tensor]:
         if ctx.needs_input_grad[0]:
             raise NotImplementedError(_DOUBLE_BACKWARD.format(op="kth_eigvalsh_tridiagonal"))
         (Q,) = ctx.saved_tensors
@@ -64,14 +66,14 @@ class TridiagonalFactors(torch.autograd.Function):
     The eager training path of the tridiagonal op: the kernel forms P along with q, so backward is one product."""
 
     @staticmethod
-    def forward(ctx, P, g):
+    def forward(ctx: Any, P: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         if ctx is not None:
             ctx.save_for_backward(P)
         gP = g.unsqueeze(-1) * P
         return gP.squeeze(-2) if P.shape[-2] == 1 else gP.sum(-2)
 
     @staticmethod
-    def backward(ctx, G):
+    def backward(ctx: Any, G: torch.Tensor) -> tuple[None, torch.Tensor]:
         if ctx.needs_input_grad[0]:
             raise NotImplementedError(_DOUBLE_BACKWARD.format(op="kth_eigvalsh_tridiagonal"))
         (P,) = ctx.saved_tensors

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 
 import numpy as np
+import torch
 
 try:
     from numba import njit, prange
@@ -48,55 +50,55 @@ if AVAILABLE:
             dl = np.empty((n, LANES), dtype=d.dtype)
             el = np.zeros((max(n - 1, 1), LANES), dtype=d.dtype)
             e2 = np.zeros((max(n - 1, 1), LANES), dtype=d.dtype)
-            for l in range(LANES):
-                b = min(b0 + l, B - 1)
+            for lane in range(LANES):
+                b = min(b0 + lane, B - 1)
                 for i in range(n):
-                    dl[i, l] = d[b, i]
+                    dl[i, lane] = d[b, i]
                 for i in range(n - 1):
-                    el[i, l] = e[b, i]
+                    el[i, lane] = e[b, i]
             # per lane: the largest entry, and whether all are finite (v - v is NaN exactly for NaN and +-Inf)
             big = np.zeros(LANES, dtype=d.dtype)
             poison = np.zeros(LANES, dtype=d.dtype)
             for i in range(n):
-                for l in range(LANES):
-                    v = dl[i, l]
-                    big[l] = max(big[l], abs(v))
-                    poison[l] += v - v
+                for lane in range(LANES):
+                    v = dl[i, lane]
+                    big[lane] = max(big[lane], abs(v))
+                    poison[lane] += v - v
             for i in range(n - 1):
-                for l in range(LANES):
-                    v = el[i, l]
-                    big[l] = max(big[l], abs(v))
-                    poison[l] += v - v
+                for lane in range(LANES):
+                    v = el[i, lane]
+                    big[lane] = max(big[lane], abs(v))
+                    poison[lane] += v - v
             scale = np.ones(LANES)
             inv = np.ones(LANES, dtype=d.dtype)
             ok = np.ones(LANES, dtype=np.bool_)
-            for l in range(LANES):
-                if poison[l] != 0:  # NaN compares unequal to everything
-                    ok[l] = False
-                    inv[l] = 0.0  # the lane's buffers become zeros: a harmless matrix, its results marked NaN below
-                elif big[l] > 0:
-                    _, ex = math.frexp(big[l])
-                    scale[l] = math.ldexp(1.0, ex)
-                    inv[l] = 1.0 / scale[l]  # a power of two: exact
+            for lane in range(LANES):
+                if poison[lane] != 0:  # NaN compares unequal to everything
+                    ok[lane] = False
+                    inv[lane] = 0.0  # the lane's buffers become zeros: a harmless matrix, its results marked NaN below
+                elif big[lane] > 0:
+                    _, ex = math.frexp(big[lane])
+                    scale[lane] = math.ldexp(1.0, ex)
+                    inv[lane] = 1.0 / scale[lane]  # a power of two: exact
             for i in range(n):
-                for l in range(LANES):
-                    dl[i, l] = dl[i, l] * inv[l] if ok[l] else zero
+                for lane in range(LANES):
+                    dl[i, lane] = dl[i, lane] * inv[lane] if ok[lane] else zero
             for i in range(n - 1):
-                for l in range(LANES):
-                    t = el[i, l] * inv[l] if ok[l] else zero
-                    el[i, l] = t
-                    e2[i, l] = t * t
+                for lane in range(LANES):
+                    t = el[i, lane] * inv[lane] if ok[lane] else zero
+                    el[i, lane] = t
+                    e2[i, lane] = t * t
             # Gershgorin bounds
             lo = np.empty(LANES, dtype=d.dtype)
             hi = np.empty(LANES, dtype=d.dtype)
-            for l in range(LANES):
-                lo[l] = dl[0, l]
-                hi[l] = dl[0, l]
+            for lane in range(LANES):
+                lo[lane] = dl[0, lane]
+                hi[lane] = dl[0, lane]
             for i in range(n):
-                for l in range(LANES):
-                    rad = (abs(el[i - 1, l]) if i > 0 else zero) + (abs(el[i, l]) if i < n - 1 else zero)
-                    lo[l] = min(lo[l], dl[i, l] - rad)
-                    hi[l] = max(hi[l], dl[i, l] + rad)
+                for lane in range(LANES):
+                    rad = (abs(el[i - 1, lane]) if i > 0 else zero) + (abs(el[i, lane]) if i < n - 1 else zero)
+                    lo[lane] = min(lo[lane], dl[i, lane] - rad)
+                    hi[lane] = max(hi[lane], dl[i, lane] + rad)
             a = np.empty(LANES, dtype=d.dtype)
             c = np.empty(LANES, dtype=d.dtype)
             mid = np.empty(LANES, dtype=d.dtype)
@@ -114,46 +116,46 @@ if AVAILABLE:
                 a[:] = lo
                 c[:] = hi
                 for _ in range(niter):
-                    for l in range(LANES):
-                        mid[l] = (a[l] + c[l]) * half
-                        t = dl[0, l] - mid[l]
-                        q[l] = -pivmin if abs(t) < pivmin else t
-                        cnt[l] = 1 if q[l] < zero else 0
+                    for lane in range(LANES):
+                        mid[lane] = (a[lane] + c[lane]) * half
+                        t = dl[0, lane] - mid[lane]
+                        q[lane] = -pivmin if abs(t) < pivmin else t
+                        cnt[lane] = 1 if q[lane] < zero else 0
                     for i in range(1, n):
-                        for l in range(LANES):
-                            t = dl[i, l] - mid[l] - e2[i - 1, l] / q[l]
+                        for lane in range(LANES):
+                            t = dl[i, lane] - mid[lane] - e2[i - 1, lane] / q[lane]
                             t = -pivmin if abs(t) < pivmin else t
-                            q[l] = t
-                            cnt[l] += 1 if t < zero else 0
-                    for l in range(LANES):
-                        if cnt[l] > k:
-                            c[l] = mid[l]
+                            q[lane] = t
+                            cnt[lane] += 1 if t < zero else 0
+                    for lane in range(LANES):
+                        if cnt[lane] > k:
+                            c[lane] = mid[lane]
                         else:
-                            a[l] = mid[l]
-                for l in range(LANES):
-                    mid[l] = (a[l] + c[l]) * half  # the eigenvalue, scaled
+                            a[lane] = mid[lane]
+                for lane in range(LANES):
+                    mid[lane] = (a[lane] + c[lane]) * half  # the eigenvalue, scaled
                 if need_z:
                     _twisted_lanes(dl, el, e2, mid, pivmin, zero, one, X, DM, Z, best, twist)
-                for l in range(LANES):
-                    b = b0 + l
+                for lane in range(LANES):
+                    b = b0 + lane
                     if b >= B:
                         continue
-                    if not ok[l]:
+                    if not ok[lane]:
                         vals[b, j] = np.nan
                         if want_vectors:
                             vecs[b, j, :] = np.nan
                         if want_prods:
                             prods[b, j, :] = np.nan
                         continue
-                    vals[b, j] = mid[l] * scale[l]
+                    vals[b, j] = mid[lane] * scale[lane]
                     if want_vectors:
                         for i in range(n):
-                            vecs[b, j, i] = Z[i, l]
+                            vecs[b, j, i] = Z[i, lane]
                     if want_prods:  # the gradient factors: d lambda / d d_i = q_i^2, d lambda / d e_i = 2 q_i q_{i+1}
                         for i in range(n):
-                            prods[b, j, i] = Z[i, l] * Z[i, l]
+                            prods[b, j, i] = Z[i, lane] * Z[i, lane]
                         for i in range(n - 1):
-                            prods[b, j, n + i] = 2 * Z[i, l] * Z[i + 1, l]
+                            prods[b, j, n + i] = 2 * Z[i, lane] * Z[i + 1, lane]
 
     @njit(cache=True)
     def _twisted_lanes(dl, el, e2, lam, pivmin, zero, one, X, DM, Z, best, r):
@@ -165,50 +167,51 @@ if AVAILABLE:
         """
         n = dl.shape[0]
         L = dl.shape[1]
-        for l in range(L):
-            t = dl[0, l] - lam[l]
-            X[0, l] = -pivmin if abs(t) < pivmin else t
+        for lane in range(L):
+            t = dl[0, lane] - lam[lane]
+            X[0, lane] = -pivmin if abs(t) < pivmin else t
         for i in range(1, n):
-            for l in range(L):
-                t = dl[i, l] - lam[l] - e2[i - 1, l] / X[i - 1, l]
-                X[i, l] = -pivmin if abs(t) < pivmin else t
-        for l in range(L):
-            t = dl[n - 1, l] - lam[l]
-            DM[n - 1, l] = -pivmin if abs(t) < pivmin else t
+            for lane in range(L):
+                t = dl[i, lane] - lam[lane] - e2[i - 1, lane] / X[i - 1, lane]
+                X[i, lane] = -pivmin if abs(t) < pivmin else t
+        for lane in range(L):
+            t = dl[n - 1, lane] - lam[lane]
+            DM[n - 1, lane] = -pivmin if abs(t) < pivmin else t
         for i in range(n - 2, -1, -1):
-            for l in range(L):
-                t = dl[i, l] - lam[l] - e2[i, l] / DM[i + 1, l]
-                DM[i, l] = -pivmin if abs(t) < pivmin else t
-        for l in range(L):
-            best[l] = np.inf
-            r[l] = 0
+            for lane in range(L):
+                t = dl[i, lane] - lam[lane] - e2[i, lane] / DM[i + 1, lane]
+                DM[i, lane] = -pivmin if abs(t) < pivmin else t
+        for lane in range(L):
+            best[lane] = np.inf
+            r[lane] = 0
         for i in range(n):
-            for l in range(L):
-                g = abs(X[i, l] + DM[i, l] - (dl[i, l] - lam[l]))
-                if g < best[l]:
-                    best[l] = g
-                    r[l] = i
+            for lane in range(L):
+                g = abs(X[i, lane] + DM[i, lane] - (dl[i, lane] - lam[lane]))
+                if g < best[lane]:
+                    best[lane] = g
+                    r[lane] = i
         # outward from the twist: downwards through the forward pivots, upwards through the backward ones
-        for l in range(L):
-            Z[n - 1, l] = one if r[l] == n - 1 else zero
+        for lane in range(L):
+            Z[n - 1, lane] = one if r[lane] == n - 1 else zero
         for i in range(n - 2, -1, -1):
-            for l in range(L):
-                below = -el[i, l] * Z[i + 1, l] / X[i, l]
-                Z[i, l] = one if i == r[l] else (below if i < r[l] else zero)
+            for lane in range(L):
+                below = -el[i, lane] * Z[i + 1, lane] / X[i, lane]
+                Z[i, lane] = one if i == r[lane] else (below if i < r[lane] else zero)
         for i in range(1, n):
-            for l in range(L):
-                above = -el[i - 1, l] * Z[i - 1, l] / DM[i, l]
-                Z[i, l] = above if i > r[l] else Z[i, l]
-        for l in range(L):
-            best[l] = zero
+            for lane in range(L):
+                above = -el[i - 1, lane] * Z[i - 1, lane] / DM[i, lane]
+                Z[i, lane] = above if i > r[lane] else Z[i, lane]
+        for lane in range(L):
+            best[lane] = zero
         for i in range(n):
-            for l in range(L):
-                best[l] += Z[i, l] * Z[i, l]
-        for l in range(L):
-            best[l] = one / np.sqrt(best[l])
+            for lane in range(L):
+                best[lane] += Z[i, lane] * Z[i, lane]
+        for lane in range(L):
+            best[lane] = one / np.sqrt(best[lane])
         for i in range(n):
-            for l in range(L):
-                Z[i, l] *= best[l]
+            for lane in range(L):
+                Z[i, lane] *= best[lane]
+
 
 def _solve(d, e, ks, niter, pivmin, half, want_vectors, vals, vecs, prods=None):
     """NumPy arrays in and out (see _solve_parallel); prods None: no gradient factors."""
@@ -234,12 +237,13 @@ def _scalars(dtype, pivmin: float):
     return dtype.type(pivmin), dtype.type(0.5)
 
 
-def solve(d, e, ks, niter, pivmin, want_vectors, want_prods=False):
+def solve(
+    d: torch.Tensor, e: torch.Tensor, ks: Sequence[int], niter: int, pivmin: float, want_vectors: bool,
+    want_prods: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """d (B, n), e (B, n-1) CPU tensors, as given (the kernel scales each matrix and marks non-finite ones with
     NaN itself). Returns (vals (B, m), vecs (B, m, n) or None, prods (B, m, 2n - 1) or None), final; prods holds
     the gradient factors [q_i^2 | 2 q_i q_{i+1}] of each vector."""
-    import torch
-
     B, n = d.shape
     m = len(ks)
     dn = d.detach().numpy() if d.is_contiguous() else d.detach().contiguous().numpy()

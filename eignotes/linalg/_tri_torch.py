@@ -5,10 +5,12 @@ the matrix index i (the Sturm recurrence is sequential in i); every tensor opera
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 
-def gershgorin(d: torch.Tensor, e: torch.Tensor):
+def gershgorin(d: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     ae = e.abs()
     r = torch.zeros_like(d)
     if e.shape[-1]:
@@ -21,7 +23,7 @@ def _guard(q, pivmin):
     return torch.where(q.abs() < pivmin, -pivmin, q)
 
 
-def sturm_count(d, e2, x, pivmin):
+def sturm_count(d: torch.Tensor, e2: torch.Tensor, x: torch.Tensor, pivmin: float) -> torch.Tensor:
     """Number of eigenvalues below x (shape (B, m)) for each row of d (B, n), e2 = e**2 (B, n-1)."""
     n = d.shape[-1]
     q = _guard(d[:, :1] - x, pivmin)
@@ -32,7 +34,9 @@ def sturm_count(d, e2, x, pivmin):
     return count
 
 
-def solve(d, e, ks, niter, pivmin, want_vectors):
+def solve(
+    d: torch.Tensor, e: torch.Tensor, ks: Sequence[int], niter: int, pivmin: float, want_vectors: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     B, n = d.shape
     e2 = e * e
     lo, hi = gershgorin(d, e)
@@ -50,7 +54,7 @@ def solve(d, e, ks, niter, pivmin, want_vectors):
     return lam, twisted_vectors(d, e, lam, pivmin)
 
 
-def twisted_vectors(d, e, lam, pivmin):
+def twisted_vectors(d: torch.Tensor, e: torch.Tensor, lam: torch.Tensor, pivmin: float) -> torch.Tensor:
     """Eigenvectors (B, m, n) for eigenvalue estimates lam (B, m) by one twisted factorization each.
 
     T - lam I = N_r D_r N_r^T with the twist index r where |gamma_r| is smallest; the solution of

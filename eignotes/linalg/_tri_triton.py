@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Sequence
 
 import torch
 
@@ -157,7 +158,10 @@ def block_size(B: int, sms: int) -> int:
     return max(32, min(128, 1 << max(want - 1, 0).bit_length()))
 
 
-def solve(d, e, ks, niter, pivmin, want_vectors, block: int | None = None):
+def solve(
+    d: torch.Tensor, e: torch.Tensor, ks: Sequence[int], niter: int, pivmin: float, want_vectors: bool,
+    block: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """d (B, n), e (B, n-1) on one device (CUDA, or CPU under the interpreter), scaled.
 
     Returns (vals (B, m), vecs (B, m, n) or None). One launch per requested k (usually one).

@@ -17,6 +17,9 @@ PyTorch: see _inverse_iteration).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import SupportsIndex
+
 import torch
 
 from ..dlpack import cupy_status
@@ -196,7 +199,13 @@ def resolve_dense_backend(backend: str, device: torch.device, n: int = 0) -> str
     return "cupy" if ok else "torch"
 
 
-def kth_eigvalsh(A: torch.Tensor, k, *, lower: bool = True, backend: str = "auto") -> torch.Tensor:
+def kth_eigvalsh(
+    A: torch.Tensor,
+    k: SupportsIndex | Sequence[SupportsIndex] | torch.Tensor,
+    *,
+    lower: bool = True,
+    backend: str = "auto",
+) -> torch.Tensor:
     """The k-th smallest eigenvalue(s) of a batch of real symmetric matrices, differentiable.
 
     Args:

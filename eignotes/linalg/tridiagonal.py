@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Sequence
+from typing import SupportsIndex
 
 import torch
 
@@ -283,7 +285,13 @@ def _check_pair(diag, offdiag):
         raise TypeError(f"diag and offdiag must have one dtype, got {diag.dtype} and {offdiag.dtype}")
 
 
-def kth_eigvalsh_tridiagonal(diag: torch.Tensor, offdiag: torch.Tensor, k, *, backend: str = "auto") -> torch.Tensor:
+def kth_eigvalsh_tridiagonal(
+    diag: torch.Tensor,
+    offdiag: torch.Tensor,
+    k: SupportsIndex | Sequence[SupportsIndex] | torch.Tensor,
+    *,
+    backend: str = "auto",
+) -> torch.Tensor:
     """The k-th smallest eigenvalue(s) of a batch of real symmetric tridiagonal matrices, differentiable.
 
     Args:
