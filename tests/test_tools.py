@@ -180,3 +180,12 @@ def test_save_figure_writes_only_where_asked(tmp_path, monkeypatch):
     monkeypatch.setenv(FIGURES_ENV, str(tmp_path / "env"))
     assert save_figure(fig, "from env").read_bytes()[:4] == b"\x89PNG"
     plt.close(fig)
+
+
+def test_goals_say_why_a_gpu_figure_is_missing():
+    """Quick mode on a GPU: the blog's CuPy function ran, but not at the goal shape; CuPy missing is another why."""
+    ran = [_dense_row("forward+backward", "blog CuPy function fwd+bwd", median=0.001, shape=(8, 20))]
+    why = {g["target"]: g["why"] for g in suites.goals(ran, "cuda")}[">= 10x"]
+    assert "no such row" in why
+    why = {g["target"]: g["why"] for g in suites.goals([], "cuda")}[">= 10x"]
+    assert "CuPy not usable" in why
