@@ -71,31 +71,29 @@ timing.round(3)
 
 # %%
 DIM = pick(quick=5, cpu=45, full=45)
-EPOCHS_DENSE = pick(quick=2, cpu=15, full=100)
-recipe = recipes.blog_recipe("dense", DIM)
-print(recipe)
-dense = recipes.build_model("dense", num_features=data.num_features, dim=DIM).to(device())
-stream = pipe(recipes.epochs_stream(dense, data, recipe, epochs=EPOCHS_DENSE, device=device()),
-              augment(validation(data)), augment(spectral_norms), keep_best("val_loss"),
-              early_stop("val_loss", patience=recipes.patience_for(EPOCHS_DENSE)))
-dense_hist = plotting.plot_progress(stream, max_step=EPOCHS_DENSE, feature_names=data.feature_names,
-                                    title=f"dense {DIM}x{DIM}", name="04_dense_progress",
-                                    test_fn=lambda ev: test_rmse(restore_best(dense, ev), data))
+
+
+def train_live(kind, epochs):
+    """One model of this kind trained with the blog's recipe, drawn live; returns the model and its events."""
+    recipe = recipes.blog_recipe(kind, DIM)
+    print(recipe)
+    model = recipes.build_model(kind, num_features=data.num_features, dim=DIM).to(device())
+    stream = pipe(recipes.epochs_stream(model, data, recipe, epochs=epochs, device=device()),
+                  augment(validation(data)), augment(spectral_norms), keep_best("val_loss"),
+                  early_stop("val_loss", patience=recipes.patience_for(epochs)))
+    history = plotting.plot_progress(stream, max_step=epochs, feature_names=data.feature_names,
+                                     title=f"{kind} {DIM}", name=f"04_{kind}_progress",
+                                     test_fn=lambda ev: test_rmse(restore_best(model, ev), data))
+    return model, history
+
+
+dense, dense_hist = train_live("dense", epochs=pick(quick=2, cpu=15, full=100))
 
 # %% [markdown]
 # ## Training the tridiagonal model, live (Adam, OneCycle schedule per epoch, as in the blog)
 
 # %%
-EPOCHS_TRI = pick(quick=3, cpu=100, full=300)
-recipe = recipes.blog_recipe("tridiagonal", DIM)
-print(recipe)
-tri = recipes.build_model("tridiagonal", num_features=data.num_features, dim=DIM).to(device())
-stream = pipe(recipes.epochs_stream(tri, data, recipe, epochs=EPOCHS_TRI, device=device()),
-              augment(validation(data)), augment(spectral_norms), keep_best("val_loss"),
-              early_stop("val_loss", patience=recipes.patience_for(EPOCHS_TRI)))
-tri_hist = plotting.plot_progress(stream, max_step=EPOCHS_TRI, feature_names=data.feature_names,
-                                  title=f"tridiagonal {DIM}", name="04_tridiagonal_progress",
-                                  test_fn=lambda ev: test_rmse(restore_best(tri, ev), data))
+tri, tri_hist = train_live("tridiagonal", epochs=pick(quick=3, cpu=100, full=300))
 
 # %% [markdown]
 # ## Results next to the blog's
