@@ -11,7 +11,13 @@ from pathlib import Path
 
 import torch
 
+from . import config
 from .suites import DEFAULT_SLOW_S, SUITES, run
+
+
+def _shapes(text: str | None) -> list[tuple[int, ...]] | None:
+    """'500x100,1024x45' -> [(500, 100), (1024, 45)]."""
+    return [tuple(int(v) for v in item.split("x")) for item in text.split(",")] if text else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,11 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     bad = [s for s in suites if s not in SUITES]
     if bad:
         ap.error(f"unknown suite(s) {bad}; choose from {SUITES}")
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(args.device) if args.device else config.device()
     dtypes = [getattr(torch, name.strip()) for name in args.dtype.split(",")]
-    parse = lambda text: [tuple(int(v) for v in item.split("x")) for item in text.split(",")] if text else None  # noqa: E731
     path = run(suites, quick=args.quick, device=device, out_dir=Path(args.out), dtypes=dtypes,
-               dense_shapes=parse(args.dense_shapes), tri_shapes=parse(args.tri_shapes),
+               dense_shapes=_shapes(args.dense_shapes), tri_shapes=_shapes(args.tri_shapes),
                min_run_time=args.min_run_time, epochs=args.epochs, slow_s=args.slow_s)
     print(path.with_suffix(".md").read_text())
     print(f"written: {path} and {path.with_suffix('.md')}")
@@ -49,6 +54,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-# ---- helpers the notebooks call -------------------------------------------------------------------------------

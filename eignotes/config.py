@@ -9,6 +9,7 @@ Notebooks ask `pick(quick=..., cpu=..., full=...)` and run the same code at ever
 from __future__ import annotations
 
 import os
+import platform
 from typing import TypeVar
 
 import torch
@@ -32,8 +33,31 @@ def pick(*, quick: _T, cpu: _T, full: _T) -> _T:
     return {"quick": quick, "cpu": cpu, "full": full}[scale()]
 
 
+# Set for the notebook kernels that a headless run starts (eignotes.reproduce, the tests), never by the package:
+FIGURES_ENV = "EIGNOTES_FIGURES"  # the folder where eignotes.plotting.save_figure writes each figure
+STATIC_WIDGETS_ENV = "EIGNOTES_STATIC_WIDGETS"  # "1": no front end watches, so explorers draw a static figure
+
+
 def device() -> torch.device:
+    """The default device: CUDA where PyTorch sees a GPU, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's kind and PyTorch's thread count: what results files are labelled with."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def in_kernel() -> bool:
+    """Whether this code runs inside a Jupyter (IPython) kernel."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    ip = get_ipython()
+    return ip is not None and hasattr(ip, "kernel")
 
 
 def describe() -> str:

@@ -33,7 +33,6 @@ def random_symmetric(B: int, n: int, dtype: torch.dtype, device: torch.device | 
     return ((A + A.mT) / 2).to(device)
 
 
-
 def cupy_usable(device: torch.device) -> bool:
     """Whether CuPy rows run: a CUDA device and a working CuPy (tests substitute a NumPy stand-in)."""
     return device.type == "cuda" and cupy_status()[0]
@@ -53,7 +52,6 @@ def warmup_eigvalsh(B: int, n: int, device: torch.device, dtype: torch.dtype = t
 
             fns["CuPy (DLPack)"] = lambda: _cupy.eigvalsh(A, True)
     return list(time_interleaved(fns, min_run_time=min_run_time * len(fns)).values())
-
 
 
 def sweep_n(ns: Iterable[int], B: int, device: torch.device, dtype: torch.dtype = torch.float32,
@@ -201,7 +199,10 @@ def scaling_study(grid: Iterable[tuple[str, int]], *, seeds: Sequence[int], epoc
 def summarize_study(df: pd.DataFrame) -> pd.DataFrame:
     """Median and interquartile range over seeds of test RMSE and seconds per epoch, per (model, dim)."""
     g = df.groupby(["model", "dim"])
-    q = lambda p: (lambda s: s.quantile(p))  # noqa: E731
+
+    def q(p: float):
+        return lambda s: s.quantile(p)
+
     out = g.agg(runs=("seed", "count"),
                 test_median=("test_rmse_dollars", "median"), test_q1=("test_rmse_dollars", q(0.25)),
                 test_q3=("test_rmse_dollars", q(0.75)), best_test=("test_rmse_dollars", "min"),

@@ -21,9 +21,7 @@ if TYPE_CHECKING:
     from .stream import Event
     from .timing import Timing
 
-# The notebook runner (eignotes.reproduce) names its figures folder in this variable of each notebook kernel it
-# starts; nothing in this package sets it.
-FIGURES_ENV = "EIGNOTES_FIGURES"
+from .config import FIGURES_ENV, in_kernel
 
 
 def save_figure(fig: Figure, name: str, folder: str | os.PathLike | None = None) -> Path | None:
@@ -117,16 +115,6 @@ def sturm_staircase(xs: torch.Tensor | np.ndarray | Sequence[float], counts: tor
     return fig
 
 
-def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-
-        ip = get_ipython()
-        return ip is not None and hasattr(ip, "kernel")
-    except Exception:
-        return False
-
-
 def plot_progress(events: Iterable[Event], *, max_step: int, feature_names: Sequence[str] | None = None,
                   every: int = 1, test_fn: Callable[[Event], float] | None = None, title: str = "",
                   name: str | None = None, png: str | None = None, gif: str | None = None) -> list[Event]:
@@ -142,7 +130,7 @@ def plot_progress(events: Iterable[Event], *, max_step: int, feature_names: Sequ
     """
     import numpy as np
 
-    live = _in_notebook()
+    live = in_kernel()
     fig, (ax_err, ax_norm) = plt.subplots(1, 2, figsize=(11, 4))
     handle = None
     if live:

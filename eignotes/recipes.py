@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import dataclasses
-import platform
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from . import models
+from . import config, models
 from . import stream as st
 from .data import HousingData
 
@@ -89,16 +88,6 @@ def epochs_stream(model: nn.Module, data: HousingData, recipe: Recipe, *, epochs
                            device=device, seed=seed)
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def device_label(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
-
-
 def fit(kind: str, data: HousingData, *, dim: int, epochs: int, lr: float | None = None,
         batch_size: int | None = None, weight_decay: float | None = None, patience: int | None = None,
         backend: str = "auto", device: torch.device | str | None = None, seed: int = 0,
@@ -111,8 +100,8 @@ def fit(kind: str, data: HousingData, *, dim: int, epochs: int, lr: float | None
     optional stage (a progress bar, a live plot) put at the end of the stream.
     """
     recipe = blog_recipe(kind, dim).replace(lr=lr, batch_size=batch_size, weight_decay=weight_decay)
-    patience = patience or patience_for(epochs)
-    device = torch.device(device) if device is not None else default_device()
+    patience = patience_for(epochs) if patience is None else patience
+    device = torch.device(device) if device is not None else config.device()
     model = build_model(kind, num_features=data.num_features, dim=dim, backend=backend, seed=seed).to(device)
     stages = [st.augment(st.validation(data)), st.augment(st.spectral_norms), st.keep_best("val_loss"),
               st.early_stop("val_loss", patience)]
@@ -130,7 +119,7 @@ def fit(kind: str, data: HousingData, *, dim: int, epochs: int, lr: float | None
         "test_rmse_dollars": st.test_rmse(model, data),
         "seconds_per_epoch": float(history["train_time_sec"].median()), "wall_seconds": wall,
         "diverged": "diverged" in history and bool(history["diverged"].eq(True).any()),
-        "device": device_label(device),
+        "device": config.device_name(device),
         "settings": {**dataclasses.asdict(recipe), "seed": seed, "backend": backend, "patience": patience},
     }
     return model, history, summary

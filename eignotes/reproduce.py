@@ -13,8 +13,7 @@ import time
 from pathlib import Path
 
 from . import config
-from .plotting import FIGURES_ENV
-from .widgets import STATIC_ENV
+from .config import FIGURES_ENV, STATIC_WIDGETS_ENV
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "figures").mkdir(parents=True, exist_ok=True)
     # What the notebooks' kernels need to know travels in their own environment; this process's stays untouched.
     # No front end watches these kernels, so the explorers of eignotes.widgets draw one static figure.
-    kernel_env = {**os.environ, FIGURES_ENV: str(out / "figures"), STATIC_ENV: "1"}
+    kernel_env = {**os.environ, FIGURES_ENV: str(out / "figures"), STATIC_WIDGETS_ENV: "1"}
     books = sorted(src.glob("[0-9][0-9]_*.ipynb"))
     if not books:
         print(f"no notebooks found in {src}", file=sys.stderr)

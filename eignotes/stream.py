@@ -150,7 +150,7 @@ def _train_epochs(model, data, batch_size, lr, n_epochs, optimizer, weight_decay
                 warned = True
                 warnings.warn(f"training diverged at epoch {epoch}: training MSE {train_loss:.3g} is over "
                               f"{DIVERGENCE_FACTOR:g} times the targets' variance; lower the learning rate (lr={lr:g})",
-                              RuntimeWarning, stacklevel=2)
+                              RuntimeWarning, stacklevel=1)  # inside a generator: no caller frame to name
         yield event
 
 
@@ -259,7 +259,7 @@ def _better(mode: str) -> Callable[[float, float, float], bool]:
 
 def early_stop(key: str = "val_loss", patience: int = 10, *, mode: str = "min", min_delta: float = 0.0) -> Stage:
     """A stage that ends the stream after `patience` events in a row without a new best `key` (fitstream's call
-    shape). The last event then carries stopped_early=True."""
+    shape). The last event then carries stopped_early=True. A NaN or infinite value is never an improvement."""
     if not isinstance(patience, int) or patience < 1:
         raise ValueError(f"patience must be a positive int, got {patience!r}")
     if min_delta < 0:
@@ -270,7 +270,7 @@ def early_stop(key: str = "val_loss", patience: int = 10, *, mode: str = "min", 
         best, since = None, 0
         for event in events:
             value = float(event[key])
-            if best is None or better(value, best, min_delta):
+            if math.isfinite(value) and (best is None or better(value, best, min_delta)):
                 best, since = value, 0
             else:
                 since += 1
@@ -284,14 +284,15 @@ def early_stop(key: str = "val_loss", patience: int = 10, *, mode: str = "min", 
 
 def keep_best(key: str = "val_loss", *, mode: str = "min") -> Stage:
     """A stage that keeps a copy of the weights at the best `key` so far: adds best_step, best_<key> and
-    best_state (a state_dict to load with `restore_best`). Ties keep the earlier epoch."""
+    best_state (a state_dict to load with `restore_best`). Ties keep the earlier epoch; a NaN or infinite value is
+    never the best (until a finite one comes, best_step and best_state are None)."""
     better = _better(mode)
 
     def stage(events: Iterable[Event]) -> Iterator[Event]:
         best, best_step, best_state = None, None, None
         for event in events:
             value = float(event[key])
-            if best is None or better(value, best, 0.0):
+            if math.isfinite(value) and (best is None or better(value, best, 0.0)):
                 best, best_step = value, event["step"]
                 best_state = copy.deepcopy(event["model"].state_dict()) if "model" in event else None
             yield {**event, "best_step": best_step, f"best_{key}": best, "best_state": best_state}

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from . import experiments, kth_eigvalsh, kth_eigvalsh_tridiagonal, recipes, tridiagonal_to_dense
+from . import config, experiments, kth_eigvalsh, kth_eigvalsh_tridiagonal, recipes, tridiagonal_to_dense
+from .data import prepare_housing
 from .dlpack import cupy_status
 from .experiments import random_symmetric
 from .linalg import tridiagonal_backends
@@ -30,13 +31,6 @@ if TYPE_CHECKING:
 SUITES = ("dense", "tridiagonal", "training")
 # A callable slower than this per call (torch.linalg looping over 16384 matrices on a GPU) is timed once.
 DEFAULT_SLOW_S = 5.0
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
-
 
 
 def _row(suite, case, shape, dtype, device, t, baseline=None):
@@ -80,7 +74,6 @@ class BlogCupyKth(torch.autograd.Function):
     def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None]:
         (q,) = ctx.saved_tensors
         return g[..., None, None] * q[..., :, None] * q[..., None, :], None
-
 
 
 def _dense_callables(A: torch.Tensor, k: int, backends: list[str], has_cupy: bool) -> tuple[dict, dict]:
@@ -209,8 +202,6 @@ def suite_training(device: torch.device, dim: int, epochs: int = 4,
     and the eigen-overhead ratio: the epoch with the real op over the same epoch with the eigenvalue replaced by
     trace / dim. The first of `epochs` epochs pays for compilation and caches and is dropped; the median and IQR
     are over the others."""
-    from .data import prepare_housing
-
     data = data or prepare_housing()
     out = []
     variants = {
@@ -289,7 +280,7 @@ def goals(rows: Sequence[dict[str, Any]], device_type: str) -> list[dict[str, An
     blog = _find(rows, **fb, label="blog CuPy function fwd+bwd")
     add(f"dense {shape} float32 forward+backward: speed-up over the blog's CuPy function", "GPU", ">= 10x",
         blog["median_s"] / ours["median_s"] if (ours and blog) else None, lambda v: v >= 10, "{:.1f}x",
-        "" if not on_gpu or blog or any(r["label"] == "blog CuPy function fwd+bwd" for r in rows)
+        "" if not on_gpu or any(r["label"] == "blog CuPy function fwd+bwd" for r in rows)
         else "the blog's CuPy function did not run (CuPy not usable)")
     add(f"dense {shape} float32 forward+backward: speed-up over torch.linalg autograd", "GPU", ">= 100x",
         ours and ours["ratio"], lambda v: v >= 100, "{:.1f}x")
@@ -337,14 +328,6 @@ def to_markdown(meta: dict[str, Any], rows: Iterable[dict[str, Any]],
     return "\n".join(lines) + "\n"
 
 
-def _quick_data():
-    from .data import HousingData, prepare_housing
-
-    h = prepare_housing()
-    return HousingData(h.X_train[:320], h.y_train[:320], h.X_val[:100], h.y_val[:100], h.X_test[:100],
-                       h.y_test[:100], h.feature_names, h.label_mean, h.label_scale)
-
-
 def run(suites: Sequence[str], *, quick: bool, device: torch.device, out_dir: Path,
         dtypes: Sequence[torch.dtype] | None = None, dense_shapes: Sequence[tuple[int, int]] | None = None,
         tri_shapes: Sequence[tuple[int, int]] | None = None, min_run_time: float | None = None,
@@ -370,11 +353,12 @@ def run(suites: Sequence[str], *, quick: bool, device: torch.device, out_dir: Pa
         if "tridiagonal" in suites:
             rows += suite_tridiagonal(device, dtype, tri_shapes, mrt, slow_s=slow_s)
     if "training" in suites:
-        rows += suite_training(device, dim=5 if quick else 45, epochs=epochs, data=_quick_data() if quick else None)
+        quick_data = prepare_housing().head(320, 100) if quick else None
+        rows += suite_training(device, dim=5 if quick else 45, epochs=epochs, data=quick_data)
     now = _dt.datetime.now()
     meta = {
         "date": now.isoformat(timespec="seconds"),
-        "device_name": device_name(device),
+        "device_name": config.device_name(device),
         "torch": torch.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),

@@ -23,6 +23,7 @@ Only APIs that ipywidgets 7 (Colab) and 8 (JupyterLab) share are used: FloatSlid
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from . import plotting
+from .config import STATIC_WIDGETS_ENV, in_kernel
 from .linalg import kth_eigvalsh, sturm_count, tridiagonal_to_dense
 from .plotting import plt
 
@@ -48,7 +50,7 @@ __all__ = [
     "want_interactive",
 ]
 
-STATIC_ENV = "EIGNOTES_STATIC_WIDGETS"
+STATIC_ENV = STATIC_WIDGETS_ENV
 FIGSIZE = (11, 4)
 FONT = 9  # the smallest font on these figures: readable at the saved size
 
@@ -62,25 +64,15 @@ def want_interactive(interactive: bool | None = None) -> bool:
     """Resolve `interactive` by the headless rule (see the module docstring); True raises if ipywidgets is missing."""
     if interactive is False:
         return False
-    try:
-        import ipywidgets  # noqa: F401
-    except ImportError as err:
+    if importlib.util.find_spec("ipywidgets") is None:
         if interactive:
             raise RuntimeError(
                 "interactive=True needs ipywidgets (pip install ipywidgets); pass interactive=False for a static figure"
-            ) from err
+            )
         return False
     if interactive:
         return True
-    if os.environ.get(STATIC_ENV) == "1":
-        return False
-    try:
-        from IPython import get_ipython
-
-        ip = get_ipython()
-    except Exception:
-        return False
-    return ip is not None and hasattr(ip, "kernel")
+    return os.environ.get(STATIC_ENV) != "1" and in_kernel()
 
 
 def _show(fig) -> None:

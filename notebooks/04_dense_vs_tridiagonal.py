@@ -46,9 +46,7 @@ print(f"one scaled unit of the target = ${data.label_scale:,.0f}")
 import pandas as pd
 
 DIM_T = pick(quick=7, cpu=45, full=45)
-timing_data = data if pick(quick=False, cpu=True, full=True) else hdata.HousingData(
-    data.X_train[:1000], data.y_train[:1000], data.X_val, data.y_val, data.X_test, data.y_test,
-    data.feature_names, data.label_mean, data.label_scale)
+timing_data = pick(quick=data.head(1000), cpu=data, full=data)
 variants = [("dense", "linalg", "dense, torch.linalg"), ("dense", "auto", "dense, eignotes"),
             ("dense", "trace", "dense, trace only"), ("tridiagonal", "auto", "tridiagonal, eignotes"),
             ("tridiagonal", "trace", "tridiagonal, trace only")]

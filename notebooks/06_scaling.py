@@ -18,7 +18,7 @@ if "google.colab" in sys.modules:
 
 import torch
 
-from eignotes.config import describe, pick
+from eignotes.config import describe, device, pick
 
 print(describe())
 
@@ -44,10 +44,12 @@ print(f"{len(grid) * len(seeds)} runs; epochs per run at most {epochs}")
 # tridiagonal one) is a few hundred tiny operations, and a GPU spends such a step launching kernels rather than
 # computing. Measured with `python -m eignotes.bench --suite training` (files in `benchmarks/results/`): an epoch of
 # the dense dim-45 model took 8.5 s on an H100 and 1.1 s on a 2-core CPU; of the tridiagonal one, 0.62 s and
-# 0.075 s. So the study trains on the CPU, on a GPU machine too. Set `train_on = device()` to see the GPU's figures.
+# 0.075 s. So the study trains on the CPU, on a GPU machine too. Set `train_on = device()` to see the GPU's
+# figures.
 
 # %%
-train_on = torch.device("cpu")  # faster than a GPU for these batch sizes; device() would pick the GPU
+train_on = torch.device("cpu")  # faster than a GPU at these batch sizes
+print(f"training on {train_on}; this machine's default device: {device()}")
 runs = scaling_study(grid, seeds=seeds, epochs=epochs, data=data, device=train_on)
 runs.round(1)
 

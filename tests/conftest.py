@@ -1,22 +1,17 @@
 import os
 
-# The Triton kernel must run in CI, which has no GPU: without CUDA, Triton's interpreter executes the same kernel
-# source on CPU tensors. The switch is read when the kernel is decorated, so it is set before eignotes is imported.
-try:
-    import torch
+import matplotlib
+import pytest
+import torch
 
-    _cuda = torch.cuda.is_available()
-except Exception:  # pragma: no cover
-    _cuda = False
-if not _cuda:
+# The Triton kernel must run in CI, which has no GPU: without CUDA, Triton's interpreter executes the same kernel
+# source on CPU tensors. The switch is read when the kernel is decorated, so it is set here, before any test module
+# imports eignotes.
+if not torch.cuda.is_available():
     # Inherited by nbmake's notebook kernels too; the notebooks' helpers leave interpreted Triton out by design.
     os.environ.setdefault("TRITON_INTERPRET", "1")
 # Inherited by the notebook kernels that nbmake starts: the explorers (eignotes.widgets) draw a static figure there.
 os.environ.setdefault("EIGNOTES_STATIC_WIDGETS", "1")
-
-import matplotlib  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
 
 # The tests draw figures without a screen: they pick their backend here (the package never picks one for them).
 matplotlib.use("Agg")

@@ -17,8 +17,7 @@ fitstream = pytest.importorskip(
 @pytest.fixture(scope="module")
 def small():
     h = D.prepare_housing(seed=0)
-    return D.HousingData(h.X_train[:300], h.y_train[:300], h.X_val[:150], h.y_val[:150], h.X_test[:150],
-                         h.y_test[:150], h.feature_names, h.label_mean, h.label_scale)
+    return h.head(300, 150)
 
 
 def test_our_stages_on_fitstream_epoch_stream(small):
@@ -33,8 +32,8 @@ def test_our_stages_on_fitstream_epoch_stream(small):
     best = min(range(len(losses)), key=losses.__getitem__)
     assert out[-1]["best_step"] == out[best]["step"] and out[-1]["best_val_loss"] == losses[best]
     assert {"train_loss", "train_time_sec"} <= set(out[-1])
-    if len(out) < 12:  # stopped early: exactly `patience` epochs without a new best
-        assert out[-1]["stopped_early"] and out[-1]["step"] - out[-1]["best_step"] == 2
+    assert len(out) < 12, "this seeded run stops early"
+    assert out[-1]["stopped_early"] and out[-1]["step"] - out[-1]["best_step"] == 2, "patience 2, counted as ours"
     st.restore_best(model, out[-1])
     assert st.rmse(model, small.X_val, small.y_val) ** 2 == pytest.approx(losses[best], rel=1e-5)
 
@@ -51,11 +50,16 @@ def test_fitstream_stages_on_our_stream(small):
 
 
 def test_fitstream_best_model_and_ours_pick_the_same_epoch(small):
+    """A scripted validation curve whose best epoch (3 of 6, tied at 5: the earlier wins) is neither end."""
+    curve = iter([0.9, 0.7, 0.4, 0.6, 0.4, 0.5])
     model = recipes.build_model("tridiagonal", num_features=8, dim=4, seed=1)
     tracker = fitstream.best_model("val_loss")
-    out = list(st.pipe(st.train_epochs(model, small, n_epochs=5, batch_size=64, lr=2e-2),
-                       st.augment(st.validation(small)), fitstream.tap(tracker), st.keep_best("val_loss")))
+    out = list(st.pipe(st.train_epochs(model, small, n_epochs=6, batch_size=64, lr=2e-2),
+                       st.augment(lambda ev: {"val_loss": next(curve)}), fitstream.tap(tracker),
+                       st.keep_best("val_loss")))
+    assert out[-1]["best_step"] == 3
     theirs = recipes.build_model("tridiagonal", num_features=8, dim=4, seed=2)
     tracker.load_into(theirs)
     for name, p in theirs.state_dict().items():
         torch.testing.assert_close(p, out[-1]["best_state"][name], rtol=0, atol=0)
+        assert not torch.equal(p, model.state_dict()[name]), "the weights moved after the best epoch"

@@ -20,8 +20,7 @@ def housing():
 def small(housing):
     """A small slice of the real data, for quick training runs."""
     h = housing
-    return D.HousingData(h.X_train[:600], h.y_train[:600], h.X_val[:300], h.y_val[:300], h.X_test[:300],
-                         h.y_test[:300], h.feature_names, h.label_mean, h.label_scale)
+    return h.head(600, 300)
 
 
 def test_data_split_and_scaling(housing):

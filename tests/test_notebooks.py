@@ -16,6 +16,17 @@ def _cells(nb):
     return [(c.cell_type, c.source.strip()) for c in nb.cells]
 
 
+def _mismatch(src, nb) -> str | None:
+    """Why the source's cells and the notebook's differ, or None when they match."""
+    ours, theirs = _cells(src), _cells(nb)
+    for i, (a, b) in enumerate(zip(ours, theirs, strict=False)):
+        if a != b:
+            return f"cell {i} differs"
+    if len(ours) != len(theirs):
+        return f"{len(ours)} cells in the source, {len(theirs)} in the notebook"
+    return None
+
+
 def test_every_notebook_has_exactly_one_source():
     assert IPYNBS, "no notebooks found"
     assert [p.stem for p in IPYNBS] == [p.stem for p in SOURCES], "each NN_name.ipynb needs NN_name.py and back"
@@ -23,12 +34,8 @@ def test_every_notebook_has_exactly_one_source():
 
 @pytest.mark.parametrize("ipynb", IPYNBS, ids=lambda p: p.stem)
 def test_pair_in_sync(ipynb):
-    src = jupytext.read(ipynb.with_suffix(".py"))
-    nb = nbformat.read(ipynb, as_version=4)
-    ours, theirs = _cells(src), _cells(nb)
-    for i, (a, b) in enumerate(zip(ours, theirs, strict=False)):
-        assert a == b, f"cell {i} differs between {ipynb.stem}.py and .ipynb: run `make sync`"
-    assert len(ours) == len(theirs), f"{ipynb.stem}: {len(ours)} cells in .py, {len(theirs)} in .ipynb: `make sync`"
+    why = _mismatch(jupytext.read(ipynb.with_suffix(".py")), nbformat.read(ipynb, as_version=4))
+    assert why is None, f"{ipynb.stem}.py and .ipynb are out of sync ({why}): run `make sync`"
 
 
 @pytest.mark.parametrize("ipynb", IPYNBS, ids=lambda p: p.stem)
@@ -47,6 +54,11 @@ def test_colab_badge_names_its_own_notebook(ipynb):
 def test_sync_check_catches_an_edit(tmp_path):
     """The check above is not vacuous: an edited source no longer matches its notebook."""
     ipynb = IPYNBS[0]
+    nb = nbformat.read(ipynb, as_version=4)
     src = jupytext.read(ipynb.with_suffix(".py"))
+    assert _mismatch(src, nb) is None
     src.cells[-1].source += "\nprint('an edit')"
-    assert _cells(src) != _cells(nbformat.read(ipynb, as_version=4))
+    assert _mismatch(src, nb) == f"cell {len(nb.cells) - 1} differs"
+    src.cells.append(nbformat.v4.new_markdown_cell("a new cell"))
+    src.cells[-2].source = nb.cells[-1].source
+    assert _mismatch(src, nb) == f"{len(nb.cells) + 1} cells in the source, {len(nb.cells)} in the notebook"

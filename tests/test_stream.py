@@ -13,8 +13,7 @@ from eignotes import stream as st
 @pytest.fixture(scope="module")
 def small():
     h = D.prepare_housing(seed=0)
-    return D.HousingData(h.X_train[:400], h.y_train[:400], h.X_val[:200], h.y_val[:200], h.X_test[:200],
-                         h.y_test[:200], h.feature_names, h.label_mean, h.label_scale)
+    return h.head(400, 200)
 
 
 def _events(values, model=None):
@@ -22,7 +21,9 @@ def _events(values, model=None):
 
 
 def test_pipe_applies_stages_left_to_right():
-    add = lambda key, value: st.augment(lambda ev: {key: value(ev)})  # noqa: E731
+    def add(key, value):
+        return st.augment(lambda ev: {key: value(ev)})
+
     out = list(st.pipe(_events([1.0, 2.0, 3.0]), add("a", lambda ev: ev["step"] * 10),
                        add("b", lambda ev: ev["a"] + 1), st.take(2)))
     assert [(ev["a"], ev["b"]) for ev in out] == [(10, 11), (20, 21)]
@@ -70,6 +71,17 @@ def test_keep_best_copies_the_weights_of_the_best_epoch():
         st.restore_best(model, {"step": 1})
     ties = list(st.pipe(_events([2.0, 2.0]), st.keep_best("val_loss")))
     assert ties[-1]["best_step"] == 1, "a tie keeps the earlier epoch"
+
+
+def test_non_finite_values_are_never_the_best():
+    vals = [float("nan"), 2.0, float("inf"), 1.0, float("nan"), 0.5]
+    out = list(st.pipe(_events(vals), st.keep_best("val_loss")))
+    assert [ev["best_step"] for ev in out] == [None, 2, 2, 4, 4, 6]
+    assert out[0]["best_val_loss"] is None and out[-1]["best_val_loss"] == 0.5
+    out = list(st.pipe(_events(vals), st.early_stop("val_loss", patience=2)))
+    assert [ev["step"] for ev in out] == [1, 2, 3, 4, 5, 6] and "stopped_early" not in out[-1]
+    out = list(st.pipe(_events([float("nan")] * 5), st.early_stop("val_loss", patience=3)))
+    assert len(out) == 3 and out[-1]["stopped_early"], "a run that never gives a finite value stops too"
 
 
 def test_collect_keeps_every_scalar_key_a_stage_added():

@@ -1,19 +1,15 @@
 """The notebook explorers (eignotes.widgets): what they draw, the headless rule, the widget's redraw, input checks."""
 import re
 
-import matplotlib
+import matplotlib.pyplot as plt  # headless: conftest chose the Agg backend
+import numpy as np
+import pytest
+import torch
+from conftest import random_symmetric
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # headless, before pyplot is imported (eignotes.widgets imports it)
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from conftest import random_symmetric  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-import eignotes  # noqa: E402
-from eignotes import widgets  # noqa: E402
+import eignotes
+from eignotes import widgets
 
 F64 = torch.float64
 EPS = torch.finfo(F64).eps
