@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.dim < 2 or args.epochs < 1:
         ap.error("need --dim >= 2 and --epochs >= 1")
+    if args.patience is not None and args.patience < 1:
+        ap.error("--patience must be at least 1 (epochs without a new best validation loss before stopping)")
     from tqdm.auto import tqdm
 
     data = data_mod.prepare_housing(seed=args.seed)

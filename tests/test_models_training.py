@@ -160,3 +160,10 @@ def test_train_cli_says_when_a_run_diverges(tmp_path, capsys):
     summary = json.loads((tmp_path / "tridiagonal_dim7_seed0_summary.json").read_text())
     assert summary["diverged"] is True
     assert "diverged" in capsys.readouterr().err
+
+
+def test_train_cli_refuses_bad_numbers(tmp_path):
+    for bad in (["--patience", "0"], ["--epochs", "0"], ["--dim", "1"]):
+        with pytest.raises(SystemExit):
+            train.main(["--model", "tridiagonal", "--out", str(tmp_path), *bad])
+    assert not list(tmp_path.iterdir()), "nothing was trained or written"
