@@ -44,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         with tqdm(total=args.epochs, desc=f"{args.model} dim {args.dim}", unit="epoch") as bar:
             for ev in stream:
                 bar.update(1)
+                best = ev["best_val_loss"]  # None until a finite validation loss has been seen
                 bar.set_postfix(val=f"${ev['val_rmse_dollars']:,.0f}",
-                                best=f"${data.dollars(ev['best_val_loss'] ** 0.5):,.0f}")
+                                best="n/a" if best is None else f"${data.dollars(best ** 0.5):,.0f}")
                 yield ev
 
     _, history, summary = recipes.fit(
