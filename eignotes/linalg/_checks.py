@@ -83,3 +83,21 @@ def select_last(x: torch.Tensor, ks: list[int]) -> torch.Tensor:
     if ks == list(range(ks[0], ks[0] + len(ks))):
         return x[..., ks[0] : ks[0] + len(ks)]
     return torch.stack([x[..., i] for i in ks], dim=-1)
+
+
+def needs_grad(*xs: torch.Tensor) -> bool:
+    """Whether a gradient must flow back through any of xs: in plain autograd, or at any level of torch.func's
+    transforms (a grad transform wraps its inputs; vmap's batched tensors hide an outer tensor's requires_grad)."""
+    if not torch.is_grad_enabled():
+        return False
+    for x in xs:
+        if x.requires_grad:
+            return True
+    if not torch._C._are_functorch_transforms_active() or torch.compiler.is_compiling():
+        return False
+    for x in xs:
+        while torch._C._functorch.is_functorch_wrapped_tensor(x):
+            x = torch._C._functorch.get_unwrapped(x)
+            if x.requires_grad:
+                return True
+    return False

@@ -19,13 +19,20 @@ _DOUBLE_BACKWARD = (
 
 
 class DenseOuter(torch.autograd.Function):
-    """grad_A = sum_k g_k q_k q_k^T from Q (..., n, m) and g (..., m)."""
+    """grad_A = sum_k g_k q_k q_k^T from Q (..., n, m) and g (..., m).
+
+    forward is a pure function and setup_context saves Q, so torch.func transforms (vmap, grad, jacrev) can run
+    through it; vmap's rule is generated from forward and backward, which are plain batched tensor code."""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx: Any, Q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        if ctx is not None:  # also called as a plain function (ctx None) where no second backward can follow
-            ctx.save_for_backward(Q)
+    def forward(Q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         return (Q * g.unsqueeze(-2)) @ Q.transpose(-1, -2)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[torch.Tensor, torch.Tensor], output: torch.Tensor) -> None:
+        ctx.save_for_backward(inputs[0])
 
     @staticmethod
     def backward(ctx: Any, G: torch.Tensor) -> tuple[None, torch.Tensor]:
@@ -38,14 +45,18 @@ class DenseOuter(torch.autograd.Function):
 class TridiagonalOuter(torch.autograd.Function):
     """grad_diag = sum_k g_k q_k^2, grad_offdiag = sum_k 2 g_k q_k[i] q_k[i+1], from Q (..., m, n) and g (..., m)."""
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx: Any, Q: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if ctx is not None:  # also called as a plain function (ctx None) where no second backward can follow
-            ctx.save_for_backward(Q)
+    def forward(Q: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         gq = g.unsqueeze(-1) * Q
         grad_d = (gq * Q).sum(-2)
         grad_e = 2 * (gq[..., :-1] * Q[..., 1:]).sum(-2)
         return grad_d, grad_e
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[torch.Tensor, torch.Tensor], output: Any) -> None:
+        ctx.save_for_backward(inputs[0])
 
     @staticmethod
     def backward(ctx: Any, Gd: torch.Tensor | None, Ge: torch.Tensor | None) -> tuple[None, torch.Tensor]:
@@ -65,12 +76,16 @@ class TridiagonalFactors(torch.autograd.Function):
 
     The eager training path of the tridiagonal op: the kernel forms P along with q, so backward is one product."""
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx: Any, P: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        if ctx is not None:
-            ctx.save_for_backward(P)
+    def forward(P: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         gP = g.unsqueeze(-1) * P
         return gP.squeeze(-2) if P.shape[-2] == 1 else gP.sum(-2)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[torch.Tensor, torch.Tensor], output: torch.Tensor) -> None:
+        ctx.save_for_backward(inputs[0])
 
     @staticmethod
     def backward(ctx: Any, G: torch.Tensor) -> tuple[None, torch.Tensor]:

@@ -153,6 +153,40 @@ def _backward(ctx, grad_vals, grad_vecs):
 _kth_eigh_op.register_autograd(_backward, setup_context=_setup_context)
 
 
+# torch.func.vmap: the op is batched over leading dimensions already, so its vmap rule only moves the vmapped
+# dimension to the front of the batch (nested vmaps apply the rule once per level).
+@_kth_eigvalsh_op.register_vmap
+def _(info, in_dims, A, k, lower, backend):
+    return _kth_eigvalsh_op(A.movedim(in_dims[0], 0), k, lower, backend), 0
+
+
+class _KthEighFunc(torch.autograd.Function):
+    """The training path under torch.func's transforms (grad, vmap(grad), jacrev): the custom op's autograd formula
+    cannot run there (its generated Function has no setup_context), so this Function repeats it in the form
+    torch.func extends: a pure forward, setup_context, and a vmap rule that moves the vmapped dimension into the
+    batch. Returns (values, vectors); only the values have a gradient formula."""
+
+    @staticmethod
+    def forward(A, k, lower, backend):
+        return _eigh_impl(A, k, lower, backend)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        # The vectors stay differentiable outputs: a second derivative (hessian, grad of grad) then reaches the
+        # backward formula's own Function through them and raises its clear error instead of a silent zero.
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(output[1])
+
+    @staticmethod
+    def backward(ctx, grad_vals, grad_vecs):
+        (Q,) = ctx.saved_tensors
+        return DenseOuter.apply(Q, grad_vals), None, None, None
+
+    @staticmethod
+    def vmap(info, in_dims, A, k, lower, backend):
+        return _KthEighFunc.apply(A.movedim(in_dims[0], 0), k, lower, backend), (0, 0)
+
+
 class _KthEighEager(torch.autograd.Function):
     """The training path outside torch.compile: the custom op's kernels and formula without its dispatch cost."""
 
@@ -167,7 +201,7 @@ class _KthEighEager(torch.autograd.Function):
         (Q,) = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: a second backward through q must raise, not return 0
             return DenseOuter.apply(Q.detach().requires_grad_(), grad_vals), None, None, None
-        return DenseOuter.forward(None, Q, grad_vals), None, None, None
+        return DenseOuter.forward(Q, grad_vals), None, None, None
 
 
 # Above this n the "auto" backend leaves the CPU to LAPACK: the compiled reduction is unblocked, and once a matrix
@@ -255,13 +289,20 @@ def kth_eigvalsh(
     resolved = resolve_dense_backend(backend, A.device, A.shape[-1])
     dtype = A.dtype
     work = A.to(_checks.compute_dtype(dtype))
+    # torch.compile traces the custom ops; torch.func's transforms (vmap, grad, jacrev) go through the values op's
+    # vmap rule or _KthEighFunc; a plain eager call skips the dispatcher, which costs more than the kernel on a
+    # training step's small batch.
     compiling = torch.compiler.is_compiling()
-    if torch.is_grad_enabled() and work.requires_grad:
+    transformed = torch._C._are_functorch_transforms_active()
+    if _checks.needs_grad(work):
         if compiling:
             vals = _kth_eigh_op(work, ks, lower, resolved)[0]
+        elif transformed:
+            vals = _KthEighFunc.apply(work, ks, lower, resolved)[0]
         else:
             vals = _KthEighEager.apply(work, ks, lower, resolved)
     else:
-        vals = _kth_eigvalsh_op(work, ks, lower, resolved) if compiling else _values_impl(work, ks, lower, resolved)
+        via_op = compiling or transformed  # vmap reaches the kernels through the op's vmap rule
+        vals = _kth_eigvalsh_op(work, ks, lower, resolved) if via_op else _values_impl(work, ks, lower, resolved)
     vals = vals.to(dtype)
     return vals.squeeze(-1) if scalar else vals

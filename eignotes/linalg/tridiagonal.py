@@ -220,6 +220,48 @@ def _backward(ctx, grad_vals, grad_vecs):
 _tri_eigh_op.register_autograd(_backward, setup_context=_setup_context)
 
 
+def _batched_front(info, in_dims, diag, offdiag):
+    """diag and offdiag with the vmapped dimension first; an unbatched one is expanded (a view, no copy)."""
+    def front(x, dim):
+        return x.expand(info.batch_size, *x.shape) if dim is None else x.movedim(dim, 0)
+
+    return front(diag, in_dims[0]), front(offdiag, in_dims[1])
+
+
+# torch.func.vmap: the op is batched over leading dimensions already, so its vmap rule only moves the vmapped
+# dimension to the front of the batch (nested vmaps apply the rule once per level).
+@_tri_values_op.register_vmap
+def _(info, in_dims, diag, offdiag, k, backend):
+    return _tri_values_op(*_batched_front(info, in_dims, diag, offdiag), k, backend), 0
+
+
+class _TriEighFunc(torch.autograd.Function):
+    """The training path under torch.func's transforms (grad, vmap(grad), jacrev), in the form torch.func extends
+    (pure forward, setup_context, a vmap rule); the custom op's generated autograd Function cannot run there.
+    Returns (values, vectors); only the values have a gradient formula."""
+
+    @staticmethod
+    def forward(diag, offdiag, k, backend):
+        return _eigh_impl(diag, offdiag, k, backend)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        # The vectors stay differentiable outputs: a second derivative (hessian, grad of grad) then reaches the
+        # backward formula's own Function through them and raises its clear error instead of a silent zero.
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(output[1])
+
+    @staticmethod
+    def backward(ctx, grad_vals, grad_vecs):
+        (Q,) = ctx.saved_tensors
+        grad_d, grad_e = TridiagonalOuter.apply(Q, grad_vals)
+        return grad_d, grad_e, None, None
+
+    @staticmethod
+    def vmap(info, in_dims, diag, offdiag, k, backend):
+        return _TriEighFunc.apply(*_batched_front(info, in_dims, diag, offdiag), k, backend), (0, 0)
+
+
 def _factors_impl(diag, offdiag, k, backend):
     """Values (..., m) and gradient factors (..., m, 2n - 1) = [q^2 | 2 q_i q_{i+1}] of the selected eigenvectors.
 
@@ -262,7 +304,7 @@ class _TriEighEager(torch.autograd.Function):
         elif ctx.single:
             G = grad_vals * P
         else:
-            G = TridiagonalFactors.forward(None, P, grad_vals)
+            G = TridiagonalFactors.forward(P, grad_vals)
         return G[..., : ctx.n], G[..., ctx.n :], None, None, None
 
 
@@ -326,17 +368,24 @@ def kth_eigvalsh_tridiagonal(
     _check_pair(diag, offdiag)
     ks, scalar = _checks.normalize_k(k, diag.shape[-1])
     compiling = torch.compiler.is_compiling()
+    # torch.func's transforms (vmap, grad, jacrev) go through the values op's vmap rule or _TriEighFunc; a plain
+    # eager call skips the dispatcher (see _TriEighEager).
+    transformed = torch._C._are_functorch_transforms_active()
     resolved = (resolve_tridiagonal_backend if compiling else _resolve_cached)(backend, diag.device)
     dtype = diag.dtype
     cdtype = _checks.compute_dtype(dtype)
     d, e = (diag, offdiag) if cdtype == dtype else (diag.to(cdtype), offdiag.to(cdtype))
-    if torch.is_grad_enabled() and (d.requires_grad or e.requires_grad):
-        if not compiling:
+    if _checks.needs_grad(d, e):
+        if compiling:
+            vals = _tri_eigh_op(d, e, ks, resolved)[0]
+        elif transformed:
+            vals = _TriEighFunc.apply(d, e, ks, resolved)[0]
+        else:
             vals = _TriEighEager.apply(d, e, ks, resolved, scalar)
             return vals if cdtype == dtype else vals.to(dtype)
-        vals = _tri_eigh_op(d, e, ks, resolved)[0]
     else:
-        vals = _tri_values_op(d, e, ks, resolved) if compiling else _values_impl(d, e, ks, resolved)
+        via_op = compiling or transformed  # vmap reaches the kernels through the op's vmap rule
+        vals = _tri_values_op(d, e, ks, resolved) if via_op else _values_impl(d, e, ks, resolved)
     if cdtype != dtype:
         vals = vals.to(dtype)
     return vals.squeeze(-1) if scalar else vals
