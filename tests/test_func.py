@@ -155,3 +155,29 @@ def test_ensembling_recipe_matches_a_loop_over_the_models(kind, gen):
     per_model = vmap(grad(loss), in_dims=(0, 0, None, None))(detached, buffers, x, y)
     for name, g in per_model.items():
         torch.testing.assert_close(g, params[name].grad, **TOL)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the CPU tests above run the same "
+                    "transform code with the numba, torch and interpreted Triton kernels)")
+def test_transforms_on_the_gpu(gen):
+    """The GPU backends under vmap, grad and vmap(grad): CuPy (dense) and Triton (tridiagonal), float32 and float64,
+    against the plain batched call on the same device."""
+    for dtype, tol in ((torch.float64, TOL), (torch.float32, dict(rtol=1e-4, atol=1e-4))):
+        A = random_symmetric((3, 4), 8, dtype, gen).cuda()
+        d, e = (x.to(dtype).cuda() for x in _tri((3, 4), 8, gen))
+
+        def fd(M):
+            return kth_eigvalsh(M, 3)
+
+        def ft(d, e):
+            return kth_eigvalsh_tridiagonal(d, e, 3)
+
+        torch.testing.assert_close(vmap(vmap(fd))(A), fd(A), **tol)
+        torch.testing.assert_close(vmap(fd, in_dims=1, out_dims=1)(A), fd(A), **tol)
+        torch.testing.assert_close(vmap(ft, in_dims=(1, 1), out_dims=1)(d, e), ft(d, e), **tol)
+        (ref,) = _plain_grad(fd, A[0])
+        torch.testing.assert_close(vmap(grad(fd))(A[0]), ref, **tol)
+        ref_d, ref_e = _plain_grad(ft, d[0], e[0])
+        pd, pe = vmap(grad(ft, argnums=(0, 1)))(d[0], e[0])
+        torch.testing.assert_close(pd, ref_d, **tol)
+        torch.testing.assert_close(pe, ref_e, **tol)
