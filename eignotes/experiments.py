@@ -197,13 +197,14 @@ def scaling_study(grid: Iterable[tuple[str, int]], *, seeds: Sequence[int], epoc
 
 
 def summarize_study(df: pd.DataFrame) -> pd.DataFrame:
-    """Median and interquartile range over seeds of test RMSE and seconds per epoch, per (model, dim)."""
+    """Per (model, dim): the median validation RMSE over seeds (what a setting is chosen by), the median and
+    interquartile range of the test RMSE, the best test RMSE and the median seconds per epoch."""
     g = df.groupby(["model", "dim"])
 
     def q(p: float):
         return lambda s: s.quantile(p)
 
-    out = g.agg(runs=("seed", "count"),
+    out = g.agg(runs=("seed", "count"), val_median=("val_rmse_dollars", "median"),
                 test_median=("test_rmse_dollars", "median"), test_q1=("test_rmse_dollars", q(0.25)),
                 test_q3=("test_rmse_dollars", q(0.75)), best_test=("test_rmse_dollars", "min"),
                 sec_per_epoch=("seconds_per_epoch", "median"))
