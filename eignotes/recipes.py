@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -123,3 +123,65 @@ def fit(kind: str, data: HousingData, *, dim: int, epochs: int, lr: float | None
         "settings": {**dataclasses.asdict(recipe), "seed": seed, "backend": backend, "patience": patience},
     }
     return model, history, summary
+
+
+def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequence[int], lr: float | None = None,
+             batch_size: int | None = None, weight_decay: float | None = None, patience: int | None = None,
+             backend: str = "auto", device: torch.device | str | None = None,
+             progress: Callable[[Iterable[st.Event]], Iterable[st.Event]] | None = None,
+             ) -> list[tuple[nn.Module, pd.DataFrame, dict[str, Any]]]:
+    """`fit` for several seeds trained together in one stream (eignotes.runs): one (model restored to its best
+    validation epoch, history, summary) per seed, equal to `fit`'s for that seed to float tolerance. One seed
+    is `fit` itself. `progress` is a stage over the runs' events (lists per run)."""
+    from . import runs
+
+    if len(seeds) == 1:
+        return [fit(kind, data, dim=dim, epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
+                    patience=patience, backend=backend, device=device, seed=seeds[0], progress=None)]
+    recipe = blog_recipe(kind, dim).replace(lr=lr, batch_size=batch_size, weight_decay=weight_decay)
+    patience = patience_for(epochs) if patience is None else patience
+    device = torch.device(device) if device is not None else config.device()
+    models = [build_model(kind, num_features=data.num_features, dim=dim, backend=backend, seed=s).to(device)
+              for s in seeds]
+    runs.check_memory(models[0], len(seeds), recipe.batch_size, device)
+    schedule = st.one_cycle(lr=recipe.lr, n_epochs=epochs) if recipe.schedule == "one_cycle" else None
+    stream = runs.train_runs(models, data, seeds=list(seeds), batch_size=recipe.batch_size, lr=recipe.lr,
+                             n_epochs=epochs, optimizer=recipe.optimizer, weight_decay=recipe.weight_decay,
+                             scheduler=schedule, patience=patience, device=device)
+    if progress is not None:
+        stream = progress(stream)
+    t0 = time.perf_counter()
+    events = list(stream)
+    wall = time.perf_counter() - t0
+    import pandas as pd
+
+    out = []
+    for r, seed in enumerate(seeds):
+        rows = []
+        for ev in events:
+            rows.append({"step": ev["step"], "train_loss": ev["train_loss"][r], "train_time_sec": ev["train_time_sec"],
+                         "train_rmse_dollars": data.dollars(ev["train_loss"][r] ** 0.5), "lr": ev["lr"],
+                         "val_loss": ev["val_loss"][r], "val_rmse_dollars": ev["val_rmse_dollars"][r],
+                         **{f"feature_norms_{i}": v for i, v in enumerate(ev["feature_norms"][r])},
+                         "best_step": ev["best_step"][r], "best_val_loss": ev["best_val_loss"][r],
+                         "stopped_early": ev["stopped_early"][r], "diverged": ev["diverged"][r]})
+            if not ev["active"][r]:  # the run's last epoch: later ones did not move it
+                break
+        history = pd.DataFrame(rows)
+        model = events[-1]["models"][r]
+        best_state = events[-1]["best_states"][r]
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        best = events[-1]["best_val_loss"][r]
+        summary = {
+            "model": kind, "dim": dim, "epochs_run": len(rows), "epochs_max": epochs,
+            "best_epoch": events[-1]["best_step"][r],
+            "best_val_rmse_dollars": None if best is None else data.dollars(best**0.5),
+            "test_rmse_dollars": st.test_rmse(model, data),
+            "seconds_per_epoch": float(history["train_time_sec"].median()), "wall_seconds": wall,
+            "runs_together": len(seeds), "diverged": bool(events[-1]["diverged"][r]),
+            "device": config.device_name(device),
+            "settings": {**dataclasses.asdict(recipe), "seed": seed, "backend": backend, "patience": patience},
+        }
+        out.append((model, history, summary))
+    return out

@@ -29,16 +29,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--patience", type=int, help="early-stopping patience in epochs (default epochs // 10)")
     ap.add_argument("--backend", default="auto", help="eigenvalue backend, or 'linalg' for torch.linalg")
     ap.add_argument("--device", default=None)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="the run's seed: initialization and shuffling")
+    ap.add_argument("--split-seed", type=int, default=0,
+                    help="the seed of the validation split carved from the training rows (default 0, as the notebooks)")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="train seeds seed, seed+1, ... together in one stream (default 1: a single run)")
     ap.add_argument("--out", default="build/runs")
     args = ap.parse_args(argv)
     if args.dim < 2 or args.epochs < 1:
         ap.error("need --dim >= 2 and --epochs >= 1")
+    if args.runs < 1:
+        ap.error(f"--runs must be at least 1, got {args.runs}")
+    if args.seed < 0:
+        ap.error(f"--seed must be non-negative, got {args.seed}")
     if args.patience is not None and args.patience < 1:
         ap.error("--patience must be at least 1 (epochs without a new best validation loss before stopping)")
     from tqdm.auto import tqdm
 
-    data = data_mod.prepare_housing(seed=args.seed)
+    data = data_mod.prepare_housing(seed=args.split_seed)  # one split for every run seed: runs compare fairly
+    if args.runs > 1:
+        return _main_runs(args, data)
 
     def progress(stream):
         with tqdm(total=args.epochs, desc=f"{args.model} dim {args.dim}", unit="epoch") as bar:
@@ -64,6 +74,51 @@ def main(argv: list[str] | None = None) -> int:
         print(f"WARNING: this run diverged (the training loss exploded): its test RMSE "
               f"${summary['test_rmse_dollars']:,.0f} means nothing; lower --lr (it was {summary['settings']['lr']:g})",
               file=sys.stderr)
+        return 3
+    return 0
+
+
+def _main_runs(args: argparse.Namespace, data: data_mod.HousingData) -> int:
+    """--runs R: seeds seed .. seed + R - 1 trained together; the files of R single runs and a summary table."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    seeds = list(range(args.seed, args.seed + args.runs))
+
+    def progress(stream):
+        with tqdm(total=args.epochs, desc=f"{args.model} dim {args.dim}, {args.runs} runs", unit="epoch") as bar:
+            for ev in stream:
+                bar.update(1)
+                vals = [v for v in ev["val_rmse_dollars"] if v == v]
+                bar.set_postfix(active=sum(ev["active"]), val_median=f"${pd.Series(vals).median():,.0f}")
+                yield ev
+
+    results = recipes.fit_runs(
+        args.model, data, dim=args.dim, epochs=args.epochs, seeds=seeds, lr=args.lr, batch_size=args.batch_size,
+        weight_decay=args.weight_decay, patience=args.patience, backend=args.backend, device=args.device,
+        progress=progress)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = []
+    for (_, history, summary), seed in zip(results, seeds, strict=True):
+        name = f"{args.model}_dim{args.dim}_seed{seed}"
+        history.to_csv(out / f"{name}_history.csv", index=False)
+        (out / f"{name}_summary.json").write_text(json.dumps(summary, indent=1))
+        table.append({k: summary[k] for k in ("epochs_run", "best_epoch", "best_val_rmse_dollars",
+                                              "test_rmse_dollars", "diverged")} | {"seed": seed})
+    table = pd.DataFrame(table).set_index("seed")
+    path = out / f"{args.model}_dim{args.dim}_seeds{seeds[0]}-{seeds[-1]}_runs.csv"
+    table.to_csv(path)
+    test = table.loc[~table["diverged"], "test_rmse_dollars"]
+    print(table.round(1).to_string())
+    if len(test):
+        q1, med, q3 = test.quantile([0.25, 0.5, 0.75])
+        print(f"test RMSE of the validation-selected epochs over {len(test)} runs: median ${med:,.0f} "
+              f"(IQR ${q1:,.0f} to ${q3:,.0f})")
+    print(f"written: {len(seeds)} histories and summaries, and {path}")
+    if table["diverged"].any():
+        print(f"WARNING: runs {list(table.index[table['diverged']])} diverged (a NaN or infinite loss) and were "
+              "stopped; the others finished. Lower --lr.", file=sys.stderr)
         return 3
     return 0
 

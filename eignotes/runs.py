@@ -1,0 +1,230 @@
+"""Many runs in one training step: R models of one kind and shape trained together, each with its own seed.
+
+The models' parameters are stacked (torch.func.stack_module_state) and one vmapped functional call evaluates all R
+models on their own minibatches, so the framework's cost of a step is paid once for all runs and the eigenvalue op
+sees one batch of R x batch_size matrices. Each run keeps what a single run has: its own initialization, its own
+shuffling of the training rows (a generator seeded by its seed, as `stream.train_epochs` does), its own validation
+loss per epoch, best epoch (keep_best) and early stop. A run that stopped early, or diverged, is frozen: its
+parameters do not move while the others go on. The results equal R separate runs of the same seeds (tested).
+
+What can differ between runs: the seed (initialization and shuffling). What cannot: the model kind and shape, the
+optimizer and its hyperparameters (one optimizer steps the stacked parameters; Adam, AdamW and SGD are elementwise,
+so this equals one optimizer per run), the schedule and the batch size.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from .data import HousingData
+from .models import MultivariateSpectral, feature_norms
+from .stream import OPTIMIZERS, Event
+
+# Validation rows evaluated at once for all runs: bounds the memory of R x rows x dim x dim dense matrices.
+VAL_CHUNK = 512
+
+__all__ = ["train_runs", "run_state", "estimate_bytes", "check_memory"]
+
+
+def _check_models(models: Sequence[nn.Module]) -> None:
+    if len(models) < 1:
+        raise ValueError("need at least one model (runs >= 1)")
+    first = models[0]
+    shapes = {k: v.shape for k, v in first.state_dict().items()}
+    for i, m in enumerate(models[1:], 1):
+        if type(m) is not type(first):
+            raise ValueError(f"run {i} is a {type(m).__name__}, run 0 a {type(first).__name__}: runs that train "
+                             "together must be one model kind")
+        if {k: v.shape for k, v in m.state_dict().items()} != shapes:
+            raise ValueError(f"run {i}'s parameters differ in shape from run 0's: runs that train together must "
+                             "have one dim and one feature count")
+
+
+def _available_bytes(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: no estimate to hold against
+        return None
+
+
+def estimate_bytes(model: nn.Module, runs: int, batch_size: int) -> int:
+    """A generous estimate of the memory R runs of this model need together: parameters with their gradients and
+    optimizer state, a step's matrices and the validation chunk's (dense models form R x rows dense matrices)."""
+    elem = next(model.parameters()).element_size()
+    n_params = sum(p.numel() for p in model.parameters())
+    dim = getattr(model, "dim", 1)
+    per_row = dim * dim if isinstance(model, MultivariateSpectral) else 4 * dim  # dense matrices, or d and e
+    rows = max(batch_size, VAL_CHUNK)
+    return runs * (4 * n_params + 8 * rows * per_row) * elem
+
+
+def check_memory(model: nn.Module, runs: int, batch_size: int, device: torch.device | str) -> None:
+    """Refuse, before training, R runs whose estimated memory exceeds what the device has free."""
+    need = estimate_bytes(model, runs, batch_size)
+    free = _available_bytes(torch.device(device))
+    if free is not None and need > 0.8 * free:
+        raise MemoryError(f"{runs} runs together need about {need / 2**30:.1f} GiB ({model.__class__.__name__}, "
+                          f"batch {batch_size}), more than the {free / 2**30:.1f} GiB free on {device}: use fewer "
+                          "runs per stream")
+
+
+def run_state(stacked: dict[str, torch.Tensor], r: int, keys: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Run r's state_dict (the entries named by keys, a model's state_dict keys) from the stacked tensors, copied."""
+    return {name: stacked[name][r].detach().clone() for name in keys}
+
+
+def train_runs(
+    models: Sequence[nn.Module],
+    data: HousingData,
+    *,
+    seeds: Sequence[int],
+    batch_size: int,
+    lr: float,
+    n_epochs: int,
+    optimizer: str = "adamw",
+    weight_decay: float = 0.01,
+    scheduler: Callable | None = None,
+    patience: int | None = None,
+    device: torch.device | str | None = None,
+) -> Iterator[Event]:
+    """Train the R models together (run r shuffles with a generator seeded by seeds[r]); one event per epoch.
+
+    Events: step, runs (R), train_time_sec (the epoch of all runs), lr, and per run (lists of length R):
+    train_loss, val_loss (MSE in the scaled target's units), val_rmse_dollars, feature_norms, best_step,
+    best_val_loss, active (still training), stopped_early, diverged, best_states (each run's state_dict at its best
+    validation epoch); the last event also carries models (the R models, loaded with their runs' final parameters).
+    The stream ends after n_epochs, or when every run has stopped: early (after `patience` epochs without a new best
+    validation loss; None: never) or by diverging (a NaN or infinite training loss: that run is frozen and
+    reported, the others go on).
+    """
+    _check_models(models)
+    if len(seeds) != len(models):
+        raise ValueError(f"need one seed per run: {len(models)} models, {len(seeds)} seeds")
+    if any(not isinstance(s, int) or s < 0 for s in seeds):
+        raise ValueError(f"seeds must be non-negative ints, got {list(seeds)}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
+    for name, v in (("n_epochs", n_epochs), ("batch_size", batch_size)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    if patience is not None and (not isinstance(patience, int) or patience < 1):
+        raise ValueError(f"patience must be a positive int or None, got {patience!r}")
+    if getattr(models[0], "num_features", data.num_features) != data.num_features:
+        raise ValueError(f"the models expect {models[0].num_features} features, the data has {data.num_features}")
+    return _train_runs(list(models), data, list(seeds), batch_size, lr, n_epochs, optimizer, weight_decay,
+                       scheduler, patience, device)
+
+
+def _train_runs(models, data, seeds, batch_size, lr, n_epochs, optimizer, weight_decay, scheduler, patience,
+                device) -> Iterator[Event]:
+    device = torch.device(device) if device is not None else next(models[0].parameters()).device
+    R = len(models)
+    for m in models:
+        m.to(device)
+    params, buffers = stack_module_state(models)  # leaves of their own: the models are not trained in place
+    skeleton = copy.deepcopy(models[0]).to("meta")
+    keys = list(models[0].state_dict())  # non-persistent buffers are stacked too, but are no part of a state
+    scratch = copy.deepcopy(models[0])
+    stacked = {**params, **buffers}
+
+    def one(p: dict[str, Any], b: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
+        return functional_call(skeleton, (p, b), (x,))
+
+    predict = vmap(one, in_dims=(0, 0, 0))
+    predict_shared = vmap(one, in_dims=(0, 0, None))
+    X, y = data.X_train.to(device), data.y_train.to(device)
+    X_val, y_val = data.X_val.to(device), data.y_val.to(device)
+    opt = OPTIMIZERS[optimizer](list(params.values()), lr=lr, weight_decay=weight_decay)
+    sched = scheduler(opt) if scheduler is not None else None
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    N = len(X)
+
+    active = [True] * R
+    stopped = [False] * R
+    diverged = [False] * R
+    best = [None] * R
+    best_step = [None] * R
+    best_states: list[dict[str, torch.Tensor] | None] = [None] * R
+    since = [0] * R
+    frozen_mask = torch.zeros(R, dtype=torch.bool, device=device)
+    frozen_values: dict[str, torch.Tensor] = {}
+
+    def freeze(r: int) -> None:
+        frozen_mask[r] = True
+        for name, p in params.items():
+            frozen_values[name] = p.detach().clone()  # the rows of frozen runs are read from here
+
+    skeleton.train()
+    for epoch in range(1, n_epochs + 1):
+        t0 = time.perf_counter()
+        perms = torch.stack([torch.randperm(N, generator=g) for g in gens]).to(device)  # (R, N)
+        total = torch.zeros(R, device=device, dtype=y.dtype)
+        lr_now = opt.param_groups[0]["lr"]
+        any_frozen = not all(active)
+        for i in range(0, N, batch_size):
+            idx = perms[:, i : i + batch_size]  # (R, b): each run its own rows
+            pred = predict(params, buffers, X[idx])
+            per_run = ((pred - y[idx]) ** 2).mean(-1)  # each run's MSE over its minibatch
+            opt.zero_grad(set_to_none=True)
+            per_run.sum().backward()  # the runs' losses share no parameters: each gets its own gradient
+            opt.step()
+            if any_frozen:
+                with torch.no_grad():
+                    for name, p in params.items():
+                        keep = frozen_mask.view(-1, *([1] * (p.ndim - 1)))
+                        p.copy_(torch.where(keep, frozen_values[name], p))
+            total += per_run.detach() * idx.shape[1]
+        if sched is not None:
+            sched.step()
+        train_loss = (total / N).tolist()  # the one host sync of the epoch
+        seconds = time.perf_counter() - t0
+        with torch.no_grad():
+            skeleton.eval()
+            sq = sum(((predict_shared(params, buffers, X_val[i : i + VAL_CHUNK]).double()
+                       - y_val[i : i + VAL_CHUNK].double()) ** 2).sum(-1) for i in range(0, len(X_val), VAL_CHUNK))
+            skeleton.train()
+            val_loss = (sq / len(X_val)).tolist()
+            norms = []
+            for r in range(R):  # the sensitivity bounds, from a scratch model loaded with each run's parameters
+                scratch.load_state_dict(run_state(stacked, r, keys))
+                norms.append(feature_norms(scratch).float().cpu().tolist())
+        for r in range(R):
+            if not active[r]:
+                continue
+            if not math.isfinite(train_loss[r]):
+                active[r], diverged[r] = False, True
+                freeze(r)
+                continue
+            v = val_loss[r]
+            if math.isfinite(v) and (best[r] is None or v < best[r]):
+                best[r], best_step[r], since[r] = v, epoch, 0
+                best_states[r] = run_state(stacked, r, keys)
+            else:
+                since[r] += 1
+            if patience is not None and since[r] >= patience:
+                active[r], stopped[r] = False, True
+                freeze(r)
+        event = {
+            "step": epoch, "runs": R, "train_time_sec": seconds, "lr": lr_now,
+            "train_loss": train_loss, "val_loss": val_loss,
+            "val_rmse_dollars": [data.dollars(v**0.5) if v == v else float("nan") for v in val_loss],
+            "best_step": list(best_step), "best_val_loss": list(best), "active": list(active),
+            "stopped_early": list(stopped), "diverged": list(diverged), "best_states": best_states,
+            "feature_norms": norms,
+        }
+        if not any(active) or epoch == n_epochs:
+            for r, m in enumerate(models):  # the models take their runs' final parameters
+                m.load_state_dict(run_state(stacked, r, keys))
+            yield {**event, "models": models}
+            return
+        yield event

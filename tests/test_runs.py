@@ -1,0 +1,147 @@
+"""Runs together (eignotes.runs.train_runs) against R separate runs of the same seeds: per-epoch validation losses
+and parameters to float tolerance, selected and stopping epochs exactly, frozen runs that do not move; bad input."""
+import json
+
+import pytest
+import torch
+
+from eignotes import data as D
+from eignotes import recipes, runs
+from eignotes import stream as st
+
+SEEDS = [0, 1, 2]
+
+
+@pytest.fixture(scope="module")
+def housing64():
+    h = D.prepare_housing(seed=0).head(600, 300)
+    return D.HousingData(*(t.double() for t in (h.X_train, h.y_train, h.X_val, h.y_val, h.X_test, h.y_test)),
+                         h.feature_names, h.label_mean, h.label_scale)
+
+
+def _single(kind, data, seed, *, epochs, lr, optimizer, weight_decay, schedule, patience):
+    model = recipes.build_model(kind, num_features=8, dim=5, seed=seed).double()
+    sched = st.one_cycle(lr=lr, n_epochs=epochs) if schedule else None
+    events = list(st.pipe(
+        st.train_epochs(model, data, n_epochs=epochs, batch_size=32, lr=lr, optimizer=optimizer,
+                        weight_decay=weight_decay, scheduler=sched, seed=seed),
+        st.augment(st.validation(data)), st.keep_best("val_loss"), st.early_stop("val_loss", patience)))
+    return model, events
+
+
+@pytest.mark.parametrize("kind, optimizer, weight_decay, schedule, lr", [
+    ("tridiagonal", "adam", 0.0, True, 1e-1),     # the blog's tridiagonal recipe: Adam, OneCycle per epoch
+    ("dense", "adamw", 0.01, False, 3e-2),        # the dense one: AdamW with weight decay
+])
+def test_runs_together_equal_separate_runs(housing64, kind, optimizer, weight_decay, schedule, lr):
+    epochs, patience = 12, 2
+    models = [recipes.build_model(kind, num_features=8, dim=5, seed=s).double() for s in SEEDS]
+    sched = st.one_cycle(lr=lr, n_epochs=epochs) if schedule else None
+    together = list(runs.train_runs(models, housing64, seeds=SEEDS, batch_size=32, lr=lr, n_epochs=epochs,
+                                    optimizer=optimizer, weight_decay=weight_decay, scheduler=sched,
+                                    patience=patience))
+    stops = 0
+    for r, seed in enumerate(SEEDS):
+        model, single = _single(kind, housing64, seed, epochs=epochs, lr=lr, optimizer=optimizer,
+                                weight_decay=weight_decay, schedule=schedule, patience=patience)
+        n = len(single)
+        for ev_t, ev_s in zip(together[:n], single, strict=True):  # every epoch the single run had
+            assert ev_t["val_loss"][r] == pytest.approx(ev_s["val_loss"], rel=1e-6)
+            assert ev_t["train_loss"][r] == pytest.approx(ev_s["train_loss"], rel=1e-6)
+        assert together[-1]["best_step"][r] == single[-1]["best_step"], "the selected epoch, exactly"
+        stopped_single = bool(single[-1].get("stopped_early"))
+        stop_step = next((ev["step"] for ev in together if ev["stopped_early"][r]), None)
+        assert stop_step == (single[-1]["step"] if stopped_single else None), "the stopping epoch, exactly"
+        stops += stopped_single
+        for name, value in single[-1]["best_state"].items():
+            torch.testing.assert_close(together[-1]["best_states"][r][name], value, rtol=1e-9, atol=1e-11)
+        # a run that stopped early did not move while the others went on: its final parameters are the single
+        # run's parameters at its stopping epoch
+        for name, value in model.state_dict().items():
+            torch.testing.assert_close(together[-1]["models"][r].state_dict()[name], value, rtol=1e-9, atol=1e-11)
+    assert 0 < stops < len(SEEDS), "the case exercises runs that stop while others go on"
+
+
+def test_a_diverging_run_is_stopped_alone(housing64):
+    models = [recipes.build_model("tridiagonal", num_features=8, dim=4, seed=s).double() for s in SEEDS]
+    with torch.no_grad():
+        models[1].diag.bias.fill_(float("nan"))
+    evs = list(runs.train_runs(models, housing64, seeds=SEEDS, batch_size=64, lr=1e-2, n_epochs=3,
+                               optimizer="adam", weight_decay=0.0))
+    assert [ev["diverged"] for ev in evs] == [[False, True, False]] * 3
+    assert evs[-1]["active"] == [True, False, True] and len(evs) == 3
+    assert evs[-1]["best_step"][0] is not None and evs[-1]["best_step"][1] is None
+    finite = evs[-1]["val_loss"]
+    assert finite[0] == finite[0] and finite[2] == finite[2], "the others trained on"
+
+
+def test_stream_ends_when_every_run_stopped(housing64):
+    models = [recipes.build_model("tridiagonal", num_features=8, dim=4, seed=s).double() for s in SEEDS]
+    evs = list(runs.train_runs(models, housing64, seeds=SEEDS, batch_size=64, lr=0.0, n_epochs=20,
+                               optimizer="sgd", weight_decay=0.0, patience=1))
+    assert len(evs) == 2 and all(evs[-1]["stopped_early"]), "lr 0: no run improves after epoch 1"
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(models=[]), "at least one model"),
+    (dict(seeds=[0, 1]), "one seed per run"),
+    (dict(seeds=[0, -1, 2]), "non-negative"),
+    (dict(patience=0), "patience"),
+    (dict(n_epochs=0), "n_epochs"),
+    (dict(optimizer="lbfgs"), "optimizer"),
+])
+def test_bad_input(housing64, bad, match):
+    kw = dict(models=[recipes.build_model("tridiagonal", num_features=8, dim=4, seed=s) for s in SEEDS],
+              seeds=SEEDS, batch_size=8, lr=1e-3, n_epochs=2)
+    kw.update(bad)
+    models = kw.pop("models")
+    with pytest.raises(ValueError, match=match):
+        runs.train_runs(models, housing64, **kw)
+
+
+def test_runs_must_share_kind_and_shape(housing64):
+    mixed = [recipes.build_model(kind, num_features=8, dim=4) for kind in ("tridiagonal", "dense")]
+    with pytest.raises(ValueError, match="one model kind"):
+        runs.train_runs(mixed, housing64, seeds=[0, 1], batch_size=8, lr=1e-3, n_epochs=1)
+    dims = [recipes.build_model("tridiagonal", num_features=8, dim=dim) for dim in (4, 5)]
+    with pytest.raises(ValueError, match="one dim"):
+        runs.train_runs(dims, housing64, seeds=[0, 1], batch_size=8, lr=1e-3, n_epochs=1)
+
+
+def test_cli_runs_write_what_separate_runs_write(tmp_path):
+    """`--runs 3 --seed 4` equals `--seed 4`, `--seed 5`, `--seed 6` run one by one: the same files, the same
+    selected epochs, test RMSE to float tolerance; plus the summary table."""
+    from eignotes import train
+
+    common = ["--model", "tridiagonal", "--dim", "4", "--epochs", "3"]
+    assert train.main([*common, "--runs", "3", "--seed", "4", "--out", str(tmp_path / "together")]) == 0
+    for seed in (4, 5, 6):
+        assert train.main([*common, "--seed", str(seed), "--out", str(tmp_path / "alone")]) == 0
+        name = f"tridiagonal_dim4_seed{seed}_summary.json"
+        together = json.loads((tmp_path / "together" / name).read_text())
+        alone = json.loads((tmp_path / "alone" / name).read_text())
+        assert together["best_epoch"] == alone["best_epoch"] and together["epochs_run"] == alone["epochs_run"]
+        assert together["test_rmse_dollars"] == pytest.approx(alone["test_rmse_dollars"], rel=1e-4)
+        header = (tmp_path / "together" / f"tridiagonal_dim4_seed{seed}_history.csv").read_text().splitlines()[0]
+        assert {"step", "train_loss", "val_loss", "val_rmse_dollars", "feature_norms_0", "best_step"} <= set(
+            header.split(","))
+    table = (tmp_path / "together" / "tridiagonal_dim4_seeds4-6_runs.csv").read_text().splitlines()
+    assert len(table) == 4 and table[0].startswith("seed,")
+
+
+@pytest.mark.parametrize("bad", [["--runs", "0"], ["--seed", "-1"]])
+def test_cli_refuses_bad_runs(tmp_path, bad):
+    from eignotes import train
+
+    with pytest.raises(SystemExit):
+        train.main(["--model", "tridiagonal", "--out", str(tmp_path), *bad])
+
+
+def test_memory_is_checked_before_training(housing64, monkeypatch):
+    model = recipes.build_model("dense", num_features=8, dim=45)
+    assert runs.estimate_bytes(model, 16, 10) < runs.estimate_bytes(model, 64, 10)
+    monkeypatch.setattr(runs, "_available_bytes", lambda device: 2**20)  # 1 MiB free
+    with pytest.raises(MemoryError, match="GiB"):
+        runs.check_memory(model, 16, 10, "cpu")
+    with pytest.raises(MemoryError, match="fewer"):
+        recipes.fit_runs("dense", housing64, dim=45, epochs=1, seeds=[0, 1])
