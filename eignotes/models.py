@@ -32,13 +32,14 @@ class Nondecreasing(nn.Module):
         self.increments = nn.Parameter(torch.full((dim - 1,), inv_softplus))
 
     def forward(self) -> torch.Tensor:
-        steps = F.softplus(self.increments)
-        return torch.cat([self.start[None], self.start + torch.cumsum(steps, 0)])
+        start = self.start.unsqueeze(-1)  # leading dimensions of stacked runs, if any, stay in front
+        return torch.cat([start, start + torch.cumsum(F.softplus(self.increments), -1)], -1)
 
 
 def _check_x(x: torch.Tensor, num_features: int):
-    if x.ndim != 2 or x.shape[1] != num_features:
-        raise ValueError(f"expected x of shape (batch, {num_features}), got {tuple(x.shape)}")
+    if x.ndim < 2 or x.shape[-1] != num_features:
+        raise ValueError(f"expected x of shape (batch, {num_features}) (or (runs, batch, {num_features}) for stacked "
+                         f"runs), got {tuple(x.shape)}")
 
 
 class MultivariateSpectral(nn.Module):
@@ -46,6 +47,10 @@ class MultivariateSpectral(nn.Module):
 
     Each A_i is stored as its packed lower triangle, so it is symmetric by construction: its norm and its gradient
     do not depend on an ignored triangle. Entries start as N(0, 1) / (sqrt(dim) * num_features), as in the blog.
+
+    Stacked runs: with parameters that carry a leading runs dimension (torch.func.functional_call with the
+    tensors of torch.func.stack_module_state) and x of shape (runs, batch, features), the forward evaluates every
+    run on its own rows in one pass (eignotes.runs).
     """
 
     def __init__(self, *, num_features: int, dim: int, eigval_idx: int, backend: str = "auto",
@@ -62,28 +67,42 @@ class MultivariateSpectral(nn.Module):
         self.A_packed = nn.Parameter(init)
 
     def feature_matrices(self) -> torch.Tensor:
-        """(num_features, dim, dim) symmetric A_i."""
-        f = torch.arange(self.num_features, device=self.A_packed.device)[:, None]
-        L = self.A_packed.new_zeros(self.num_features, self.dim, self.dim)
-        L = L.index_put((f, self._rows, self._cols), self.A_packed)
+        """(num_features, dim, dim) symmetric A_i ((runs, num_features, dim, dim) for stacked runs)."""
+        A = self.A_packed
+        if A.ndim == 2:  # out of place, so that torch.func.vmap batches it too
+            f = torch.arange(self.num_features, device=A.device)[:, None]
+            L = A.new_zeros(self.num_features, self.dim, self.dim).index_put((f, self._rows, self._cols), A)
+        else:
+            L = A.new_zeros(*A.shape[:-1], self.dim, self.dim)
+            L[..., self._rows, self._cols] = A
         return L + L.tril(-1).transpose(-1, -2)
 
     def matrices(self, x: torch.Tensor) -> torch.Tensor:
         _check_x(x, self.num_features)
-        mu = torch.diag_embed(self.mu()).expand(x.shape[0], -1, -1)
-        return mu + torch.einsum("bf,fij->bij", x, self.feature_matrices())
+        mu = torch.diag_embed(self.mu()).unsqueeze(-3)  # one diag(mu) for every row of x
+        return mu + torch.einsum("...bf,...fij->...bij", x, self.feature_matrices())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         M = self.matrices(x)
         if self.backend == "trace":
             return M.diagonal(dim1=-2, dim2=-1).sum(-1) / self.dim
         if self.backend == "linalg":
-            return torch.linalg.eigvalsh(M)[:, self.eigval_idx]
+            return torch.linalg.eigvalsh(M)[..., self.eigval_idx]
         return kth_eigvalsh(M, self.eigval_idx, backend=self.backend)
 
 
+def _affine(x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
+    """layer(x), also for stacked runs: weight (runs, out, in), bias (runs, out) and x (runs, batch, in)."""
+    if layer.weight.ndim == 2:
+        return F.linear(x, layer.weight, layer.bias)
+    return torch.baddbmm(layer.bias.unsqueeze(-2), x, layer.weight.transpose(-1, -2))
+
+
 class TridiagonalSpectral(nn.Module):
-    """f(x) = lambda_k(T(x)), T symmetric tridiagonal with diagonal Linear(x) and off-diagonal Linear(x)."""
+    """f(x) = lambda_k(T(x)), T symmetric tridiagonal with diagonal Linear(x) and off-diagonal Linear(x).
+
+    Stacked runs: parameters with a leading runs dimension and x (runs, batch, features), as MultivariateSpectral.
+    """
 
     def __init__(self, *, num_features: int, dim: int, eigval_idx: int, backend: str = "auto"):
         super().__init__()
@@ -99,11 +118,11 @@ class TridiagonalSpectral(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_x(x, self.num_features)
-        d, e = self.diag(x), self.offdiag(x)
+        d, e = _affine(x, self.diag), _affine(x, self.offdiag)
         if self.backend == "trace":
             return d.sum(-1) / self.dim + 0 * e.sum(-1)  # e kept in the graph: same backward work shape
         if self.backend == "linalg":
-            return torch.linalg.eigvalsh(tridiagonal_to_dense(d, e))[:, self.eigval_idx]
+            return torch.linalg.eigvalsh(tridiagonal_to_dense(d, e))[..., self.eigval_idx]
         return kth_eigvalsh_tridiagonal(d, e, self.eigval_idx, backend=self.backend)
 
 

@@ -1,8 +1,9 @@
 """Many runs in one training step: R models of one kind and shape trained together, each with its own seed.
 
-The models' parameters are stacked (torch.func.stack_module_state) and one vmapped functional call evaluates all R
-models on their own minibatches, so the framework's cost of a step is paid once for all runs and the eigenvalue op
-sees one batch of R x batch_size matrices. Each run keeps what a single run has: its own initialization, its own
+The models' parameters are stacked (torch.func.stack_module_state) and one functional call evaluates all R models
+on their own minibatches (the model classes accept a leading runs dimension in their parameters and inputs), so
+the framework's cost of a step is paid once for all runs and the eigenvalue op sees one batch of R x batch_size
+matrices. Each run keeps what a single run has: its own initialization, its own
 shuffling of the training rows (a generator seeded by its seed, as `stream.train_epochs` does), its own validation
 loss per epoch, best epoch (keep_best) and early stop. A run that stopped early, or diverged, is frozen: its
 parameters do not move while the others go on. The results equal R separate runs of the same seeds (tested).
@@ -18,11 +19,10 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call, stack_module_state, vmap
+from torch.func import functional_call, stack_module_state
 
 from .data import HousingData
 from .models import MultivariateSpectral, feature_norms
@@ -132,16 +132,15 @@ def _train_runs(models, data, seeds, batch_size, lr, n_epochs, optimizer, weight
     for m in models:
         m.to(device)
     params, buffers = stack_module_state(models)  # leaves of their own: the models are not trained in place
-    skeleton = copy.deepcopy(models[0]).to("meta")
+    skeleton = copy.deepcopy(models[0])  # its buffers (index tables) serve every run
     keys = list(models[0].state_dict())  # non-persistent buffers are stacked too, but are no part of a state
     scratch = copy.deepcopy(models[0])
     stacked = {**params, **buffers}
 
-    def one(p: dict[str, Any], b: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
-        return functional_call(skeleton, (p, b), (x,))
-
-    predict = vmap(one, in_dims=(0, 0, 0))
-    predict_shared = vmap(one, in_dims=(0, 0, None))
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        """(R, rows) predictions of every run for x (R, rows, features): the models take a leading runs dimension
+        in their parameters and inputs, so one pass evaluates all runs and the op sees one big batch."""
+        return functional_call(skeleton, params, (x,), strict=False)
     X, y = data.X_train.to(device), data.y_train.to(device)
     X_val, y_val = data.X_val.to(device), data.y_val.to(device)
     opt = OPTIMIZERS[optimizer](list(params.values()), lr=lr, weight_decay=weight_decay)
@@ -173,7 +172,7 @@ def _train_runs(models, data, seeds, batch_size, lr, n_epochs, optimizer, weight
         any_frozen = not all(active)
         for i in range(0, N, batch_size):
             idx = perms[:, i : i + batch_size]  # (R, b): each run its own rows
-            pred = predict(params, buffers, X[idx])
+            pred = predict(X[idx])
             per_run = ((pred - y[idx]) ** 2).mean(-1)  # each run's MSE over its minibatch
             opt.zero_grad(set_to_none=True)
             per_run.sum().backward()  # the runs' losses share no parameters: each gets its own gradient
@@ -190,7 +189,7 @@ def _train_runs(models, data, seeds, batch_size, lr, n_epochs, optimizer, weight
         seconds = time.perf_counter() - t0
         with torch.no_grad():
             skeleton.eval()
-            sq = sum(((predict_shared(params, buffers, X_val[i : i + VAL_CHUNK]).double()
+            sq = sum(((predict(X_val[i : i + VAL_CHUNK].expand(R, -1, -1)).double()
                        - y_val[i : i + VAL_CHUNK].double()) ** 2).sum(-1) for i in range(0, len(X_val), VAL_CHUNK))
             skeleton.train()
             val_loss = (sq / len(X_val)).tolist()

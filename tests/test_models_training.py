@@ -167,3 +167,20 @@ def test_train_cli_refuses_bad_numbers(tmp_path):
         with pytest.raises(SystemExit):
             train.main(["--model", "tridiagonal", "--out", str(tmp_path), *bad])
     assert not list(tmp_path.iterdir()), "nothing was trained or written"
+
+
+@pytest.mark.parametrize("kind", ["dense", "tridiagonal"])
+def test_models_take_a_leading_runs_dimension(kind, gen):
+    """Stacked parameters (runs, ...) and x (runs, batch, features): one pass gives each model's own output."""
+    from torch.func import functional_call, stack_module_state
+
+    models = [recipes.build_model(kind, num_features=3, dim=5, seed=s).double() for s in range(4)]
+    params, _ = stack_module_state(models)
+    x = torch.randn(4, 6, 3, generator=gen, dtype=torch.float64)
+    out = functional_call(models[0], params, (x,), strict=False)
+    torch.testing.assert_close(out, torch.stack([m(x[r]) for r, m in enumerate(models)]))
+    out.sum().backward()
+    for r, m in enumerate(models):
+        m(x[r]).sum().backward()
+        for name, p in m.named_parameters():
+            torch.testing.assert_close(params[name].grad[r], p.grad)
