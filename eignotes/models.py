@@ -61,21 +61,18 @@ class MultivariateSpectral(nn.Module):
         self.num_features, self.dim, self.eigval_idx, self.backend = num_features, dim, eigval_idx, backend
         self.mu = Nondecreasing(dim)
         rows, cols = torch.tril_indices(dim, dim)
-        self.register_buffer("_rows", rows, persistent=False)
-        self.register_buffer("_cols", cols, persistent=False)
+        packed = torch.empty(dim, dim, dtype=torch.long)
+        packed[rows, cols] = packed[cols, rows] = torch.arange(rows.numel())
+        # entry (i, j) of A_i is packed entry packed[i, j]: one gather builds the symmetric matrices, and its
+        # backward adds the gradients of (i, j) and (j, i) into their one parameter
+        self.register_buffer("_sym_index", packed.flatten(), persistent=False)
         init = torch.randn(num_features, rows.numel(), generator=generator) / (math.sqrt(dim) * num_features)
         self.A_packed = nn.Parameter(init)
 
     def feature_matrices(self) -> torch.Tensor:
         """(num_features, dim, dim) symmetric A_i ((runs, num_features, dim, dim) for stacked runs)."""
         A = self.A_packed
-        if A.ndim == 2:  # out of place, so that torch.func.vmap batches it too
-            f = torch.arange(self.num_features, device=A.device)[:, None]
-            L = A.new_zeros(self.num_features, self.dim, self.dim).index_put((f, self._rows, self._cols), A)
-        else:
-            L = A.new_zeros(*A.shape[:-1], self.dim, self.dim)
-            L[..., self._rows, self._cols] = A
-        return L + L.tril(-1).transpose(-1, -2)
+        return A.index_select(-1, self._sym_index).unflatten(-1, (self.dim, self.dim))
 
     def matrices(self, x: torch.Tensor) -> torch.Tensor:
         _check_x(x, self.num_features)
