@@ -28,7 +28,7 @@ from .timing import Timing, time_interleaved
 if TYPE_CHECKING:
     from .data import HousingData
 
-SUITES = ("dense", "tridiagonal", "training")
+SUITES = ("dense", "tridiagonal", "training", "runs")
 # A callable slower than this per call (torch.linalg looping over 16384 matrices on a GPU) is timed once.
 DEFAULT_SLOW_S = 5.0
 
@@ -235,6 +235,46 @@ def suite_training(device: torch.device, dim: int, epochs: int = 4,
     return out
 
 
+def suite_runs(device: torch.device, dim: int, runs_list: Sequence[int] = (1, 4, 16, 64), epochs: int = 2,
+               data: HousingData | None = None) -> list[dict[str, Any]]:
+    """Epoch time of R runs trained together (eignotes.runs) against one run of the same recipe (the baseline,
+    `stream.train_epochs`), dense and tridiagonal at the blog's batch sizes. Each row's `cost` is the time of the R
+    runs over one run's (the goals hold it at R = 16) and `throughput` R / cost (run-epochs per second, relative to
+    one run). The first of `epochs` epochs warms up and is dropped."""
+    from . import runs
+
+    data = data or prepare_housing()
+    out = []
+    for kind in ("dense", "tridiagonal"):
+        recipe = recipes.blog_recipe(kind, dim)
+
+        def epoch_time(events):
+            secs = np.array([ev["train_time_sec"] for ev in events[1:]] or [events[-1]["train_time_sec"]])
+            q1, med, q3 = np.percentile(secs, [25, 50, 75])
+            return float(med), float(q3 - q1), len(secs)
+
+        model = recipes.build_model(kind, num_features=data.num_features, dim=dim).to(device)
+        med, iqr, n = epoch_time(list(recipes.epochs_stream(model, data, recipe, epochs=epochs, device=device)))
+        base = Timing(label=f"{kind}, one run (train_epochs)", median=med, iqr=iqr, repeats=n)
+        case = f"{kind} runs together, dim {dim}"
+        out.append(_row("runs", case, (len(data.X_train), dim), torch.float32, device, base))
+        print(f"[bench] {case}: one run {med:.3f} s per epoch", file=sys.stderr, flush=True)
+        for R in runs_list:
+            models = [recipes.build_model(kind, num_features=data.num_features, dim=dim, seed=s).to(device)
+                      for s in range(R)]
+            events = list(runs.train_runs(models, data, seeds=list(range(R)), batch_size=recipe.batch_size,
+                                          lr=recipe.lr, n_epochs=epochs, optimizer=recipe.optimizer,
+                                          weight_decay=recipe.weight_decay, device=device))
+            med, iqr, n = epoch_time(events)
+            t = Timing(label=f"{R} runs together", median=med, iqr=iqr, repeats=n)
+            row = _row("runs", case, (len(data.X_train), dim), torch.float32, device, t, base)
+            row.update(runs=R, cost=med / base.median, throughput=R * base.median / med)
+            print(f"[bench] {case}: {R} runs {med:.3f} s per epoch, {row['cost']:.2f}x one run, throughput "
+                  f"{row['throughput']:.1f}x", file=sys.stderr, flush=True)
+            out.append(row)
+    return out
+
+
 # The speed goals this project holds itself to, scored in every results file. Each names the shape, dtype and
 # device kind where it is measured; a run that lacks those rows says "not measured here" rather than guessing.
 GOAL_SHAPE = (500, 100)
@@ -295,6 +335,15 @@ def goals(rows: Sequence[dict[str, Any]], device_type: str) -> list[dict[str, An
         ok_dim = ov is not None and ov["shape"][1] == GOAL_DIM
         add(f"{kind} model, dim {GOAL_DIM}: eigen-overhead ratio (epoch with the eigenvalue / with trace / dim)",
             "any", f"<= {limit}", ov["overhead_ratio"] if ok_dim else None, lambda v, lim=limit: v <= lim, "{:.2f}")
+    for kind, device, limit in (("dense", "CPU", 3.0), ("tridiagonal", "CPU", 2.0), ("dense", "GPU", 1.5),
+                                ("tridiagonal", "GPU", 1.5)):
+        r16 = _find(rows, suite="runs", case=f"{kind} runs together, dim {GOAL_DIM}", label="16 runs together")
+        add(f"{kind} model, dim {GOAL_DIM}: 16 runs together, epoch time over one run's", device, f"<= {limit}x",
+            r16 and r16["cost"], lambda v, lim=limit: v <= lim, "{:.2f}x")
+    for kind, limit in (("dense", 0.8), ("tridiagonal", 0.05)):
+        one = _find(rows, suite="training", case=f"{kind} epoch, dim {GOAL_DIM}", label=f"{kind}, eignotes")
+        add(f"{kind} model, dim {GOAL_DIM}: one run's epoch (blog's batch size)", "CPU", f"<= {limit} s",
+            one and one["median_s"], lambda v, lim=limit: v <= lim, "{:.3f} s")
     return out
 
 
@@ -319,8 +368,10 @@ def to_markdown(meta: dict[str, Any], rows: Iterable[dict[str, Any]],
             lines.append(f"| {r['suite']} | {r['case']} | {tuple(r['shape'])} | {r['dtype']} | {r['label']} | "
                          f"{r['overhead_ratio']:.2f} (ratio) | | | |")
             continue
+        label = r["label"] + (f" ({r['cost']:.2f}x one run's time, throughput {r['throughput']:.1f}x)"
+                              if r.get("cost") is not None else "")
         lines.append(
-            f"| {r['suite']} | {r['case']} | {tuple(r['shape'])} | {r['dtype']} | {r['label']} | "
+            f"| {r['suite']} | {r['case']} | {tuple(r['shape'])} | {r['dtype']} | {label} | "
             f"{r['median_s'] * 1e3:.3f} | {r['iqr_s'] * 1e3:.3f} | {r['baseline'] or ''} | {ratio} |"
         )
     if scored is not None:
@@ -352,9 +403,12 @@ def run(suites: Sequence[str], *, quick: bool, device: torch.device, out_dir: Pa
             rows += suite_dense(device, dtype, dense_shapes, mrt, slow_s=slow_s)
         if "tridiagonal" in suites:
             rows += suite_tridiagonal(device, dtype, tri_shapes, mrt, slow_s=slow_s)
+    quick_data = prepare_housing().head(320, 100) if quick else None
     if "training" in suites:
-        quick_data = prepare_housing().head(320, 100) if quick else None
         rows += suite_training(device, dim=5 if quick else 45, epochs=epochs, data=quick_data)
+    if "runs" in suites:
+        rows += suite_runs(device, dim=5 if quick else 45, runs_list=(1, 4) if quick else (1, 4, 16, 64),
+                           epochs=2 if quick else min(epochs, 3), data=quick_data)
     now = _dt.datetime.now()
     meta = {
         "date": now.isoformat(timespec="seconds"),

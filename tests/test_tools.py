@@ -29,7 +29,13 @@ def test_bench_quick_writes_well_formed_results(tmp_path):
     data = json.loads(js.read_text())
     assert data["meta"]["device_name"] and data["meta"]["quick"] is True
     rows = data["results"]
-    assert {r["suite"] for r in rows} == {"dense", "tridiagonal", "training"}
+    assert {r["suite"] for r in rows} == {"dense", "tridiagonal", "training", "runs"}
+    together = [r for r in rows if r.get("runs")]
+    assert [r["runs"] for r in together] == [1, 4, 1, 4], "dense then tridiagonal, R = 1 and 4 in quick mode"
+    for r in together:
+        assert r["cost"] == pytest.approx(r["median_s"] / next(
+            b["median_s"] for b in rows if b["case"] == r["case"] and b["baseline"] is None))
+        assert r["throughput"] == pytest.approx(r["runs"] / r["cost"])
     for r in rows:
         if r.get("overhead_ratio") is not None:
             assert r["overhead_ratio"] > 0
@@ -189,3 +195,19 @@ def test_goals_say_why_a_gpu_figure_is_missing():
     assert "no such row" in why
     why = {g["target"]: g["why"] for g in suites.goals([], "cuda")}[">= 10x"]
     assert "CuPy not usable" in why
+
+
+def test_runs_goals_read_the_16_run_row():
+    rows = [{"suite": "runs", "case": "dense runs together, dim 45", "shape": [13600, 45], "dtype": "float32",
+             "label": "16 runs together", "median_s": 2.5, "ratio": 0.4, "cost": 2.5, "runs": 16},
+            {"suite": "runs", "case": "tridiagonal runs together, dim 45", "shape": [13600, 45], "dtype": "float32",
+             "label": "16 runs together", "median_s": 0.2, "ratio": 0.4, "cost": 2.5, "runs": 16},
+            {"suite": "training", "case": "dense epoch, dim 45", "shape": [13600, 45], "dtype": "float32",
+             "label": "dense, eignotes", "median_s": 0.9, "ratio": 2.0}]
+    scored = {(g["goal"], g["device"]): g for g in suites.goals(rows, "cpu")}
+    dense = scored["dense model, dim 45: 16 runs together, epoch time over one run's", "CPU"]
+    tri = scored["tridiagonal model, dim 45: 16 runs together, epoch time over one run's", "CPU"]
+    assert scored["dense model, dim 45: 16 runs together, epoch time over one run's", "GPU"]["met"] is None
+    assert dense["met"] is True and tri["met"] is False and tri["measured"] == "2.50x"
+    assert scored["dense model, dim 45: one run's epoch (blog's batch size)", "CPU"]["met"] is False  # 0.9 > 0.8 s
+    assert scored["tridiagonal model, dim 45: one run's epoch (blog's batch size)", "CPU"]["met"] is None
