@@ -1,12 +1,12 @@
 """Many runs in one training step: R models of one kind and shape trained together, each with its own seed.
 
-The models' parameters are stacked (torch.func.stack_module_state) and one functional call evaluates all R models
-on their own minibatches (the model classes accept a leading runs dimension in their parameters and inputs), so
-the framework's cost of a step is paid once for all runs and the eigenvalue op sees one batch of R x batch_size
-matrices. Each run keeps what a single run has: its own initialization, its own
-shuffling of the training rows (a generator seeded by its seed, as `stream.train_epochs` does), its own validation
-loss per epoch, best epoch (keep_best) and early stop. A run that stopped early, or diverged, is frozen: its
-parameters do not move while the others go on. The results equal R separate runs of the same seeds (tested).
+The models' parameters are stacked into one module (the model classes accept a leading runs dimension in their
+parameters and inputs), and one call evaluates all R models on their own minibatches, so the framework's cost of a
+step is paid once for all runs and the eigenvalue op sees one batch of R x batch_size matrices. Each run keeps what
+a single run has: its own initialization, its own shuffling of the training rows (a generator seeded by its seed,
+as `stream.train_epochs` does), its own validation loss per epoch, best epoch (keep_best) and early stop. A run
+that stopped early, or diverged, is frozen: its parameters do not move while the others go on. The results equal R
+separate runs of the same seeds (tested).
 
 What can differ between runs: the seed (initialization and shuffling). What cannot: the model kind and shape, the
 optimizer and its hyperparameters (one optimizer steps the stacked parameters; Adam, AdamW and SGD are elementwise,
@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
-from torch.func import functional_call, stack_module_state
 
 from .data import HousingData
 from .models import MultivariateSpectral, feature_norms
@@ -131,16 +130,20 @@ def _train_runs(models, data, seeds, batch_size, lr, n_epochs, optimizer, weight
     R = len(models)
     for m in models:
         m.to(device)
-    params, buffers = stack_module_state(models)  # leaves of their own: the models are not trained in place
-    skeleton = copy.deepcopy(models[0])  # its buffers (index tables) serve every run
-    keys = list(models[0].state_dict())  # non-persistent buffers are stacked too, but are no part of a state
+    # One module whose parameters are the runs' parameters stacked (leaves of their own: the models are not trained
+    # in place). The model classes take a leading runs dimension in their parameters and inputs, so a plain call
+    # evaluates every run on its own rows and the op sees one big batch; its buffers (index tables) serve all runs.
+    stacked_model = copy.deepcopy(models[0])
+    params = {}
+    for name, _ in models[0].named_parameters():
+        owner, _, leaf = name.rpartition(".")
+        p = nn.Parameter(torch.stack([m.get_parameter(name).detach() for m in models]))
+        setattr(stacked_model.get_submodule(owner) if owner else stacked_model, leaf, p)
+        params[name] = p
+    stacked = {**params, **{name: b.expand(R, *b.shape) for name, b in models[0].named_buffers()}}
+    keys = list(models[0].state_dict())  # non-persistent buffers are no part of a state
     scratch = copy.deepcopy(models[0])
-    stacked = {**params, **buffers}
-
-    def predict(x: torch.Tensor) -> torch.Tensor:
-        """(R, rows) predictions of every run for x (R, rows, features): the models take a leading runs dimension
-        in their parameters and inputs, so one pass evaluates all runs and the op sees one big batch."""
-        return functional_call(skeleton, params, (x,), strict=False)
+    predict = stacked_model  # (R, rows, features) -> (R, rows)
     X, y = data.X_train.to(device), data.y_train.to(device)
     X_val, y_val = data.X_val.to(device), data.y_val.to(device)
     opt = OPTIMIZERS[optimizer](list(params.values()), lr=lr, weight_decay=weight_decay)
@@ -163,7 +166,7 @@ def _train_runs(models, data, seeds, batch_size, lr, n_epochs, optimizer, weight
         for name, p in params.items():
             frozen_values[name] = p.detach().clone()  # the rows of frozen runs are read from here
 
-    skeleton.train()
+    stacked_model.train()
     for epoch in range(1, n_epochs + 1):
         t0 = time.perf_counter()
         perms = torch.stack([torch.randperm(N, generator=g) for g in gens]).to(device)  # (R, N)
@@ -188,10 +191,10 @@ def _train_runs(models, data, seeds, batch_size, lr, n_epochs, optimizer, weight
         train_loss = (total / N).tolist()  # the one host sync of the epoch
         seconds = time.perf_counter() - t0
         with torch.no_grad():
-            skeleton.eval()
+            stacked_model.eval()
             sq = sum(((predict(X_val[i : i + VAL_CHUNK].expand(R, -1, -1)).double()
                        - y_val[i : i + VAL_CHUNK].double()) ** 2).sum(-1) for i in range(0, len(X_val), VAL_CHUNK))
-            skeleton.train()
+            stacked_model.train()
             val_loss = (sq / len(X_val)).tolist()
             norms = []
             for r in range(R):  # the sensitivity bounds, from a scratch model loaded with each run's parameters

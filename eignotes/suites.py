@@ -253,13 +253,15 @@ def suite_runs(device: torch.device, dim: int, runs_list: Sequence[int] = (1, 4,
             q1, med, q3 = np.percentile(secs, [25, 50, 75])
             return float(med), float(q3 - q1), len(secs)
 
-        model = recipes.build_model(kind, num_features=data.num_features, dim=dim).to(device)
-        med, iqr, n = epoch_time(list(recipes.epochs_stream(model, data, recipe, epochs=epochs, device=device)))
-        base = Timing(label=f"{kind}, one run (train_epochs)", median=med, iqr=iqr, repeats=n)
         case = f"{kind} runs together, dim {dim}"
-        out.append(_row("runs", case, (len(data.X_train), dim), torch.float32, device, base))
-        print(f"[bench] {case}: one run {med:.3f} s per epoch", file=sys.stderr, flush=True)
         for R in runs_list:
+            # the baseline is timed again next to each R: this machine's speed drifts within a run
+            model = recipes.build_model(kind, num_features=data.num_features, dim=dim).to(device)
+            med, iqr, n = epoch_time(list(recipes.epochs_stream(model, data, recipe, epochs=epochs, device=device)))
+            base = Timing(label=f"{kind}, one run (train_epochs), timed beside {R} runs", median=med, iqr=iqr,
+                          repeats=n)
+            out.append(_row("runs", case, (len(data.X_train), dim), torch.float32, device, base))
+            print(f"[bench] {case}: one run {med:.3f} s per epoch", file=sys.stderr, flush=True)
             models = [recipes.build_model(kind, num_features=data.num_features, dim=dim, seed=s).to(device)
                       for s in range(R)]
             events = list(runs.train_runs(models, data, seeds=list(range(R)), batch_size=recipe.batch_size,

@@ -30,11 +30,10 @@ def test_bench_quick_writes_well_formed_results(tmp_path):
     assert data["meta"]["device_name"] and data["meta"]["quick"] is True
     rows = data["results"]
     assert {r["suite"] for r in rows} == {"dense", "tridiagonal", "training", "runs"}
-    together = [r for r in rows if r.get("runs")]
-    assert [r["runs"] for r in together] == [1, 4, 1, 4], "dense then tridiagonal, R = 1 and 4 in quick mode"
-    for r in together:
-        assert r["cost"] == pytest.approx(r["median_s"] / next(
-            b["median_s"] for b in rows if b["case"] == r["case"] and b["baseline"] is None))
+    runs_rows = [r for r in rows if r["suite"] == "runs"]
+    assert [r.get("runs") for r in runs_rows] == [None, 1, None, 4] * 2, "each R beside a baseline timed next to it"
+    for base, r in zip(runs_rows[::2], runs_rows[1::2], strict=True):
+        assert r["baseline"] == base["label"] and r["cost"] == pytest.approx(r["median_s"] / base["median_s"])
         assert r["throughput"] == pytest.approx(r["runs"] / r["cost"])
     for r in rows:
         if r.get("overhead_ratio") is not None:
