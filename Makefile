@@ -27,7 +27,7 @@ reproduce: $(STAMP)
 
 # Lint (ruff), then unit tests, doctests, notebook-pair checks and every notebook (nbmake) at the quick scale.
 test: $(STAMP)
-	$(VENV)/bin/ruff check eignotes tests tools notebooks
+	$(VENV)/bin/ruff check eignotes tests tools notebooks benchmarks
 	EIGNOTES_SCALE=quick $(PY) -m pytest tests --nbmake notebooks -q -p no:cacheprovider
 
 # After editing a notebook (its .py source, or the .ipynb in Jupyter): rewrite the other file of the pair.
