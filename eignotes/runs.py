@@ -8,6 +8,12 @@ as `stream.train_epochs` does), its own validation loss per epoch, best epoch (k
 that stopped early, or diverged, is frozen: its parameters do not move while the others go on. The results equal R
 separate runs of the same seeds (tested).
 
+"Equal" means to rounding: the stacked tensors are summed and vectorized in another order than a single run's, so
+the two differ by a few units in the last place, and training is chaotic enough (the gradient of an eigenvalue
+jumps where it meets a neighbour) to grow any such difference over thousands of steps, as it grows a change of
+1e-15 in one parameter of a single run. Over a few epochs the runs agree to the last digits (the tests); over a
+long run they are as alike as two runs of one seed on two machines.
+
 What can differ between runs: the seed (initialization and shuffling). What cannot: the model kind and shape, the
 optimizer and its hyperparameters (one optimizer steps the stacked parameters; Adam, AdamW and SGD are elementwise,
 so this equals one optimizer per run), the schedule and the batch size.
