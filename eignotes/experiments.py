@@ -171,6 +171,22 @@ def epoch_seconds(variants: Iterable[tuple[str, str, str]], data: HousingData, *
     return rows
 
 
+def runs_cost(data: HousingData, *, dim: int, runs_list: Sequence[int], epochs: int = 2,
+              device: torch.device | str | None = None) -> pd.DataFrame:
+    """What R runs trained together (eignotes.runs) cost against one run: seconds per epoch, that time over one
+    run's (timed beside it), and the throughput (run-epochs per second relative to one run), dense and tridiagonal
+    with the blog's recipes. The last of `epochs` epochs is timed."""
+    import pandas as pd
+
+    from .suites import suite_runs
+
+    rows = suite_runs(torch.device(device) if device is not None else torch.device("cpu"), dim, runs_list,
+                      epochs=epochs, data=data)
+    return pd.DataFrame([{"model": r["case"].split()[0], "runs together": r["runs"],
+                          "seconds per epoch": r["median_s"], "time over one run's": r["cost"],
+                          "throughput over one run": r["throughput"]} for r in rows if r.get("runs")])
+
+
 def scaling_study(grid: Iterable[tuple[str, int]], *, seeds: Sequence[int], epochs: int | dict[str, int],
                   data: HousingData | None = None, device: torch.device | str | None = None,
                   show_progress: bool = True) -> pd.DataFrame:

@@ -58,6 +58,17 @@ print(f"dim {DIM_T}, {len(timing_data.X_train)} training rows, {describe()}")
 timing.round(3)
 
 # %% [markdown]
+# A study trains many seeds, and one small run leaves most of the machine idle: a step pays the framework's
+# overhead for a batch of 10 or 64 matrices. `eignotes.runs` trains R seeds together, their parameters stacked, so
+# a step pays that overhead once and the eigenvalue op sees R times the batch. What R runs cost against one (each
+# run still its own seed, shuffling, validation curve and early stop):
+
+# %%
+cost = eignotes.experiments.runs_cost(timing_data, dim=DIM_T, runs_list=pick(quick=[1, 4], cpu=[1, 4, 16],
+                                                                             full=[1, 4, 16, 64]), device=device())
+cost.set_index(["model", "runs together"]).round(2)
+
+# %% [markdown]
 # ## Training the dense model, live
 #
 # The training loop is a stream of per-epoch events (plain dicts: `step`, `model`, `train_loss`, ...) passed
@@ -85,13 +96,15 @@ def train_live(kind, epochs):
     return model, history
 
 
-dense, dense_hist = train_live("dense", epochs=pick(quick=2, cpu=15, full=100))
+# one budget of epochs for both models (early stopping on validation may end either sooner)
+EPOCHS = pick(quick=3, cpu=40, full=300)
+dense, dense_hist = train_live("dense", epochs=EPOCHS)
 
 # %% [markdown]
 # ## Training the tridiagonal model, live (Adam, OneCycle schedule per epoch, as in the blog)
 
 # %%
-tri, tri_hist = train_live("tridiagonal", epochs=pick(quick=3, cpu=100, full=300))
+tri, tri_hist = train_live("tridiagonal", epochs=EPOCHS)
 
 # %% [markdown]
 # ## Results next to the blog's
