@@ -211,14 +211,18 @@ def scaling_study(grid: Iterable[tuple[str, int]], *, seeds: Sequence[int], epoc
         for (_, _, s), seed in zip(recipes.fit_runs(kind, data, dim=dim, epochs=n_ep, seeds=seeds, device=device),
                                    seeds, strict=True):
             rows.append({"model": kind, "dim": dim, "seed": seed, "epochs_run": s["epochs_run"],
-                         "best_epoch": s["best_epoch"], "val_rmse_dollars": s["best_val_rmse_dollars"],
+                         "epochs_max": s["epochs_max"], "best_epoch": s["best_epoch"],
+                         "still_improving": s["best_epoch"] == s["epochs_max"],
+                         "val_rmse_dollars": s["best_val_rmse_dollars"],
                          "test_rmse_dollars": s["test_rmse_dollars"], "seconds_per_epoch": s["seconds_per_epoch"]})
     return pd.DataFrame(rows)
 
 
 def summarize_study(df: pd.DataFrame) -> pd.DataFrame:
     """Per (model, dim): the median validation RMSE over seeds (what a setting is chosen by), the median and
-    interquartile range of the test RMSE, the best test RMSE and the median seconds per epoch."""
+    interquartile range of the test RMSE, the best test RMSE, the median seconds per epoch, and `converged`: False
+    where most runs were still improving at their last allowed epoch (best epoch = epoch budget), a setting the
+    budget cut short, whose errors say more about the budget than about the model."""
     g = df.groupby(["model", "dim"])
 
     def q(p: float):
@@ -227,5 +231,6 @@ def summarize_study(df: pd.DataFrame) -> pd.DataFrame:
     out = g.agg(runs=("seed", "count"), val_median=("val_rmse_dollars", "median"),
                 test_median=("test_rmse_dollars", "median"), test_q1=("test_rmse_dollars", q(0.25)),
                 test_q3=("test_rmse_dollars", q(0.75)), best_test=("test_rmse_dollars", "min"),
-                sec_per_epoch=("seconds_per_epoch", "median"))
+                sec_per_epoch=("seconds_per_epoch", "median"), still_improving=("still_improving", "mean"))
+    out["converged"] = out["still_improving"] < 0.5
     return out.reset_index()
