@@ -31,7 +31,7 @@ from torch import nn
 
 from .data import HousingData
 from .models import MultivariateSpectral, feature_norms
-from .stream import OPTIMIZERS, Event
+from .stream import OPTIMIZERS, Event, make_optimizer
 
 # Validation rows evaluated at once for all runs: bounds the memory of R x rows x dim x dim dense matrices.
 VAL_CHUNK = 512
@@ -152,7 +152,7 @@ def _train_runs(models, data, seeds, batch_size, lr, n_epochs, optimizer, weight
     predict = stacked_model  # (R, rows, features) -> (R, rows)
     X, y = data.X_train.to(device), data.y_train.to(device)
     X_val, y_val = data.X_val.to(device), data.y_val.to(device)
-    opt = OPTIMIZERS[optimizer](list(params.values()), lr=lr, weight_decay=weight_decay)
+    opt = make_optimizer(optimizer, params.values(), lr=lr, weight_decay=weight_decay)
     sched = scheduler(opt) if scheduler is not None else None
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     N = len(X)

@@ -148,3 +148,23 @@ def test_a_nan_loss_raises(small):
         m.diag.bias.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="lower the learning rate"):
         next(st.train_epochs(m, small, n_epochs=1, batch_size=64, lr=1e-2))
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_the_fused_optimizer_steps_as_the_default_one(name, gen):
+    """make_optimizer takes PyTorch's fused Adam/AdamW where it runs; it must step as the default implementation."""
+    a = torch.nn.Linear(5, 3).double()
+    b = torch.nn.Linear(5, 3).double()
+    b.load_state_dict(a.state_dict())
+    fused = st.make_optimizer(name, a.parameters(), lr=1e-2, weight_decay=0.01)
+    plain = st.OPTIMIZERS[name](b.parameters(), lr=1e-2, weight_decay=0.01)
+    assert fused.defaults.get("fused") is True
+    for _ in range(20):
+        x = torch.randn(7, 5, dtype=torch.float64, generator=gen)
+        for model, opt in ((a, fused), (b, plain)):
+            opt.zero_grad()
+            model(x).square().sum().backward()
+            opt.step()
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-12)
+    assert not st.make_optimizer("sgd", a.parameters(), lr=1e-2, weight_decay=0.0).defaults.get("fused")
