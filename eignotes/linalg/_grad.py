@@ -18,6 +18,14 @@ _DOUBLE_BACKWARD = (
 )
 
 
+def save_vectors(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """setup_context of the ops' training Functions under torch.func, whose forward returns (values, vectors): save
+    the vectors for backward. They stay differentiable outputs, so that a second derivative (grad of grad) reaches
+    the backward formula's own Function through them and raises its clear error instead of a silent zero."""
+    ctx.set_materialize_grads(False)
+    ctx.save_for_backward(output[1])
+
+
 class DenseOuter(torch.autograd.Function):
     """grad_A = sum_k g_k q_k q_k^T from Q (..., n, m) and g (..., m).
 

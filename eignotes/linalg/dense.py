@@ -24,7 +24,7 @@ import torch
 
 from ..dlpack import cupy_status
 from . import _checks, _dense_numba, _inverse_iteration
-from ._grad import DenseOuter
+from ._grad import DenseOuter, save_vectors
 from .tridiagonal import _NITER, PIVMIN
 
 __all__ = ["kth_eigvalsh"]
@@ -170,12 +170,7 @@ class _KthEighFunc(torch.autograd.Function):
     def forward(A, k, lower, backend):
         return _eigh_impl(A, k, lower, backend)
 
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        # The vectors stay differentiable outputs: a second derivative (hessian, grad of grad) then reaches the
-        # backward formula's own Function through them and raises its clear error instead of a silent zero.
-        ctx.set_materialize_grads(False)
-        ctx.save_for_backward(output[1])
+    setup_context = staticmethod(save_vectors)
 
     @staticmethod
     def backward(ctx, grad_vals, grad_vecs):

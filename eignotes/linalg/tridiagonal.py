@@ -20,7 +20,7 @@ from typing import SupportsIndex
 import torch
 
 from . import _checks, _clusters, _tri_numba, _tri_torch, _tri_triton
-from ._grad import TridiagonalFactors, TridiagonalOuter
+from ._grad import TridiagonalFactors, TridiagonalOuter, save_vectors
 
 __all__ = ["kth_eigvalsh_tridiagonal", "tridiagonal_to_dense", "tridiagonal_backends", "Availability", "sturm_count"]
 
@@ -244,12 +244,7 @@ class _TriEighFunc(torch.autograd.Function):
     def forward(diag, offdiag, k, backend):
         return _eigh_impl(diag, offdiag, k, backend)
 
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        # The vectors stay differentiable outputs: a second derivative (hessian, grad of grad) then reaches the
-        # backward formula's own Function through them and raises its clear error instead of a silent zero.
-        ctx.set_materialize_grads(False)
-        ctx.save_for_backward(output[1])
+    setup_context = staticmethod(save_vectors)
 
     @staticmethod
     def backward(ctx, grad_vals, grad_vecs):
