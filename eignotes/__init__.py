@@ -2,12 +2,22 @@
 import importlib
 
 from . import config, dlpack, timing
-from .linalg import kth_eigvalsh, kth_eigvalsh_tridiagonal, sturm_count, tridiagonal_backends, tridiagonal_to_dense
+from .linalg import (
+    kth_eigvalsh,
+    kth_eigvalsh_smooth,
+    kth_eigvalsh_tridiagonal,
+    kth_eigvalsh_tridiagonal_smooth,
+    sturm_count,
+    tridiagonal_backends,
+    tridiagonal_to_dense,
+)
 
 __version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
 __all__ = [
     "kth_eigvalsh",
     "kth_eigvalsh_tridiagonal",
+    "kth_eigvalsh_smooth",
+    "kth_eigvalsh_tridiagonal_smooth",
     "tridiagonal_to_dense",
     "tridiagonal_backends",
     "sturm_count",

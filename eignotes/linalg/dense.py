@@ -68,7 +68,8 @@ def _numba_solve(A, ks, lower, want_vectors):
     batch, n = A.shape[:-2], A.shape[-1]
     vals, vecs = _dense_numba.solve(A.reshape(-1, n, n), ks, lower, want_vectors, _NITER[A.dtype], PIVMIN)
     vals = vals.reshape(batch + (len(ks),))
-    return vals, (vecs.reshape(batch + (n, len(ks))) if want_vectors else None)
+    # contiguous: the vectors come transposed from the kernel, and the op's fake kernel promises a plain layout
+    return vals, (vecs.reshape(batch + (n, len(ks))).contiguous() if want_vectors else None)
 
 
 # Up to this many distinct k the CuPy path forms eigenvectors by inverse iteration; above, one full eigh is cheaper.

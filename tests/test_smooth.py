@@ -1,0 +1,243 @@
+"""The Moreau-smoothed k-th eigenvalue against a float64 reference written from its definition (the capped-simplex
+projection by bisection, every eigenvector from NumPy), for each backend's code path; its gradient, smoothness
+bound, limits, transforms and bad inputs."""
+import cupy_stand_in
+import numpy as np
+import pytest
+import torch
+from conftest import random_symmetric
+
+import eignotes
+from eignotes.linalg import smooth as smooth_mod
+from eignotes.linalg import tridiagonal_backends, tridiagonal_to_dense
+
+DENSE_BACKENDS = ["numba", "torch", "cupy"]  # cupy: its code path on the NumPy stand-in
+TRI_BACKENDS = ["numba", "torch"] + (["triton"] if tridiagonal_backends("cpu")["triton"] else [])
+ALPHAS = [1e-3, 0.1, 1.0, 5.0, 25.0]
+
+
+@pytest.fixture(autouse=True)
+def _cupy_on_numpy(request, monkeypatch):
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.params.get("backend") == "cupy":
+        cupy_stand_in.install(monkeypatch)
+
+
+def project_ref(y, r):
+    """The capped-simplex projection by bisection on the shift, in float64 (independent of the op's exact solve)."""
+    lo, hi = -y.max() - 1.0, -y.min() + 1.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if np.clip(y + mid, 0, 1).sum() < r:
+            lo = mid
+        else:
+            hi = mid
+    return np.clip(y + 0.5 * (lo + hi), 0, 1)
+
+
+def smooth_ref(A, k, alpha):
+    """(value, gradient) of the smoothed k-th eigenvalue of one symmetric float64 matrix, from the definition."""
+    w, V = np.linalg.eigh(A)
+    n = len(w)
+    mu, U = w[::-1], V[:, ::-1]  # descending, as the definition reads
+    r = n - k % n
+    q_r = project_ref(mu / alpha, r)
+    q_s = project_ref(mu / alpha, r - 1) if r > 1 else np.zeros(n)
+    value = (q_r - q_s) @ mu - alpha / 2 * (q_r @ q_r - q_s @ q_s) + alpha / 2
+    return value, (U * (q_r - q_s)) @ U.T
+
+
+@pytest.mark.parametrize("backend", DENSE_BACKENDS)
+@pytest.mark.parametrize("n", [1, 2, 3, 15, 45])
+@pytest.mark.parametrize("alpha", ALPHAS)
+def test_dense_matches_definition(backend, n, alpha, gen):
+    A = random_symmetric((4,), n, torch.float64, gen) * 3
+    for k in sorted({0, n // 2, n - 1, -1}):
+        X = A.clone().requires_grad_()
+        val = eignotes.kth_eigvalsh_smooth(X, k, alpha, backend=backend)
+        val.sum().backward()
+        for b in range(4):
+            rv, rg = smooth_ref(A[b].numpy(), k, alpha)
+            assert abs(val[b].item() - rv) <= 1e-9 * max(1.0, abs(rv)), (n, k, alpha, b)
+            np.testing.assert_allclose(X.grad[b].numpy(), rg, atol=1e-7, rtol=0)
+
+
+@pytest.mark.parametrize("backend", DENSE_BACKENDS)
+def test_dense_float32(backend, gen):
+    A = random_symmetric((6,), 20, torch.float32, gen)
+    got = eignotes.kth_eigvalsh_smooth(A, 10, 0.5, backend=backend)
+    ref = [smooth_ref(A[b].double().numpy(), 10, 0.5)[0] for b in range(6)]
+    assert got.dtype == torch.float32
+    np.testing.assert_allclose(got.double().numpy(), ref, atol=5e-5 * 20)
+
+
+@pytest.mark.parametrize("lower", [True, False])
+def test_dense_reads_one_triangle(lower, gen):
+    A = random_symmetric((3,), 7, torch.float64, gen)
+    junk = torch.triu(torch.full_like(A, 99.0), 1) if lower else torch.tril(torch.full_like(A, 99.0), -1)
+    got = eignotes.kth_eigvalsh_smooth(A + junk, 3, 0.3, lower=lower)
+    np.testing.assert_allclose(got.numpy(), eignotes.kth_eigvalsh_smooth(A, 3, 0.3).numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", TRI_BACKENDS)
+@pytest.mark.parametrize("n", [1, 2, 15, 45])
+def test_tridiagonal_equals_dense_smooth(backend, n, gen):
+    if backend == "triton" and n > 2:
+        pytest.skip("Triton runs interpreted on the CPU here: every eigenvalue of a 15 x 15 matrix takes minutes; "
+                    "n <= 2 covers its code path")
+    d = torch.randn(5, n, dtype=torch.float64, generator=gen)
+    e = torch.randn(5, n - 1, dtype=torch.float64, generator=gen)
+    e[0, : (n - 1) // 2] = 0  # a split matrix
+    for alpha in (1e-3, 0.5, 25.0):
+        for k in sorted({0, n // 2, -1}):
+            dd, ee = d.clone().requires_grad_(), e.clone().requires_grad_()
+            got = eignotes.kth_eigvalsh_tridiagonal_smooth(dd, ee, k, alpha, backend=backend)
+            got.sum().backward()
+            T = tridiagonal_to_dense(d, e)
+            for b in range(5):
+                rv, rg = smooth_ref(T[b].numpy(), k, alpha)
+                assert abs(got[b].item() - rv) <= 1e-9 * max(1.0, abs(rv))
+                np.testing.assert_allclose(dd.grad[b].numpy(), np.diag(rg), atol=1e-7)
+                np.testing.assert_allclose(ee.grad[b].numpy(), 2 * np.diag(rg, -1), atol=1e-7)
+
+
+def test_alpha_to_zero_is_the_eigenvalue(gen):
+    A = random_symmetric((8,), 12, torch.float64, gen)
+    for k in (0, 5, -1):
+        np.testing.assert_allclose(eignotes.kth_eigvalsh_smooth(A, k, 1e-9).numpy(),
+                                   eignotes.kth_eigvalsh(A, k).numpy(), atol=1e-8)
+
+
+def test_far_from_collision_weights_are_one_hot():
+    mu = torch.tensor([[0.0, 1.0, 5.0]])
+    w, _, _ = smooth_mod.smooth_weights(mu, 1, 1e-3)
+    assert w.tolist() == [[0.0, 1.0, 0.0]]
+
+
+def test_repeated_eigenvalue_has_a_unique_gradient():
+    """At a repeated eigenvalue (here all equal) the plain op has only a subdifferential; the smoothed one has one
+    gradient: equal weights on the eigenspace, I / n for the identity."""
+    for n in (2, 5):
+        X = torch.eye(n, dtype=torch.float64, requires_grad=True)
+        eignotes.kth_eigvalsh_smooth(X, n // 2, 0.1).backward()
+        np.testing.assert_allclose(X.grad.numpy(), np.eye(n) / n, atol=1e-12)
+
+
+@pytest.mark.parametrize("at_collision", [False, True])
+def test_gradient_lipschitz_bound(at_collision, gen):
+    """||grad f(W) - grad f(W + D)||_F <= 2 ||D||_F / alpha, also from a matrix with a repeated eigenvalue."""
+    n, alpha = 8, 0.5
+    for trial in range(20):
+        W = random_symmetric((), n, torch.float64, gen)
+        if at_collision:
+            Q = torch.linalg.qr(torch.randn(n, n, dtype=torch.float64, generator=gen))[0]
+            lam = torch.arange(n, dtype=torch.float64)
+            lam[n // 2 + 1] = lam[n // 2]
+            W = Q @ torch.diag(lam) @ Q.T
+        D = random_symmetric((), n, torch.float64, gen) * 10.0 ** (-trial % 4)
+        grads = []
+        for M in (W, W + D):
+            X = M.clone().requires_grad_()
+            eignotes.kth_eigvalsh_smooth(X, n // 2, alpha).backward()
+            grads.append(X.grad)
+        assert torch.linalg.norm(grads[0] - grads[1]) <= 2 * torch.linalg.norm(D) / alpha * (1 + 1e-9)
+
+
+def test_gradcheck():
+    gen = torch.Generator().manual_seed(3)
+    A = random_symmetric((2,), 5, torch.float64, gen).requires_grad_()
+    # through X + X^T: the op reads one triangle, and its gradient is the symmetric matrix (as kth_eigvalsh's)
+    assert torch.autograd.gradcheck(lambda M: eignotes.kth_eigvalsh_smooth(M + M.mT, 2, 0.7), (A,))
+    d = torch.randn(2, 6, dtype=torch.float64, generator=gen, requires_grad=True)
+    e = torch.randn(2, 5, dtype=torch.float64, generator=gen, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: eignotes.kth_eigvalsh_tridiagonal_smooth(a, b, 3, 0.7), (d, e))
+
+
+def test_alpha_tensor_per_matrix_and_its_gradient(gen):
+    A = random_symmetric((3,), 6, torch.float64, gen)
+    alphas = torch.tensor([0.01, 1.0, 10.0], dtype=torch.float64, requires_grad=True)
+    got = eignotes.kth_eigvalsh_smooth(A, 3, alphas)
+    for b in range(3):
+        assert abs(got[b].item() - smooth_ref(A[b].numpy(), 3, alphas[b].item())[0]) < 1e-10
+    assert torch.autograd.gradcheck(lambda a: eignotes.kth_eigvalsh_smooth(A, 3, a), (alphas,))
+
+
+def test_nan_confined_and_empty(gen):
+    A = random_symmetric((3,), 5, torch.float64, gen)
+    A[1, 2, 1] = float("nan")
+    X = A.clone().requires_grad_()
+    got = eignotes.kth_eigvalsh_smooth(X, 2, 0.5)
+    assert torch.isnan(got[1]) and torch.isfinite(got[[0, 2]]).all()
+    got.sum().backward()
+    assert torch.isfinite(X.grad[[0, 2]]).all()
+    ref0 = smooth_ref(A[0].numpy(), 2, 0.5)[0]
+    assert abs(got[0].item() - ref0) < 1e-10
+    empty = eignotes.kth_eigvalsh_smooth(torch.zeros(0, 4, 4), 1, 0.5)
+    assert empty.shape == (0,)
+
+
+def test_projection_exact_and_extreme():
+    y = torch.tensor([[-2.0, -0.5, 0.0, 2.0], [1e8, -1e8, 3.0, 3.0]], dtype=torch.float64)
+    q = smooth_mod.capped_simplex_projection(y, 2)
+    np.testing.assert_allclose(q[0].numpy(), [0, 0.25, 0.75, 1], atol=1e-15)
+    np.testing.assert_allclose(q[1].numpy(), [1, 0, 0.5, 0.5], atol=1e-12)
+    assert smooth_mod.capped_simplex_projection(y, 0).abs().max() == 0
+    assert (smooth_mod.capped_simplex_projection(y, 4) == 1).all()
+    gen = torch.Generator().manual_seed(0)
+    for r in range(7):
+        y = torch.randn(50, 6, dtype=torch.float64, generator=gen) * 4
+        q = smooth_mod.capped_simplex_projection(y, r)
+        ref = np.array([project_ref(row, r) for row in y.numpy()])
+        np.testing.assert_allclose(q.numpy(), ref, atol=1e-12)
+
+
+def test_transforms_and_compile(gen):
+    A = random_symmetric((4,), 6, torch.float64, gen)
+    f = lambda M: eignotes.kth_eigvalsh_smooth(M, 3, 0.4)  # noqa: E731
+    plain = f(A)
+    np.testing.assert_allclose(torch.func.vmap(f)(A).numpy(), plain.numpy(), atol=1e-12)
+    g = torch.func.vmap(torch.func.grad(f))(A)
+    X = A.clone().requires_grad_()
+    f(X).sum().backward()
+    np.testing.assert_allclose(g.numpy(), X.grad.numpy(), atol=1e-10)
+    compiled = torch.compile(f, fullgraph=True)
+    np.testing.assert_allclose(compiled(A).numpy(), plain.numpy(), atol=1e-12)
+    Xc = A.clone().requires_grad_()
+    compiled(Xc).sum().backward()  # compiled training path: every eigenvector, the same gradient
+    np.testing.assert_allclose(Xc.grad.numpy(), X.grad.numpy(), atol=1e-10)
+    d = torch.randn(4, 6, dtype=torch.float64, generator=gen)
+    e = torch.randn(4, 5, dtype=torch.float64, generator=gen)
+    ft = lambda a, b: eignotes.kth_eigvalsh_tridiagonal_smooth(a, b, 2, 0.4)  # noqa: E731
+    gd, ge = torch.func.vmap(torch.func.grad(ft, argnums=(0, 1)))(d, e)
+    dd, ee = d.clone().requires_grad_(), e.clone().requires_grad_()
+    ft(dd, ee).sum().backward()
+    np.testing.assert_allclose(gd.numpy(), dd.grad.numpy(), atol=1e-10)
+    np.testing.assert_allclose(ge.numpy(), ee.grad.numpy(), atol=1e-10)
+    ct = torch.compile(ft, fullgraph=True)
+    np.testing.assert_allclose(ct(d, e).numpy(), ft(d, e).numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("alpha,err", [(0.0, ValueError), (-1.0, ValueError), (float("nan"), ValueError),
+                                       (float("inf"), ValueError), ("1", TypeError), (True, TypeError),
+                                       (torch.tensor([1.0, -1.0, 1.0]), ValueError),
+                                       (torch.ones(2), ValueError), (torch.ones(3, dtype=torch.int64), TypeError)])
+def test_bad_alpha(alpha, err, gen):
+    A = random_symmetric((3,), 4, torch.float64, gen)
+    with pytest.raises(err, match="alpha"):
+        eignotes.kth_eigvalsh_smooth(A, 1, alpha)
+
+
+def test_bad_inputs(gen):
+    A = random_symmetric((3,), 4, torch.float64, gen)
+    with pytest.raises(ValueError, match="out of range"):
+        eignotes.kth_eigvalsh_smooth(A, 4, 1.0)
+    with pytest.raises(TypeError, match="one k"):
+        eignotes.kth_eigvalsh_smooth(A, [0, 1], 1.0)
+    with pytest.raises(ValueError, match="shape"):
+        eignotes.kth_eigvalsh_smooth(torch.zeros(3, 4, 5), 1, 1.0)
+    with pytest.raises(TypeError, match="floating"):
+        eignotes.kth_eigvalsh_smooth(torch.zeros(4, 4, dtype=torch.int64), 1, 1.0)
+    with pytest.raises(ValueError, match="offdiag"):
+        eignotes.kth_eigvalsh_tridiagonal_smooth(torch.zeros(3, 4), torch.zeros(3, 4), 1, 1.0)
+    with pytest.raises(ValueError, match="r must be"):
+        smooth_mod.capped_simplex_projection(torch.zeros(3), 4)
