@@ -1,7 +1,13 @@
 """Spectral regression models: the output is the k-th eigenvalue of a matrix that depends on the features.
 
 - MultivariateSpectral: lambda_k(diag(mu) + sum_i x_i A_i), dense, A_i symmetric by construction.
+- PencilSpectral: lambda_k(A_0 + sum_i x_i A_i) with a free symmetric A_0, the pencil form of the series' later
+  posts (one Linear layer read as a symmetric matrix; its bias is A_0).
 - TridiagonalSpectral: lambda_k(T(x)) with T's diagonal and off-diagonal affine in x.
+
+alpha: None (or 0) uses the exact k-th eigenvalue; a positive alpha its Moreau-smoothed version
+(eignotes.kth_eigvalsh_smooth), whose gradient is (2/alpha)-Lipschitz. Stacked runs (eignotes.runs) may set
+`alpha` to a (runs, 1) tensor: one alpha per run.
 
 backend: "auto"/"numba"/"torch"/"cupy" (dense) or "auto"/"numba"/"triton"/"torch" (tridiagonal) pick an eignotes kernel;
 "linalg" uses PyTorch's own torch.linalg.eigvalsh with its autograd, the blog's baseline, for side-by-side timing;
@@ -16,7 +22,36 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .linalg import kth_eigvalsh, kth_eigvalsh_tridiagonal, tridiagonal_to_dense
+from .linalg import (
+    kth_eigvalsh,
+    kth_eigvalsh_smooth,
+    kth_eigvalsh_tridiagonal,
+    kth_eigvalsh_tridiagonal_smooth,
+    tridiagonal_to_dense,
+)
+
+INITS = ("default", "paper")
+
+
+def check_alpha(alpha: float | None, backend: str = "auto") -> float | None:
+    """A model's smoothing: None or 0 (the exact eigenvalue) becomes None; otherwise a finite positive float."""
+    if alpha is None or (not isinstance(alpha, torch.Tensor) and alpha == 0):
+        return None
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"alpha must be None, 0 or a finite positive float, got {alpha!r}")
+    if backend in ("linalg", "trace"):
+        raise ValueError(f"backend={backend!r} computes no smoothed eigenvalue: use an eignotes backend with alpha")
+    return float(alpha)
+
+
+def _dense_eig(M: torch.Tensor, k: int, alpha, backend: str) -> torch.Tensor:
+    if backend == "trace":
+        return M.diagonal(dim1=-2, dim2=-1).sum(-1) / M.shape[-1]
+    if backend == "linalg":
+        return torch.linalg.eigvalsh(M)[..., k]
+    if alpha is None:
+        return kth_eigvalsh(M, k, backend=backend)
+    return kth_eigvalsh_smooth(M, k, alpha, backend=backend)
 
 
 class Nondecreasing(nn.Module):
@@ -54,19 +89,17 @@ class MultivariateSpectral(nn.Module):
     """
 
     def __init__(self, *, num_features: int, dim: int, eigval_idx: int, backend: str = "auto",
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, alpha: float | None = None):
         super().__init__()
         if not -dim <= eigval_idx < dim:
             raise ValueError(f"eigval_idx={eigval_idx} out of range for dim={dim}")
         self.num_features, self.dim, self.eigval_idx, self.backend = num_features, dim, eigval_idx, backend
+        self.alpha = check_alpha(alpha, backend)
         self.mu = Nondecreasing(dim)
-        rows, cols = torch.tril_indices(dim, dim)
-        packed = torch.empty(dim, dim, dtype=torch.long)
-        packed[rows, cols] = packed[cols, rows] = torch.arange(rows.numel())
-        # entry (i, j) of A_i is packed entry packed[i, j]: one gather builds the symmetric matrices, and its
-        # backward adds the gradients of (i, j) and (j, i) into their one parameter
-        self.register_buffer("_sym_index", packed.flatten(), persistent=False)
-        init = torch.randn(num_features, rows.numel(), generator=generator) / (math.sqrt(dim) * num_features)
+        # entry (i, j) of A_i is packed entry [i, j]: one gather builds the symmetric matrices, and its backward
+        # adds the gradients of (i, j) and (j, i) into their one parameter
+        self.register_buffer("_sym_index", _packed_index(dim), persistent=False)
+        init = torch.randn(num_features, dim * (dim + 1) // 2, generator=generator) / (math.sqrt(dim) * num_features)
         self.A_packed = nn.Parameter(init)
 
     def feature_matrices(self) -> torch.Tensor:
@@ -80,12 +113,7 @@ class MultivariateSpectral(nn.Module):
         return mu + torch.einsum("...bf,...fij->...bij", x, self.feature_matrices())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        M = self.matrices(x)
-        if self.backend == "trace":
-            return M.diagonal(dim1=-2, dim2=-1).sum(-1) / self.dim
-        if self.backend == "linalg":
-            return torch.linalg.eigvalsh(M)[..., self.eigval_idx]
-        return kth_eigvalsh(M, self.eigval_idx, backend=self.backend)
+        return _dense_eig(self.matrices(x), self.eigval_idx, self.alpha, self.backend)
 
 
 def _affine(x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
@@ -95,17 +123,94 @@ def _affine(x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
     return torch.baddbmm(layer.bias.unsqueeze(-2), x, layer.weight.transpose(-1, -2))
 
 
+def _packed_index(dim: int) -> torch.Tensor:
+    """(dim * dim,) long: entry (i, j) of a symmetric matrix is entry [i, j] of its packed lower triangle."""
+    rows, cols = torch.tril_indices(dim, dim)
+    packed = torch.empty(dim, dim, dtype=torch.long)
+    packed[rows, cols] = packed[cols, rows] = torch.arange(rows.numel())
+    return packed.flatten()
+
+
+class PencilSpectral(nn.Module):
+    """f(x) = lambda_k(A_0 + sum_i x_i A_i), every A_i symmetric and free: the pencil model of the series' later
+    posts. One Linear(num_features, dim (dim + 1) / 2) layer whose output is read as the packed lower triangle of a
+    symmetric matrix: its bias is A_0, its weight's columns are the A_i. k defaults to dim // 2.
+
+    init: "default" keeps nn.Linear's initialization (the post's); "paper" is the spectral-neuron paper's: A_0 =
+    Q diag(sign(j - k)) Q^T for a random rotation Q (eigenvalues -1 below k, 0 at k, +1 above: a gap around the
+    k-th), each A_i a random multiple of the identity (uniform in +-1/sqrt(num_features)), and the triangle
+    embedded isometrically (off-diagonal entries divided by sqrt 2, so the matrix's Frobenius norm is the
+    parameters' Euclidean norm).
+
+    Stacked runs: parameters with a leading runs dimension and x (runs, batch, features), as MultivariateSpectral.
+    """
+
+    def __init__(self, *, num_features: int, dim: int, eigval_idx: int | None = None, backend: str = "auto",
+                 alpha: float | None = None, init: str = "default"):
+        super().__init__()
+        eigval_idx = dim // 2 if eigval_idx is None else eigval_idx
+        if dim < 1 or not -dim <= eigval_idx < dim:
+            raise ValueError(f"need dim >= 1 and -dim <= eigval_idx < dim, got dim={dim}, eigval_idx={eigval_idx}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        self.num_features, self.dim, self.eigval_idx, self.backend = num_features, dim, eigval_idx, backend
+        self.alpha, self.init = check_alpha(alpha, backend), init
+        self.linear = nn.Linear(num_features, dim * (dim + 1) // 2)
+        self.register_buffer("_sym_index", _packed_index(dim), persistent=False)
+        scale = torch.full((dim, dim), 2.0**-0.5 if init == "paper" else 1.0)
+        scale.diagonal().fill_(1.0)
+        self.register_buffer("_embed_scale", scale.flatten(), persistent=False)
+        if init == "paper":
+            self._paper_init()
+
+    @torch.no_grad()
+    def _paper_init(self) -> None:
+        dim, k = self.dim, self.eigval_idx % self.dim
+        q, r = torch.linalg.qr(torch.randn(dim, dim))
+        q = q * torch.where(r.diagonal() < 0, -1.0, 1.0)  # a uniformly random rotation
+        spectrum = (torch.arange(dim) - k).sign().float()
+        A0 = (q * spectrum) @ q.T
+        rows, cols = torch.tril_indices(dim, dim)
+        off = (rows != cols).float()
+        self.linear.bias.copy_(A0[rows, cols] * (1 + off * (2**0.5 - 1)))  # the embedding divides these by sqrt 2
+        bound = self.num_features**-0.5
+        coef = torch.empty(self.num_features).uniform_(-bound, bound)
+        self.linear.weight.zero_()
+        self.linear.weight[rows == cols] = coef  # the diagonal entries of A_i = coef_i I
+
+    def _embed(self, packed: torch.Tensor) -> torch.Tensor:
+        M = packed.index_select(-1, self._sym_index) * self._embed_scale
+        return M.unflatten(-1, (self.dim, self.dim))
+
+    def feature_matrices(self) -> torch.Tensor:
+        """(num_features, dim, dim) symmetric A_i ((runs, num_features, dim, dim) for stacked runs)."""
+        return self._embed(self.linear.weight.transpose(-1, -2))
+
+    def base_matrix(self) -> torch.Tensor:
+        """A_0, (dim, dim) ((runs, dim, dim) for stacked runs)."""
+        return self._embed(self.linear.bias)
+
+    def matrices(self, x: torch.Tensor) -> torch.Tensor:
+        _check_x(x, self.num_features)
+        return self._embed(_affine(x, self.linear))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _dense_eig(self.matrices(x), self.eigval_idx, self.alpha, self.backend)
+
+
 class TridiagonalSpectral(nn.Module):
     """f(x) = lambda_k(T(x)), T symmetric tridiagonal with diagonal Linear(x) and off-diagonal Linear(x).
 
     Stacked runs: parameters with a leading runs dimension and x (runs, batch, features), as MultivariateSpectral.
     """
 
-    def __init__(self, *, num_features: int, dim: int, eigval_idx: int, backend: str = "auto"):
+    def __init__(self, *, num_features: int, dim: int, eigval_idx: int, backend: str = "auto",
+                 alpha: float | None = None):
         super().__init__()
         if dim < 1 or not -dim <= eigval_idx < dim:
             raise ValueError(f"need dim >= 1 and -dim <= eigval_idx < dim, got dim={dim}, eigval_idx={eigval_idx}")
         self.num_features, self.dim, self.eigval_idx, self.backend = num_features, dim, eigval_idx, backend
+        self.alpha = check_alpha(alpha, backend)
         self.diag = nn.Linear(num_features, dim)
         self.offdiag = nn.Linear(num_features, dim - 1)
 
@@ -120,7 +225,9 @@ class TridiagonalSpectral(nn.Module):
             return d.sum(-1) / self.dim + 0 * e.sum(-1)  # e kept in the graph: same backward work shape
         if self.backend == "linalg":
             return torch.linalg.eigvalsh(tridiagonal_to_dense(d, e))[..., self.eigval_idx]
-        return kth_eigvalsh_tridiagonal(d, e, self.eigval_idx, backend=self.backend)
+        if self.alpha is None:
+            return kth_eigvalsh_tridiagonal(d, e, self.eigval_idx, backend=self.backend)
+        return kth_eigvalsh_tridiagonal_smooth(d, e, self.eigval_idx, self.alpha, backend=self.backend)
 
 
 def feature_norms(model: nn.Module) -> torch.Tensor:
@@ -128,7 +235,7 @@ def feature_norms(model: nn.Module) -> torch.Tensor:
 
     They bound the model's sensitivity (Weyl's inequality): |f(x + eps) - f(x)| <= sum_i |eps_i| ||A_i||_2.
     """
-    if isinstance(model, MultivariateSpectral):
+    if isinstance(model, (MultivariateSpectral, PencilSpectral)):
         return torch.linalg.matrix_norm(model.feature_matrices(), ord=2)
     if isinstance(model, TridiagonalSpectral):
         d, e = model.feature_matrices()

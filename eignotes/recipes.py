@@ -2,8 +2,10 @@
 
 - dense: AdamW, lr 1e-4 (5e-5 from dim 45 on), weight decay 0.01 (AdamW's default), batch 10, constant rate;
 - tridiagonal: Adam, lr 5e-3, no weight decay, batch 64, OneCycleLR over the epochs (warm-up 0.1, linear);
-- both: MSE loss, k = dim // 2, early stopping with patience epochs // 10 (on the validation split here, where
-  the blog watched the test set).
+- pencil (the Moreau post's A_0 + sum_i x_i A_i): Adam, lr 1e-2, no weight decay, batch 64, OneCycleLR over the
+  epochs (warm-up 0.1, linear), 75 epochs in the post;
+- all: MSE loss, k = dim // 2, early stopping with patience epochs // 10 (on the validation split here, where
+  the blog watched the test set). Every model takes alpha (None: the exact eigenvalue; > 0: Moreau-smoothed).
 
 >>> blog_recipe("dense", dim=45).lr, blog_recipe("dense", dim=30).lr, patience_for(500)
 (5e-05, 0.0001, 50)
@@ -26,7 +28,7 @@ from .data import HousingData
 if TYPE_CHECKING:
     import pandas as pd
 
-KINDS = ("dense", "tridiagonal")
+KINDS = ("dense", "tridiagonal", "pencil")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class Recipe:
 BLOG_RECIPES = {
     "dense": Recipe(lr=1e-4, batch_size=10, optimizer="adamw", weight_decay=0.01),
     "tridiagonal": Recipe(lr=5e-3, batch_size=64, optimizer="adam", weight_decay=0.0, schedule="one_cycle"),
+    "pencil": Recipe(lr=1e-2, batch_size=64, optimizer="adam", weight_decay=0.0, schedule="one_cycle"),
 }
 
 
@@ -67,16 +70,23 @@ def patience_for(epochs: int) -> int:
     return max(1, epochs // 10)
 
 
-def build_model(kind: str, *, num_features: int, dim: int, backend: str = "auto", seed: int = 0) -> nn.Module:
-    """A dense or tridiagonal spectral model with k = dim // 2, initialized from `seed` (the global RNG is left
-    untouched)."""
+def build_model(kind: str, *, num_features: int, dim: int, backend: str = "auto", seed: int = 0,
+                alpha: float | None = None, init: str = "default") -> nn.Module:
+    """A dense, tridiagonal or pencil spectral model with k = dim // 2, initialized from `seed` (the global RNG is
+    left untouched); alpha > 0 smooths its eigenvalue, init ("default" or "paper") applies to the pencil model."""
     _check_kind(kind)
+    if init != "default" and kind != "pencil":
+        raise ValueError(f"init={init!r} is an option of the pencil model only")
     if kind == "dense":
         return models.MultivariateSpectral(num_features=num_features, dim=dim, eigval_idx=dim // 2, backend=backend,
-                                           generator=torch.Generator().manual_seed(seed))
+                                           generator=torch.Generator().manual_seed(seed), alpha=alpha)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # nn.Linear draws from the global RNG: fork it so callers' state is untouched
-        return models.TridiagonalSpectral(num_features=num_features, dim=dim, eigval_idx=dim // 2, backend=backend)
+        if kind == "pencil":
+            return models.PencilSpectral(num_features=num_features, dim=dim, eigval_idx=dim // 2, backend=backend,
+                                         alpha=alpha, init=init)
+        return models.TridiagonalSpectral(num_features=num_features, dim=dim, eigval_idx=dim // 2, backend=backend,
+                                          alpha=alpha)
 
 
 def epochs_stream(model: nn.Module, data: HousingData, recipe: Recipe, *, epochs: int,
@@ -91,7 +101,8 @@ def epochs_stream(model: nn.Module, data: HousingData, recipe: Recipe, *, epochs
 def fit(kind: str, data: HousingData, *, dim: int, epochs: int, lr: float | None = None,
         batch_size: int | None = None, weight_decay: float | None = None, patience: int | None = None,
         backend: str = "auto", device: torch.device | str | None = None, seed: int = 0,
-        progress: Callable[[Iterable[st.Event]], Iterable[st.Event]] | None = None
+        progress: Callable[[Iterable[st.Event]], Iterable[st.Event]] | None = None,
+        alpha: float | None = None, init: str = "default",
         ) -> tuple[nn.Module, pd.DataFrame, dict[str, Any]]:
     """Train with the blog's recipe (any field overridable), selecting the epoch and stopping early on the
     validation split; the test RMSE of the selected model is measured once, at the end.
@@ -102,7 +113,8 @@ def fit(kind: str, data: HousingData, *, dim: int, epochs: int, lr: float | None
     recipe = blog_recipe(kind, dim).replace(lr=lr, batch_size=batch_size, weight_decay=weight_decay)
     patience = patience_for(epochs) if patience is None else patience
     device = torch.device(device) if device is not None else config.device()
-    model = build_model(kind, num_features=data.num_features, dim=dim, backend=backend, seed=seed).to(device)
+    model = build_model(kind, num_features=data.num_features, dim=dim, backend=backend, seed=seed, alpha=alpha,
+                        init=init).to(device)
     stages = [st.augment(st.validation(data)), st.augment(st.spectral_norms), st.keep_best("val_loss"),
               st.early_stop("val_loss", patience)]
     stream = st.pipe(epochs_stream(model, data, recipe, epochs=epochs, device=device, seed=seed), *stages)
@@ -120,7 +132,8 @@ def fit(kind: str, data: HousingData, *, dim: int, epochs: int, lr: float | None
         "seconds_per_epoch": float(history["train_time_sec"].median()), "wall_seconds": wall,
         "diverged": "diverged" in history and bool(history["diverged"].eq(True).any()),
         "device": config.device_name(device),
-        "settings": {**dataclasses.asdict(recipe), "seed": seed, "backend": backend, "patience": patience},
+        "settings": {**dataclasses.asdict(recipe), "seed": seed, "backend": backend, "patience": patience,
+                     "alpha": alpha, "init": init},
     }
     return model, history, summary
 
@@ -129,20 +142,26 @@ def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequ
              batch_size: int | None = None, weight_decay: float | None = None, patience: int | None = None,
              backend: str = "auto", device: torch.device | str | None = None,
              progress: Callable[[Iterable[st.Event]], Iterable[st.Event]] | None = None,
+             alpha: float | None | Sequence[float | None] = None, init: str = "default",
              ) -> list[tuple[nn.Module, pd.DataFrame, dict[str, Any]]]:
     """`fit` for several seeds trained together in one stream (eignotes.runs): one (model restored to its best
     validation epoch, history, summary) per seed, equal to `fit`'s for that seed to float tolerance. One seed
-    is `fit` itself. `progress` is a stage over the runs' events (lists per run)."""
+    is `fit` itself. `progress` is a stage over the runs' events (lists per run). alpha: one for all runs, or a
+    sequence with one per run (seeds may then repeat: the same seed with several alphas)."""
     from . import runs
 
+    alphas = list(alpha) if isinstance(alpha, Sequence) else [alpha] * len(seeds)
+    if len(alphas) != len(seeds):
+        raise ValueError(f"need one alpha per run: {len(seeds)} seeds, {len(alphas)} alphas")
     if len(seeds) == 1:
         return [fit(kind, data, dim=dim, epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
-                    patience=patience, backend=backend, device=device, seed=seeds[0], progress=None)]
+                    patience=patience, backend=backend, device=device, seed=seeds[0], progress=None,
+                    alpha=alphas[0], init=init)]
     recipe = blog_recipe(kind, dim).replace(lr=lr, batch_size=batch_size, weight_decay=weight_decay)
     patience = patience_for(epochs) if patience is None else patience
     device = torch.device(device) if device is not None else config.device()
-    models = [build_model(kind, num_features=data.num_features, dim=dim, backend=backend, seed=s).to(device)
-              for s in seeds]
+    models = [build_model(kind, num_features=data.num_features, dim=dim, backend=backend, seed=s, alpha=a,
+                          init=init).to(device) for s, a in zip(seeds, alphas, strict=True)]
     runs.check_memory(models[0], len(seeds), recipe.batch_size, device)
     schedule = st.one_cycle(lr=recipe.lr, n_epochs=epochs) if recipe.schedule == "one_cycle" else None
     stream = runs.train_runs(models, data, seeds=list(seeds), batch_size=recipe.batch_size, lr=recipe.lr,
@@ -181,7 +200,8 @@ def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequ
             "seconds_per_epoch": float(history["train_time_sec"].median()), "wall_seconds": wall,
             "runs_together": len(seeds), "diverged": bool(events[-1]["diverged"][r]),
             "device": config.device_name(device),
-            "settings": {**dataclasses.asdict(recipe), "seed": seed, "backend": backend, "patience": patience},
+            "settings": {**dataclasses.asdict(recipe), "seed": seed, "backend": backend, "patience": patience,
+                         "alpha": alphas[r], "init": init},
         }
         out.append((model, history, summary))
     return out

@@ -14,7 +14,9 @@ jumps where it meets a neighbour) to grow any such difference over thousands of 
 1e-15 in one parameter of a single run. Over a few epochs the runs agree to the last digits (the tests); over a
 long run they are as alike as two runs of one seed on two machines.
 
-What can differ between runs: the seed (initialization and shuffling). What cannot: the model kind and shape, the
+What can differ between runs: the seed (initialization and shuffling) and the smoothing alpha of the eigenvalue
+(the models' `alpha`; all runs smoothed or none, since an exact eigenvalue is not alpha = 0 of the smoothed op's
+code path). What cannot: the model kind and shape, the
 optimizer and its hyperparameters (one optimizer steps the stacked parameters; Adam, AdamW and SGD are elementwise,
 so this equals one optimizer per run), the schedule and the batch size.
 """
@@ -30,7 +32,7 @@ import torch
 from torch import nn
 
 from .data import HousingData
-from .models import MultivariateSpectral, feature_norms
+from .models import MultivariateSpectral, PencilSpectral, feature_norms
 from .stream import OPTIMIZERS, Event, make_optimizer
 
 # Validation rows evaluated at once for all runs: bounds the memory of R x rows x dim x dim dense matrices.
@@ -53,6 +55,19 @@ def _check_models(models: Sequence[nn.Module]) -> None:
                              "have one dim and one feature count")
 
 
+def _run_alphas(models: Sequence[nn.Module], device: torch.device) -> float | torch.Tensor | None:
+    """The stacked model's alpha: None (no run smoothed), one float (all alike) or a (runs, 1) tensor, one per run,
+    which broadcasts against the (runs, rows) batch of the stacked forward."""
+    alphas = [getattr(m, "alpha", None) for m in models]
+    if all(a is None for a in alphas):
+        return None
+    if any(a is None for a in alphas):
+        raise ValueError(f"runs that train together are all smoothed (alpha > 0) or none, got alphas {alphas}")
+    if len(set(alphas)) == 1:
+        return alphas[0]
+    return torch.tensor(alphas, dtype=torch.float64, device=device).unsqueeze(-1)
+
+
 def _available_bytes(device: torch.device) -> int | None:
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
@@ -68,7 +83,7 @@ def estimate_bytes(model: nn.Module, runs: int, batch_size: int) -> int:
     elem = next(model.parameters()).element_size()
     n_params = sum(p.numel() for p in model.parameters())
     dim = getattr(model, "dim", 1)
-    per_row = dim * dim if isinstance(model, MultivariateSpectral) else 4 * dim  # dense matrices, or d and e
+    per_row = dim * dim if isinstance(model, (MultivariateSpectral, PencilSpectral)) else 4 * dim  # dense, or d, e
     rows = max(batch_size, VAL_CHUNK)
     return runs * (4 * n_params + 8 * rows * per_row) * elem
 
@@ -146,6 +161,7 @@ def _train_runs(models, data, seeds, batch_size, lr, n_epochs, optimizer, weight
         p = nn.Parameter(torch.stack([m.get_parameter(name).detach() for m in models]))
         setattr(stacked_model.get_submodule(owner) if owner else stacked_model, leaf, p)
         params[name] = p
+    stacked_model.alpha = _run_alphas(models, device)
     stacked = {**params, **{name: b.expand(R, *b.shape) for name, b in models[0].named_buffers()}}
     keys = list(models[0].state_dict())  # non-persistent buffers are no part of a state
     scratch = copy.deepcopy(models[0])

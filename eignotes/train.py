@@ -1,6 +1,7 @@
 """Train one spectral model on California Housing from the command line, with a progress bar.
 
     python -m eignotes.train --model tridiagonal --dim 45 --epochs 500
+    python -m eignotes.train --model pencil --dim 15 --alpha 5 --epochs 75 --runs 5
 
 Writes OUT/<name>_history.csv (one row per epoch) and OUT/<name>_summary.json: the validation-selected epoch, its
 test RMSE in dollars (the test set is evaluated once, at the end), wall time and device. The defaults are the
@@ -34,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="the seed of the validation split carved from the training rows (default 0, as the notebooks)")
     ap.add_argument("--runs", type=int, default=1,
                     help="train seeds seed, seed+1, ... together in one stream (default 1: a single run)")
+    ap.add_argument("--alpha", type=float, default=None,
+                    help="Moreau smoothing of the eigenvalue (default: none, the exact eigenvalue; > 0 smooths)")
+    ap.add_argument("--init", choices=("default", "paper"), default="default",
+                    help="pencil model only: nn.Linear's initialization (default) or the spectral-neuron paper's")
     ap.add_argument("--out", default="build/runs")
     args = ap.parse_args(argv)
     if args.dim < 2 or args.epochs < 1:
@@ -42,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--runs must be at least 1, got {args.runs}")
     if args.seed < 0:
         ap.error(f"--seed must be non-negative, got {args.seed}")
+    if args.alpha is not None and not args.alpha >= 0:  # also refuses NaN
+        ap.error(f"--alpha must be a positive number (0: the exact eigenvalue), got {args.alpha}")
+    if args.init != "default" and args.model != "pencil":
+        ap.error("--init applies to --model pencil only")
     if args.patience is not None and args.patience < 1:
         ap.error("--patience must be at least 1 (epochs without a new best validation loss before stopping)")
     from tqdm.auto import tqdm
@@ -62,10 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     _, history, summary = recipes.fit(
         args.model, data, dim=args.dim, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
         weight_decay=args.weight_decay, patience=args.patience, backend=args.backend, device=args.device,
-        seed=args.seed, progress=progress)
+        seed=args.seed, progress=progress, alpha=args.alpha or None, init=args.init)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = f"{args.model}_dim{args.dim}_seed{args.seed}"
+    name = _run_name(args, args.seed)
     history.to_csv(out / f"{name}_history.csv", index=False)
     (out / f"{name}_summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
@@ -76,6 +85,16 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 3
     return 0
+
+
+def _run_name(args: argparse.Namespace, seed: int | None) -> str:
+    """<model>_dim<dim>[_alpha<a>][_paperinit][_seed<s>]: runs with other settings never overwrite each other."""
+    name = f"{args.model}_dim{args.dim}"
+    if args.alpha:
+        name += f"_alpha{args.alpha:g}"
+    if args.init != "default":
+        name += f"_{args.init}init"
+    return name if seed is None else f"{name}_seed{seed}"
 
 
 def _main_runs(args: argparse.Namespace, data: data_mod.HousingData) -> int:
@@ -96,18 +115,18 @@ def _main_runs(args: argparse.Namespace, data: data_mod.HousingData) -> int:
     results = recipes.fit_runs(
         args.model, data, dim=args.dim, epochs=args.epochs, seeds=seeds, lr=args.lr, batch_size=args.batch_size,
         weight_decay=args.weight_decay, patience=args.patience, backend=args.backend, device=args.device,
-        progress=progress)
+        progress=progress, alpha=args.alpha or None, init=args.init)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table = []
     for (_, history, summary), seed in zip(results, seeds, strict=True):
-        name = f"{args.model}_dim{args.dim}_seed{seed}"
+        name = _run_name(args, seed)
         history.to_csv(out / f"{name}_history.csv", index=False)
         (out / f"{name}_summary.json").write_text(json.dumps(summary, indent=1))
         table.append({k: summary[k] for k in ("epochs_run", "best_epoch", "best_val_rmse_dollars",
                                               "test_rmse_dollars", "diverged")} | {"seed": seed})
     table = pd.DataFrame(table).set_index("seed")
-    path = out / f"{args.model}_dim{args.dim}_seeds{seeds[0]}-{seeds[-1]}_runs.csv"
+    path = out / f"{_run_name(args, None)}_seeds{seeds[0]}-{seeds[-1]}_runs.csv"
     table.to_csv(path)
     test = table.loc[~table["diverged"], "test_rmse_dollars"]
     print(table.round(1).to_string())

@@ -127,7 +127,7 @@ def test_nan_stays_in_its_matrix_under_vmap(gen):
     assert g[1].isnan().all() and not g[[0, 2, 3]].isnan().any()
 
 
-@pytest.mark.parametrize("kind", ["dense", "tridiagonal"])
+@pytest.mark.parametrize("kind", ["dense", "tridiagonal", "pencil"])
 def test_ensembling_recipe_matches_a_loop_over_the_models(kind, gen):
     """torch.func's ensembling recipe: R models' parameters stacked, one vmapped functional call. Values and
     parameter gradients (through plain autograd and through vmap(grad)) equal a loop over the models."""

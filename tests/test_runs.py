@@ -19,8 +19,8 @@ def housing64():
                          h.feature_names, h.label_mean, h.label_scale)
 
 
-def _single(kind, data, seed, *, epochs, lr, optimizer, weight_decay, schedule, patience):
-    model = recipes.build_model(kind, num_features=8, dim=5, seed=seed).double()
+def _single(kind, data, seed, *, epochs, lr, optimizer, weight_decay, schedule, patience, alpha=None):
+    model = recipes.build_model(kind, num_features=8, dim=5, seed=seed, alpha=alpha).double()
     sched = st.one_cycle(lr=lr, n_epochs=epochs) if schedule else None
     events = list(st.pipe(
         st.train_epochs(model, data, n_epochs=epochs, batch_size=32, lr=lr, optimizer=optimizer,
@@ -60,6 +60,32 @@ def test_runs_together_equal_separate_runs(housing64, kind, optimizer, weight_de
         for name, value in model.state_dict().items():
             torch.testing.assert_close(together[-1]["models"][r].state_dict()[name], value, rtol=1e-9, atol=1e-11)
     assert 0 < stops < len(SEEDS), "the case exercises runs that stop while others go on"
+
+
+def test_smoothed_runs_with_their_own_alphas_equal_separate_runs(housing64):
+    """Per-run alphas (the Moreau post's sweep) in one stream: each run equals that seed and alpha trained alone."""
+    seeds, alphas, epochs, lr = [0, 1, 0], [0.01, 0.5, 5.0], 4, 3e-2
+    models = [recipes.build_model("pencil", num_features=8, dim=5, seed=s, alpha=a).double()
+              for s, a in zip(seeds, alphas, strict=True)]
+    sched = st.one_cycle(lr=lr, n_epochs=epochs)
+    together = list(runs.train_runs(models, housing64, seeds=seeds, batch_size=32, lr=lr, n_epochs=epochs,
+                                    optimizer="adam", weight_decay=0.0, scheduler=sched))
+    finals = []
+    for r, (seed, alpha) in enumerate(zip(seeds, alphas, strict=True)):
+        model, single = _single("pencil", housing64, seed, epochs=epochs, lr=lr, optimizer="adam", weight_decay=0.0,
+                                schedule=True, patience=epochs + 1, alpha=alpha)
+        for ev_t, ev_s in zip(together, single, strict=True):
+            assert ev_t["val_loss"][r] == pytest.approx(ev_s["val_loss"], rel=1e-6)
+        for name, value in model.state_dict().items():
+            torch.testing.assert_close(together[-1]["models"][r].state_dict()[name], value, rtol=1e-8, atol=1e-10)
+        finals.append(together[-1]["val_loss"][r])
+    assert finals[0] != finals[2], "one seed with two alphas trains two different models"
+
+
+def test_smoothed_and_exact_runs_do_not_mix(housing64):
+    models = [recipes.build_model("pencil", num_features=8, dim=5, seed=0, alpha=a) for a in (None, 1.0)]
+    with pytest.raises(ValueError, match="all smoothed"):
+        next(iter(runs.train_runs(models, housing64, seeds=[0, 1], batch_size=32, lr=1e-2, n_epochs=1)))
 
 
 def test_a_diverging_run_is_stopped_alone(housing64):

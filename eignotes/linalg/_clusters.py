@@ -20,13 +20,15 @@ CLUSTER_TOL = 1e-3
 
 
 def clustered(vals: torch.Tensor, ks: list[int], norm: torch.Tensor) -> torch.Tensor:
-    """(B,) bool: matrices where two distinct requested k have eigenvalues within CLUSTER_TOL * norm."""
-    flag = torch.zeros(vals.shape[0], dtype=torch.bool, device=vals.device)
-    for j in range(len(ks)):
-        for i in range(j):
-            if ks[i] != ks[j]:
-                flag |= (vals[:, i] - vals[:, j]).abs() <= CLUSTER_TOL * norm
-    return flag
+    """(B,) bool: matrices where two distinct requested k have eigenvalues within CLUSTER_TOL * norm.
+
+    One batched comparison: of neighbours when ks increase (then vals do too), of every pair otherwise."""
+    tol = CLUSTER_TOL * norm
+    if all(a < b for a, b in zip(ks, ks[1:], strict=False)):
+        return ((vals[:, 1:] - vals[:, :-1]).abs() <= tol[:, None]).any(-1)
+    distinct = torch.tensor([[a != b for b in ks] for a in ks], device=vals.device)
+    close = (vals[:, :, None] - vals[:, None, :]).abs() <= tol[:, None, None]
+    return (close & distinct).flatten(1).any(-1)
 
 
 def repair_tridiagonal(d: torch.Tensor, e: torch.Tensor, ks: list[int], vals: torch.Tensor,
