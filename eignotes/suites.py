@@ -18,7 +18,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from . import config, experiments, kth_eigvalsh, kth_eigvalsh_tridiagonal, recipes, tridiagonal_to_dense
+from . import (
+    config,
+    experiments,
+    kth_eigvalsh,
+    kth_eigvalsh_smooth,
+    kth_eigvalsh_tridiagonal,
+    kth_eigvalsh_tridiagonal_smooth,
+    recipes,
+    tridiagonal_to_dense,
+)
 from .data import prepare_housing
 from .dlpack import cupy_status
 from .experiments import random_symmetric
@@ -28,7 +37,7 @@ from .timing import Timing, time_interleaved
 if TYPE_CHECKING:
     from .data import HousingData
 
-SUITES = ("dense", "tridiagonal", "training", "runs")
+SUITES = ("dense", "tridiagonal", "training", "runs", "smooth")
 # A callable slower than this per call (torch.linalg looping over 16384 matrices on a GPU) is timed once.
 DEFAULT_SLOW_S = 5.0
 
@@ -277,6 +286,105 @@ def suite_runs(device: torch.device, dim: int, runs_list: Sequence[int] = (1, 4,
     return out
 
 
+def _post_projection(y: torch.Tensor, r: int) -> torch.Tensor:
+    """The Moreau post's capped-simplex projection, re-implemented as the baseline: sort the 2n breaks of
+    sum_j clip(y_j - x, 0, 1), cumulative slopes and intercepts, the first break at or below r, one division."""
+    n = y.shape[-1]
+    breaks = torch.cat([y - 1, y], -1)
+    order = breaks.argsort(-1)
+    b = breaks.gather(-1, order)
+    slope = torch.cat([-torch.ones_like(y), torch.ones_like(y)], -1).gather(-1, order).cumsum(-1)
+    icpt = n + torch.cat([y - 1, -y], -1).gather(-1, order).cumsum(-1)
+    hit = ((icpt + slope * b) <= r).to(torch.int8).argmax(-1, keepdim=True)
+    seg = (hit - 1).clamp_min(0)
+    s, c, b0 = slope.gather(-1, seg), icpt.gather(-1, seg), b.gather(-1, seg)
+    x = torch.where(s != 0, (r - c) / torch.where(s != 0, s, torch.ones_like(s)), b0)
+    return (y - x).clamp(0, 1)
+
+
+class PostSmoothKth(torch.autograd.Function):
+    """The Moreau post's smoothed k-th eigenvalue, re-implemented as the baseline: torch.linalg.eigh (every
+    eigenvector) when a gradient is needed, eigvalsh otherwise; both projections; backward V diag(w) V^T."""
+
+    @staticmethod
+    def forward(ctx: Any, M: torch.Tensor, k: int, alpha: float) -> torch.Tensor:
+        if ctx.needs_input_grad[0]:
+            w, V = torch.linalg.eigh(M)
+        else:
+            w, V = torch.linalg.eigvalsh(M), None
+        n = M.shape[-1]
+        q_r, q_s = _post_projection(w / alpha, n - k), _post_projection(w / alpha, n - k - 1)
+        weights = q_r - q_s
+        if V is not None:
+            ctx.save_for_backward(V, weights)
+        return (weights * w).sum(-1) - 0.5 * alpha * (q_r.square().sum(-1) - q_s.square().sum(-1)) + 0.5 * alpha
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        V, weights = ctx.saved_tensors
+        return g[..., None, None] * ((V * weights.unsqueeze(-2)) @ V.mT), None, None
+
+
+SMOOTH_DENSE_SHAPES = [(1024, 15), (1024, 45), (500, 100)]
+SMOOTH_TRI_SHAPES = [(1024, 45), (16384, 45)]
+SMOOTH_ALPHAS = (0.1, 5.0)  # the post's default and its best
+
+
+def _smooth_rows(device: torch.device, kind: str, B: int, n: int, alphas: Sequence[float], min_run_time: float,
+                 slow_s: float | None) -> list[dict[str, Any]]:
+    k = n // 2
+    gen = torch.Generator().manual_seed(0)
+    if kind == "dense":
+        args = (random_symmetric(B, n, torch.float32, device),)
+    else:
+        args = (torch.randn(B, n, generator=gen).to(device), torch.randn(B, n - 1, generator=gen).to(device))
+
+    def ours(xs, a):
+        if kind == "dense":
+            return kth_eigvalsh_smooth(xs[0], k, a)
+        return kth_eigvalsh_tridiagonal_smooth(xs[0], xs[1], k, a)
+
+    def post(xs, a):
+        M = xs[0] if kind == "dense" else tridiagonal_to_dense(*xs)
+        return PostSmoothKth.apply(M, k, a)
+
+    def fwd(fn, a):
+        return lambda: fn(args, a)
+
+    def fb(fn, a):
+        def run():
+            fn([x.detach().requires_grad_() for x in args], a).sum().backward()
+        return run
+
+    out = []
+    for a in alphas:
+        for case, make in (("forward", fwd), ("forward+backward", fb)):
+            suffix = "" if case == "forward" else " fwd+bwd"
+            fns = {f"the post's function{suffix}": make(post, a), f"eignotes{suffix}": make(ours, a)}
+            ts = time_interleaved(fns, min_run_time=min_run_time * 2, slow_s=slow_s)
+            _progress(f"smooth {kind} {case} {(B, n)} alpha {a}", ts)
+            base = ts[next(iter(fns))]
+            for t in ts.values():
+                row = _row("smooth", f"{kind} smoothed, alpha {a:g}, {case}", (B, n), torch.float32, device, t,
+                           None if t is base else base)
+                row["alpha"] = a
+                out.append(row)
+    return out
+
+
+def suite_smooth(device: torch.device, dense_shapes: Sequence[tuple[int, int]] = SMOOTH_DENSE_SHAPES,
+                 tri_shapes: Sequence[tuple[int, int]] = SMOOTH_TRI_SHAPES, alphas: Sequence[float] = SMOOTH_ALPHAS,
+                 min_run_time: float = 1.0, slow_s: float | None = None) -> list[dict[str, Any]]:
+    """The Moreau-smoothed k-th eigenvalue (k = n // 2), forward and forward+backward, against the post's
+    function (every eigenvector, both projections) on the same matrices; tridiagonal batches against the post's
+    function on their dense form (which is what the post would do). float32."""
+    out = []
+    for kind, shapes in (("dense", dense_shapes), ("tridiagonal", tri_shapes)):
+        for B, n in shapes:
+            out += _smooth_rows(device, kind, B, n, alphas, min_run_time, slow_s)
+    return out
+
+
 # The speed goals this project holds itself to, scored in every results file. Each names the shape, dtype and
 # device kind where it is measured; a run that lacks those rows says "not measured here" rather than guessing.
 GOAL_SHAPE = (500, 100)
@@ -346,6 +454,11 @@ def goals(rows: Sequence[dict[str, Any]], device_type: str) -> list[dict[str, An
         one = _find(rows, suite="training", case=f"{kind} epoch, dim {GOAL_DIM}", label=f"{kind}, eignotes")
         add(f"{kind} model, dim {GOAL_DIM}: one run's epoch (blog's batch size)", "CPU", f"<= {limit} s",
             one and one["median_s"], lambda v, lim=limit: v <= lim, "{:.3f} s")
+    sm = [r for r in rows if r["suite"] == "smooth" and r["ratio"] and r["device"] == "cpu"]
+    worst = min(sm, key=lambda r: r["ratio"]) if sm else None
+    add("smoothed k-th eigenvalue: speed-up over the Moreau post's function, slowest of all shapes, alphas, "
+        "forward and forward+backward", "CPU", ">= 5x", worst and worst["ratio"], lambda v: v >= 5,
+        "{:.1f}x" + (f" (at {worst['case']}, {tuple(worst['shape'])})" if worst else ""))
     return out
 
 
@@ -411,6 +524,10 @@ def run(suites: Sequence[str], *, quick: bool, device: torch.device, out_dir: Pa
     if "runs" in suites:
         rows += suite_runs(device, dim=5 if quick else 45, runs_list=(1, 4) if quick else (1, 4, 16, 64),
                            epochs=2 if quick else min(epochs, 3), data=quick_data)
+    if "smooth" in suites:
+        rows += (suite_smooth(device, dense_shapes=[(8, 10)], tri_shapes=[(64, 10)], alphas=(0.5,),
+                              min_run_time=mrt, slow_s=slow_s) if quick
+                 else suite_smooth(device, min_run_time=mrt, slow_s=slow_s))
     now = _dt.datetime.now()
     meta = {
         "date": now.isoformat(timespec="seconds"),

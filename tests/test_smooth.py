@@ -241,3 +241,26 @@ def test_bad_inputs(gen):
         eignotes.kth_eigvalsh_tridiagonal_smooth(torch.zeros(3, 4), torch.zeros(3, 4), 1, 1.0)
     with pytest.raises(ValueError, match="r must be"):
         smooth_mod.capped_simplex_projection(torch.zeros(3), 4)
+
+
+def test_compiled_helpers_match_the_torch_ones(gen):
+    """The CPU fast path's Sturm counts and projections equal the reference implementations."""
+    from eignotes.linalg import _smooth_numba, _tri_torch
+    from eignotes.linalg import tridiagonal as tri
+
+    if not _smooth_numba.AVAILABLE:
+        pytest.skip("numba is not importable here")
+    d = torch.randn(30, 9, dtype=torch.float64, generator=gen) * 1e3
+    e = torch.randn(30, 8, dtype=torch.float64, generator=gen) * 1e3
+    x = torch.randn(30, 2, dtype=torch.float64, generator=gen) * 2e3
+    ds, es, scale, _ = tri._prepare(d, e)
+    ref = _tri_torch.sturm_count(ds, es * es, x / scale[:, None], 2.0**-126)
+    assert torch.equal(_smooth_numba.sturm_counts(d, e, x, 2.0**-126), ref.long())
+    mu = torch.sort(torch.randn(40, 7, dtype=torch.float64, generator=gen) * 3, -1).values
+    a = torch.rand(40, dtype=torch.float64, generator=gen) + 0.01
+    for r in range(1, 8):
+        w, dq = _smooth_numba.weights(mu, a, r)
+        y = mu / a[:, None]
+        q_r, q_s = smooth_mod.capped_simplex_projection(y, r), smooth_mod.capped_simplex_projection(y, r - 1)
+        np.testing.assert_allclose(w.numpy(), (q_r - q_s).numpy(), atol=1e-12)
+        np.testing.assert_allclose(dq.numpy(), (q_r.square().sum(-1) - q_s.square().sum(-1)).numpy(), atol=1e-11)

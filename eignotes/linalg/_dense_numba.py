@@ -157,21 +157,35 @@ if AVAILABLE:
                         tail[c] -= s * row[c]
 
 
+def tridiagonalize(A: torch.Tensor, lower: bool, keep: bool) -> tuple[np.ndarray, ...]:
+    """Stage 1 alone: A (B, n, n) CPU tensor -> (d (B, n), e (B, max(n-1, 1)), tau (B, n), scale (B,) float64,
+    refl (B, n, n), empty unless keep), d and e scaled by 1 / scale; d is NaN for a matrix with a non-finite entry."""
+    An = A.detach().contiguous().numpy()
+    B, n, _ = An.shape
+    dt = An.dtype
+    d = np.empty((B, n), dtype=dt)
+    e = np.empty((B, max(n - 1, 1)), dtype=dt)
+    tau = np.empty((B, n), dtype=dt)
+    scale = np.empty(B, dtype=np.float64)
+    refl = np.empty((B, n, n) if keep else (0, n, n), dtype=dt)
+    _tridiagonalize(An, lower, keep, refl, d, e, tau, scale)
+    return d, e, tau, scale, refl
+
+
+def back_transform(refl: np.ndarray, tau: np.ndarray, vecs: np.ndarray) -> None:
+    """Stage 4 alone: eigenvectors z of T (B, m, n) in place to q = Q z, the eigenvectors of A."""
+    _back_transform(refl, tau, vecs)
+
+
 def solve(
     A: torch.Tensor, ks: Sequence[int], lower: bool, want_vectors: bool, niter: int, pivmin: float
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """A (B, n, n) CPU tensor as given (scaling and NaN marking are done here). Returns (vals (B, m),
     vecs (B, n, m) or None) as torch tensors; a matrix with a non-finite entry in its triangle gets NaN."""
-    An = A.detach().contiguous().numpy()
-    B, n, _ = An.shape
-    dt = An.dtype
+    d, e, tau, scale, refl = tridiagonalize(A, lower, want_vectors)
+    B, n = d.shape
+    dt = d.dtype
     m = len(ks)
-    d = np.empty((B, n), dtype=dt)
-    e = np.empty((B, max(n - 1, 1)), dtype=dt)
-    tau = np.empty((B, n), dtype=dt)
-    scale = np.empty(B, dtype=np.float64)
-    refl = np.empty((B, n, n) if want_vectors else (0, n, n), dtype=dt)
-    _tridiagonalize(An, lower, want_vectors, refl, d, e, tau, scale)
     vals = np.empty((B, m), dtype=dt)
     vecs = np.empty((B, m, n) if want_vectors else (0, m, n), dtype=dt)
     k_arr = np.asarray(ks, dtype=np.int64)

@@ -12,22 +12,29 @@ whose maximizer q*_r is the projection of mu / alpha onto the capped r-simplex, 
 Its gradient is sum_j w_j v_j v_j^T (the envelope theorem: q* is held fixed), a weighted sum over a window of
 eigenvalues around the k-th; as alpha -> 0 the weights become one-hot and the value tends to lambda_k.
 
-How it is computed: every eigenvalue by the plain op's kernels (no vectors), the two projections batched in float64
-(the piecewise-linear equation for the shift solved exactly, no loop over the batch), then, only when a gradient is
-needed, the eigenvalues of the window that carries weight through the plain op's training path, which forms only
-their eigenvectors. The value is then the plain op's differentiable window eigenvalues weighted by w (a constant
-for autograd), so backward is the plain op's backward: sum_j w_j v_j v_j^T, nothing new to get wrong.
+How it is computed (eager calls): every eigenvalue that can carry weight lies in [lambda_k - alpha, lambda_{k+1} +
+alpha] (the two projections' fractional entries lie within alpha of lambda_k and lambda_{k+1}, and every other
+entry is 0 or 1 in both, with weight 0), so the kernels compute lambda_k and lambda_{k+1}, two Sturm counts give
+the window of indices, and only the window's eigenvalues are computed, their eigenvectors only for a gradient.
+The two projections are solved exactly on the window (batched, float64, no loop over the batch). The dense op on
+the CPU reduces each matrix to tridiagonal form once and does all of this on the tridiagonal form, then
+back-transforms the window's eigenvectors. Under torch.compile or torch.func's transforms, where the window
+cannot be read back from the data, every eigenvalue is computed and projected instead (the same result).
 """
 from __future__ import annotations
 
 import math
 from typing import SupportsIndex
 
+import numpy as np
 import torch
 
-from . import _checks
+from . import _checks, _dense_numba, _smooth_numba, _tri_torch
+from . import dense as _dense
+from . import tridiagonal as _tri
+from ._grad import DenseOuter
 from .dense import kth_eigvalsh
-from .tridiagonal import _check_pair, kth_eigvalsh_tridiagonal
+from .tridiagonal import _NITER, PIVMIN, _check_pair, kth_eigvalsh_tridiagonal
 
 __all__ = ["capped_simplex_projection", "smooth_weights", "kth_eigvalsh_smooth", "kth_eigvalsh_tridiagonal_smooth"]
 
@@ -130,6 +137,101 @@ def _window(w: torch.Tensor) -> list[int]:
     return list(range(nz[0], nz[-1] + 1))
 
 
+def _traced() -> bool:
+    return torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active()
+
+
+def _window_of(d: torch.Tensor, e: torch.Tensor, k: int, a64: torch.Tensor, lam: torch.Tensor) -> list[int]:
+    """The indices that can carry weight in any matrix of the batch: d (B, n), e (B, n-1) flat, alpha (B,) float64
+    in the same units, lam (B, 1 or 2) = lambda_k (and lambda_{k+1}). Two Sturm counts per matrix; one host sync."""
+    n = d.shape[-1]
+    lam = lam.double()
+    ok = torch.isfinite(lam).all(-1) & torch.isfinite(a64)
+    if not bool(ok.any()):
+        return [k]
+    lam, a64, d, e = lam[ok], a64[ok], d[ok], e[ok]
+    norm = torch.maximum(d.abs().amax(-1), e.abs().amax(-1) if e.shape[-1] else d.abs().amax(-1)).double()
+    slack = 1e-5 * (norm + a64) + 1e-300  # a wider window only adds entries of weight 0
+    lo = lam[:, 0] - a64 - slack
+    hi = lam[:, -1] + a64 + slack if k + 1 < n else torch.full_like(lo, math.inf)
+    x = torch.stack([lo, hi], -1)
+    if d.device.type == "cpu" and _smooth_numba.AVAILABLE:
+        counts = _smooth_numba.sturm_counts(d, e, x, PIVMIN)
+    else:
+        ds, es, scale, _ = _tri._prepare(d, e)
+        counts = _tri_torch.sturm_count(ds, es * es, x.to(d.dtype) / scale[:, None], PIVMIN)
+    first = min(int(counts[:, 0].min()), k)
+    last = max(int(counts[:, 1].max()) - 1, min(k + 1, n - 1))
+    return list(range(first, last + 1))
+
+
+def _window_value(mu_w: torch.Tensor, ks: list[int], n: int, k: int, a64: torch.Tensor):
+    """Weights (B, m) and the alpha term (B,) from the window's eigenvalues mu_w (B, m), ascending: the entries
+    above the window are 1 in both projections, those below 0, so each projection is solved on the window with
+    its target lowered by the ones above."""
+    r = n - k - (n - 1 - ks[-1])
+    if mu_w.device.type == "cpu" and _smooth_numba.AVAILABLE:
+        batch = mu_w.shape[:-1]
+        w, dq = _smooth_numba.weights(mu_w.reshape(-1, mu_w.shape[-1]), a64.expand(batch).reshape(-1), r)
+        return w.reshape(mu_w.shape), dq.reshape(batch)
+    y = mu_w.double() / a64.unsqueeze(-1)
+    q_r = capped_simplex_projection(y, r)
+    q_s = capped_simplex_projection(y, r - 1)
+    return q_r - q_s, q_r.square().sum(-1) - q_s.square().sum(-1)
+
+
+class _DenseSmoothEager(torch.autograd.Function):
+    """The dense CPU path: values, with the window's eigenvectors V (B, n, m) and weights w (B, m) saved."""
+
+    @staticmethod
+    def forward(ctx, A, k, a64, lower, want_grad):
+        val, V, w = _dense_numba_smooth(A, k, a64, lower, want_grad)
+        ctx.save_for_backward(V, w)
+        return val
+
+    @staticmethod
+    def backward(ctx, g):
+        V, w = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a second backward through the vectors must raise
+            return DenseOuter.apply(V.detach().requires_grad_(), g.unsqueeze(-1) * w), None, None, None, None
+        return DenseOuter.forward(V, g.unsqueeze(-1) * w), None, None, None, None
+
+
+def _dense_numba_smooth(A: torch.Tensor, k: int, a64: torch.Tensor, lower: bool, want_grad: bool):
+    """A (B, n, n) CPU: one Householder reduction, the window on the tridiagonal form, the window's vectors
+    back-transformed. Returns (value (B,), V (B, n, m) or an empty tensor, w (B, m) in A's dtype)."""
+    B, n = A.shape[0], A.shape[-1]
+    d, e, tau, scale, refl = _dense_numba.tridiagonalize(A, lower, want_grad)
+    dt, et = torch.from_numpy(d), torch.from_numpy(e[:, : n - 1])
+    sc = torch.from_numpy(scale)
+    a_s = a64 / sc  # the scaled matrix's alpha: the weights are unchanged, the value scales back below
+    niter, piv = _NITER[A.dtype], PIVMIN
+    two = [k, k + 1] if k + 1 < n else [k]
+    lam = _tri._tri_numba.solve(dt, et, two, niter, piv, False)[0]
+    ks = _window_of(dt, et, k, a_s, lam)
+    m = len(ks)
+    vals = np.empty((B, m), dtype=d.dtype)
+    vecs = np.empty((B, m, n) if want_grad else (0, m, n), dtype=d.dtype)
+    _dense_numba._tri_numba._solve(d, e, np.asarray(ks, dtype=np.int64), niter, d.dtype.type(piv),
+                                   d.dtype.type(0.5), want_grad, vals, vecs)
+    mu = torch.from_numpy(vals)
+    w, dq = _window_value(mu, ks, n, k, a_s)
+    value = ((w * mu.double()).sum(-1) + 0.5 * a_s * (1 - dq)) * sc
+    ok = torch.isfinite(dt).all(-1)
+    value = torch.where(ok, value, torch.full((), math.nan, dtype=value.dtype)).to(A.dtype)
+    wt = w.to(A.dtype)
+    if not want_grad:
+        return value, A.new_empty(0), wt
+    if m > 1:
+        from . import _clusters
+
+        _clusters.repair_tridiagonal(dt, et, ks, mu, torch.from_numpy(vecs))
+    _dense_numba.back_transform(refl, tau, vecs)
+    V = torch.from_numpy(vecs).transpose(-1, -2)
+    nan = torch.full((), math.nan, dtype=A.dtype)
+    return value, torch.where(ok[:, None, None], V, nan), torch.where(ok[:, None], wt, nan)
+
+
 def _smooth(values_all, window_vals, mu_shape_n, k, alpha, dtype, batch, device, grad):
     """Shared body: values_all() -> (..., n) eigenvalues without grad; window_vals(ks) -> (..., m) differentiable."""
     with torch.no_grad():  # the envelope theorem: the weights are held fixed, for A's gradient and alpha's
@@ -188,10 +290,22 @@ def kth_eigvalsh_smooth(
     if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
         raise ValueError(f"A must have shape (..., n, n), got {tuple(A.shape)}")
     n = A.shape[-1]
-    _checks.normalize_k(k, n)
+    if not _checks.normalize_k(k, n)[1]:
+        raise TypeError("the smoothed eigenvalue takes one k (an int)")
     batch = A.shape[:-2]
     _alpha_tensor(alpha, batch, A.device)  # checks before any work
     grad = _checks.needs_grad(A) or (isinstance(alpha, torch.Tensor) and _checks.needs_grad(alpha))
+    alpha_grad = isinstance(alpha, torch.Tensor) and _checks.needs_grad(alpha)
+    if (not _traced() and not alpha_grad and A.numel() and isinstance(lower, bool)
+            and _dense.resolve_dense_backend(backend, A.device, n) == "numba"):
+        ks = _checks.normalize_k(k, n)[0]
+        work = A.to(_checks.compute_dtype(A.dtype)).reshape(-1, n, n)
+        a64 = _alpha_tensor(alpha, batch, A.device).reshape(-1)
+        if _checks.needs_grad(work):
+            val = _DenseSmoothEager.apply(work, ks[0], a64, lower, True)
+        else:
+            val = _dense_numba_smooth(work, ks[0], a64, lower, False)[0]
+        return val.reshape(batch).to(A.dtype)
     return _smooth(lambda: kth_eigvalsh(A.detach(), list(range(n)), lower=lower, backend=backend),
                    lambda ks: kth_eigvalsh(A, ks, lower=lower, backend=backend),
                    n, k, alpha, A.dtype, batch, A.device, grad)
@@ -217,10 +331,27 @@ def kth_eigvalsh_tridiagonal_smooth(
     """
     _check_pair(diag, offdiag)
     n = diag.shape[-1]
-    _checks.normalize_k(k, n)
+    if not _checks.normalize_k(k, n)[1]:
+        raise TypeError("the smoothed eigenvalue takes one k (an int)")
     batch = diag.shape[:-1]
     _alpha_tensor(alpha, batch, diag.device)
     grad = _checks.needs_grad(diag, offdiag) or (isinstance(alpha, torch.Tensor) and _checks.needs_grad(alpha))
+    if not _traced() and diag.numel():
+        kk = _checks.normalize_k(k, n)[0][0]
+        a = _alpha_tensor(alpha, batch, diag.device)
+        d, e = _tri._flat(diag.detach(), offdiag.detach())
+        two = [kk, kk + 1] if kk + 1 < n else [kk]
+        lam = kth_eigvalsh_tridiagonal(d, e, two, backend=backend)
+        ks = _window_of(d, e, kk, a.reshape(-1).detach(), lam)
+        # differentiable where a gradient is needed: its backward is sum_j g_j (v_j^2, 2 v_j v_j+1)
+        lam_w = kth_eigvalsh_tridiagonal(diag if grad else diag.detach(), offdiag if grad else offdiag.detach(), ks,
+                                         backend=backend)
+        with torch.no_grad():
+            w, dq = _window_value(lam_w.detach(), ks, n, kk, a.detach())
+        shift = 0.5 * (alpha if isinstance(alpha, torch.Tensor) else a) * (1 - dq)
+        if not grad:
+            return ((w * lam_w.double()).sum(-1) + shift).to(diag.dtype)
+        return (w.to(lam_w.dtype) * lam_w).sum(-1) + shift.to(lam_w.dtype)
     return _smooth(lambda: kth_eigvalsh_tridiagonal(diag.detach(), offdiag.detach(), list(range(n)), backend=backend),
                    lambda ks: kth_eigvalsh_tridiagonal(diag, offdiag, ks, backend=backend),
                    n, k, alpha, diag.dtype, batch, diag.device, grad)

@@ -1,0 +1,131 @@
+"""Compiled CPU helpers of the smoothed eigenvalue: Sturm counts at two points and the pair of capped-simplex
+projections, one call each for the whole batch (on a training step's small batch the dozens of small tensor
+operations that do the same in PyTorch cost more than the eigenvalues)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from . import _tri_numba
+
+AVAILABLE = _tri_numba.AVAILABLE
+
+if AVAILABLE:
+    from numba import njit, prange
+
+    @njit(parallel=True, cache=True)
+    def _counts(d, e, x, pivmin, out):
+        """out[b, j] = number of eigenvalues of T_b below x[b, j]; d (B, n), e (B, >= n-1), in any common scale
+        (each row is scaled by a power of two into [-1, 1] here, x with it, as the bisection kernel does)."""
+        B, n = d.shape
+        for b in prange(B):
+            s = 0.0
+            for i in range(n):
+                s = max(s, abs(d[b, i]))
+            for i in range(n - 1):
+                s = max(s, abs(e[b, i]))
+            sc = 1.0
+            if s > 0.0 and math.isfinite(s):
+                _, ex = math.frexp(s)
+                sc = math.ldexp(1.0, ex)
+            for j in range(x.shape[1]):
+                xs = x[b, j] / sc
+                q = d[b, 0] / sc - xs
+                if abs(q) < pivmin:
+                    q = -pivmin
+                c = 1 if q < 0 else 0
+                for i in range(1, n):
+                    ei = e[b, i - 1] / sc
+                    q = d[b, i] / sc - xs - ei * ei / q
+                    if abs(q) < pivmin:
+                        q = -pivmin
+                    if q < 0:
+                        c += 1
+                out[b, j] = c
+
+    @njit(cache=True)
+    def _project(y, r, q):
+        """q = the projection of y (m,) onto {0 <= q <= 1, sum q = r}: sort the 2m breaks of
+        f(nu) = sum clip(y + nu, 0, 1), walk them until f reaches r, solve the segment, one Newton step."""
+        m = y.shape[0]
+        if r <= 0:
+            q[:] = 0.0
+            return
+        if r >= m:
+            q[:] = 1.0
+            return
+        br = np.empty(2 * m)
+        sl = np.empty(2 * m)
+        ic = np.empty(2 * m)
+        for j in range(m):
+            br[j], sl[j], ic[j] = -y[j], 1.0, y[j]
+            br[m + j], sl[m + j], ic[m + j] = 1.0 - y[j], -1.0, 1.0 - y[j]
+        order = np.argsort(br)
+        slope, icpt = 0.0, 0.0
+        nu = br[order[0]]
+        for t in range(2 * m):
+            o = order[t]
+            b = br[o]
+            if icpt + slope * b >= r:  # f reaches r on the segment left of this break
+                nu = (r - icpt) / slope if slope > 0 else b
+                break
+            slope += sl[o]
+            icpt += ic[o]
+            nu = b
+        cnt, tot = 0, 0.0
+        for j in range(m):
+            z = y[j] + nu
+            if 0.0 < z < 1.0:
+                cnt += 1
+            tot += min(max(z, 0.0), 1.0)
+        if cnt > 0:
+            nu += (r - tot) / cnt
+        for j in range(m):
+            q[j] = min(max(y[j] + nu, 0.0), 1.0)
+
+    @njit(parallel=True, cache=True)
+    def _weights(mu, a, r, w, dq):
+        """Per row: w = q*_r - q*_{r-1} of mu / a (float64), dq = ||q*_r||^2 - ||q*_{r-1}||^2; NaN rows stay NaN."""
+        B, m = mu.shape
+        for b in prange(B):
+            y = np.empty(m)
+            ok = math.isfinite(a[b])
+            for j in range(m):
+                y[j] = mu[b, j] / a[b]
+                if not math.isfinite(y[j]):
+                    ok = False
+            if not ok:
+                for j in range(m):
+                    w[b, j] = np.nan
+                dq[b] = np.nan
+                continue
+            qr = np.empty(m)
+            qs = np.empty(m)
+            _project(y, r, qr)
+            _project(y, r - 1, qs)
+            s = 0.0
+            for j in range(m):
+                w[b, j] = qr[j] - qs[j]
+                s += qr[j] * qr[j] - qs[j] * qs[j]
+            dq[b] = s
+
+
+def sturm_counts(d: torch.Tensor, e: torch.Tensor, x: torch.Tensor, pivmin: float) -> torch.Tensor:
+    """(B, m) int64 counts of eigenvalues below x (B, m) for CPU d (B, n), e (B, n - 1)."""
+    dn = d.detach().double().contiguous().numpy()
+    en = e.detach().double().contiguous().numpy() if e.shape[-1] else np.zeros((d.shape[0], 1))
+    out = np.empty(x.shape, dtype=np.int64)
+    _counts(dn, en, x.detach().double().contiguous().numpy(), float(pivmin), out)
+    return torch.from_numpy(out)
+
+
+def weights(mu: torch.Tensor, a64: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(w (B, m), dq (B,)) float64 from CPU eigenvalues mu (B, m), ascending, and alpha (B,)."""
+    mun = mu.detach().double().contiguous().numpy()
+    B, m = mun.shape
+    w = np.empty((B, m))
+    dq = np.empty(B)
+    _weights(mun, a64.detach().double().contiguous().numpy(), r, w, dq)
+    return torch.from_numpy(w), torch.from_numpy(dq)
