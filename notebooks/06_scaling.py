@@ -34,7 +34,7 @@ grid = pick(quick=[("tridiagonal", 3), ("tridiagonal", 5), ("dense", 3)],
                   ("dense", 15), ("dense", 45)])
 seeds = pick(quick=[0, 1], cpu=[0, 1, 2], full=[0, 1, 2, 3, 4])
 epochs = pick(quick={"tridiagonal": 2, "dense": 1}, cpu={"tridiagonal": 30, "dense": 8},
-              full={"tridiagonal": 200, "dense": 100})
+              full={"tridiagonal": 200, "dense": 500})
 print(f"{len(grid) * len(seeds)} runs; epochs per run at most {epochs}")
 
 # %% [markdown]

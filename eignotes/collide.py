@@ -1,0 +1,246 @@
+"""What notebook 07 (When eigenvalues collide) runs: the kink of lambda_k along a line of matrices, its Moreau
+smoothing, the weights and the gradient's jump, the alpha experiments on California Housing, and their figures.
+
+The ops themselves are in eignotes.linalg (kth_eigvalsh_smooth, smooth_weights); this module only composes them
+for the notebook, importable without side effects.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from . import recipes
+from .data import HousingData, prepare_housing
+from .linalg import capped_simplex_projection, kth_eigvalsh, kth_eigvalsh_smooth, smooth_weights
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+__all__ = ["pencil_line", "kink_curves", "kyfan_curves", "weights_along", "gradient_change", "alpha_runs",
+           "auc_table", "boosting_baseline", "plot_curves", "plot_weights", "plot_gradient_change",
+           "plot_val_curves", "plot_auc_histograms", "smoothing_explorer"]
+
+
+def pencil_line(n: int = 5, seed: int = 42) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two small symmetric integer matrices A, B (float64): the line A + t B crosses eigenvalue collisions."""
+    gen = torch.Generator().manual_seed(seed)
+    A = torch.randint(-2, 3, (n, n), generator=gen).double()
+    B = torch.randint(-2, 3, (n, n), generator=gen).double()
+    return torch.tril(A) + torch.tril(A, -1).T, torch.tril(B) + torch.tril(B, -1).T
+
+
+def _line(A: torch.Tensor, B: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
+    return A + ts.double()[:, None, None] * B
+
+
+def kink_curves(A: torch.Tensor, B: torch.Tensor, k: int, ts: torch.Tensor, alphas: Sequence[float]
+                ) -> dict[str, np.ndarray]:
+    """lambda_k(A + t B) and its smoothed versions for each alpha, over ts: {label: values}."""
+    M = _line(A, B, ts)
+    out = {"exact": kth_eigvalsh(M, k).numpy()}
+    for a in alphas:
+        out[f"alpha = {a:g}"] = kth_eigvalsh_smooth(M, k, a).numpy()
+    return out
+
+
+def _smooth_kyfan(mu: torch.Tensor, r: int, alpha: float) -> torch.Tensor:
+    q = capped_simplex_projection(mu / alpha, r)
+    return (q * mu).sum(-1) - alpha / 2 * q.square().sum(-1)
+
+
+def kyfan_curves(A: torch.Tensor, B: torch.Tensor, r: int, ts: torch.Tensor, alphas: Sequence[float], *,
+                 shifted: bool) -> dict[str, np.ndarray]:
+    """M_r (the sum of the r largest eigenvalues of A + t B) and its Moreau envelopes M~_{r,alpha}, each raised by
+    alpha r / 2 when `shifted` (far from a kink the envelope sits exactly alpha r / 2 below M_r)."""
+    mu = torch.linalg.eigvalsh(_line(A, B, ts))
+    out = {f"M_{r}": mu[:, -r:].sum(-1).numpy()}
+    for a in alphas:
+        label = f"M~_{r},{a:g}" + (f" + {a:g}*{r}/2" if shifted else "")
+        out[label] = (_smooth_kyfan(mu, r, a) + (a * r / 2 if shifted else 0.0)).numpy()
+    return out
+
+
+def weights_along(A: torch.Tensor, B: torch.Tensor, k: int, ts: torch.Tensor, alpha: float) -> np.ndarray:
+    """(len(ts), n) weights w of the smoothed k-th eigenvalue over the eigenvalues (ascending) along the line."""
+    mu = torch.linalg.eigvalsh(_line(A, B, ts))
+    return smooth_weights(mu, k, alpha)[0].numpy()
+
+
+def gradient_change(A: torch.Tensor, B: torch.Tensor, k: int, ts: torch.Tensor, alpha: float | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How fast the gradient moves along the line: (midpoints, ||grad f(t+dt) - grad f(t)||_F / (dt ||B||_F),
+    the smaller gap of lambda_k to its neighbours at the midpoints). alpha None: the exact eigenvalue."""
+    M = _line(A, B, ts).requires_grad_()
+    f = kth_eigvalsh(M, k) if alpha is None else kth_eigvalsh_smooth(M, k, alpha)
+    (G,) = torch.autograd.grad(f.sum(), M)
+    dt = (ts[1:] - ts[:-1]).double()
+    rate = torch.linalg.matrix_norm(G[1:] - G[:-1]) / (dt * torch.linalg.matrix_norm(B))
+    mid = 0.5 * (ts[1:] + ts[:-1]).double()
+    lam = torch.linalg.eigvalsh(_line(A, B, mid))
+    gaps = []
+    if k > 0:
+        gaps.append(lam[:, k] - lam[:, k - 1])
+    if k + 1 < lam.shape[-1]:
+        gaps.append(lam[:, k + 1] - lam[:, k])
+    gap = torch.stack(gaps, -1).amin(-1)
+    return mid.numpy(), rate.detach().numpy(), gap.numpy()
+
+
+def alpha_runs(alphas: Sequence[float], repeats: int, *, dim: int = 15, epochs: int = 75,
+               data: HousingData | None = None, device: torch.device | str = "cpu", init: str = "default"
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The Moreau post's experiment: `repeats` runs (seeds 0 .. repeats-1) of the pencil model for each alpha, all
+    trained together in one stream (eignotes.runs, one alpha per run), with the post's recipe (Adam, lr 1e-2,
+    batch 64, OneCycle over `epochs`) and no early stopping, as in the post.
+
+    Returns (runs, histories): runs has one row per run with `auc` (the mean validation RMSE over the epochs, the
+    post's "area under the curve"), the best validation RMSE and its epoch, and the test RMSE of that epoch's
+    model (the test set read once per run, at the end); histories has one row per run and epoch."""
+    import pandas as pd
+
+    data = data or prepare_housing(seed=0)
+    seeds = [s for _ in alphas for s in range(repeats)]
+    alpha_list = [float(a) for a in alphas for _ in range(repeats)]
+    results = recipes.fit_runs("pencil", data, dim=dim, epochs=epochs, seeds=seeds, alpha=alpha_list,
+                               patience=epochs + 1, device=device, init=init)
+    rows, hist = [], []
+    for (_, history, summary), seed, a in zip(results, seeds, alpha_list, strict=True):
+        rows.append({"alpha": a, "seed": seed, "auc_val_rmse": float(history["val_rmse_dollars"].mean()),
+                     "best_val_rmse": summary["best_val_rmse_dollars"], "best_epoch": summary["best_epoch"],
+                     "test_rmse": summary["test_rmse_dollars"], "seconds_per_epoch": summary["seconds_per_epoch"]})
+        hist.append(history[["step", "val_rmse_dollars", "train_rmse_dollars", "lr"]].assign(alpha=a, seed=seed))
+    return pd.DataFrame(rows), pd.concat(hist, ignore_index=True)
+
+
+def auc_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per alpha: runs, median and IQR of the area under the validation curve, median best validation RMSE and
+    median test RMSE of the validation-selected epochs (dollars)."""
+    g = runs.groupby("alpha")
+    out = g.agg(runs=("seed", "count"), auc_median=("auc_val_rmse", "median"),
+                auc_q1=("auc_val_rmse", lambda s: s.quantile(0.25)),
+                auc_q3=("auc_val_rmse", lambda s: s.quantile(0.75)),
+                best_val_median=("best_val_rmse", "median"), test_median=("test_rmse", "median"))
+    return out.reset_index()
+
+
+def boosting_baseline(data: HousingData, seed: int = 0) -> float:
+    """Test RMSE (dollars) of scikit-learn's HistGradientBoostingRegressor with its defaults, trained on the same
+    training rows (the validation rows are not used), measured here rather than quoted."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    model = HistGradientBoostingRegressor(random_state=seed)
+    model.fit(data.X_train.double().numpy(), data.y_train.double().numpy())
+    pred = torch.from_numpy(model.predict(data.X_test.double().numpy()))
+    return data.dollars(float(((pred - data.y_test.double()) ** 2).mean().sqrt()))
+
+
+# ----- figures -----
+
+def plot_curves(ax: Any, ts: torch.Tensor | np.ndarray, curves: dict[str, np.ndarray], *, title: str,
+                ylabel: str) -> None:
+    """Curves over t, the first (the exact function) thick and dashed behind the others."""
+    t = np.asarray(ts, dtype=float)
+    for i, (label, y) in enumerate(curves.items()):
+        style = dict(lw=3, ls="--", alpha=0.5, color="black") if i == 0 else dict(lw=1.5)
+        ax.plot(t, y, label=label, **style)
+    ax.set(xlabel="t", ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def plot_weights(ax: Any, ts: torch.Tensor | np.ndarray, W: np.ndarray, *, alpha: float, k: int) -> Any:
+    """Heatmap of the weights (eigenvalue index, ascending, against t); returns the image for a colorbar."""
+    t = np.asarray(ts, dtype=float)
+    im = ax.imshow(W.T, aspect="auto", origin="lower", cmap="Greys", vmin=0, vmax=1,
+                   extent=(t[0], t[-1], -0.5, W.shape[1] - 0.5))
+    ax.set(xlabel="t", ylabel="eigenvalue index j (0 = smallest)",
+           title=f"weights w_j of the smoothed lambda_{k}, alpha = {alpha:g}")
+    ax.set_yticks(range(W.shape[1]))
+    return im
+
+
+def plot_gradient_change(ax: Any, mid: np.ndarray, series: dict[str, np.ndarray], gap: np.ndarray) -> None:
+    """Rate of change of the gradient along the line (log scale) for each variant, with the gap on a second axis."""
+    for label, rate in series.items():
+        ax.semilogy(mid, np.maximum(rate, 1e-6), label=label)
+    ax.set(xlabel="t", ylabel="||grad f(t+dt) - grad f(t)||_F / (dt ||B||_F)",
+           title="how fast the gradient moves along the line")
+    ax.grid(alpha=0.3, which="both")
+    ax2 = ax.twinx()
+    ax2.plot(mid, gap, color="grey", ls=":", label="min gap of lambda_k")
+    ax2.set_ylabel("min gap to a neighbour", color="grey")
+    lines = ax.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8, loc="upper right")
+
+
+def plot_val_curves(histories: pd.DataFrame, *, title: str) -> Figure:
+    """Validation RMSE per epoch, one line per run, one colour per alpha, legend with each alpha's median AUC."""
+    from .plotting import plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (a, g) in enumerate(histories.groupby("alpha")):
+        auc = g.groupby("seed")["val_rmse_dollars"].mean().median()
+        for j, (_, run) in enumerate(g.groupby("seed")):
+            ax.plot(run["step"], run["val_rmse_dollars"] / 1e3, color=colors[i % len(colors)], alpha=0.7, lw=1,
+                    label=f"alpha = {a:g} (median AUC ${auc / 1e3:,.1f}k)" if j == 0 else None)
+    ax.set(xlabel="epoch", ylabel="validation RMSE ($ thousands)", title=title)
+    lo = histories["val_rmse_dollars"].quantile(0.01) / 1e3
+    hi = histories.groupby(["alpha", "seed"])["val_rmse_dollars"].quantile(0.9).max() / 1e3
+    ax.set_ylim(lo * 0.98, hi * 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def plot_auc_histograms(runs: pd.DataFrame, *, title: str) -> Figure:
+    """One histogram of the area under the validation curve per alpha, on a shared axis."""
+    from .plotting import plt
+
+    alphas = sorted(runs["alpha"].unique())
+    fig, axes = plt.subplots(len(alphas), 1, figsize=(7, 1.8 * len(alphas) + 0.8), sharex=True,
+                             layout="constrained", squeeze=False)
+    bins = np.linspace(runs["auc_val_rmse"].min() / 1e3, runs["auc_val_rmse"].max() / 1e3, 16)
+    for ax, a in zip(axes[:, 0], alphas, strict=True):
+        v = runs.loc[runs["alpha"] == a, "auc_val_rmse"] / 1e3
+        ax.hist(v, bins=bins, color="C0", alpha=0.8)
+        ax.axvline(v.median(), color="black", ls="--", lw=1)
+        ax.set_ylabel(f"alpha = {a:g}\nruns")
+        ax.text(0.99, 0.85, f"median ${v.median():,.1f}k, {len(v)} runs", transform=ax.transAxes, ha="right",
+                fontsize=8)
+    axes[-1, 0].set_xlabel("area under the validation curve: mean validation RMSE over the epochs ($ thousands)")
+    fig.suptitle(title)
+    return fig
+
+
+def _explorer_figure(A, B, k, ts, alpha):
+    from .plotting import plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    plot_curves(ax1, ts, kink_curves(A, B, k, ts, [alpha]), title=f"lambda_{k}(A + tB), smoothed", ylabel="value")
+    im = plot_weights(ax2, ts, weights_along(A, B, k, ts, alpha), alpha=alpha, k=k)
+    fig.colorbar(im, ax=ax2)
+    return fig
+
+
+def smoothing_explorer(A: torch.Tensor, B: torch.Tensor, *, k: int, ts: torch.Tensor, alpha: float = 0.5,
+                       interactive: bool | None = None) -> Any:
+    """A slider over log10(alpha) that redraws the smoothed curve and the weights; a static figure of the default
+    alpha where no front end runs (headless runs, EIGNOTES_STATIC_WIDGETS=1)."""
+    from . import widgets
+
+    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"alpha must be a finite positive float, got {alpha!r}")
+
+    def make_slider(w):
+        return w.FloatLogSlider(value=alpha, base=10, min=-3, max=1.5, step=0.05, description="alpha",
+                                continuous_update=False)
+
+    return widgets._explore(lambda a: _explorer_figure(A, B, k, ts, a), alpha, make_slider, "07_smoothing",
+                            interactive=interactive)
