@@ -80,10 +80,10 @@ summary.round(2)
 # would repeat the blog's selection on the test set), with the test RMSE of what was chosen, next to the blog's
 # best figures (which selected epochs on the test set, so they are optimistic) and XGBoost's. Settings whose runs
 # were mostly still improving when their epoch budget ended are flagged above and left out of the figure and of
-# the choice: at the quick and cpu scales that is the dense models, and at full scale the dense runs get 100
-# epochs where the blog trained 500 (`python -m eignotes.train --model dense --dim 45 --epochs 500 --runs 5`
-# trains five seeds of that together). Short runs also make the errors of the quick and cpu scales higher than a
-# full run's.
+# the choice: at the quick and cpu scales that is the dense models (at full scale they may train the blog's 500
+# epochs, and early stopping on validation ends them when they stop improving; `python -m eignotes.train --model
+# dense --dim 45 --epochs 500 --runs 5` trains five seeds of that together). Short runs also make the errors of the
+# quick and cpu scales higher than a full run's.
 
 # %%
 pool = runs.merge(converged[["model", "dim"]]) if len(converged) else runs  # nothing converged: say so below
