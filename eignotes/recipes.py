@@ -3,9 +3,12 @@
 - dense: AdamW, lr 1e-4 (5e-5 from dim 45 on), weight decay 0.01 (AdamW's default), batch 10, constant rate;
 - tridiagonal: Adam, lr 5e-3, no weight decay, batch 64, OneCycleLR over the epochs (warm-up 0.1, linear);
 - pencil (the Moreau post's A_0 + sum_i x_i A_i): Adam, lr 1e-2, no weight decay, batch 64, OneCycleLR over the
-  epochs (warm-up 0.1, linear), 75 epochs in the post;
-- all: MSE loss, k = dim // 2, early stopping with patience epochs // 10 (on the validation split here, where
-  the blog watched the test set). Every model takes alpha (None: the exact eigenvalue; > 0: Moreau-smoothed).
+  epochs (warm-up 0.1, linear), 75 epochs in the post, no early stopping (the post's runs train every epoch; a
+  stop before the rate has annealed costs accuracy: median test RMSE $53,716 with patience 7 against $53,372
+  without, 5 seeds at alpha 5, benchmarks/results/);
+- all: MSE loss, k = dim // 2; dense and tridiagonal stop early with patience epochs // 10 (on the validation
+  split here, where the blog watched the test set); every run selects its epoch on the validation split. Every
+  model takes alpha (None: the exact eigenvalue; > 0: Moreau-smoothed).
 
 >>> blog_recipe("dense", dim=45).lr, blog_recipe("dense", dim=30).lr, patience_for(500)
 (5e-05, 0.0001, 50)
@@ -40,6 +43,7 @@ class Recipe:
     optimizer: str
     weight_decay: float
     schedule: str | None = None
+    early_stopping: bool = True
 
     def replace(self, **changes: Any) -> Recipe:
         """A copy with some fields changed; None values leave a field as it is."""
@@ -49,7 +53,8 @@ class Recipe:
 BLOG_RECIPES = {
     "dense": Recipe(lr=1e-4, batch_size=10, optimizer="adamw", weight_decay=0.01),
     "tridiagonal": Recipe(lr=5e-3, batch_size=64, optimizer="adam", weight_decay=0.0, schedule="one_cycle"),
-    "pencil": Recipe(lr=1e-2, batch_size=64, optimizer="adam", weight_decay=0.0, schedule="one_cycle"),
+    "pencil": Recipe(lr=1e-2, batch_size=64, optimizer="adam", weight_decay=0.0, schedule="one_cycle",
+                     early_stopping=False),
 }
 
 
@@ -68,6 +73,11 @@ def blog_recipe(kind: str, dim: int) -> Recipe:
 def patience_for(epochs: int) -> int:
     """The blog's early-stopping patience: a tenth of the epochs, at least 1."""
     return max(1, epochs // 10)
+
+
+def _default_patience(recipe: Recipe, epochs: int) -> int:
+    """The recipe's early-stopping patience: epochs // 10, or more than the epochs (never) without early stopping."""
+    return patience_for(epochs) if recipe.early_stopping else epochs + 1
 
 
 def build_model(kind: str, *, num_features: int, dim: int, backend: str = "auto", seed: int = 0,
@@ -111,7 +121,7 @@ def fit(kind: str, data: HousingData, *, dim: int, epochs: int, lr: float | None
     optional stage (a progress bar, a live plot) put at the end of the stream.
     """
     recipe = blog_recipe(kind, dim).replace(lr=lr, batch_size=batch_size, weight_decay=weight_decay)
-    patience = patience_for(epochs) if patience is None else patience
+    patience = _default_patience(recipe, epochs) if patience is None else patience
     device = torch.device(device) if device is not None else config.device()
     model = build_model(kind, num_features=data.num_features, dim=dim, backend=backend, seed=seed, alpha=alpha,
                         init=init).to(device)
@@ -158,7 +168,7 @@ def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequ
                     patience=patience, backend=backend, device=device, seed=seeds[0], progress=None,
                     alpha=alphas[0], init=init)]
     recipe = blog_recipe(kind, dim).replace(lr=lr, batch_size=batch_size, weight_decay=weight_decay)
-    patience = patience_for(epochs) if patience is None else patience
+    patience = _default_patience(recipe, epochs) if patience is None else patience
     device = torch.device(device) if device is not None else config.device()
     models = [build_model(kind, num_features=data.num_features, dim=dim, backend=backend, seed=s, alpha=a,
                           init=init).to(device) for s, a in zip(seeds, alphas, strict=True)]

@@ -97,3 +97,16 @@ def test_cli_refuses_bad_alpha_and_init(tmp_path, bad):
     extra = bad[2:] if bad[0] == "--model" else bad
     with pytest.raises(SystemExit):
         train_cli.main(args + extra)
+
+
+def test_pencil_recipe_trains_every_epoch():
+    """The post's recipe has no early stopping: every epoch of the OneCycle schedule runs, the epoch is still
+    selected on validation."""
+    from eignotes import data as D
+
+    assert recipes.blog_recipe("pencil", 15).early_stopping is False
+    assert recipes._default_patience(recipes.blog_recipe("pencil", 15), 75) > 75
+    assert recipes._default_patience(recipes.blog_recipe("tridiagonal", 15), 75) == 7
+    small = D.prepare_housing(seed=0).head(300, 100)
+    _, history, summary = recipes.fit("pencil", small, dim=4, epochs=3, alpha=1.0, device="cpu")
+    assert summary["epochs_run"] == 3 and 1 <= summary["best_epoch"] <= 3
