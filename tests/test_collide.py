@@ -1,0 +1,66 @@
+"""What notebook 07 runs (eignotes.collide), against independent references."""
+import numpy as np
+import pytest
+import torch
+
+from eignotes import collide
+from eignotes import data as D
+
+
+def test_pencil_line_is_symmetric_and_kinks():
+    A, B = collide.pencil_line(5, seed=42)
+    torch.testing.assert_close(A, A.T)
+    torch.testing.assert_close(B, B.T)
+    ts = torch.linspace(-2, 2, 201, dtype=torch.float64)
+    curves = collide.kink_curves(A, B, 2, ts, [0.1])
+    ref = np.linalg.eigvalsh((A + ts[:, None, None] * B).numpy())[:, 2]
+    np.testing.assert_allclose(curves["exact"], ref, atol=1e-12)
+    assert np.abs(curves["alpha = 0.1"] - ref).max() < 0.2
+
+
+def test_kyfan_envelope_lies_below_and_the_shift_closes_the_gap():
+    A, B = collide.pencil_line(5, seed=42)
+    ts = torch.linspace(-2, 2, 101, dtype=torch.float64)
+    plain = collide.kyfan_curves(A, B, 3, ts, [0.5], shifted=False)
+    shifted = collide.kyfan_curves(A, B, 3, ts, [0.5], shifted=True)
+    M = plain["M_3"]
+    env = plain["M~_3,0.5"]
+    assert (env <= M + 1e-12).all(), "a Moreau envelope is a lower bound"
+    np.testing.assert_allclose(shifted["M~_3,0.5 + 0.5*3/2"], env + 0.75, atol=1e-12)
+    assert np.median(np.abs(shifted["M~_3,0.5 + 0.5*3/2"] - M)) < 0.05
+
+
+def test_weights_sum_to_one_and_gradient_rate_is_bounded():
+    A, B = collide.pencil_line(5, seed=42)
+    ts = torch.linspace(-2, 2, 801, dtype=torch.float64)
+    W = collide.weights_along(A, B, 2, ts, 0.5)
+    np.testing.assert_allclose(W.sum(-1), 1.0, atol=1e-12)
+    assert (W >= -1e-15).all()
+    mid, rate, gap = collide.gradient_change(A, B, 2, ts, 0.5)
+    assert rate.max() <= 2 / 0.5 * (1 + 1e-6)
+    _, exact, _ = collide.gradient_change(A, B, 2, ts)
+    assert exact.max() > 2 / 0.5, "the exact gradient moves faster near a collision"
+    assert len(mid) == len(gap) == len(ts) - 1
+
+
+def test_alpha_runs_table_and_baseline():
+    data = D.prepare_housing(seed=0).head(300, 100)
+    runs, hist = collide.alpha_runs([0.1, 5.0], 2, dim=4, epochs=2, data=data)
+    assert len(runs) == 4 and set(runs["alpha"]) == {0.1, 5.0}
+    assert len(hist) == 4 * 2
+    auc = hist.groupby(["alpha", "seed"])["val_rmse_dollars"].mean()
+    for _, row in runs.iterrows():
+        assert row["auc_val_rmse"] == pytest.approx(auc[(row["alpha"], row["seed"])])
+    table = collide.auc_table(runs)
+    assert list(table["runs"]) == [2, 2]
+    rmse = collide.boosting_baseline(data)
+    assert 20_000 < rmse < 200_000
+
+
+def test_explorer_is_static_headless_and_checks_alpha(monkeypatch):
+    A, B = collide.pencil_line(4, seed=1)
+    fig = collide.smoothing_explorer(A, B, k=1, ts=torch.linspace(-1, 1, 21, dtype=torch.float64), alpha=0.3,
+                                     interactive=False)
+    assert len(fig.axes) >= 2
+    with pytest.raises(ValueError, match="alpha"):
+        collide.smoothing_explorer(A, B, k=1, ts=torch.linspace(-1, 1, 5), alpha=0.0, interactive=False)
