@@ -1,7 +1,11 @@
 """The experiments the notebooks run, importable without side effects; the CLIs and the bench call them too.
 
-- warmup_eigvalsh, sweep_n: the blog's warm-up (full eigvalsh of a batch) with every library that runs here, and
-  its time against n (notebook 01);
+- warmup_eigvalsh, sweep_n, growth_exponents, stored_gpu_warmup: the blog's warm-up (full eigvalsh of a batch)
+  with every library that runs here, its time against n and how fast that grows, and the GPU figures of a
+  committed results file for machines without a GPU (notebook 01);
+- autograd_comparison, saved_bytes: inference and training time and the memory kept for backward of k-th
+  eigenvalue functions side by side (notebook 03);
+- gradient_boosting_baseline: a measured non-spectral baseline on the same split (notebook 04);
 - hard_tridiagonal_cases, tridiagonal_accuracy, tridiagonal_speed: the tridiagonal kernels on hard inputs and
   their speed against n and the batch size (notebook 05);
 - epoch_seconds: seconds per training epoch of the blog's models, eignotes' op against torch.linalg (notebook 04);
@@ -10,7 +14,10 @@
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,12 +46,23 @@ def cupy_usable(device: torch.device) -> bool:
 
 
 def warmup_eigvalsh(B: int, n: int, device: torch.device, dtype: torch.dtype = torch.float32,
-                    min_run_time: float = 0.5) -> list[Timing]:
-    """The blog's warm-up: full eigvalsh of a (B, n, n) batch with each library that can run here."""
+                    min_run_time: float = 0.5, with_eignotes: bool = True) -> list[Timing]:
+    """The blog's warm-up: full eigvalsh of a (B, n, n) batch with each library that can run here.
+
+    On the CPU, `with_eignotes` adds eignotes' own op (its numba backend) twice: for all n eigenvalues (the same
+    task as the others) and for the k = n // 2 one only (what a model needs). On a GPU the CuPy row is the
+    computation eignotes' op runs there.
+    """
     A = random_symmetric(B, n, dtype, device)
     if device.type == "cpu":
         An = A.numpy()
         fns = {"torch CPU": lambda: torch.linalg.eigvalsh(A), "NumPy CPU": lambda: np.linalg.eigvalsh(An)}
+        if with_eignotes:
+            from .linalg import kth_eigvalsh
+
+            every = list(range(n))
+            fns["eignotes CPU, all n"] = lambda: kth_eigvalsh(A, every)
+            fns["eignotes CPU, k-th only"] = lambda: kth_eigvalsh(A, n // 2)
     else:
         fns = {"torch CUDA": lambda: torch.linalg.eigvalsh(A)}
         if cupy_usable(device):
@@ -55,15 +73,82 @@ def warmup_eigvalsh(B: int, n: int, device: torch.device, dtype: torch.dtype = t
 
 
 def sweep_n(ns: Iterable[int], B: int, device: torch.device, dtype: torch.dtype = torch.float32,
-            min_run_time: float = 0.2) -> dict[str, tuple[list[int], list[float]]]:
-    """Full eigvalsh time against n: torch and (on CPU) NumPy or (on a GPU) CuPy. Returns {label: (ns, seconds)}."""
+            min_run_time: float = 0.2, with_eignotes: bool = True) -> dict[str, tuple[list[int], list[float]]]:
+    """Full eigvalsh time against n: the rows of `warmup_eigvalsh` at each n. Returns {label: (ns, seconds)}."""
     series = {}
     for n in ns:
-        for t in warmup_eigvalsh(B, n, device, dtype, min_run_time=min_run_time):
+        for t in warmup_eigvalsh(B, n, device, dtype, min_run_time=min_run_time, with_eignotes=with_eignotes):
             series.setdefault(t.label, ([], []))
             series[t.label][0].append(n)
             series[t.label][1].append(t.median)
     return series
+
+
+def growth_exponents(series: dict[str, tuple[Sequence[float], Sequence[float]]]) -> pd.DataFrame:
+    """How fast each timing series grows with x: the time ratio from the smallest to the largest x, the ratio a
+    cube law would give, and the exponent p of the least-squares fit t ~ c x^p on log-log axes (over all points and
+    over the two largest x, where the leading term dominates most).
+
+    >>> row = growth_exponents({"cube": ([10, 20, 40], [1.0, 8.0, 64.0])}).iloc[0]
+    >>> float(row["time ratio"]), float(row["cube-law ratio"]), round(float(row["fitted exponent"]), 6)
+    (64.0, 64.0, 3.0)
+    """
+    import pandas as pd
+
+    rows = []
+    for label, (xs, ts) in series.items():
+        lx, lt = np.log(np.asarray(xs, dtype=float)), np.log(np.asarray(ts, dtype=float))
+        p = float(np.polyfit(lx, lt, 1)[0]) if len(xs) > 1 else float("nan")
+        tail = float((lt[-1] - lt[-2]) / (lx[-1] - lx[-2])) if len(xs) > 1 else float("nan")
+        rows.append({"series": label, "x from": xs[0], "x to": xs[-1], "time ratio": float(ts[-1] / ts[0]),
+                     "cube-law ratio": float((xs[-1] / xs[0]) ** 3), "fitted exponent": p,
+                     "exponent, two largest x": tail})
+    return pd.DataFrame(rows)
+
+
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+# The committed GPU files the warm-up quotes: an H100 benchmark run (the (500, 100) forward rows) and a GPU check
+# whose experiments ran sweep_n([32, 33], 64, cuda) (benchmarks/gpu_check.sh): the batch of 64 is that script's.
+GPU_WARMUP_FILE = "2026-11-27_1936_nvidia-h100-80gb-hbm3_dense-tridiagonal.json"
+GPU_SWEEP_FILE = "2026-11-28_0405_nvidia-h100-80gb-hbm3_gpu-check-log.txt"
+_GPU_SWEEP_BATCH = 64
+
+
+def stored_gpu_warmup(results_dir: str | Path | None = None) -> pd.DataFrame | None:
+    """The GPU figures of the warm-up as stored in committed results files (not measured by this call): full
+    eigvalsh of 500 x 100 x 100 float32 by torch and CuPy, and the n = 32 / 33 step at batch 64, with the device,
+    date and file of each figure. None where the files are absent (an installed package has no benchmarks/)."""
+    import ast
+
+    import pandas as pd
+
+    folder = Path(results_dir) if results_dir is not None else RESULTS_DIR
+    bench, log = folder / GPU_WARMUP_FILE, folder / GPU_SWEEP_FILE
+    if not (bench.exists() and log.exists()):
+        return None
+    doc = json.loads(bench.read_text())
+    device, date = doc["meta"]["device_name"], doc["meta"]["date"][:10]
+    names = {"torch.linalg.eigvalsh": "torch CUDA (all eigenvalues)",
+             "blog CuPy function": "CuPy, batched (all eigenvalues)",
+             "kth_eigvalsh[cupy]": "eignotes, cupy backend (all, then one)"}
+    rows = [{"device": device, "date": date, "file": bench.name, "batch": r["shape"][0], "n": r["shape"][1],
+             "what": names[r["label"]], "median (ms)": r["median_s"] * 1e3, "timed calls": r["repeats"]}
+            for r in doc["results"] if r["suite"] == "dense" and r["case"] == "forward"
+            and tuple(r["shape"]) == (500, 100) and r["dtype"] == "float32" and r["label"] in names]
+    lines = log.read_text().splitlines()
+    # nvidia-smi's table: a header "name, driver_version, ..." and, on the next line, the GPU's name first
+    first = next(lines[i + 1] for i, ln in enumerate(lines[:-1]) if ln.startswith("name,")).split(",")[0]
+    stamp = re.search(r"(\d{4}-\d{2}-\d{2})_", log.name)
+    line = next(ln for ln in lines if ln.startswith("{'torch CUDA'"))
+    for label, (ns, secs) in ast.literal_eval(line).items():
+        what = {"torch CUDA": names["torch.linalg.eigvalsh"], "CuPy (DLPack)": names["blog CuPy function"]}[label]
+        for n, t in zip(ns, secs, strict=True):
+            rows.append({"device": first, "date": stamp.group(1) if stamp else "", "file": log.name,
+                         "batch": _GPU_SWEEP_BATCH, "n": n, "what": what, "median (ms)": t * 1e3,
+                         "timed calls": None})
+    out = pd.DataFrame(rows)
+    out["timed calls"] = out["timed calls"].astype("Int64")
+    return out
 
 
 def hard_tridiagonal_cases() -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -158,6 +243,82 @@ def tridiagonal_speed(ns: Sequence[int], Bs: Sequence[int], device: torch.device
     return out
 
 
+def saved_bytes(fn: Callable[[], torch.Tensor]) -> int:
+    """Bytes that autograd keeps for backward while fn() builds its graph (distinct storages of the tensors saved
+    by every node, the input itself included where a node saves it). fn's result is discarded.
+
+    >>> x = torch.ones(10, requires_grad=True)
+    >>> saved_bytes(lambda: (x * x).sum())  # x * x saves x, twice over one storage
+    40
+    """
+    storages: dict[int, int] = {}
+
+    def pack(t):
+        st = t.untyped_storage()
+        storages[st.data_ptr()] = st.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(storages.values())
+
+
+def autograd_comparison(fns: dict[str, Callable[[torch.Tensor], torch.Tensor]], A: torch.Tensor, *,
+                        min_run_time: float = 0.5) -> pd.DataFrame:
+    """k-th eigenvalue functions side by side on one batch A (B, n, n): each f(X) returns (B,) values.
+
+    inference: f(A) with no gradient wanted; training: forward and backward of f(X).sum(); kept for backward: the
+    KiB autograd saves per matrix (`saved_bytes`). Every callable is timed in alternating rounds; the speed columns
+    are the first entry's time over each one's (above 1: faster than the first). Times in ms, medians with their
+    interquartile range.
+    """
+    import pandas as pd
+
+    def train(f):
+        def run():
+            X = A.detach().requires_grad_()
+            f(X).sum().backward()
+        return run
+
+    calls = {}
+    for label, f in fns.items():
+        calls[(label, "inference")] = lambda f=f: f(A)
+        calls[(label, "training")] = train(f)
+    keyed = {f"{label} / {what}": fn for (label, what), fn in calls.items()}
+    times = time_interleaved(keyed, min_run_time=min_run_time * len(keyed))
+    rows = []
+    for label, f in fns.items():
+        inf, tr = times[f"{label} / inference"], times[f"{label} / training"]
+        rows.append({"function": label, "inference ms": inf.median * 1e3, "inference IQR ms": inf.iqr * 1e3,
+                     "training ms": tr.median * 1e3, "training IQR ms": tr.iqr * 1e3,
+                     "kept for backward, KiB/matrix":
+                         saved_bytes(lambda f=f: f(A.detach().requires_grad_())) / A.shape[0] / 1024})
+    out = pd.DataFrame(rows).set_index("function")
+    first = out.iloc[0]
+    out.insert(2, "inference speed", first["inference ms"] / out["inference ms"])
+    out.insert(5, "training speed", first["training ms"] / out["training ms"])
+    return out
+
+
+def gradient_boosting_baseline(data: HousingData, *, seed: int = 0) -> dict[str, str | float]:
+    """scikit-learn's HistGradientBoostingRegressor with its defaults (random_state fixed for its internal
+    early-stopping split) fitted on our training rows; its validation and test RMSE in dollars. Trees ignore the
+    scaling of the features, so the scaled inputs give what the raw ones would."""
+    import time
+
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    t0 = time.perf_counter()
+    model = HistGradientBoostingRegressor(random_state=seed).fit(data.X_train.numpy(), data.y_train.numpy())
+    seconds = time.perf_counter() - t0
+
+    def rmse(X, y):
+        return data.dollars(float(np.sqrt(np.mean((model.predict(X.numpy()) - y.numpy()) ** 2))))
+
+    return {"model": "HistGradientBoostingRegressor (defaults)", "validation RMSE ($)": rmse(data.X_val, data.y_val),
+            "test RMSE ($)": rmse(data.X_test, data.y_test), "fit seconds": seconds}
+
+
 def epoch_seconds(variants: Iterable[tuple[str, str, str]], data: HousingData, *, dim: int, epochs: int = 2,
                   device: torch.device | str | None = None) -> list[dict[str, str | float]]:
     """Seconds per training epoch of the blog's recipes for each (kind, backend, label) in `variants`; the
@@ -198,12 +359,13 @@ def scaling_study(grid: Iterable[tuple[str, int]], *, seeds: Sequence[int], epoc
     seconds_per_epoch is the time of an epoch of all the setting's seeds together.
     """
     import pandas as pd
-    from tqdm.auto import tqdm
+
+    from .widgets import progress_bar
 
     data = data or prepare_housing(seed=0)
     rows = []
     grid = list(grid)
-    bar = tqdm(grid, desc=f"scaling study, {len(seeds)} seeds together per setting", unit="setting",
+    bar = progress_bar(grid, desc=f"scaling study, {len(seeds)} seeds together per setting", unit="setting",
                disable=not show_progress)
     for kind, dim in bar:
         n_ep = epochs[kind] if isinstance(epochs, dict) else epochs

@@ -4,6 +4,7 @@ headless runs choose theirs where they run (the notebook runner, the tests, MPLB
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -36,43 +37,102 @@ def save_figure(fig: Figure, name: str, folder: str | os.PathLike | None = None)
     return path
 
 
+FONT = 10  # the smallest font on these figures: legible at the saved size (dpi 120)
+
+
+def _plain_log_ticks(axis: Any, values: Iterable[float]) -> None:
+    """Ticks on a log axis at the values used, written plainly (16, 32, 100, not 2x10^1), leaving out a value too
+    close to the previous one to print beside it; no minor labels."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    kept: list[float] = []
+    for v in sorted({float(v) for v in values if v > 0}):
+        if not kept or math.log10(v / kept[-1]) > 0.03:  # 32 and 33 would print over each other: keep 32
+            kept.append(v)
+    axis.set_major_locator(FixedLocator(kept))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def bar_timings(rows: Iterable[Timing | dict[str, Any]], *, title: str, baseline: str | None = None,
-                name: str | None = None, log: bool = True) -> Figure:
-    """Horizontal bars of median time (ms) with IQR whiskers. rows: Timing objects or dicts (label, median, iqr)."""
-    rows = [r if isinstance(r, dict) else vars(r) for r in rows]  # Timing objects or dicts
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(rows)))
+                name: str | None = None, log: bool = False) -> Figure:
+    """Median time per call (ms) with interquartile-range whiskers, one row per variant.
+
+    rows: Timing objects or dicts (label, median, iqr; seconds; a dict may name its own "baseline" row). Bars start
+    at zero on a linear axis, so their lengths compare as the times do; `log=True` draws points instead of bars (a
+    bar on a log axis has no zero to start from, and its length would mislead). Each value is written past the end
+    of its whisker, with its speed relative to its baseline (the row's own, else `baseline`), drawn in gray.
+    """
+    rows = [dict(r) if isinstance(r, dict) else vars(r) for r in rows]  # Timing objects or dicts
     labels = [r["label"] for r in rows]
     med = [r["median"] * 1e3 for r in rows]
-    iqr = [r["iqr"] * 1e3 / 2 for r in rows]
-    colors = ["tab:gray" if lab == baseline else "tab:blue" for lab in labels]
-    ax.barh(labels, med, xerr=iqr, color=colors)
+    half = [r["iqr"] * 1e3 / 2 for r in rows]
+    by_label = dict(zip(labels, med, strict=True))
+    bases = [r.get("baseline", baseline) for r in rows]
+    fig, ax = plt.subplots(figsize=(10, 1.4 + 0.55 * len(rows)))
+    colors = ["tab:gray" if lab in bases else "tab:blue" for lab in labels]
+    ys = list(range(len(rows)))
     if log:
+        ax.errorbar(med, ys, xerr=half, fmt="none", ecolor="k", elinewidth=1, capsize=4)
+        ax.scatter(med, ys, color=colors, s=60, zorder=3)
         ax.set_xscale("log")
-    ax.set_xlabel("median time per call (ms" + (", log scale)" if log else ")"))
+    else:
+        ax.barh(ys, med, color=colors, height=0.6)
+        ax.errorbar(med, ys, xerr=half, fmt="none", ecolor="k", elinewidth=1, capsize=4)
+        ax.set_xlim(0, max(m + h for m, h in zip(med, half, strict=True)) * 1.5)
+    ax.set_yticks(ys, labels, fontsize=FONT)
+    ax.tick_params(axis="x", labelsize=FONT)
+    ax.set_xlabel("median time per call (ms" + (", log scale" if log else "") + "); whiskers: interquartile range",
+                  fontsize=FONT)
     ax.invert_yaxis()
-    for y, m in enumerate(med):
-        ax.text(m, y, f" {m:.3g} ms", va="center", fontsize=8)
-    ax.set_title(title)
+    for y, m, h, b in zip(ys, med, half, bases, strict=True):
+        text = f"{m:.3g} ms"
+        if labels[y] in bases:
+            text += "  (baseline)"
+        elif b in by_label and m > 0:
+            text += f"  ({by_label[b] / m:.2f}x the speed of {b})"
+        ax.annotate(text, (m + h, y), xytext=(6, 0), textcoords="offset points", va="center", fontsize=FONT)
+    if log:  # room on the right for the longest label
+        lo, hi = ax.get_xlim()
+        ax.set_xlim(lo, hi * 4)
+    ax.set_title(title, fontsize=FONT + 1)
     fig.tight_layout()
     save_figure(fig, name or title)
     return fig
 
 
 def line_sweep(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, x_label: str, title: str,
-               name: str | None = None, logx: bool = False, mark_x: float | None = None) -> Figure:
-    """Median time (ms, log y) against x for several named series: {name: (xs, seconds)}."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+               name: str | None = None, logx: bool = False, mark_x: float | None = None,
+               mark_label: str | None = None, slopes: Sequence[float] = ()) -> Figure:
+    """Median time (ms, log y) against x for several named series: {name: (xs, seconds)}.
+
+    logx: a log x axis too (log-log: a power law x^p is a straight line of slope p), with plain ticks at the x
+    values used. slopes: reference lines x^p, drawn dashed through the first series' last point, to compare growth
+    rates by eye (meaningful on log-log axes). mark_x: a dotted vertical line there, named by mark_label.
+    """
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    xs_all: list[float] = []
     for label, (xs, ts) in series.items():
         ax.plot(xs, [t * 1e3 for t in ts], marker="o", label=label)
+        xs_all += list(xs)
+    if slopes and series:
+        xs0, ts0 = next(iter(series.values()))
+        x_end, y_end = xs0[-1], ts0[-1] * 1e3
+        grid = sorted(set(xs_all))
+        for p, style in zip(slopes, ("--", "-.", ":"), strict=False):
+            ax.plot(grid, [y_end * (x / x_end) ** p for x in grid], ls=style, color="k", lw=1,
+                    label=f"reference: proportional to {x_label}^{p:g}")
     ax.set_yscale("log")
     if logx:
         ax.set_xscale("log")
+        _plain_log_ticks(ax.xaxis, xs_all)
     if mark_x is not None:
-        ax.axvline(mark_x, color="k", ls=":", lw=1)
-    ax.set_xlabel(x_label)
-    ax.set_ylabel("median time (ms, log scale)")
-    ax.set_title(title)
-    ax.legend()
+        ax.axvline(mark_x, color="k", ls=":", lw=1, label=mark_label)
+    ax.set_xlabel(x_label + (" (log scale)" if logx else ""), fontsize=FONT)
+    ax.set_ylabel("median time (ms, log scale)", fontsize=FONT)
+    ax.tick_params(labelsize=FONT)
+    ax.set_title(title, fontsize=FONT + 1)
+    ax.legend(fontsize=FONT - 1)
     fig.tight_layout()
     save_figure(fig, name or title)
     return fig
@@ -196,26 +256,32 @@ def plot_progress(events: Iterable[Event], *, max_step: int, feature_names: Sequ
 
 def scaling(summary: pd.DataFrame, *, title: str = "scaling with dim", name: str | None = None,
             references: Mapping[str, float] | None = None) -> Figure:
-    """Median test RMSE (IQR band over seeds) and seconds per epoch against dim, one line per model kind."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    """Median test RMSE (IQR band over seeds) and seconds per epoch against dim, one line per model kind.
+
+    references: {label: dollars}, horizontal lines on the error panel, each named in the legend (labels written on
+    the lines collide when two values are close). The dim axes are logarithmic with plain ticks at the dims used.
+    """
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
     for kind, part in summary.groupby("model"):
         part = part.sort_values("dim")
-        ax1.plot(part["dim"], part["test_median"], marker="o", label=kind)
+        ax1.plot(part["dim"], part["test_median"], marker="o", label=f"{kind} (median over seeds)")
         ax1.fill_between(part["dim"], part["test_q1"], part["test_q3"], alpha=0.2)
         ax2.plot(part["dim"], part["sec_per_epoch"], marker="o", label=kind)
-    for label, value in (references or {}).items():
-        ax1.axhline(value, ls=":", lw=1, color="gray")
-        ax1.text(ax1.get_xlim()[0], value, " " + label.replace("$", r"\$"), fontsize=7, va="bottom", color="gray")
-    ax1.set_xscale("log")
-    ax1.set_xlabel("dim")
-    ax1.set_ylabel("test RMSE ($), median and IQR over seeds")
-    ax1.legend()
-    ax1.set_title(title, fontsize=10)
-    ax2.set_xscale("log")
+    styles = ("--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 3)))
+    for (label, value), style in zip((references or {}).items(), styles * 4, strict=False):
+        ax1.axhline(value, ls=style, lw=1.2, color="dimgray", label=label.replace("$", r"\$"))
+    dims = summary["dim"].tolist()
+    for ax in (ax1, ax2):
+        ax.set_xscale("log")
+        _plain_log_ticks(ax.xaxis, dims)
+        ax.set_xlabel("dim (log scale)", fontsize=FONT)
+        ax.tick_params(labelsize=FONT)
+    ax1.set_ylabel("test RMSE ($); band: IQR over seeds", fontsize=FONT)
+    ax1.legend(fontsize=FONT - 1, loc="best")
+    ax1.set_title(title, fontsize=FONT)
     ax2.set_yscale("log")
-    ax2.set_xlabel("dim")
-    ax2.set_ylabel("seconds per epoch")
-    ax2.legend()
+    ax2.set_ylabel("seconds per epoch (log scale)", fontsize=FONT)
+    ax2.legend(fontsize=FONT - 1)
     fig.tight_layout()
     save_figure(fig, name or title)
     return fig

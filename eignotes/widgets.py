@@ -18,6 +18,10 @@ of the default value is passed to `eignotes.plotting.save_figure` (a PNG when th
 figures). Static mode returns that matplotlib Figure, interactive mode a VBox(slider, output); end a notebook
 cell with the call so that it is shown, once.
 
+Progress bars follow the same rule (`progress_bar`): tqdm's widget bar only where the explorers would be
+widgets, its text bar elsewhere. A widget bar saved in a headless run shows "0%" in any viewer without widget
+support (GitHub, nbviewer), where a text bar keeps its last line.
+
 Only APIs that ipywidgets 7 (Colab) and 8 (JupyterLab) share are used: FloatSlider/IntSlider, Output, VBox,
 `.observe(handler, names="value")` and `IPython.display.display`.
 """
@@ -26,7 +30,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -48,6 +52,7 @@ __all__ = [
     "draw_bisection",
     "bisection_history",
     "want_interactive",
+    "progress_bar",
 ]
 
 STATIC_ENV = STATIC_WIDGETS_ENV
@@ -73,6 +78,21 @@ def want_interactive(interactive: bool | None = None) -> bool:
     if interactive:
         return True
     return os.environ.get(STATIC_ENV) != "1" and in_kernel()
+
+
+def progress_bar(iterable: Iterable[Any] | None = None, **kwargs: Any) -> Any:
+    """A tqdm progress bar by the headless rule: `tqdm.auto` (a widget in Jupyter) where a front end may watch,
+    `tqdm.std` (text) in headless runs (EIGNOTES_STATIC_WIDGETS=1) and outside a kernel. kwargs go to tqdm.
+
+    >>> bar = progress_bar(range(3), disable=True)
+    >>> type(bar).__module__, list(bar)
+    ('tqdm.std', [0, 1, 2])
+    """
+    if want_interactive(None):
+        from tqdm.auto import tqdm
+    else:
+        from tqdm.std import tqdm
+    return tqdm(iterable, **kwargs)
 
 
 def _show(fig) -> None:

@@ -6,9 +6,18 @@
 # symmetric eigenproblems. Before building anything, we time the tools on the blog's warm-up problem: a batch of
 # 500 random symmetric 100 × 100 matrices, all eigenvalues.
 #
+# **You will learn** to time numerical code honestly (warm-up, device synchronization, median and interquartile
+# range, the baseline in the same run); how PyTorch, NumPy and eignotes compare on a CPU, and PyTorch and CuPy on
+# a GPU; how to read a growth rate off a log-log plot; why PyTorch on CUDA falls off a cliff between n = 32 and 33;
+# and how DLPack lets two libraries share one buffer.
+#
+# **It assumes** Python and PyTorch tensors, and what an eigenvalue of a symmetric matrix is. It is the first
+# notebook of the series and builds on none.
+#
 # Timing rules used throughout: warm up first (the first call pays for loading and compilation), synchronize the
 # GPU around every measurement (GPU work is asynchronous, so a plain wall clock can stop before the work does),
-# repeat and report the median with its interquartile range (IQR), and always time the baseline in the same run.
+# repeat and report the median with its interquartile range (IQR: the middle half of the repeats), and always time
+# the baseline in the same run, in alternating rounds, so that a machine that slows down hits every variant alike.
 
 # %%
 # Setup: on Colab, install eignotes (Colab's own torch and CuPy stay as they are); elsewhere, nothing to do.
@@ -19,7 +28,9 @@ if "google.colab" in sys.modules:
     package = "git+https://github.com/eignotes/eignotes"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
+import pandas as pd
 import torch
+from IPython.display import display
 
 import eignotes
 from eignotes.config import describe, device, pick
@@ -31,16 +42,26 @@ print(describe())
 #
 # `pick` chooses sizes by the scale switch `EIGNOTES_SCALE` (quick for tests, cpu for a laptop, full for a GPU):
 # the same code runs at every scale.
+#
+# Eigenvalues are numbered from 0 in ascending order throughout the series: λ₀ is the smallest, λₙ₋₁ the largest,
+# and a negative index counts from the top as in Python (λ₋₁ is the largest). The models of
+# [notebook 04](04_dense_vs_tridiagonal.ipynb) output the middle one, k = n // 2 (the blog's choice: the smallest
+# and the largest eigenvalues are concave and convex functions of the matrix, a middle one is neither, so the model
+# can bend both ways).
 
 # %%
 B, n = pick(quick=(20, 30), cpu=(500, 100), full=(500, 100))
 run_time = pick(quick=0.05, cpu=0.5, full=0.5)  # seconds of repeats per measurement
-print(f"{B} matrices of {n} x {n}, float32")
+print(f"{B} matrices of {n} x {n}, float32; the middle eigenvalue is k = n // 2 = {n // 2}")
 
 # %% [markdown]
-# ## On the CPU: PyTorch vs NumPy
+# ## On the CPU: PyTorch, NumPy and eignotes
 #
-# Both call LAPACK's symmetric eigensolver; PyTorch spreads the batch over threads.
+# PyTorch and NumPy both call LAPACK's symmetric eigensolver, which reduces each matrix to tridiagonal form and
+# then finds all its eigenvalues; PyTorch spreads the batch over threads. eignotes' op `kth_eigvalsh` (its compiled
+# `numba` backend on the CPU) makes the same reduction and then finds only the eigenvalues asked for, by bisection;
+# [notebook 05](05_tridiagonal_kernels.ipynb) shows how. It runs twice here: for all n eigenvalues (the same task as
+# the others) and for the middle one only (what a model needs).
 
 # %%
 cpu_rows = eignotes.experiments.warmup_eigvalsh(B, n, torch.device("cpu"), min_run_time=run_time)
@@ -52,7 +73,8 @@ for t in cpu_rows:
 #
 # `torch.linalg.eigvalsh` on CUDA synchronizes with the host and, for n > 32, loops over the matrices one by one.
 # CuPy sends any batch to cuSOLVER's batched Jacobi solver (`syevjBatched`) without a host sync. eignotes hands the
-# tensor to CuPy through DLPack (no copy) on PyTorch's current stream.
+# tensor to CuPy through DLPack (no copy) on PyTorch's current stream. Without a GPU nothing is measured here; the
+# cell after the table below shows the figures of a committed results file instead.
 
 # %%
 gpu_rows = []
@@ -61,15 +83,48 @@ if torch.cuda.is_available():
     for t in gpu_rows:
         print(t)
 else:
-    print("No CUDA GPU here: the GPU rows are skipped. On Colab, choose Runtime > Change runtime type > GPU.")
+    print("No CUDA GPU here: no GPU row is measured in this run. On Colab, choose Runtime > Change runtime type > GPU.")
+
+# %% [markdown]
+# ## All rows of this run, one table and one figure
 
 # %%
 rows = cpu_rows + gpu_rows
-fig = eignotes.plotting.bar_timings(rows, title=f"eigvalsh of {B} x {n} x {n} float32", baseline="torch CPU",
-                                    name="01_warmup_bars")
-base = cpu_rows[0].median
-for t in rows:
-    print(f"{t.label:16s} {t.median * 1e3:9.2f} ms   {base / t.median:6.2f}x vs torch CPU")
+base = cpu_rows[0]
+table = pd.DataFrame([{"variant": t.label, "median (ms)": t.median * 1e3, "IQR (ms)": t.iqr * 1e3,
+                       "repeats": t.repeats, "speed vs torch CPU": base.median / t.median} for t in rows])
+fig = eignotes.plotting.bar_timings(rows, title=f"eigenvalues of {B} x {n} x {n} float32, this run",
+                                    baseline="torch CPU", name="01_warmup_bars")
+table.set_index("variant").round(2)
+
+# %% [markdown]
+# The bars start at zero, so their lengths compare as the times do; the whiskers span the interquartile range,
+# and where a whisker is short next to its bar, the ratios in the last column are well measured. "eignotes CPU,
+# all n" does the same work as the LAPACK rows; "k-th only" does less, and is the one a model uses.
+
+# %% [markdown]
+# ### Stored GPU figures (not measured in this run)
+#
+# So that a reader without a GPU still sees the GPU half of the story, here are the same computations as measured
+# on an NVIDIA H100 and committed under `benchmarks/results/` (the table names each file and its date). They come
+# from another machine and another day: compare them with each other, not with the CPU rows above.
+
+# %%
+stored = eignotes.experiments.stored_gpu_warmup()
+if stored is None:
+    print("The results files are not part of an installed package; they are in the repository under "
+          f"benchmarks/results/: {eignotes.experiments.GPU_WARMUP_FILE} and {eignotes.experiments.GPU_SWEEP_FILE}.")
+else:
+    print("STORED figures, read from committed files; nothing in this table was measured in this run.")
+    for (file, dev_name, date), _ in stored.groupby(["file", "device", "date"]):
+        print(f"  benchmarks/results/{file}: {dev_name}, {date}")
+    display(stored.set_index(["date", "batch", "n", "what"])[["median (ms)", "timed calls"]].round(3))
+
+# %% [markdown]
+# Two things to see in the stored table. At (500, 100), PyTorch on the H100 took about 800 ms (a single timed call:
+# each call loops over the 500 matrices), against about 6 ms for CuPy's batched solver. At batch 64, PyTorch's time
+# jumps by two orders of magnitude from n = 32 to n = 33, where CuPy's barely moves: the cliff of the next section.
+# ("timed calls" is empty for the sweep rows: that log kept only the medians.)
 
 # %% [markdown]
 # ## DLPack: one buffer, two libraries
@@ -92,14 +147,65 @@ else:
     print("CuPy zero-copy needs a GPU:", eignotes.dlpack.cupy_status()[1])
 
 # %% [markdown]
-# ## The n = 32 / 33 cliff
+# ## How the time grows with n, and the n = 32 / 33 cliff
 #
-# On CUDA, PyTorch uses a batched solver only up to n = 32. Sweeping n across that line shows the jump; on the CPU
-# the same sweep shows smooth O(n³) growth.
+# A dense symmetric eigensolver costs O(n³) flops for large n. Whether a timing shows that is a question for the
+# data: on log-log axes a power law t ∝ n^p is a straight line of slope p, so the figure draws a reference line of
+# slope 3 beside the measurements, and the table after it fits p. On CUDA, PyTorch uses a batched solver only up to
+# n = 32 (dotted line); on a CPU there is no such limit.
 
 # %%
 ns = pick(quick=[8, 32, 33], cpu=[16, 24, 32, 33, 48, 64, 100], full=[16, 24, 32, 33, 48, 64, 100])
 dev = device()
 series = eignotes.experiments.sweep_n(ns, B, dev, min_run_time=run_time / 2)
-fig = eignotes.plotting.line_sweep(series, x_label="n", title=f"eigvalsh of {B} matrices, {dev.type}", mark_x=32.5,
+fig = eignotes.plotting.line_sweep(series, x_label="n", title=f"all eigenvalues of {B} matrices, {dev.type}, this run",
+                                   logx=True, slopes=(3,), mark_x=32.5,
+                                   mark_label="n = 32 | 33: the largest n that PyTorch batches on CUDA",
                                    name="01_sweep_n")
+growth = eignotes.experiments.growth_exponents(series)
+growth.set_index("series").round(2)
+
+# %% [markdown]
+# Read the figure by slopes, not heights: a line parallel to the dashed reference grows like n³. "time ratio" is
+# how much slower the largest n ran than the smallest, beside the ratio a cube law would give; "fitted exponent" is
+# the slope of the best straight line through all points, and the last column the slope between the two largest n.
+# An exponent below 3 means the O(n³) flops do not yet dominate at these sizes: per-matrix overheads and memory
+# traffic, which grow more slowly, still take a large share.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Predict, then measure.** Double the batch size B at a fixed n. How should each CPU row's time change if
+#    the work is spread evenly over the matrices? Measure it with `eignotes.experiments.warmup_eigvalsh` and compute
+#    the ratio for each row.
+# 2. **Implement a small piece.** Write a function that fits the exponent p of t ≈ c·nᵖ from a list of (n, seconds)
+#    pairs by least squares on log-log axes, and check it on data you make from a known law (say t = 2 n³).
+# 3. **Explain a figure.** In the sweep above, eignotes' "k-th only" line and its "all n" line: which one has the
+#    smaller slope, and why would finding one eigenvalue instead of all of them change the slope?
+#
+# Worked solutions: `eignotes.solutions.show(1)` prints them (run it in a new cell once you have tried);
+# `tests/test_exercises.py` checks them.
+
+# %% [markdown]
+# ## Summary
+#
+# Computed from this run's numbers:
+
+# %%
+fastest = min(cpu_rows, key=lambda t: t.median)
+print(f"On this CPU, {fastest.label} was fastest: {base.median / fastest.median:.1f}x the speed of torch CPU "
+      f"({fastest.median * 1e3:.1f} ms against {base.median * 1e3:.1f} ms for {B} x {n} x {n}).")
+for _, r in growth.iterrows():
+    print(f"{r['series']}: time grew {r['time ratio']:.1f}x from n = {r['x from']} to n = {r['x to']} (a cube law: "
+          f"{r['cube-law ratio']:.0f}x); fitted exponent {r['fitted exponent']:.2f}.")
+if stored is not None:
+    s = stored.set_index(["batch", "n", "what"])["median (ms)"]
+    torch_gpu = "torch CUDA (all eigenvalues)"
+    jump = s[(64, 33, torch_gpu)] / s[(64, 32, torch_gpu)]
+    print(f"Stored H100 figures (not this run): PyTorch's time grows {jump:.0f}x from n = 32 to 33 at batch 64, "
+          "where it stops batching.")
+
+# %% [markdown]
+# The solver is the cost of every training step, and the right library (or kernel) changes it several-fold on a
+# CPU and by orders of magnitude on a GPU. Next, [notebook 02](02_clarke_subgradient.ipynb): the gradient of one
+# eigenvalue, and what happens where two eigenvalues meet.

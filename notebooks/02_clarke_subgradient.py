@@ -10,6 +10,14 @@
 # subdifferential* does: the convex hull of the limits of nearby gradients. For eigenvalues it contains q q^T for
 # every unit q in the eigenspace, so backpropagating q q^T is as legitimate as backpropagating 0 (or 1) through
 # ReLU at 0. This notebook checks both facts numerically.
+#
+# **You will learn** why the gradient of an eigenvalue is the outer product of its eigenvector; what an eigenvalue
+# does where it meets another (a kink); what its one-sided slopes are there; and why any unit vector of the shared
+# eigenspace gives a valid gradient for training.
+#
+# **It assumes** eigenvalues and eigenvectors of symmetric matrices, PyTorch autograd (`backward`, `.grad`), and the
+# conventions of [notebook 01](01_warmup_timing.ipynb): eigenvalues numbered from 0 in ascending order (λ₀ is the
+# smallest), negative indices counting from the largest.
 
 # %%
 # Setup: on Colab, install eignotes (Colab's own torch and CuPy stay as they are); elsewhere, nothing to do.
@@ -29,6 +37,10 @@ print(describe())
 
 # %% [markdown]
 # ## 1. A simple eigenvalue: autograd agrees with q q^T
+#
+# Why q qᵀ: differentiate A q = λ q and multiply by qᵀ on the left; the terms with dq cancel because qᵀ(A − λI) = 0,
+# and qᵀq = 1 leaves dλ = qᵀ dA q = ⟨q qᵀ, dA⟩. `eignotes.kth_eigvalsh(A, k)` returns λ_k and backpropagates exactly
+# that matrix; here it is compared with q qᵀ from `torch.linalg.eigh`.
 
 # %%
 gen = torch.Generator().manual_seed(0)
@@ -38,8 +50,12 @@ k = 2
 eignotes.kth_eigvalsh(A, k).backward()
 w, V = torch.linalg.eigh(A.detach())
 q = V[:, k]
-print("eigenvalues:", [round(v, 3) for v in w.tolist()])
-print("max |dlambda/dA - q q^T| =", (A.grad - torch.outer(q, q)).abs().max().item())
+print("eigenvalues (lambda_0 .. lambda_4):", [round(v, 3) for v in w.tolist()])
+simple_error = (A.grad - torch.outer(q, q)).abs().max().item()
+print("max |dlambda_2/dA - q q^T| =", simple_error)
+
+# %% [markdown]
+# The difference is at the level of float64 rounding (about 1e-16 times the entries): the two are the same matrix.
 
 # %% [markdown]
 # ## 2. A repeated eigenvalue: the kink
@@ -56,6 +72,11 @@ ts = torch.linspace(-1, 1, 201, dtype=torch.float64)
 curves = eignotes.kth_eigvalsh(A0 + ts[:, None, None] * Bdir, [0, 1, 2, 3])
 fig = eignotes.plotting.eigen_curves(ts, curves, highlight=1, title="lambda_j(A + tB), A with a double eigenvalue",
                                      name="02_kink")
+
+# %% [markdown]
+# What to see: the red curve, λ₁, follows one straight-looking branch left of t = 0 and the other branch right of
+# it, so it has a corner at 0, exactly like ReLU (right panel) at 0. Away from t = 0 the curves are smooth and
+# separated.
 
 # %% [markdown]
 # ## 3. One-sided slopes, and where q q^T lands
@@ -85,6 +106,10 @@ evals = torch.linalg.eigvalsh(A.grad)
 print("gradient: rank one, trace one, PSD ->", [round(v, 6) for v in evals.tolist()])
 
 # %% [markdown]
+# The finite differences reproduce m₁ on the right and m₂ on the left, and the gradient's eigenvalues (0, 0, 0, 1)
+# say it is q qᵀ for a unit q: rank one, trace one, positive semidefinite.
+
+# %% [markdown]
 # ## 4. Move t yourself
 #
 # Left: every eigenvalue of A + tB, the model's output λ₁ in red, the current t dotted. Right: the gradient
@@ -96,8 +121,43 @@ print("gradient: rank one, trace one, PSD ->", [round(v, 6) for v in evals.tolis
 eignotes.widgets.collision_explorer(A0, Bdir, k=1, ts=ts, t=-0.25)
 
 # %% [markdown]
+# What to see at t = −0.25: the dot sits on λ₁ left of the collision, the title gives its gap to the nearest other
+# eigenvalue, and the heat map is q qᵀ for the eigenvector of that branch. Its slope ⟨q qᵀ, B⟩ in the right title is
+# the slope of the red curve at the dot.
+
+# %% [markdown]
 # ## Why this is enough for training
 #
 # Stochastic (sub)gradient methods need, at each step, *some* element of the subdifferential. Exact ties are rare
 # along a training path (they form a set of measure zero), and at a tie any unit q of the eigenspace gives a valid
 # step. That is why `kth_eigvalsh` saves one eigenvector per output and nothing more.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Change a parameter and predict.** Repeat section 1 for every k from 0 to 4. Predict the largest difference
+#    between the autograd gradient and q_k q_kᵀ before you run it, then check.
+# 2. **Implement a small piece.** Write a function that, given A, B, k and a grid of t, returns the values of t
+#    where λ_k meets a neighbour (the gap to the nearest other eigenvalue is smallest and below a tolerance). Try it
+#    on diagonal A and B, where the crossings can be computed by hand.
+# 3. **Explain a figure.** Draw many random unit vectors q from the eigenspace of the double eigenvalue
+#    (q = cos θ e₂ + sin θ e₃) and compute the slope qᵀ B q of each. Which interval do the slopes fill, and why does
+#    that make every q qᵀ a valid subgradient?
+#
+# Worked solutions: `eignotes.solutions.show(2)`; `tests/test_exercises.py` checks them.
+
+# %% [markdown]
+# ## Summary
+#
+# Computed from this run:
+
+# %%
+print(f"simple eigenvalue: autograd and q q^T differ by {simple_error:.1e} at most")
+print(f"double eigenvalue at t = 0: right slope {right:+.4f} (m1 = {m1:+.4f}), left slope {left:+.4f} "
+      f"(m2 = {m2:+.4f}); eignotes' gradient gives slope {slope:+.4f}, "
+      f"{'inside' if m1 - 1e-9 <= slope <= m2 + 1e-9 else 'OUTSIDE'} [m1, m2]")
+
+# %% [markdown]
+# The gradient of an eigenvalue needs one eigenvector; at a collision that vector is not unique, and any unit vector
+# of the eigenspace gives a subgradient. Next, [notebook 03](03_custom_autograd.ipynb) puts this formula into a
+# custom autograd function that computes and keeps only that one eigenvector.
