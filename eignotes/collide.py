@@ -26,7 +26,7 @@ __all__ = ["pencil_line", "kink_curves", "kyfan_curves", "weights_along", "gradi
            "plot_val_curves", "plot_auc_histograms", "smoothing_explorer"]
 
 
-def pencil_line(n: int = 5, seed: int = 42) -> tuple[torch.Tensor, torch.Tensor]:
+def pencil_line(n: int = 5, seed: int = 73) -> tuple[torch.Tensor, torch.Tensor]:
     """Two small symmetric integer matrices A, B (float64): the line A + t B crosses eigenvalue collisions."""
     gen = torch.Generator().manual_seed(seed)
     A = torch.randint(-2, 3, (n, n), generator=gen).double()
@@ -156,7 +156,7 @@ def plot_curves(ax: Any, ts: torch.Tensor | np.ndarray, curves: dict[str, np.nda
 def plot_weights(ax: Any, ts: torch.Tensor | np.ndarray, W: np.ndarray, *, alpha: float, k: int) -> Any:
     """Heatmap of the weights (eigenvalue index, ascending, against t); returns the image for a colorbar."""
     t = np.asarray(ts, dtype=float)
-    im = ax.imshow(W.T, aspect="auto", origin="lower", cmap="Greys", vmin=0, vmax=1,
+    im = ax.imshow(W.T, aspect="auto", origin="lower", cmap="Greys", vmin=0, vmax=1, interpolation="nearest",
                    extent=(t[0], t[-1], -0.5, W.shape[1] - 0.5))
     ax.set(xlabel="t", ylabel="eigenvalue index j (0 = smallest)",
            title=f"weights w_j of the smoothed lambda_{k}, alpha = {alpha:g}")

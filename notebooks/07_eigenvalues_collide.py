@@ -42,7 +42,7 @@ import matplotlib.pyplot as plt
 
 from eignotes import collide, plotting
 
-A, B = collide.pencil_line(n=5, seed=42)
+A, B = collide.pencil_line(n=5, seed=73)
 k = 2  # the middle eigenvalue of a 5 x 5 matrix
 ts = torch.linspace(-2, 2, 401, dtype=torch.float64)
 fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
@@ -50,10 +50,14 @@ collide.plot_curves(ax, ts, collide.kink_curves(A, B, k, ts, [0.5, 0.25, 0.1]),
                     title=f"lambda_{k}(A + tB) and its Moreau-smoothed versions", ylabel="eigenvalue")
 plotting.save_figure(fig, "07_kink")
 plt.show()
+lam = torch.linalg.eigvalsh(A + ts[:, None, None] * B)
+gap = torch.minimum(lam[:, k] - lam[:, k - 1], lam[:, k + 1] - lam[:, k])
+print(f"smallest gap between lambda_{k} and a neighbour: {gap.min():.4f}, at t = {ts[gap.argmin()]:.2f}")
 
 # %% [markdown]
-# The dashed black line is the exact lambda_2; it has corners where it meets lambda_1 or lambda_3. Each smoothed
-# curve follows it away from the corners and rounds them off; the larger alpha, the wider the rounding.
+# The dashed black line is the exact lambda_2. Where it nearly meets a neighbour (the smallest gap and its t are
+# printed above) it turns a sharp corner. Each smoothed curve follows it away from that corner and rounds it off;
+# the larger alpha, the wider the rounding, and the further below the exact curve it passes.
 #
 # ## Where the smoothing comes from
 #
@@ -88,15 +92,17 @@ plt.show()
 
 # %%
 alpha = 0.5
+near = torch.linspace(float(ts[gap.argmin()]) - 0.6, float(ts[gap.argmin()]) + 0.6, 241, dtype=torch.float64)
 fig, ax = plt.subplots(figsize=(8, 3.5), layout="constrained")
-im = collide.plot_weights(ax, ts, collide.weights_along(A, B, k, ts, alpha), alpha=alpha, k=k)
+im = collide.plot_weights(ax, near, collide.weights_along(A, B, k, near, alpha), alpha=alpha, k=k)
 fig.colorbar(im, ax=ax, label="weight")
 plotting.save_figure(fig, "07_weights")
 plt.show()
 
 # %% [markdown]
-# Dark is weight 1, white 0. Row j is eigenvalue lambda_j. Each column (a value of t) sums to 1; grey bands are
-# where two eigenvalues share the weight, exactly where the curves above had corners.
+# Dark is weight 1, white 0; row j is eigenvalue lambda_j, over t within 0.6 of the near-collision. Each column
+# (a value of t) sums to 1. Away from the collision all the weight sits on lambda_2; at it, lambda_2 and lambda_3
+# share it (grey), exactly where the exact curve above turned its corner.
 #
 # ## The gradient's jump and the gap
 #
@@ -165,7 +171,7 @@ runs4.round(1)
 # %%
 import time
 
-repeats = pick(quick=2, cpu=5, full=15)
+repeats = pick(quick=2, cpu=3, full=15)
 t0 = time.perf_counter()
 runs, hist = collide.alpha_runs([0.001, 0.1, 5.0], repeats, dim=15, epochs=epochs, data=data)
 minutes = (time.perf_counter() - t0) / 60
