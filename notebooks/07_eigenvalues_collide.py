@@ -160,7 +160,8 @@ runs4, hist4 = collide.alpha_runs(alphas, 1, dim=15, epochs=epochs, data=data)
 fig = collide.plot_val_curves(hist4, title="pencil model, dim 15: validation RMSE per epoch, by alpha")
 plotting.save_figure(fig, "07_alpha_curves")
 plt.show()
-runs4.round(1)
+dollars = {c: 0 for c in ("auc_val_rmse", "best_val_rmse", "test_rmse")}  # alpha keeps its digits
+runs4.round(dollars | {"seconds_per_epoch": 2})
 
 # %% [markdown]
 # Each line is one run; the legend gives its area under the validation curve. Read the table for each alpha's
@@ -184,7 +185,7 @@ fig = collide.plot_auc_histograms(runs, title=f"area under the validation curve,
 plotting.save_figure(fig, "07_auc_histograms")
 plt.show()
 table = collide.auc_table(runs)
-table.round(0)
+table.round({c: 0 for c in table.columns if c not in ("alpha", "runs")})
 
 # %% [markdown]
 # Lower is better in every column. The histograms show the spread over seeds; the table gives each alpha's
