@@ -201,6 +201,8 @@ def plot_val_curves(histories: pd.DataFrame, *, title: str) -> Figure:
 
 def plot_auc_histograms(runs: pd.DataFrame, *, title: str) -> Figure:
     """One histogram of the area under the validation curve per alpha, on a shared axis."""
+    from matplotlib.ticker import MaxNLocator
+
     from .plotting import plt
 
     alphas = sorted(runs["alpha"].unique())
@@ -212,6 +214,7 @@ def plot_auc_histograms(runs: pd.DataFrame, *, title: str) -> Figure:
         ax.hist(v, bins=bins, color="C0", alpha=0.8)
         ax.axvline(v.median(), color="black", ls="--", lw=1)
         ax.set_ylabel(f"alpha = {a:g}\nruns")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # run counts
         ax.text(0.99, 0.85, f"median ${v.median():,.1f}k, {len(v)} runs", transform=ax.transAxes, ha="right",
                 fontsize=8)
     axes[-1, 0].set_xlabel("area under the validation curve: mean validation RMSE over the epochs ($ thousands)")
