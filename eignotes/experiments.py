@@ -46,12 +46,14 @@ def cupy_usable(device: torch.device) -> bool:
 
 
 def warmup_eigvalsh(B: int, n: int, device: torch.device, dtype: torch.dtype = torch.float32,
-                    min_run_time: float = 0.5, with_eignotes: bool = True) -> list[Timing]:
+                    min_run_time: float = 0.5, with_eignotes: bool = True, slow_s: float | None = None) -> list[Timing]:
     """The blog's warm-up: full eigvalsh of a (B, n, n) batch with each library that can run here.
 
     On the CPU, `with_eignotes` adds eignotes' own op (its numba backend) twice: for all n eigenvalues (the same
     task as the others) and for the k = n // 2 one only (what a model needs). On a GPU the CuPy row is the
-    computation eignotes' op runs there.
+    computation eignotes' op runs there. slow_s: a variant whose warm call takes longer is timed once
+    (`eignotes.timing.time_interleaved`; its Timing then says repeats=1), so that one pathologically slow library
+    (a busy machine, a GPU loop over the matrices) does not hold the run for minutes.
     """
     A = random_symmetric(B, n, dtype, device)
     if device.type == "cpu":
@@ -69,15 +71,17 @@ def warmup_eigvalsh(B: int, n: int, device: torch.device, dtype: torch.dtype = t
             from .linalg import _cupy
 
             fns["CuPy (DLPack)"] = lambda: _cupy.eigvalsh(A, True)
-    return list(time_interleaved(fns, min_run_time=min_run_time * len(fns)).values())
+    return list(time_interleaved(fns, min_run_time=min_run_time * len(fns), slow_s=slow_s).values())
 
 
 def sweep_n(ns: Iterable[int], B: int, device: torch.device, dtype: torch.dtype = torch.float32,
-            min_run_time: float = 0.2, with_eignotes: bool = True) -> dict[str, tuple[list[int], list[float]]]:
+            min_run_time: float = 0.2, with_eignotes: bool = True,
+            slow_s: float | None = None) -> dict[str, tuple[list[int], list[float]]]:
     """Full eigvalsh time against n: the rows of `warmup_eigvalsh` at each n. Returns {label: (ns, seconds)}."""
     series = {}
     for n in ns:
-        for t in warmup_eigvalsh(B, n, device, dtype, min_run_time=min_run_time, with_eignotes=with_eignotes):
+        for t in warmup_eigvalsh(B, n, device, dtype, min_run_time=min_run_time, with_eignotes=with_eignotes,
+                                 slow_s=slow_s):
             series.setdefault(t.label, ([], []))
             series[t.label][0].append(n)
             series[t.label][1].append(t.median)
@@ -264,13 +268,13 @@ def saved_bytes(fn: Callable[[], torch.Tensor]) -> int:
 
 
 def autograd_comparison(fns: dict[str, Callable[[torch.Tensor], torch.Tensor]], A: torch.Tensor, *,
-                        min_run_time: float = 0.5) -> pd.DataFrame:
+                        min_run_time: float = 0.5, slow_s: float | None = None) -> pd.DataFrame:
     """k-th eigenvalue functions side by side on one batch A (B, n, n): each f(X) returns (B,) values.
 
     inference: f(A) with no gradient wanted; training: forward and backward of f(X).sum(); kept for backward: the
     KiB autograd saves per matrix (`saved_bytes`). Every callable is timed in alternating rounds; the speed columns
     are the first entry's time over each one's (above 1: faster than the first). Times in ms, medians with their
-    interquartile range.
+    interquartile range, and the number of timed calls. slow_s: as for `warmup_eigvalsh`.
     """
     import pandas as pd
 
@@ -285,12 +289,13 @@ def autograd_comparison(fns: dict[str, Callable[[torch.Tensor], torch.Tensor]], 
         calls[(label, "inference")] = lambda f=f: f(A)
         calls[(label, "training")] = train(f)
     keyed = {f"{label} / {what}": fn for (label, what), fn in calls.items()}
-    times = time_interleaved(keyed, min_run_time=min_run_time * len(keyed))
+    times = time_interleaved(keyed, min_run_time=min_run_time * len(keyed), slow_s=slow_s)
     rows = []
     for label, f in fns.items():
         inf, tr = times[f"{label} / inference"], times[f"{label} / training"]
         rows.append({"function": label, "inference ms": inf.median * 1e3, "inference IQR ms": inf.iqr * 1e3,
                      "training ms": tr.median * 1e3, "training IQR ms": tr.iqr * 1e3,
+                     "timed calls": f"{inf.repeats} / {tr.repeats}",
                      "kept for backward, KiB/matrix":
                          saved_bytes(lambda f=f: f(A.detach().requires_grad_())) / A.shape[0] / 1024})
     out = pd.DataFrame(rows).set_index("function")

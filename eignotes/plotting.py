@@ -86,7 +86,7 @@ def bar_timings(rows: Iterable[Timing | dict[str, Any]], *, title: str, baseline
                   fontsize=FONT)
     ax.invert_yaxis()
     for y, m, h, b in zip(ys, med, half, bases, strict=True):
-        text = f"{m:.3g} ms"
+        text = f"{m:,.0f} ms" if m >= 100 else f"{m:.3g} ms"
         if labels[y] in bases:
             text += "  (baseline)"
         elif b in by_label and m > 0:
@@ -149,7 +149,7 @@ def eigen_curves(ts: torch.Tensor | np.ndarray | Sequence[float], curves: torch.
     ax.set_xlabel("t")
     ax.set_ylabel("eigenvalue of A + t B")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=FONT - 1)
     ax2.plot(ts, [max(0.0, float(t)) for t in ts], color="tab:red", lw=3)
     ax2.set_title("ReLU(t): a kink, subgradients [0, 1] at 0")
     ax2.set_xlabel("t")

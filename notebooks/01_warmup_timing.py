@@ -41,7 +41,9 @@ print(describe())
 # ## The batch
 #
 # `pick` chooses sizes by the scale switch `EIGNOTES_SCALE` (quick for tests, cpu for a laptop, full for a GPU):
-# the same code runs at every scale.
+# the same code runs at every scale. A variant whose warm call takes longer than `slow_s` seconds is timed once
+# (its row then says 1 repeat): on a busy machine one library can become very slow, and the notebook should not
+# wait minutes for it.
 #
 # Eigenvalues are numbered from 0 in ascending order throughout the series: λ₀ is the smallest, λₙ₋₁ the largest,
 # and a negative index counts from the top as in Python (λ₋₁ is the largest). The models of
@@ -52,6 +54,7 @@ print(describe())
 # %%
 B, n = pick(quick=(20, 30), cpu=(500, 100), full=(500, 100))
 run_time = pick(quick=0.05, cpu=0.5, full=0.5)  # seconds of repeats per measurement
+slow_s = pick(quick=0.5, cpu=3.0, full=3.0)  # a variant whose warm call takes longer than this is timed once
 print(f"{B} matrices of {n} x {n}, float32; the middle eigenvalue is k = n // 2 = {n // 2}")
 
 # %% [markdown]
@@ -64,7 +67,7 @@ print(f"{B} matrices of {n} x {n}, float32; the middle eigenvalue is k = n // 2 
 # the others) and for the middle one only (what a model needs).
 
 # %%
-cpu_rows = eignotes.experiments.warmup_eigvalsh(B, n, torch.device("cpu"), min_run_time=run_time)
+cpu_rows = eignotes.experiments.warmup_eigvalsh(B, n, torch.device("cpu"), min_run_time=run_time, slow_s=slow_s)
 for t in cpu_rows:
     print(t)
 
@@ -79,7 +82,7 @@ for t in cpu_rows:
 # %%
 gpu_rows = []
 if torch.cuda.is_available():
-    gpu_rows = eignotes.experiments.warmup_eigvalsh(B, n, torch.device("cuda"), min_run_time=run_time)
+    gpu_rows = eignotes.experiments.warmup_eigvalsh(B, n, torch.device("cuda"), min_run_time=run_time, slow_s=slow_s)
     for t in gpu_rows:
         print(t)
 else:
@@ -157,7 +160,7 @@ else:
 # %%
 ns = pick(quick=[8, 32, 33], cpu=[16, 24, 32, 33, 48, 64, 100], full=[16, 24, 32, 33, 48, 64, 100])
 dev = device()
-series = eignotes.experiments.sweep_n(ns, B, dev, min_run_time=run_time / 2)
+series = eignotes.experiments.sweep_n(ns, B, dev, min_run_time=run_time / 2, slow_s=slow_s)
 fig = eignotes.plotting.line_sweep(series, x_label="n", title=f"all eigenvalues of {B} matrices, {dev.type}, this run",
                                    logx=True, slopes=(3,), mark_x=32.5,
                                    mark_label="n = 32 | 33: the largest n that PyTorch batches on CUDA",

@@ -74,9 +74,9 @@ fig = eignotes.plotting.eigen_curves(ts, curves, highlight=1, title="lambda_j(A 
                                      name="02_kink")
 
 # %% [markdown]
-# What to see: the red curve, λ₁, follows one straight-looking branch left of t = 0 and the other branch right of
-# it, so it has a corner at 0, exactly like ReLU (right panel) at 0. Away from t = 0 the curves are smooth and
-# separated.
+# What to see: the red curve, λ₁, arrives at 2 along one branch and leaves along the other, so it has a corner at
+# t = 0, like ReLU (right panel) at 0; the gray curve that touches it there, λ₂, has the mirror-image corner. Away
+# from t = 0 the curves are smooth and separated.
 
 # %% [markdown]
 # ## 3. One-sided slopes, and where q q^T lands
