@@ -54,6 +54,19 @@ def _plain_log_ticks(axis: Any, values: Iterable[float]) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
+def _plain_log_values(axis: Any) -> None:
+    """Plain numbers on a log axis (0.08, 0.1, 2), not 8x10^-2; where the view spans less than a decade (a few
+    minor ticks in view), the minor ticks are labelled too, so that the axis still carries numbers."""
+    from matplotlib.ticker import FuncFormatter
+
+    def minor(v, _):
+        lo, hi = sorted(axis.get_view_interval())
+        return f"{v:g}" if lo > 0 and hi / lo < 10 else ""
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(FuncFormatter(minor))
+
+
 def bar_timings(rows: Iterable[Timing | dict[str, Any]], *, title: str, baseline: str | None = None,
                 name: str | None = None, log: bool = False) -> Figure:
     """Median time per call (ms) with interquartile-range whiskers, one row per variant.
@@ -191,7 +204,7 @@ def plot_progress(events: Iterable[Event], *, max_step: int, feature_names: Sequ
     import numpy as np
 
     live = in_kernel()
-    fig, (ax_err, ax_norm) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax_err, ax_norm) = plt.subplots(1, 2, figsize=(13, 4.5))
     handle = None
     if live:
         from IPython.display import display
@@ -220,7 +233,8 @@ def plot_progress(events: Iterable[Event], *, max_step: int, feature_names: Sequ
             names = feature_names or [f"feature {i}" for i in range(norms.shape[1])]
             for i in range(norms.shape[1]):
                 ax_norm.plot(steps, norms[:, i], label=names[i])
-            ax_norm.legend(fontsize=7, ncol=2)
+            # outside the axes, on the right: inside, eight names cover the curves they name
+            ax_norm.legend(fontsize=FONT - 1, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
         ax_norm.set_xlim(1, max(max_step, 2))
         ax_norm.set_xlabel("epoch")
         ax_norm.set_ylabel("||A_i||_2")
@@ -280,6 +294,7 @@ def scaling(summary: pd.DataFrame, *, title: str = "scaling with dim", name: str
     ax1.legend(fontsize=FONT - 1, loc="best")
     ax1.set_title(title, fontsize=FONT)
     ax2.set_yscale("log")
+    _plain_log_values(ax2.yaxis)
     ax2.set_ylabel("seconds per epoch (log scale)", fontsize=FONT)
     ax2.legend(fontsize=FONT - 1)
     fig.tight_layout()

@@ -164,6 +164,10 @@ for name, M in (("x[:, :, None] * S", rows_scaled), ("diag(x) + S", shifted)):
           f"largest eigenvalue, lower minus upper triangle: {gap.item():.3g}")
 
 # %% [markdown]
+# The row-scaled matrix is not symmetric, and its two triangles give two different largest eigenvalues: neither is
+# "the" answer. The symmetric matrix gives the same eigenvalue from either triangle.
+
+# %% [markdown]
 # ## It compiles
 #
 # A custom op is opaque to `torch.compile`: the graph keeps it as one node, with no graph break. The model here is

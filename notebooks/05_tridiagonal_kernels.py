@@ -70,9 +70,10 @@ print("eigenvalues (lambda_0 .. lambda_4):", [round(v, 4) for v in lams.tolist()
 eignotes.widgets.bisection_explorer(d, e, k=2)
 
 # %% [markdown]
-# What to see: left, the bracket after 3 steps still spans a wide interval around λ₂, and the diamond shows the count
-# at its midpoint that decides the next half; right, the bracket width falls as a straight line on the log scale
-# (it halves every step) until it crosses the dashed resolution lines of float32 and float64.
+# What to see: left, the bracket after 3 steps is still wide, λ₂ (red, dotted) inside it, and the diamond shows the
+# count at its midpoint that decides the next half; right, the bracket width falls as a straight line on the log
+# scale (it halves every step), and the dashed lines mark float32's and float64's resolution, each labelled with the
+# step at which the width crosses it, if it does within the 30 steps drawn.
 
 # %%
 hist = eignotes.widgets.bisection_history(d, e, k=2, steps=60)
