@@ -127,7 +127,7 @@ else:
 # Two things to see in the stored table. At (500, 100), PyTorch on the H100 took about 800 ms (a single timed call:
 # each call loops over the 500 matrices), against about 6 ms for CuPy's batched solver. At batch 64, PyTorch's time
 # jumps by two orders of magnitude from n = 32 to n = 33, where CuPy's barely moves: the cliff of the next section.
-# ("timed calls" is empty for the sweep rows: that log kept only the medians.)
+# ("timed calls" is `<NA>` for the sweep rows: that log kept only the medians.)
 
 # %% [markdown]
 # ## DLPack: one buffer, two libraries
@@ -186,8 +186,8 @@ growth.set_index("series").round(2)
 # 3. **Explain a figure.** In the sweep above, eignotes' "k-th only" line and its "all n" line: which one has the
 #    smaller slope, and why would finding one eigenvalue instead of all of them change the slope?
 #
-# Worked solutions: `eignotes.solutions.show(1)` prints them (run it in a new cell once you have tried);
-# `tests/test_exercises.py` checks them.
+# Worked solutions: `from eignotes import solutions; solutions.show(1)` prints them (run it in a new cell once you
+# have tried); `tests/test_exercises.py` checks them.
 
 # %% [markdown]
 # ## Summary

@@ -264,7 +264,7 @@ comparison.set_index("model")
 # 3. **Predict, then count.** Write the number of parameters of each model as a formula in dim and the number of
 #    features, predict both at dim 15, 45 and 100, and check against `sum(p.numel() for p in model.parameters())`.
 #
-# Worked solutions: `eignotes.solutions.show(4)`; `tests/test_exercises.py` checks them.
+# Worked solutions: `from eignotes import solutions; solutions.show(4)`; `tests/test_exercises.py` checks them.
 
 # %% [markdown]
 # ## Summary
