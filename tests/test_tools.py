@@ -29,7 +29,10 @@ def test_bench_quick_writes_well_formed_results(tmp_path):
     data = json.loads(js.read_text())
     assert data["meta"]["device_name"] and data["meta"]["quick"] is True
     rows = data["results"]
-    assert {r["suite"] for r in rows} == {"dense", "tridiagonal", "training", "runs"}
+    assert {r["suite"] for r in rows} == {"dense", "tridiagonal", "training", "runs", "smooth"}
+    smooth = [r for r in rows if r["suite"] == "smooth"]
+    assert len(smooth) == 8 and all(r["alpha"] == 0.5 for r in smooth), "2 kinds x 2 cases x (post, ours)"
+    assert sum(r["baseline"] is None for r in smooth) == 4
     runs_rows = [r for r in rows if r["suite"] == "runs"]
     assert [r.get("runs") for r in runs_rows] == [None, 1, None, 4] * 2, "each R beside a baseline timed next to it"
     for base, r in zip(runs_rows[::2], runs_rows[1::2], strict=True):
@@ -43,7 +46,8 @@ def test_bench_quick_writes_well_formed_results(tmp_path):
         assert (r["ratio"] is None) == (r["baseline"] is None)
     md = js.with_suffix(".md").read_text()
     assert md.startswith("# Benchmark") and "## Goals" in md
-    assert [g["met"] for g in data["goals"]].count(None) >= 3, "GPU goals and dim-45 goals are not scored in quick mode"
+    assert [g["met"] for g in data["goals"]].count(None) >= 4, "GPU goals, dim-45 goals and the smoothed op's goal " \
+        "are not scored in quick mode"
     assert js.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
