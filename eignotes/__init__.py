@@ -25,16 +25,18 @@ __all__ = [
     "dlpack",
     "timing",
     "bench",
+    "collide",
     "experiments",
     "plotting",
     "recipes",
+    "solutions",
     "stream",
     "suites",
     "widgets",
 ]
 
 # Imported on first use: matplotlib, pandas, SciPy and ipywidgets load only when their helpers are needed.
-_LAZY = ("bench", "experiments", "plotting", "recipes", "stream", "suites", "widgets")
+_LAZY = ("bench", "collide", "experiments", "plotting", "recipes", "solutions", "stream", "suites", "widgets")
 
 
 def __getattr__(name: str):

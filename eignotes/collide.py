@@ -129,14 +129,11 @@ def auc_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def boosting_baseline(data: HousingData, seed: int = 0) -> float:
-    """Test RMSE (dollars) of scikit-learn's HistGradientBoostingRegressor with its defaults, trained on the same
-    training rows (the validation rows are not used), measured here rather than quoted."""
-    from sklearn.ensemble import HistGradientBoostingRegressor
+    """Test RMSE (dollars) of scikit-learn's HistGradientBoostingRegressor with its defaults on the same training
+    rows (eignotes.experiments.gradient_boosting_baseline, notebook 04's measured baseline)."""
+    from .experiments import gradient_boosting_baseline
 
-    model = HistGradientBoostingRegressor(random_state=seed)
-    model.fit(data.X_train.double().numpy(), data.y_train.double().numpy())
-    pred = torch.from_numpy(model.predict(data.X_test.double().numpy()))
-    return data.dollars(float(((pred - data.y_test.double()) ** 2).mean().sqrt()))
+    return gradient_boosting_baseline(data, seed=seed)["test RMSE ($)"]
 
 
 # ----- figures -----
