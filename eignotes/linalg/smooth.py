@@ -29,7 +29,7 @@ from typing import SupportsIndex
 import numpy as np
 import torch
 
-from . import _checks, _dense_numba, _smooth_numba, _tri_torch
+from . import _checks, _clusters, _dense_numba, _smooth_numba, _tri_torch
 from . import dense as _dense
 from . import tridiagonal as _tri
 from ._grad import DenseOuter
@@ -223,8 +223,6 @@ def _dense_numba_smooth(A: torch.Tensor, k: int, a64: torch.Tensor, lower: bool,
     if not want_grad:
         return value, A.new_empty(0), wt
     if m > 1:
-        from . import _clusters
-
         _clusters.repair_tridiagonal(dt, et, ks, mu, torch.from_numpy(vecs))
     _dense_numba.back_transform(refl, tau, vecs)
     V = torch.from_numpy(vecs).transpose(-1, -2)
@@ -293,14 +291,14 @@ def kth_eigvalsh_smooth(
     if not _checks.normalize_k(k, n)[1]:
         raise TypeError("the smoothed eigenvalue takes one k (an int)")
     batch = A.shape[:-2]
-    _alpha_tensor(alpha, batch, A.device)  # checks before any work
+    a_checked = _alpha_tensor(alpha, batch, A.device)  # checks before any work
     grad = _checks.needs_grad(A) or (isinstance(alpha, torch.Tensor) and _checks.needs_grad(alpha))
     alpha_grad = isinstance(alpha, torch.Tensor) and _checks.needs_grad(alpha)
     if (not _traced() and not alpha_grad and A.numel() and isinstance(lower, bool)
             and _dense.resolve_dense_backend(backend, A.device, n) == "numba"):
         ks = _checks.normalize_k(k, n)[0]
         work = A.to(_checks.compute_dtype(A.dtype)).reshape(-1, n, n)
-        a64 = _alpha_tensor(alpha, batch, A.device).reshape(-1)
+        a64 = a_checked.reshape(-1)
         if _checks.needs_grad(work):
             val = _DenseSmoothEager.apply(work, ks[0], a64, lower, True)
         else:
@@ -334,11 +332,11 @@ def kth_eigvalsh_tridiagonal_smooth(
     if not _checks.normalize_k(k, n)[1]:
         raise TypeError("the smoothed eigenvalue takes one k (an int)")
     batch = diag.shape[:-1]
-    _alpha_tensor(alpha, batch, diag.device)
+    a_checked = _alpha_tensor(alpha, batch, diag.device)
     grad = _checks.needs_grad(diag, offdiag) or (isinstance(alpha, torch.Tensor) and _checks.needs_grad(alpha))
     if not _traced() and diag.numel():
         kk = _checks.normalize_k(k, n)[0][0]
-        a = _alpha_tensor(alpha, batch, diag.device)
+        a = a_checked
         d, e = _tri._flat(diag.detach(), offdiag.detach())
         two = [kk, kk + 1] if kk + 1 < n else [kk]
         lam = kth_eigvalsh_tridiagonal(d, e, two, backend=backend)
