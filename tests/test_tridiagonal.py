@@ -505,3 +505,47 @@ def test_sturm_count_refuses_sparse_points_and_counts_dense_ones():
         eignotes.sturm_count(d, e, x.to_sparse())
     want = np.searchsorted(ref_eigvals(d.numpy(), e.numpy()), x.numpy())  # eigenvalues below each x
     np.testing.assert_array_equal(eignotes.sturm_count(d, e, x).numpy(), want)
+
+
+@pytest.mark.skipif(not tri._tri_numba.AVAILABLE, reason="the CPU cluster kernel needs numba")
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_cluster_repair_kernel_gives_the_eigenspace_projectors(dtype):
+    """The CPU repair (inverse iteration with Gram-Schmidt in each run of close eigenvalues) against SciPy's
+    float64 eigenvectors: the vectors of every run are orthonormal and span the run's eigenspace, on matrices with
+    exact ties (zero off-diagonals, a zero matrix), tight clusters (glued blocks), huge and tiny scales, and
+    unsorted, repeated k; a NaN matrix is left alone."""
+    from eignotes.linalg import _clusters
+
+    rng = np.random.default_rng(3)
+    n = 12
+    mats = []
+    for scale in (1.0, 1e-150 if dtype == torch.float64 else 1e-15, 1e150 if dtype == torch.float64 else 1e15):
+        d = np.repeat(rng.normal(size=4), 3)  # triples of equal diagonal entries
+        e = np.zeros(n - 1)
+        mats.append((d * scale, e))
+        d = np.tile([1.0, 2.0, 1.0], 4) + 1e-9 * rng.normal(size=n)  # four glued copies of one block
+        e = np.where(np.arange(n - 1) % 3 == 2, 1e-10, 0.5)
+        mats.append((d * scale, e * scale))
+    mats.append((np.zeros(n), np.zeros(n - 1)))
+    mats.append((rng.normal(size=n), rng.normal(size=n - 1)))  # well separated: nothing to repair
+    nan_d = rng.normal(size=n)
+    nan_d[4] = np.nan
+    mats.append((nan_d, rng.normal(size=n - 1)))
+    D = torch.tensor(np.array([m[0] for m in mats]), dtype=dtype)
+    E = torch.tensor(np.array([m[1] for m in mats]), dtype=dtype)
+    for ks in (list(range(n)), [7, 2, 3, 2, 11, 0, 1]):
+        vals, vecs, _ = tri._tri_numba.solve(D, E, ks, tri._NITER[dtype], tri.PIVMIN, True)
+        vecs = _clusters.repair_tridiagonal(D, E, ks, vals, vecs)
+        assert torch.isnan(vecs[-1]).all()
+        for b, (d, e) in enumerate(mats[:-1]):
+            s = max(np.abs(d).max(), np.abs(e).max(), 1e-300)
+            w, V = sl.eigh_tridiagonal(d / s, e / s)
+            uniq = sorted(set(ks))
+            Q = vecs[b].double().numpy()[[ks.index(k) for k in uniq]]  # (m, n), one row per distinct k
+            tol = 1e-9 if dtype == torch.float64 else 2e-4
+            np.testing.assert_allclose(Q @ Q.T, np.eye(len(uniq)), atol=tol)
+            for i, k in enumerate(uniq):  # each vector lies in the eigenspace of its cluster
+                near = np.abs(w - w[k]) <= 1e-3 * max(np.abs(w).max(), 1e-300)
+                assert np.linalg.norm(V[:, near].T @ Q[i]) > 1 - tol, (b, k)
+            for j, k in enumerate(ks):  # repeated k: the same vector
+                np.testing.assert_array_equal(vecs[b, j].numpy(), vecs[b, ks.index(k)].numpy())
