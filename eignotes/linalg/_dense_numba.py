@@ -138,23 +138,23 @@ if AVAILABLE:
 
     @njit(parallel=True, cache=True)
     def _back_transform(refl, tau, vecs):
-        """vecs (B, m, n): eigenvectors z of T in, q = Q z out (Q = H_0 H_1 ... H_{n-3}, applied right to left)."""
+        """vecs (B, m, n): eigenvectors z of T in, q = Q z out (Q = H_0 H_1 ... H_{n-3}, applied right to left);
+        each reflector is applied to all m vectors before the next."""
         B, m, n = vecs.shape
         for b in prange(B):
-            for j in range(m):
-                y = vecs[b, j]
-                for i in range(n - 3, -1, -1):
-                    t = tau[b, i]
-                    if t == 0.0:
-                        continue
-                    row = refl[b, i, i + 1 :]
-                    tail = y[i + 1 :]
-                    s = 0.0
-                    for c in range(n - i - 1):
-                        s += row[c] * tail[c]
+            R = refl[b]
+            Y = vecs[b]
+            for i in range(n - 3, -1, -1):
+                t = tau[b, i]
+                if t == 0.0:
+                    continue
+                for j in range(m):
+                    s = Y[j, i + 1] * R[i, i + 1]
+                    for c in range(i + 2, n):
+                        s += R[i, c] * Y[j, c]
                     s *= t
-                    for c in range(n - i - 1):
-                        tail[c] -= s * row[c]
+                    for c in range(i + 1, n):
+                        Y[j, c] -= s * R[i, c]
 
 
 def tridiagonalize(A: torch.Tensor, lower: bool, keep: bool) -> tuple[np.ndarray, ...]:

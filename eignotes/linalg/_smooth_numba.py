@@ -47,8 +47,9 @@ if AVAILABLE:
 
     @njit(cache=True)
     def _project(y, r, q):
-        """q = the projection of y (m,) onto {0 <= q <= 1, sum q = r}: sort the 2m breaks of
-        f(nu) = sum clip(y + nu, 0, 1), walk them until f reaches r, solve the segment, one Newton step."""
+        """q = the projection of y (m,), ascending, onto {0 <= q <= 1, sum q = r}: f(nu) = sum clip(y + nu, 0, 1)
+        has breaks at -y_j (slope +1) and 1 - y_j (slope -1), each list descending in j; merging the two (no sort)
+        walks the breaks in ascending order until f reaches r, the segment is solved, then one Newton step."""
         m = y.shape[0]
         if r <= 0:
             q[:] = 0.0
@@ -56,34 +57,32 @@ if AVAILABLE:
         if r >= m:
             q[:] = 1.0
             return
-        br = np.empty(2 * m)
-        sl = np.empty(2 * m)
-        ic = np.empty(2 * m)
-        for j in range(m):
-            br[j], sl[j], ic[j] = -y[j], 1.0, y[j]
-            br[m + j], sl[m + j], ic[m + j] = 1.0 - y[j], -1.0, 1.0 - y[j]
-        order = np.argsort(br)
         slope, icpt = 0.0, 0.0
-        nu = br[order[0]]
-        for t in range(2 * m):
-            o = order[t]
-            b = br[o]
+        i, j = m - 1, m - 1  # next unused break of each list: -y[i], 1 - y[j]
+        nu = -y[m - 1]
+        while i >= 0 or j >= 0:
+            if j < 0 or (i >= 0 and -y[i] <= 1.0 - y[j]):
+                b, ds, dc = -y[i], 1.0, y[i]
+                i -= 1
+            else:
+                b, ds, dc = 1.0 - y[j], -1.0, 1.0 - y[j]
+                j -= 1
             if icpt + slope * b >= r:  # f reaches r on the segment left of this break
                 nu = (r - icpt) / slope if slope > 0 else b
                 break
-            slope += sl[o]
-            icpt += ic[o]
+            slope += ds
+            icpt += dc
             nu = b
         cnt, tot = 0, 0.0
-        for j in range(m):
-            z = y[j] + nu
+        for t in range(m):
+            z = y[t] + nu
             if 0.0 < z < 1.0:
                 cnt += 1
             tot += min(max(z, 0.0), 1.0)
         if cnt > 0:
             nu += (r - tot) / cnt
-        for j in range(m):
-            q[j] = min(max(y[j] + nu, 0.0), 1.0)
+        for t in range(m):
+            q[t] = min(max(y[t] + nu, 0.0), 1.0)
 
     @njit(parallel=True, cache=True)
     def _weights(mu, a, r, w, dq):
@@ -91,6 +90,8 @@ if AVAILABLE:
         B, m = mu.shape
         for b in prange(B):
             y = np.empty(m)
+            qr = np.empty(m)
+            qs = np.empty(m)
             ok = math.isfinite(a[b])
             for j in range(m):
                 y[j] = mu[b, j] / a[b]
@@ -101,8 +102,6 @@ if AVAILABLE:
                     w[b, j] = np.nan
                 dq[b] = np.nan
                 continue
-            qr = np.empty(m)
-            qs = np.empty(m)
             _project(y, r, qr)
             _project(y, r - 1, qs)
             s = 0.0

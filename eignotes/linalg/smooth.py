@@ -141,9 +141,17 @@ def _traced() -> bool:
     return torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active()
 
 
-def _window_of(d: torch.Tensor, e: torch.Tensor, k: int, a64: torch.Tensor, lam: torch.Tensor) -> list[int]:
+# Bisection steps for lambda_k and lambda_{k+1} when they only place the window: their error, at most
+# 3 ||T|| 2**-_COARSE (half the last interval of a bisection from Gershgorin bounds, which span at most 6 ||T||), is
+# added to the window's slack. A wider window only adds entries of weight 0.
+_COARSE = 16
+
+
+def _window_of(d: torch.Tensor, e: torch.Tensor, k: int, a64: torch.Tensor, lam: torch.Tensor,
+               coarse: bool = False) -> list[int]:
     """The indices that can carry weight in any matrix of the batch: d (B, n), e (B, n-1) flat, alpha (B,) float64
-    in the same units, lam (B, 1 or 2) = lambda_k (and lambda_{k+1}). Two Sturm counts per matrix; one host sync."""
+    in the same units, lam (B, 1 or 2) = lambda_k (and lambda_{k+1}), from _COARSE bisection steps if `coarse`.
+    Two Sturm counts per matrix; one host sync."""
     n = d.shape[-1]
     lam = lam.double()
     ok = torch.isfinite(lam).all(-1) & torch.isfinite(a64)
@@ -152,6 +160,8 @@ def _window_of(d: torch.Tensor, e: torch.Tensor, k: int, a64: torch.Tensor, lam:
     lam, a64, d, e = lam[ok], a64[ok], d[ok], e[ok]
     norm = torch.maximum(d.abs().amax(-1), e.abs().amax(-1) if e.shape[-1] else d.abs().amax(-1)).double()
     slack = 1e-5 * (norm + a64) + 1e-300  # a wider window only adds entries of weight 0
+    if coarse:
+        slack = slack + 4 * norm * 2.0**-_COARSE
     lo = lam[:, 0] - a64 - slack
     hi = lam[:, -1] + a64 + slack if k + 1 < n else torch.full_like(lo, math.inf)
     x = torch.stack([lo, hi], -1)
@@ -207,8 +217,8 @@ def _dense_numba_smooth(A: torch.Tensor, k: int, a64: torch.Tensor, lower: bool,
     a_s = a64 / sc  # the scaled matrix's alpha: the weights are unchanged, the value scales back below
     niter, piv = _NITER[A.dtype], PIVMIN
     two = [k, k + 1] if k + 1 < n else [k]
-    lam = _tri._tri_numba.solve(dt, et, two, niter, piv, False)[0]
-    ks = _window_of(dt, et, k, a_s, lam)
+    lam = _tri._tri_numba.solve(dt, et, two, _COARSE, piv, False)[0]
+    ks = _window_of(dt, et, k, a_s, lam, coarse=True)
     m = len(ks)
     vals = np.empty((B, m), dtype=d.dtype)
     vecs = np.empty((B, m, n) if want_grad else (0, m, n), dtype=d.dtype)
@@ -339,8 +349,11 @@ def kth_eigvalsh_tridiagonal_smooth(
         a = a_checked
         d, e = _tri._flat(diag.detach(), offdiag.detach())
         two = [kk, kk + 1] if kk + 1 < n else [kk]
-        lam = kth_eigvalsh_tridiagonal(d, e, two, backend=backend)
-        ks = _window_of(d, e, kk, a.reshape(-1).detach(), lam)
+        if _tri._resolve_cached(backend, d.device) == "numba":
+            lam = _tri._tri_numba.solve(d, e, two, _COARSE, PIVMIN, False)[0]
+            ks = _window_of(d, e, kk, a.reshape(-1).detach(), lam, coarse=True)
+        else:
+            ks = _window_of(d, e, kk, a.reshape(-1).detach(), kth_eigvalsh_tridiagonal(d, e, two, backend=backend))
         # differentiable where a gradient is needed: its backward is sum_j g_j (v_j^2, 2 v_j v_j+1)
         lam_w = kth_eigvalsh_tridiagonal(diag if grad else diag.detach(), offdiag if grad else offdiag.detach(), ks,
                                          backend=backend)
