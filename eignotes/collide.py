@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-__all__ = ["pencil_line", "kink_curves", "kyfan_curves", "weights_along", "gradient_change", "alpha_runs",
-           "auc_table", "boosting_baseline", "plot_curves", "plot_weights", "plot_gradient_change",
+__all__ = ["pencil_line", "kink_curves", "kyfan_curves", "weights_along", "shared_band", "gradient_change",
+           "alpha_runs", "auc_table", "boosting_baseline", "plot_curves", "plot_weights", "plot_gradient_change",
            "plot_val_curves", "plot_auc_histograms", "smoothing_explorer"]
 
 
@@ -69,6 +69,27 @@ def weights_along(A: torch.Tensor, B: torch.Tensor, k: int, ts: torch.Tensor, al
     """(len(ts), n) weights w of the smoothed k-th eigenvalue over the eigenvalues (ascending) along the line."""
     mu = torch.linalg.eigvalsh(_line(A, B, ts))
     return smooth_weights(mu, k, alpha)[0].numpy()
+
+
+def shared_band(A: torch.Tensor, B: torch.Tensor, k: int, ts: torch.Tensor, alpha: float) -> dict[str, Any]:
+    """Where along the line A + t B the smoothed k-th eigenvalue's weight is shared (no weight equal to 1), and where
+    a neighbour of lambda_k lies closer than alpha: {"shared": (first t, last t), "close": (first t, last t),
+    "agree": the share of ts where the two tests give the same answer}. NaNs where a test never holds.
+
+    They agree: the weight stays on lambda_k alone exactly while both gaps to its neighbours are at least alpha
+    (the two projections are then r and r - 1 ones and zeros)."""
+    W = torch.as_tensor(weights_along(A, B, k, ts, alpha))
+    shared = W.amax(-1) < 1 - 1e-12
+    lam = torch.linalg.eigvalsh(_line(A, B, ts))
+    gaps = [lam[:, k] - lam[:, k - 1]] if k > 0 else []
+    gaps += [lam[:, k + 1] - lam[:, k]] if k + 1 < lam.shape[-1] else []
+    close = torch.stack(gaps, -1).amin(-1) < alpha if gaps else torch.zeros_like(shared)
+    t = ts.double()
+
+    def span(mask: torch.Tensor) -> tuple[float, float]:
+        return (float(t[mask].min()), float(t[mask].max())) if bool(mask.any()) else (math.nan, math.nan)
+
+    return {"shared": span(shared), "close": span(close), "agree": float((shared == close).double().mean())}
 
 
 def gradient_change(A: torch.Tensor, B: torch.Tensor, k: int, ts: torch.Tensor, alpha: float | None = None

@@ -1,4 +1,6 @@
 """What notebook 07 runs (eignotes.collide), against independent references."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -41,6 +43,25 @@ def test_weights_sum_to_one_and_gradient_rate_is_bounded():
     _, exact, _ = collide.gradient_change(A, B, 2, ts)
     assert exact.max() > 2 / 0.5, "the exact gradient moves faster near a collision"
     assert len(mid) == len(gap) == len(ts) - 1
+
+
+def test_shared_band_is_where_a_neighbour_is_within_alpha():
+    # diag(0, t, 2): for 0 <= t <= 2 lambda_1 = t, its gaps t and 2 - t; outside, lambda_1 is 0 or 2 with gap |t|
+    # or |t - 2| to the line t. So the weight is shared exactly for |t| < alpha or |t - 2| < alpha.
+    A = torch.diag(torch.tensor([0.0, 0.0, 2.0], dtype=torch.float64))
+    B = torch.diag(torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64))
+    ts = torch.linspace(-1, 3, 401, dtype=torch.float64)
+    band = collide.shared_band(A, B, 1, ts, 0.5)
+    assert band["agree"] == 1.0
+    assert band["shared"] == pytest.approx((-0.49, 2.49), abs=1e-9)
+    assert band["close"] == band["shared"]
+    W = collide.weights_along(A, B, 1, ts, 0.5)
+    assert (W.max(-1) == 1).sum() == 401 - 2 * 99  # (-0.5, 0.5) and (1.5, 2.5) hold 99 grid points each
+    A, B = collide.pencil_line(5, seed=73)
+    for alpha in (0.1, 0.5, 2.0):
+        assert collide.shared_band(A, B, 2, torch.linspace(-2, 2, 401, dtype=torch.float64), alpha)["agree"] == 1.0
+    none = collide.shared_band(A, B, 2, torch.linspace(1.0, 2.0, 11, dtype=torch.float64), 1e-3)
+    assert all(math.isnan(v) for v in none["shared"] + none["close"])
 
 
 def test_alpha_runs_table_and_baseline():

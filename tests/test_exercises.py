@@ -5,15 +5,16 @@ machine's load moves those)."""
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.linalg as sl
 import scipy.stats
 import torch
 from conftest import random_symmetric
 
-from eignotes import models, recipes, solutions
+from eignotes import collide, models, recipes, solutions
 from eignotes.data import prepare_housing
-from eignotes.linalg import tridiagonal_to_dense
+from eignotes.linalg import capped_simplex_projection, kth_eigvalsh_smooth, tridiagonal_to_dense
 
 F64 = torch.float64
 
@@ -36,7 +37,7 @@ def test_every_notebook_has_two_or_three_exercises_and_show_prints_them(capsys):
     with pytest.raises(ValueError, match="exercises"):
         solutions.source(1, 9)
     with pytest.raises(ValueError, match="notebooks"):
-        solutions.module(7)
+        solutions.module(8)
 
 
 # ---- notebook 01 ------------------------------------------------------------------------------------------------
@@ -224,3 +225,140 @@ def test_nb05_exercise_3_gradient_is_autograds_and_finite_differences():
     torch.linalg.eigvalsh(tridiagonal_to_dense(dd, ee))[2].backward()
     np.testing.assert_allclose(out["grad_d"], dd.grad.numpy(), atol=1e-12)
     np.testing.assert_allclose(out["grad_e"], ee.grad.numpy(), atol=1e-12)
+
+
+# ---- notebook 06 ------------------------------------------------------------------------------------------------
+
+
+def test_nb06_exercise_1_predicts_the_line_through_one_and_two_runs(housing):
+    out = solutions.module(6).exercise_1(housing.head(256, 64), dim=5, runs=(2, 4), epochs=2)
+    assert set(out) == {"dense", "tridiagonal"}
+    for kind, res in out.items():
+        assert set(res["measured"]) == {2, 4}, kind
+        assert all(math.isfinite(c) and c > 0 for c in res["measured"].values()), kind
+        c2 = res["measured"][2]
+        line = np.polyfit([1.0, 2.0], [1.0, c2], 1)  # cost relative to one run: 1 at R = 1, c(2) at R = 2
+        for R, predicted in res["predicted"].items():
+            assert predicted == pytest.approx(np.polyval(line, R), rel=1e-12), (kind, R)
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_nb06_exercise_2_permutation_test_is_scipys_exact_test(n):
+    rng = np.random.default_rng(n)
+    a, b = 55_000 + 800 * rng.standard_normal(n), 55_500 + 800 * rng.standard_normal(n)
+    out = solutions.module(6).exercise_2(a, b)
+    ref = scipy.stats.permutation_test((a, b), lambda x, y: np.median(x) - np.median(y), vectorized=False,
+                                       permutation_type="independent", n_resamples=np.inf, alternative="two-sided")
+    assert out["difference of medians"] == pytest.approx(np.median(a) - np.median(b), abs=1e-9)
+    assert out["p-value"] == pytest.approx(ref.pvalue, abs=1e-12)
+    assert out["smallest possible p-value"] == pytest.approx(2 / math.comb(2 * n, n), abs=1e-15)
+    assert out["p-value"] >= out["smallest possible p-value"] - 1e-15
+
+
+def test_nb06_exercise_2_reaches_its_smallest_p_value():
+    # two runs each, far apart: only the observed split and its mirror are as extreme, p = 2 / C(4, 2)
+    out = solutions.module(6).exercise_2([1.0, 2.0], [10.0, 20.0])
+    assert out["p-value"] == pytest.approx(1 / 3, abs=1e-15) == out["smallest possible p-value"]
+
+
+def test_nb06_exercise_3_exponents_are_linregress_slopes():
+    rng = np.random.default_rng(3)
+    dims = {"tridiagonal": [15, 45, 100, 200], "dense": [15, 45], "other": [30]}
+    rows = [{"model": kind, "dim": d, "sec_per_epoch": 0.05 * d**0.3 * math.exp(rng.normal(0, 0.05))}
+            for kind, ds in dims.items() for d in ds]
+    summary = pd.DataFrame(rows).sample(frac=1, random_state=0)  # shuffled: the fit must not rely on the order
+    out = solutions.module(6).exercise_3(summary)
+    for kind in ("tridiagonal", "dense"):
+        part = summary[summary["model"] == kind]
+        ref = scipy.stats.linregress(np.log(part["dim"]), np.log(part["sec_per_epoch"])).slope
+        assert out[kind] == pytest.approx(ref, abs=1e-12), kind
+    assert math.isnan(out["other"])
+
+
+# ---- notebook 07 ------------------------------------------------------------------------------------------------
+
+
+def _moreau_kyfan_scipy(mu, r, alpha):
+    """max <q, mu> - alpha/2 ||q||^2 over 0 <= q <= 1, sum q = r, by SciPy's SLSQP: an independent solver."""
+    from scipy.optimize import minimize
+
+    mu = np.asarray(mu, dtype=float)
+    res = minimize(lambda q: -(q @ mu - alpha / 2 * q @ q), np.full(len(mu), r / len(mu)),
+                   jac=lambda q: -(mu - alpha * q), bounds=[(0, 1)] * len(mu), method="SLSQP",
+                   constraints=[{"type": "eq", "fun": lambda q: q.sum() - r, "jac": lambda q: np.ones_like(q)}],
+                   options={"ftol": 1e-14, "maxiter": 500})
+    assert res.success, res.message
+    return -res.fun, res.x
+
+
+def test_nb07_exercise_1_hand_value_is_the_definition():
+    out = solutions.module(7).exercise_1()
+    mu, alpha = np.array([0.0, 1.0, 5.0]), 5.0  # r = n - k = 2
+    m2, q2 = _moreau_kyfan_scipy(mu, 2, alpha)
+    m1, q1 = _moreau_kyfan_scipy(mu, 1, alpha)
+    assert out["by hand"] == pytest.approx(m2 - m1 + alpha / 2, abs=1e-7)
+    np.testing.assert_allclose(out["weights by hand"], q2 - q1, atol=1e-6)
+    assert out["eignotes"] == pytest.approx(1.75, abs=1e-12)
+    np.testing.assert_allclose(out["eignotes weights"], out["weights by hand"], atol=1e-12)
+
+
+@pytest.mark.parametrize("r", [0, 1, 3, 6, 7])
+def test_nb07_exercise_2_bisection_projection(r):
+    rng = np.random.default_rng(r)
+    y = rng.standard_normal((20, 7)) * 2
+    y[0, :3] = 0.4  # ties
+    y = torch.tensor(y)
+    tol = 1e-12
+    out = solutions.module(7).exercise_2(y, r, tol=tol)
+    q = out["q"]
+    width = float((1 - y.amin(-1) + y.amax(-1)).max())
+    assert out["steps"] == math.ceil(math.log2(width / tol))
+    torch.testing.assert_close(q, capped_simplex_projection(y, r), atol=1e-10, rtol=0)
+    assert (q >= 0).all() and (q <= 1).all()
+    torch.testing.assert_close(q.sum(-1), torch.full((20,), float(r), dtype=F64), atol=7 * tol, rtol=0)
+    for row in range(3):  # the projection is the minimizer of ||q - y||^2 = max <q, y> - ||q||^2 / 2 (alpha = 1)
+        _, ref = _moreau_kyfan_scipy(y[row].numpy(), r, 1.0)
+        np.testing.assert_allclose(q[row].numpy(), ref, atol=1e-6)
+
+
+def _np_smooth_gradient(W, k, alpha):
+    """sum_j w_j v_j v_j^T from NumPy's eigh and capped-simplex projections by plain bisection (float64)."""
+    mu, V = np.linalg.eigh(W)
+
+    def project(y, r):
+        lo, hi = -y.max(), 1 - y.min()
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if np.clip(y + mid, 0, 1).sum() < r else (lo, mid)
+        return np.clip(y + 0.5 * (lo + hi), 0, 1)
+
+    r = len(mu) - k
+    w = project(mu / alpha, r) - project(mu / alpha, r - 1)
+    return (V * w) @ V.T
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.5])
+def test_nb07_exercise_3_smoothed_gradient_is_two_over_alpha_lipschitz(alpha, gen):
+    A, B = collide.pencil_line(5, seed=73)
+    ts = torch.linspace(-0.47, -0.27, 41, dtype=F64)  # within 0.1 of the line's near-collision
+    mats = A + ts[:, None, None] * B
+    out = solutions.module(7).exercise_3(mats, 2, alpha)
+    assert out["bound"] == 2 / alpha
+    assert out["smoothed"] <= 2 / alpha * (1 + 1e-9)
+    assert out["exact"] > 2 / alpha  # the exact gradient turns across the collision far faster
+    for i in (0, 20, 40):  # the gradients themselves, against NumPy and against central differences
+        np.testing.assert_allclose(out["gradients"][i].numpy(), _np_smooth_gradient(mats[i].numpy(), 2, alpha),
+                                   atol=1e-9)
+        D = random_symmetric((), 5, F64, gen)
+        h = 1e-5
+        fd = (kth_eigvalsh_smooth(mats[i] + h * D, 2, alpha) - kth_eigvalsh_smooth(mats[i] - h * D, 2, alpha)) / (2 * h)
+        assert float((out["gradients"][i] * D).sum()) == pytest.approx(float(fd), abs=1e-7)
+
+
+def test_nb07_exercise_3_at_a_repeated_eigenvalue(gen):
+    # diag(0, 1, 1, 2, 3): lambda_2 is double; small perturbations split it in every direction
+    W0 = torch.diag(torch.tensor([0.0, 1.0, 1.0, 2.0, 3.0], dtype=F64))
+    mats = torch.stack([W0] + [W0 + 1e-3 * random_symmetric((), 5, F64, gen) for _ in range(8)])
+    out = solutions.module(7).exercise_3(mats, 2, 0.5)
+    assert out["smoothed"] <= 4.0 * (1 + 1e-9)
+    assert out["exact"] > 40  # of the order of 1 / (the perturbation's size)

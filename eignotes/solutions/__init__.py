@@ -1,4 +1,4 @@
-"""Worked solutions to the exercises at the end of notebooks 01 to 05.
+"""Worked solutions to the exercises at the end of notebooks 01 to 07.
 
 `show(3)` prints notebook 03's solutions, `show(3, 2)` the second one only. Each module `nbNN` holds one function
 per exercise, `exercise_1`, `exercise_2`, ...: its docstring is the answer in words, its code the answer in code,
@@ -17,11 +17,11 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-NOTEBOOKS = (1, 2, 3, 4, 5)
+NOTEBOOKS = (1, 2, 3, 4, 5, 6, 7)
 
 
 def module(notebook: int) -> ModuleType:
-    """The solutions module of a notebook (1 to 5)."""
+    """The solutions module of a notebook (1 to 7)."""
     if notebook not in NOTEBOOKS:
         raise ValueError(f"solutions exist for notebooks {NOTEBOOKS}, got {notebook!r}")
     return importlib.import_module(f"{__name__}.nb{notebook:02d}")

@@ -1,0 +1,99 @@
+"""Notebook 06 (scaling with dim, several seeds): worked solutions. `eignotes.solutions.show(6)`."""
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..data import HousingData
+from ..experiments import runs_cost
+
+
+def exercise_1(data: HousingData, *, dim: int = 15, runs: Sequence[int] = (2, 4, 8), epochs: int = 3
+               ) -> dict[str, dict[str, dict[int, float]]]:
+    """Predict what R runs trained together cost, from the cost of 2, then measure.
+
+    Model an epoch of R runs together as t(R) = a + b R: a is what a step costs once for all runs (Python, the
+    framework's dispatch, slicing the batch, launching each operation), b what each run adds (its share of the
+    arithmetic). Relative to one run, c(R) = t(R) / t(1) = 1 + (R - 1)(c(2) - 1): one measurement at R = 2 gives the
+    line, and the prediction for R = 8 follows. If c(2) is close to 1, the fixed part a dominates and more runs come
+    almost for free; if close to 2, nothing is shared. Which model shares more depends on dim: the dense model's
+    work per run grows like dim^3 (one reduction to tridiagonal form per matrix), the tridiagonal model's like dim.
+    (On a 2-core CPU at dim 45, 16 runs cost 4.5 times one dense run's epoch and 2.6 times one tridiagonal run's:
+    benchmarks/results/, `python -m eignotes.bench --suite runs`.)
+    The measured costs usually fall below the line at large R: b itself shrinks as R grows, because the eigenvalue
+    op and the matrix products get the runs' matrices as one larger batch, and a larger batch costs less per matrix
+    (notebook 05's time against the batch size). Timings move with the machine's load: compare the trend, not the
+    digits.
+
+    Returns, per model kind, {"predicted": {R: c(R)}, "measured": {R: c(R)}}, both relative to one run timed beside
+    each R (eignotes.experiments.runs_cost; the first of `epochs` epochs warms up and is dropped).
+    """
+    runs = sorted(set(runs) | {2})
+    table = runs_cost(data, dim=dim, runs_list=runs, epochs=epochs)
+    out = {}
+    for kind, part in table.groupby("model"):
+        measured = {int(r): float(c) for r, c in zip(part["runs together"], part["time over one run's"], strict=True)}
+        c2 = measured[2]
+        out[str(kind)] = {"predicted": {r: 1 + (r - 1) * (c2 - 1) for r in runs}, "measured": measured}
+    return out
+
+
+def exercise_2(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
+    """Is the difference between two settings larger than seed luck? An exact permutation test.
+
+    If the setting made no difference, the labels "a" and "b" on the pooled runs would be arbitrary: every way of
+    splitting the pooled RMSEs into a group of len(a) and one of len(b) would be as likely as the observed split.
+    Compute the difference of medians for every split (C(n_a + n_b, n_a) of them) and count the splits whose
+    difference is at least as large in size as the observed one: that fraction is the two-sided p-value.
+
+    Predict before you compute: with n runs per setting the observed split and its mirror image (the two groups
+    swapped) are always among the most extreme, so p can never fall below 2 / C(2n, n): 0.33 with 2 seeds, 0.1 with
+    3, 0.0079 with 5. With three seeds per setting no difference, however large, is significant at the 5% level:
+    that is why the study reports the IQR over seeds and why more seeds are worth their cost.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    pooled = np.concatenate([a, b])
+    n, na = len(pooled), len(a)
+    observed = float(np.median(a) - np.median(b))
+    tol = 1e-12 * max(1.0, abs(observed))  # equal differences must count as equal despite rounding
+    extreme = total = 0
+    for idx in itertools.combinations(range(n), na):
+        mask = np.zeros(n, dtype=bool)
+        mask[list(idx)] = True
+        d = np.median(pooled[mask]) - np.median(pooled[~mask])
+        extreme += abs(d) >= abs(observed) - tol
+        total += 1
+    smallest = (2 if na == n - na else 1) / math.comb(n, na)
+    return {"difference of medians": observed, "p-value": float(extreme / total), "smallest possible p-value": smallest}
+
+
+def exercise_3(summary: pd.DataFrame) -> dict[str, float]:
+    """The exponent p of seconds per epoch ~ c dim^p for each model kind, fitted on the study's summary table.
+
+    Prediction from the operations, per row of the data: the tridiagonal model evaluates two Linear layers
+    (O(F dim)), a bisection of a fixed number of O(dim) Sturm counts and one O(dim) eigenvector solve: p = 1 for
+    large dim. The dense model forms sum_i x_i A_i (O(F dim^2)) and reduces it to tridiagonal form ((4/3) dim^3):
+    p between 2 and 3, tending to 3. The fit says otherwise at these sizes: at the cpu scale on a 2-core CPU, about
+    0.25 for the tridiagonal model (dims 15 to 100) and 0.5 for the dense one (dims 15 and 45). Write the time as
+    a + b dim^p: a step also costs a fixed amount that does not grow with dim (Python, the optimizer's loop over
+    parameter tensors, launching each operation), and at these dims that fixed part is most of the time, so the
+    fitted slope on log-log axes lies far below p. Only at larger dims does the curve bend up towards its true
+    exponent; notebook 05 timed the op alone, where the fixed part is smaller.
+
+    Returns {model kind: fitted exponent}, NaN for a kind with a single dim. The fit is least squares on log-log
+    axes, as in notebook 01.
+    """
+    out = {}
+    for kind, part in summary.groupby("model"):
+        part = part.sort_values("dim")
+        if len(part) < 2:
+            out[str(kind)] = math.nan
+            continue
+        x, y = np.log(part["dim"].to_numpy(float)), np.log(part["sec_per_epoch"].to_numpy(float))
+        x0, y0 = x - x.mean(), y - y.mean()
+        out[str(kind)] = float((x0 * y0).sum() / (x0 * x0).sum())
+    return out
