@@ -9,7 +9,8 @@ alpha: None (or 0) uses the exact k-th eigenvalue; a positive alpha its Moreau-s
 (eignotes.kth_eigvalsh_smooth), whose gradient is (2/alpha)-Lipschitz. Stacked runs (eignotes.runs) may set
 `alpha` to a (runs, 1) tensor: one alpha per run.
 
-backend: "auto"/"numba"/"torch"/"cupy" (dense) or "auto"/"numba"/"triton"/"torch" (tridiagonal) pick an eignotes kernel;
+backend: "auto"/"numba"/"torch"/"cupy"/"triton" (dense) or "auto"/"numba"/"triton"/"torch" (tridiagonal) pick an
+eignotes kernel;
 "linalg" uses PyTorch's own torch.linalg.eigvalsh with its autograd, the blog's baseline, for side-by-side timing;
 "trace" replaces the eigenvalue by trace / dim, a trivial differentiable reduction of the same matrix, to measure
 how much of a training step the eigenvalue itself costs (never a model to use).

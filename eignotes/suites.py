@@ -31,7 +31,7 @@ from . import (
 from .data import prepare_housing
 from .dlpack import cupy_status
 from .experiments import random_symmetric
-from .linalg import tridiagonal_backends
+from .linalg import _dense_triton, tridiagonal_backends
 from .timing import Timing, time_interleaved
 
 if TYPE_CHECKING:
@@ -112,9 +112,12 @@ def suite_dense(device: torch.device, dtype: torch.dtype, shapes: Iterable[tuple
     also the blog's CuPy function as the anchor."""
     out = []
     has_cupy = experiments.cupy_usable(device)
-    backends = ["torch"] + (["cupy"] if has_cupy else []) + (["numba"] if device.type == "cpu" else [])
+    base_backends = ["torch"] + (["cupy"] if has_cupy else []) + (["numba"] if device.type == "cpu" else [])
     for B, n in shapes:
         A = random_symmetric(B, n, dtype, device)
+        # the one-launch Triton kernel (opt-in) is timed on a GPU wherever it holds the matrix on chip
+        gpu_triton = device.type == "cuda" and _dense_triton.AVAILABLE and n <= _dense_triton.MAX_N
+        backends = base_backends + (["triton"] if gpu_triton else [])
         fwd, fwdbwd = _dense_callables(A, n // 2, backends, has_cupy)
         measured = {}
         for case, fns in (("forward", fwd), ("forward+backward", fwdbwd)):

@@ -6,7 +6,7 @@ from typing import SupportsIndex
 
 import torch
 
-BACKENDS_DENSE = ("auto", "torch", "numba", "cupy")
+BACKENDS_DENSE = ("auto", "torch", "numba", "cupy", "triton")
 BACKENDS_TRIDIAGONAL = ("auto", "torch", "numba", "triton")
 _HALF = (torch.float16, torch.bfloat16)
 

@@ -11,9 +11,10 @@ the Clarke subdifferential, and that is what backward returns (for the q the sol
 
 Backends: "numba" (CPU; Householder reduction to tridiagonal form, the tridiagonal kernel's bisection, and only
 the selected eigenvectors, formed by back-transformation: see _dense_numba), "torch" (torch.linalg.eigvalsh, and
-torch.linalg.eigh when vectors are needed, any device) and "cupy" (cuSOLVER's batched solver through CuPy on CUDA
+torch.linalg.eigh when vectors are needed, any device), "cupy" (cuSOLVER's batched solver through CuPy on CUDA
 tensors for the eigenvalues; for a gradient, only the selected eigenvectors, by batched inverse iteration in
-PyTorch: see _inverse_iteration).
+PyTorch: see _inverse_iteration) and "triton" (opt-in, n <= 128: the numba backend's algorithm as one kernel
+launch, each matrix on chip; see _dense_triton; not yet verified on a GPU, so "auto" does not choose it).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from typing import SupportsIndex
 import torch
 
 from ..dlpack import cupy_status
-from . import _checks, _dense_numba, _inverse_iteration
+from . import _checks, _dense_numba, _dense_triton, _inverse_iteration
 from ._grad import DenseOuter, save_vectors
 from .tridiagonal import _NITER, PIVMIN
 
@@ -63,6 +64,14 @@ def _eigvalsh(A, lower, backend):
     return torch.linalg.eigvalsh(A, UPLO=_uplo(lower))
 
 
+def _triton_solve(A, ks, lower, want_vectors):
+    """The one-launch Triton kernel (see _dense_triton): any batch shape; scaling and NaN marking happen inside."""
+    batch, n = A.shape[:-2], A.shape[-1]
+    vals, vecs = _dense_triton.solve(A.reshape(-1, n, n), ks, lower, want_vectors, _NITER[A.dtype], PIVMIN)
+    vals = vals.reshape(batch + (len(ks),))
+    return vals, (vecs.reshape(batch + (n, len(ks))) if want_vectors else None)
+
+
 def _numba_solve(A, ks, lower, want_vectors):
     """The compiled CPU path (see _dense_numba): any batch shape; scaling and NaN marking happen inside."""
     batch, n = A.shape[:-2], A.shape[-1]
@@ -98,6 +107,8 @@ def _values_impl(A, k, lower, backend):
         return A.new_empty(A.shape[:-2] + (len(k),))
     if backend == "numba":
         return _numba_solve(A, k, lower, False)[0]
+    if backend == "triton":
+        return _triton_solve(A, k, lower, False)[0]
     A, ok = _sanitize(A, lower)
     vals = _checks.select_last(_eigvalsh(A, lower, backend), k).contiguous()
     if ok is not None:
@@ -111,6 +122,8 @@ def _eigh_impl(A, k, lower, backend):
         return A.new_empty(A.shape[:-2] + (len(k),)), A.new_empty(A.shape[:-2] + (n, len(k)))
     if backend == "numba":
         return _numba_solve(A, k, lower, True)
+    if backend == "triton":
+        return _triton_solve(A, k, lower, True)
     A, ok = _sanitize(A, lower)
     vals, vecs = _eigh(A, lower, backend, k)
     if ok is not None:
@@ -211,6 +224,16 @@ def resolve_dense_backend(backend: str, device: torch.device, n: int = 0) -> str
     _checks.check_backend(backend, _checks.BACKENDS_DENSE)
     if backend == "torch":
         return "torch"
+    if backend == "triton":  # opt-in: "auto" does not pick it until a GPU run has verified and timed it
+        if not _dense_triton.AVAILABLE:
+            raise RuntimeError(f"backend='triton' is not usable: {_dense_triton.WHY}")
+        if not (device.type == "cuda" or (device.type == "cpu" and _dense_triton.interpreted())):
+            raise RuntimeError(f"backend='triton' needs a CUDA tensor (or TRITON_INTERPRET=1 for CPU tensors), "
+                               f"got one on {device}")
+        if n > _dense_triton.MAX_N:
+            raise RuntimeError(f"backend='triton' holds n <= {_dense_triton.MAX_N} on chip, got n = {n}; use "
+                               "backend='auto'")
+        return "triton"
     if device.type != "cuda":
         if backend == "cupy":
             raise RuntimeError(f"backend='cupy' needs a CUDA tensor, got one on {device}")
@@ -248,8 +271,10 @@ def kth_eigvalsh(
         backend: "numba" (CPU: a compiled Householder reduction to tridiagonal form, then the tridiagonal kernel's
             bisection and, for a gradient, only the selected eigenvectors; parallel over the batch), "torch"
             (torch.linalg, any device), "cupy" (CuPy's batched cuSOLVER on CUDA tensors, zero-copy by DLPack, on
-            PyTorch's current stream, no host sync), or "auto" (numba on the CPU up to n = NUMBA_MAX_N, CuPy on
-            CUDA tensors where it can run, torch otherwise).
+            PyTorch's current stream, no host sync), "triton" (opt-in, n <= 128: the whole function in one kernel
+            launch per call, the matrix held on chip; not yet verified on a GPU, so "auto" does not choose it), or
+            "auto" (numba on the CPU up to n = NUMBA_MAX_N, CuPy on CUDA tensors where it can run, torch
+            otherwise).
 
     Returns:
         (...) for an int k, (..., len(k)) for a sequence.

@@ -276,7 +276,7 @@ def kth_eigvalsh_smooth(
         alpha: the smoothing, a positive float or a float tensor broadcastable to the batch shape A.shape[:-2]
             (runs with different alphas in one batch). Its gradient is Lipschitz with constant 2 / alpha;
             alpha -> 0 gives the k-th eigenvalue. A tensor alpha that requires grad gets its gradient too.
-        backend: the plain op's backends ("auto", "numba", "torch", "cupy").
+        backend: the plain op's backends ("auto", "numba", "torch", "cupy", "triton").
 
     Returns:
         (...): sum_j w_j mu_j - alpha/2 (||q*_r||^2 - ||q*_{r-1}||^2) + alpha/2 (see the module docstring).

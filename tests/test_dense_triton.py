@@ -1,0 +1,171 @@
+"""The one-launch Triton kernel of the dense k-th eigenpair (backend="triton") against float64 NumPy.
+
+Without a GPU the kernel runs under Triton's interpreter (conftest sets TRITON_INTERPRET=1) on CPU tensors: the
+same source, executed one program at a time in NumPy. That is slow (about a second per matrix and k at n = 17),
+so the cases stay few and small, with single matrices at n = 45, 64 and 100. A subprocess also compiles the kernel
+ahead of time for sm_80, sm_89 (L4) and sm_90, which catches what the interpreter cannot (types of loop-carried
+values, names bound inside branches)."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from conftest import random_symmetric
+
+import eignotes
+from eignotes.linalg import _dense_triton
+from eignotes.linalg import dense as dense_mod
+
+RUNS = _dense_triton.AVAILABLE and (torch.cuda.is_available() or _dense_triton.interpreted())
+pytestmark = pytest.mark.skipif(not RUNS, reason="the Triton kernel needs Triton, and a GPU or TRITON_INTERPRET=1")
+DEV = "cuda" if torch.cuda.is_available() else "cpu"
+TOL = {torch.float32: 4e-6, torch.float64: 1e-13}  # relative to the spectral norm
+
+
+def ref_eigh(A, lower=True):
+    return np.linalg.eigh(A.detach().double().cpu().numpy(), UPLO="L" if lower else "U")
+
+
+def check_pairs(A, ks, vals, vecs, lower=True):
+    """Values against NumPy; each vector a unit eigenvector of the symmetric matrix the triangle defines."""
+    w, _ = ref_eigh(A, lower)
+    S = A.detach().double().cpu().numpy()
+    S = np.tril(S) + np.swapaxes(np.tril(S, -1), -1, -2) if lower else np.triu(S) + np.swapaxes(np.triu(S, 1), -1, -2)
+    scale = max(1e-300, np.abs(w).max())
+    tol = TOL[A.dtype] * scale
+    np.testing.assert_allclose(vals.double().cpu().numpy(), w[..., ks], atol=tol, rtol=0)
+    if vecs is not None:
+        Q = vecs.double().cpu().numpy()
+        np.testing.assert_allclose(np.linalg.norm(Q, axis=-2), 1.0, atol=10 * TOL[A.dtype])
+        resid = S @ Q - Q * vals.double().cpu().numpy()[..., None, :]
+        assert np.linalg.norm(resid, axis=-2).max() <= 20 * tol, "A q = lambda q"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n", [1, 2, 3, 6])
+@pytest.mark.parametrize("lower", [True, False])
+def test_small_random_values_and_vectors_at_both_ends(dtype, n, lower, gen):
+    A = random_symmetric((2,), n, dtype, gen)
+    A = A + torch.triu(torch.randn(n, n, generator=gen, dtype=dtype), 1) * 5  # junk in the triangle not read
+    A = A if lower else A.mT.contiguous()
+    ks = sorted({0, n - 1})
+    vals, vecs = _dense_triton.solve(A.to(DEV), ks, lower, True, dense_mod._NITER[dtype], dense_mod.PIVMIN)
+    check_pairs(A, ks, vals, vecs, lower)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n", [45, 64, 100])
+def test_the_blog_sizes(n, dtype, gen):
+    A = random_symmetric((1,), n, dtype, gen)
+    ks = [0, n // 2] if n < 100 else [n - 1]
+    vals, vecs = _dense_triton.solve(A.to(DEV), ks, True, True, dense_mod._NITER[dtype], dense_mod.PIVMIN)
+    check_pairs(A, ks, vals, vecs)
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1.0, 1e30])
+def test_graded_tiny_and_huge_scales(scale, gen):
+    """A graded matrix (entries over ten orders of magnitude) at scales near float32's limits: the power-of-two
+    scaling keeps the Sturm recurrence in range, and the value scales back exactly."""
+    g = torch.logspace(0, -5, 7, dtype=torch.float64)
+    A = random_symmetric((), 7, torch.float64, gen) * g[:, None] * g[None, :] * scale
+    A32 = A.float()
+    vals, vecs = _dense_triton.solve(A32[None].to(DEV), [0, 6], True, True, 28, dense_mod.PIVMIN)
+    check_pairs(A32[None], [0, 6], vals, vecs)
+
+
+def test_repeated_and_clustered_eigenvalues_give_orthonormal_vectors_for_several_k(gen):
+    """An exact triple eigenvalue (Q diag(1,1,1,2,3) Q^T) and a zero matrix: one k gives an eigenvector of the
+    eigenspace; several k inside the cluster give orthonormal vectors, and their gradient is the projector."""
+    Q, _ = torch.linalg.qr(torch.randn(5, 5, dtype=torch.float64, generator=gen))
+    A = Q @ torch.diag(torch.tensor([1.0, 1.0, 1.0, 2.0, 3.0], dtype=torch.float64)) @ Q.T
+    batch = torch.stack([A, torch.zeros(5, 5, dtype=torch.float64)]).to(DEV)
+    vals, vecs = _dense_triton.solve(batch, [0, 1, 2], True, True, 56, dense_mod.PIVMIN)
+    check_pairs(batch, [0, 1, 2], vals, vecs)
+    G = vecs.mT @ vecs
+    np.testing.assert_allclose(G.cpu().numpy(), np.broadcast_to(np.eye(3), (2, 3, 3)), atol=1e-10)
+    X = A.clone().to(DEV).requires_grad_()
+    eignotes.kth_eigvalsh(X, [0, 1, 2], backend="triton").sum().backward()
+    P = (Q[:, :3] @ Q[:, :3].T).numpy()
+    np.testing.assert_allclose(X.grad.cpu().numpy(), P, atol=1e-10)
+
+
+def test_nan_is_confined_and_empty_batches(gen):
+    A = random_symmetric((3,), 4, torch.float32, gen)
+    A[1, 2, 1] = float("nan")
+    A[2, 0, 3] = float("inf")  # in the upper triangle, which is not read: no effect
+    vals, vecs = _dense_triton.solve(A.to(DEV), [1], True, True, 28, dense_mod.PIVMIN)
+    assert torch.isnan(vals[1]).all() and torch.isnan(vecs[1]).all()
+    keep = torch.tensor([0, 2])
+    check_pairs(A[keep], [1], vals[keep], vecs[keep])
+    empty = torch.empty(0, 4, 4, device=DEV)
+    assert eignotes.kth_eigvalsh(empty, 1, backend="triton").shape == (0,)
+
+
+def test_op_gradient_and_half_precision_match_torch(gen):
+    A = random_symmetric((2,), 5, torch.float64, gen).to(DEV).requires_grad_()
+    val = eignotes.kth_eigvalsh(A, -1, backend="triton")
+    val.sum().backward()
+    w, V = torch.linalg.eigh(A.detach().cpu())
+    np.testing.assert_allclose(val.detach().cpu().numpy(), w[:, -1].numpy(), atol=1e-12)
+    q = V[..., -1]
+    np.testing.assert_allclose(A.grad.cpu().numpy(), (q[:, :, None] * q[:, None, :]).numpy(), atol=1e-10)
+    h = eignotes.kth_eigvalsh(A.detach().to(torch.bfloat16), 0, backend="triton")
+    assert h.dtype == torch.bfloat16
+    ref = np.linalg.eigvalsh(A.detach().to(torch.bfloat16).double().cpu().numpy())[:, 0]
+    np.testing.assert_allclose(h.double().cpu().numpy(), ref, atol=0.02 * np.abs(ref).max())
+
+
+def test_torch_func_grad_and_vmap(gen):
+    A = random_symmetric((3,), 4, torch.float64, gen).to(DEV)
+    g = torch.func.vmap(torch.func.grad(lambda M: eignotes.kth_eigvalsh(M, 1, backend="triton")))(A)
+    V = torch.linalg.eigh(A.cpu())[1][..., 1]
+    np.testing.assert_allclose(g.cpu().numpy(), (V[:, :, None] * V[:, None, :]).numpy(), atol=1e-10)
+
+
+def test_backend_choice():
+    """Opt-in: "auto" never picks the kernel (no GPU run has verified it yet); n above MAX_N is refused clearly."""
+    assert dense_mod.resolve_dense_backend("auto", torch.device("cpu"), 45) != "triton"
+    assert dense_mod.resolve_dense_backend("triton", torch.device(DEV), 45) == "triton"
+    with pytest.raises(RuntimeError, match="n <= 128"):
+        dense_mod.resolve_dense_backend("triton", torch.device(DEV), 129)
+    with pytest.raises(ValueError, match="backend"):
+        eignotes.kth_eigvalsh(torch.eye(3), 0, backend="tritonn")
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import triton
+    import triton.language as tl
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    from eignotes.linalg._dense_triton import _dense_kth_kernel as K, passes, warps_for
+
+    cases = [(cap, dt, True, 64) for cap in (80, 89, 90) for dt in ("fp32", "fp64")]
+    cases += [(89, "fp32", False, 64), (90, "fp32", True, 128)]
+    for cap, dt, want, N in cases:
+        fp64 = dt == "fp64"
+        sig = {name: f"*{dt}" for name in ("A_ptr", "val_ptr", "vec_ptr", "s_ptr")}
+        sig["ks_ptr"] = "*i32"
+        sig.update({name: "i32" for name in ("n", "m", "sA_b", "sA_r", "sA_c")})
+        sig["pivmin"] = "fp32"
+        sig.update({c: "constexpr" for c in ("LOWER", "WANT_VEC", "N", "MS", "PASSES", "EXP_MASK", "INT_T")})
+        const = {"LOWER": True, "WANT_VEC": want, "N": N, "MS": 32, "PASSES": passes(56 if fp64 else 28),
+                 "EXP_MASK": 0x7FF0000000000000 if fp64 else 0x7F800000, "INT_T": tl.int64 if fp64 else tl.int32}
+        cc = triton.compile(ASTSource(fn=K, signature=sig, constexprs=const), target=GPUTarget("cuda", cap, 32),
+                            options={"num_warps": warps_for(N)})
+        assert cc.asm["cubin"], "no machine code"
+        print("ok", cap, dt, want, N)
+    """
+)
+
+
+@pytest.mark.skipif(not _dense_triton.AVAILABLE, reason=f"Triton not importable: {_dense_triton.WHY}")
+def test_kernel_compiles_for_gpus():
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_DEFAULT_FP_FUSION"] = "1"
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("ok") == 8
