@@ -31,9 +31,10 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
+from . import graphs
 from .data import HousingData
 from .models import MultivariateSpectral, PencilSpectral, feature_norms
-from .stream import OPTIMIZERS, Event, make_optimizer
+from .stream import OPTIMIZERS, Event, make_optimizer, use_graphs
 
 # Validation rows evaluated at once for all runs: bounds the memory of R x rows x dim x dim dense matrices.
 VAL_CHUNK = 512
@@ -116,6 +117,7 @@ def train_runs(
     scheduler: Callable | None = None,
     patience: int | None = None,
     device: torch.device | str | None = None,
+    cuda_graphs: bool = False,
 ) -> Iterator[Event]:
     """Train the R models together (run r shuffles with a generator seeded by seeds[r]); one event per epoch.
 
@@ -125,7 +127,8 @@ def train_runs(
     validation epoch); the last event also carries models (the R models, loaded with their runs' final parameters).
     The stream ends after n_epochs, or when every run has stopped: early (after `patience` epochs without a new best
     validation loss; None: never) or by diverging (a NaN or infinite training loss: that run is frozen and
-    reported, the others go on).
+    reported, the others go on). cuda_graphs: as in eignotes.stream.train_epochs (opt-in, CUDA only, not yet
+    verified on a GPU).
     """
     _check_models(models)
     if len(seeds) != len(models):
@@ -142,11 +145,11 @@ def train_runs(
     if getattr(models[0], "num_features", data.num_features) != data.num_features:
         raise ValueError(f"the models expect {models[0].num_features} features, the data has {data.num_features}")
     return _train_runs(list(models), data, list(seeds), batch_size, lr, n_epochs, optimizer, weight_decay,
-                       scheduler, patience, device)
+                       scheduler, patience, device, cuda_graphs)
 
 
 def _train_runs(models, data, seeds, batch_size, lr, n_epochs, optimizer, weight_decay, scheduler, patience,
-                device) -> Iterator[Event]:
+                device, cuda_graphs=False) -> Iterator[Event]:
     device = torch.device(device) if device is not None else next(models[0].parameters()).device
     R = len(models)
     for m in models:
@@ -168,8 +171,25 @@ def _train_runs(models, data, seeds, batch_size, lr, n_epochs, optimizer, weight
     predict = stacked_model  # (R, rows, features) -> (R, rows)
     X, y = data.X_train.to(device), data.y_train.to(device)
     X_val, y_val = data.X_val.to(device), data.y_val.to(device)
-    opt = make_optimizer(optimizer, params.values(), lr=lr, weight_decay=weight_decay)
+    graphed = use_graphs(cuda_graphs, stacked_model, device)
+    if graphed:
+        opt = graphs.graph_optimizer(OPTIMIZERS[optimizer], list(params.values()), lr=lr, weight_decay=weight_decay)
+    else:
+        opt = make_optimizer(optimizer, params.values(), lr=lr, weight_decay=weight_decay)
     sched = scheduler(opt) if scheduler is not None else None
+    total = torch.zeros(R, device=device, dtype=y.dtype)  # stays on the device: no host sync per step
+
+    def step(idx: torch.Tensor) -> torch.Tensor:
+        """One step of every run on its rows idx (R, b) (what a CUDA graph captures; called as is elsewhere)."""
+        pred = predict(X[idx])
+        per_run = ((pred - y[idx]) ** 2).mean(-1)  # each run's MSE over its minibatch
+        opt.zero_grad(set_to_none=True)
+        per_run.sum().backward()  # the runs' losses share no parameters: each gets its own gradient
+        opt.step()
+        total.add_(per_run.detach() * idx.shape[1])
+        return per_run
+
+    run_step = graphs.StepGraph(step, device, graphed)
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     N = len(X)
 
@@ -192,24 +212,20 @@ def _train_runs(models, data, seeds, batch_size, lr, n_epochs, optimizer, weight
     for epoch in range(1, n_epochs + 1):
         t0 = time.perf_counter()
         perms = torch.stack([torch.randperm(N, generator=g) for g in gens]).to(device)  # (R, N)
-        total = torch.zeros(R, device=device, dtype=y.dtype)
-        lr_now = opt.param_groups[0]["lr"]
+        total.zero_()
+        lr_now = float(opt.param_groups[0]["lr"])
         any_frozen = not all(active)
         for i in range(0, N, batch_size):
-            idx = perms[:, i : i + batch_size]  # (R, b): each run its own rows
-            pred = predict(X[idx])
-            per_run = ((pred - y[idx]) ** 2).mean(-1)  # each run's MSE over its minibatch
-            opt.zero_grad(set_to_none=True)
-            per_run.sum().backward()  # the runs' losses share no parameters: each gets its own gradient
-            opt.step()
+            run_step(perms[:, i : i + batch_size])  # (R, b): each run its own rows
             if any_frozen:
                 with torch.no_grad():
                     for name, p in params.items():
                         keep = frozen_mask.view(-1, *([1] * (p.ndim - 1)))
                         p.copy_(torch.where(keep, frozen_values[name], p))
-            total += per_run.detach() * idx.shape[1]
         if sched is not None:
             sched.step()
+            if graphed:
+                graphs.sync_schedule(opt)
         train_loss = (total / N).tolist()  # the one host sync of the epoch
         seconds = time.perf_counter() - t0
         with torch.no_grad():

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from . import graphs
 from .data import HousingData
 from .models import feature_norms
 
@@ -101,6 +102,7 @@ def train_epochs(
     scheduler: Callable | None = None,
     device: torch.device | str | None = None,
     seed: int = 0,
+    cuda_graphs: bool = False,
 ) -> Iterator[Event]:
     """Train with minibatches of the MSE loss; yield one event per epoch, `n_epochs` of them (None: until stopped).
 
@@ -112,6 +114,10 @@ def train_epochs(
     Divergence: a NaN or infinite loss raises FloatingPointError. A finite loss above DIVERGENCE_FACTOR times the
     variance of the training targets (100 times worse than predicting their mean) warns once (RuntimeWarning) and
     marks each such event with diverged=True: lower the learning rate.
+
+    cuda_graphs: on a CUDA device, replay each training step as a CUDA graph (eignotes.graphs): opt-in, not yet
+    verified on a GPU. A model whose step cannot be captured trains eagerly, with a one-line warning saying why.
+    Ignored elsewhere.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
@@ -121,38 +127,64 @@ def train_epochs(
     if getattr(model, "num_features", data.num_features) != data.num_features:
         raise ValueError(f"the model expects {model.num_features} features, the data has {data.num_features}")
     return _train_epochs(model, data, batch_size, lr, n_epochs, optimizer, weight_decay, regularizer, scheduler,
-                         device, seed)
+                         device, seed, cuda_graphs)
+
+
+def use_graphs(requested: bool, model: nn.Module, device: torch.device) -> bool:
+    """Whether the loops capture their steps: asked for, on CUDA, and a model whose step can be captured (else a
+    one-line warning says why training goes on eagerly)."""
+    if not requested or device.type != "cuda":
+        return False
+    ok, why = graphs.capturable(model)
+    if not ok:
+        warnings.warn(f"CUDA graphs off for this model: {why}; training with eager steps", RuntimeWarning,
+                      stacklevel=3)
+    return ok
 
 
 def _train_epochs(model, data, batch_size, lr, n_epochs, optimizer, weight_decay, regularizer, scheduler, device,
-                  seed):
+                  seed, cuda_graphs=False):
     # a generator of its own, so that the argument checks above raise at the call, not at the first next()
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     X, y = data.X_train.to(device), data.y_train.to(device)
     diverged_at = DIVERGENCE_FACTOR * float(data.y_train.double().var(correction=0).clamp_min(1e-30))
-    opt = make_optimizer(optimizer, model.parameters(), lr=lr, weight_decay=weight_decay)
+    graphed = use_graphs(cuda_graphs, model, device)
+    if graphed:
+        opt = graphs.graph_optimizer(OPTIMIZERS[optimizer], list(model.parameters()), lr=lr,
+                                     weight_decay=weight_decay)
+    else:
+        opt = make_optimizer(optimizer, model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = scheduler(opt) if scheduler is not None else None
     gen = torch.Generator().manual_seed(seed)
     loss_fn = nn.MSELoss()
+    total = torch.zeros((), device=device)  # stays on the device: no host sync per step
+
+    def step(idx: torch.Tensor) -> torch.Tensor:
+        """One training step on the rows idx (what a CUDA graph captures; called as is elsewhere)."""
+        pred = model(X[idx])
+        loss = loss_fn(pred, y[idx])
+        objective = loss + regularizer(model) if regularizer is not None else loss
+        opt.zero_grad(set_to_none=True)
+        objective.backward()
+        opt.step()
+        total.add_(loss.detach() * idx.shape[0])
+        return loss
+
+    run_step = graphs.StepGraph(step, device, graphed)
     warned = False
     for epoch in itertools.count(1) if n_epochs is None else range(1, n_epochs + 1):
         model.train()
         t0 = time.perf_counter()
         perm = torch.randperm(len(X), generator=gen).to(device)
-        total = torch.zeros((), device=device)
-        lr_now = opt.param_groups[0]["lr"]
+        total.zero_()
+        lr_now = float(opt.param_groups[0]["lr"])
         for i in range(0, len(X), batch_size):
-            idx = perm[i : i + batch_size]
-            pred = model(X[idx])
-            loss = loss_fn(pred, y[idx])
-            objective = loss + regularizer(model) if regularizer is not None else loss
-            opt.zero_grad(set_to_none=True)
-            objective.backward()
-            opt.step()
-            total += loss.detach() * len(idx)  # stays on the device: no host sync per step
+            run_step(perm[i : i + batch_size])
         if sched is not None:
             sched.step()
+            if graphed:
+                graphs.sync_schedule(opt)
         train_loss = float(total) / len(X)  # the one host sync of the epoch
         seconds = time.perf_counter() - t0
         if not math.isfinite(train_loss):

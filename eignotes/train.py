@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="Moreau smoothing of the eigenvalue (default: none, the exact eigenvalue; > 0 smooths)")
     ap.add_argument("--init", choices=("default", "paper"), default="default",
                     help="pencil model only: nn.Linear's initialization (default) or the spectral-neuron paper's")
+    ap.add_argument("--cuda-graphs", action="store_true",
+                    help="on a CUDA device, replay each training step as a CUDA graph (opt-in: not yet verified on "
+                         "a GPU; a model whose step cannot be captured trains eagerly, with a warning)")
     ap.add_argument("--out", default="build/runs")
     args = ap.parse_args(argv)
     if args.dim < 2 or args.epochs < 1:
@@ -71,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     _, history, summary = recipes.fit(
         args.model, data, dim=args.dim, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
         weight_decay=args.weight_decay, patience=args.patience, backend=args.backend, device=args.device,
-        seed=args.seed, progress=progress, alpha=args.alpha or None, init=args.init)
+        seed=args.seed, progress=progress, alpha=args.alpha or None, init=args.init, cuda_graphs=args.cuda_graphs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = _run_name(args, args.seed)
@@ -115,7 +118,7 @@ def _main_runs(args: argparse.Namespace, data: data_mod.HousingData) -> int:
     results = recipes.fit_runs(
         args.model, data, dim=args.dim, epochs=args.epochs, seeds=seeds, lr=args.lr, batch_size=args.batch_size,
         weight_decay=args.weight_decay, patience=args.patience, backend=args.backend, device=args.device,
-        progress=progress, alpha=args.alpha or None, init=args.init)
+        progress=progress, alpha=args.alpha or None, init=args.init, cuda_graphs=args.cuda_graphs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table = []
