@@ -162,6 +162,27 @@ def test_alpha_tensor_per_matrix_and_its_gradient(gen):
     assert torch.autograd.gradcheck(lambda a: eignotes.kth_eigvalsh_smooth(A, 3, a), (alphas,))
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_mixed_alphas_in_one_batch_give_each_matrix_its_own_window(dtype, gen):
+    """Blocks of matrices with a tiny alpha (a window of two eigenvalues) beside blocks with a large one (the whole
+    spectrum), one NaN matrix, as runs with different alphas train together: the dense CPU path computes only the
+    entries each block of matrices needs, and every value and gradient still equals the definition's."""
+    n, k = 9, 4
+    A = random_symmetric((100,), n, torch.float64, gen) * 3
+    alphas = torch.where(torch.arange(100) % 50 < 33, 1e-3, 8.0).double()
+    alphas[70:75] = 0.3
+    A[90, 3, 2] = float("nan")
+    X = A.clone().to(dtype).requires_grad_()
+    val = eignotes.kth_eigvalsh_smooth(X, k, alphas.to(dtype))
+    val.sum().backward()
+    tol = 1e-9 if dtype == torch.float64 else 2e-4
+    assert torch.isnan(val[90]) and torch.isnan(X.grad[90]).all()
+    for b in [*range(0, 90, 3), 33, 34, 70, 72, 99]:
+        rv, rg = smooth_ref(A[b].numpy(), k, alphas[b].item())
+        assert abs(val[b].item() - rv) <= tol * max(1.0, abs(rv)), b
+        np.testing.assert_allclose(X.grad[b].double().numpy(), rg, atol=10 * tol, rtol=0)
+
+
 def test_nan_confined_and_empty(gen):
     A = random_symmetric((3,), 5, torch.float64, gen)
     A[1, 2, 1] = float("nan")

@@ -137,18 +137,22 @@ if AVAILABLE:
                 _reduce(W, d[b], e[b], tau[b], p, v)
 
     @njit(parallel=True, cache=True)
-    def _back_transform(refl, tau, vecs):
+    def _back_transform(refl, tau, vecs, lo, hi, stride):
         """vecs (B, m, n): eigenvectors z of T in, q = Q z out (Q = H_0 H_1 ... H_{n-3}, applied right to left);
-        each reflector is applied to all m vectors before the next."""
+        each reflector is applied to all m vectors before the next. lo, hi (B,) (or empty): only vectors
+        lo[b] .. hi[b] of matrix b (the others are zero); matrices are visited in a strided order that spreads
+        the costly ones over the threads (see _tri_numba._solve_parallel)."""
         B, m, n = vecs.shape
-        for b in prange(B):
+        for visit in prange(B):
+            b = (visit * stride) % B
             R = refl[b]
             Y = vecs[b]
+            j0, j1 = (lo[b], hi[b] + 1) if lo.shape[0] else (0, m)
             for i in range(n - 3, -1, -1):
                 t = tau[b, i]
                 if t == 0.0:
                     continue
-                for j in range(m):
+                for j in range(j0, j1):
                     s = Y[j, i + 1] * R[i, i + 1]
                     for c in range(i + 2, n):
                         s += R[i, c] * Y[j, c]
@@ -172,9 +176,12 @@ def tridiagonalize(A: torch.Tensor, lower: bool, keep: bool) -> tuple[np.ndarray
     return d, e, tau, scale, refl
 
 
-def back_transform(refl: np.ndarray, tau: np.ndarray, vecs: np.ndarray) -> None:
-    """Stage 4 alone: eigenvectors z of T (B, m, n) in place to q = Q z, the eigenvectors of A."""
-    _back_transform(refl, tau, vecs)
+def back_transform(refl: np.ndarray, tau: np.ndarray, vecs: np.ndarray,
+                   rows: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    """Stage 4 alone: eigenvectors z of T (B, m, n) in place to q = Q z, the eigenvectors of A; rows = (lo, hi)
+    transforms only vectors lo[b] .. hi[b] of matrix b."""
+    lo, hi = rows if rows is not None else (_tri_numba._NO_K, _tri_numba._NO_K)
+    _back_transform(refl, tau, vecs, lo, hi, _tri_numba.coprime_stride(vecs.shape[0]) if rows is not None else 1)
 
 
 def solve(
@@ -196,5 +203,5 @@ def solve(
     if len(set(ks)) > 1:  # several k in one cluster: orthonormal vectors of T (d, e and the values scaled) first
         _clusters.repair_tridiagonal(torch.from_numpy(d), torch.from_numpy(e), list(ks),
                                      torch.from_numpy(vals / scale[:, None]), torch.from_numpy(vecs))
-    _back_transform(refl, tau, vecs)
+    back_transform(refl, tau, vecs)
     return torch.from_numpy(vals), torch.from_numpy(vecs).transpose(-1, -2)

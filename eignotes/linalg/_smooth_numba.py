@@ -85,16 +85,21 @@ if AVAILABLE:
             q[t] = min(max(y[t] + nu, 0.0), 1.0)
 
     @njit(parallel=True, cache=True)
-    def _weights(mu, a, r, w, dq):
-        """Per row: w = q*_r - q*_{r-1} of mu / a (float64), dq = ||q*_r||^2 - ||q*_{r-1}||^2; NaN rows stay NaN."""
+    def _weights(mu, a, r, lo, hi, w, dq):
+        """Per row: w = q*_r - q*_{r-1} of mu / a (float64), dq = ||q*_r||^2 - ||q*_{r-1}||^2; NaN rows stay NaN.
+        With lo, hi (B,) (else empty): row b is solved on its own window mu[b, lo:hi+1] (above it every entry is
+        1 in both projections, so the target drops by their count; below, 0), and its weights are 0 outside."""
         B, m = mu.shape
         for b in prange(B):
-            y = np.empty(m)
-            qr = np.empty(m)
-            qs = np.empty(m)
+            j0, j1 = (lo[b], hi[b]) if lo.shape[0] else (0, m - 1)
+            mb = j1 - j0 + 1
+            rb = r - (m - 1 - j1)
+            y = np.empty(mb)
+            qr = np.empty(mb)
+            qs = np.empty(mb)
             ok = math.isfinite(a[b])
-            for j in range(m):
-                y[j] = mu[b, j] / a[b]
+            for j in range(mb):
+                y[j] = mu[b, j0 + j] / a[b]
                 if not math.isfinite(y[j]):
                     ok = False
             if not ok:
@@ -102,11 +107,13 @@ if AVAILABLE:
                     w[b, j] = np.nan
                 dq[b] = np.nan
                 continue
-            _project(y, r, qr)
-            _project(y, r - 1, qs)
+            _project(y, rb, qr)
+            _project(y, rb - 1, qs)
             s = 0.0
             for j in range(m):
-                w[b, j] = qr[j] - qs[j]
+                w[b, j] = 0.0
+            for j in range(mb):
+                w[b, j0 + j] = qr[j] - qs[j]
                 s += qr[j] * qr[j] - qs[j] * qs[j]
             dq[b] = s
 
@@ -120,11 +127,17 @@ def sturm_counts(d: torch.Tensor, e: torch.Tensor, x: torch.Tensor, pivmin: floa
     return torch.from_numpy(out)
 
 
-def weights(mu: torch.Tensor, a64: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(w (B, m), dq (B,)) float64 from CPU eigenvalues mu (B, m), ascending, and alpha (B,)."""
+_NO_ROWS = np.empty(0, dtype=np.int64)
+
+
+def weights(mu: torch.Tensor, a64: torch.Tensor, r: int, rows: tuple[np.ndarray, np.ndarray] | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(w (B, m), dq (B,)) float64 from CPU eigenvalues mu (B, m), ascending, and alpha (B,); rows = (lo, hi)
+    restricts each row to its own window (offsets into mu's columns)."""
     mun = mu.detach().double().contiguous().numpy()
     B, m = mun.shape
     w = np.empty((B, m))
     dq = np.empty(B)
-    _weights(mun, a64.detach().double().contiguous().numpy(), r, w, dq)
+    lo, hi = rows if rows is not None else (_NO_ROWS, _NO_ROWS)
+    _weights(mun, a64.detach().double().contiguous().numpy(), r, lo, hi, w, dq)
     return torch.from_numpy(w), torch.from_numpy(dq)

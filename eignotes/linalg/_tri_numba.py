@@ -31,7 +31,8 @@ if AVAILABLE:
     LANES = 32
 
     @njit(parallel=True, cache=True)
-    def _solve_parallel(d, e, ks, niter, pivmin, half, want_vectors, want_prods, vals, vecs, prods):
+    def _solve_parallel(d, e, ks, niter, pivmin, half, want_vectors, want_prods, vals, vecs, prods, wlo, whi,
+                        stride):
         """Blocks of LANES matrices (a short last block repeats its last matrix), bisected together, in parallel.
 
         Raw (unscaled) d, e in; eigenvalues out (and, as asked, unit vectors and their gradient factors q_i^2,
@@ -39,13 +40,20 @@ if AVAILABLE:
         into [-1, 1] on its way into the block buffers, so the squares in the recurrence neither overflow nor
         underflow; the eigenvalue is scaled back on the way out. After the copy into the (n, LANES) buffers every
         loop runs over the lanes innermost, so it vectorizes.
+
+        wlo, whi (B,) (or empty): each matrix's own range of k. A block skips a k that none of its matrices needs,
+        and writes NaN for its value (zeros for its vector and factors). Blocks are visited in the order
+        visit * stride mod (number of blocks) (stride coprime to it): numba hands each thread a contiguous range,
+        and this spreads costly blocks (runs with a large smoothing window sit together in a batch) over threads.
         """
         B, n = d.shape
         m = ks.shape[0]
         zero, one = half - half, half + half  # in the input's dtype: a float64 literal would widen float32 loops
         # The block body must sit inside prange: LLVM vectorizes its lane loops there (measured: 16-wide divisions),
         # but not in a plain njit function, where it cannot rule out aliasing between the work arrays.
-        for blk in prange((B + LANES - 1) // LANES):
+        nblk = (B + LANES - 1) // LANES
+        for visit in prange(nblk):
+            blk = (visit * stride) % nblk
             b0 = blk * LANES
             dl = np.empty((n, LANES), dtype=d.dtype)
             el = np.zeros((max(n - 1, 1), LANES), dtype=d.dtype)
@@ -113,6 +121,22 @@ if AVAILABLE:
             twist = np.empty(LANES, dtype=np.int64)
             for j in range(m):
                 k = ks[j]
+                if wlo.shape[0] > 0:
+                    need = False
+                    for lane in range(LANES):
+                        bb = min(b0 + lane, B - 1)
+                        if wlo[bb] <= k <= whi[bb]:
+                            need = True
+                    if not need:
+                        for lane in range(LANES):
+                            bb = b0 + lane
+                            if bb < B:
+                                vals[bb, j] = np.nan
+                                if want_vectors:
+                                    vecs[bb, j, :] = zero
+                                if want_prods:
+                                    prods[bb, j, :] = zero
+                        continue
                 a[:] = lo
                 c[:] = hi
                 for _ in range(niter):
@@ -213,18 +237,39 @@ if AVAILABLE:
                 Z[i, lane] *= best[lane]
 
 
-def _solve(d, e, ks, niter, pivmin, half, want_vectors, vals, vecs, prods=None):
-    """NumPy arrays in and out (see _solve_parallel); prods None: no gradient factors."""
+def _solve(d, e, ks, niter, pivmin, half, want_vectors, vals, vecs, prods=None, window=None):
+    """NumPy arrays in and out (see _solve_parallel); prods None: no gradient factors; window: (wlo, whi)."""
+    wlo, whi = window if window is not None else (_NO_K, _NO_K)
     if prods is None:
-        _solve_parallel(d, e, ks, niter, pivmin, half, want_vectors, False, vals, vecs, _no_array(vals.dtype, 3))
+        _solve_parallel(d, e, ks, niter, pivmin, half, want_vectors, False, vals, vecs, _no_array(vals.dtype, 3),
+                        wlo, whi, _stride(d.shape[0]))
     else:
-        _solve_parallel(d, e, ks, niter, pivmin, half, want_vectors, True, vals, vecs, prods)
+        _solve_parallel(d, e, ks, niter, pivmin, half, want_vectors, True, vals, vecs, prods, wlo, whi,
+                        _stride(d.shape[0]))
 
 
 # A training step calls this with the same small arguments thousands of times: the constant ones are made once.
 @functools.lru_cache(maxsize=None)
 def _no_array(dtype, ndim):
     return np.empty((0,) * ndim, dtype=dtype)  # size 0: nothing can be written into it
+
+
+_NO_K = np.empty(0, dtype=np.int64)  # no per-matrix range of k
+
+
+@functools.lru_cache(maxsize=1024)
+def coprime_stride(count: int) -> int:
+    """A stride coprime to count, near its golden section: visiting i * stride mod count lands consecutive
+    visits far apart, so each thread's contiguous share of the visits mixes cheap and costly items."""
+    count = max(1, count)
+    s = max(1, round(count * 0.6180339887))
+    while math.gcd(s, count) != 1:
+        s += 1
+    return s
+
+
+def _stride(B: int) -> int:
+    return coprime_stride(-(-B // LANES)) if AVAILABLE else 1
 
 
 @functools.lru_cache(maxsize=256)
@@ -255,6 +300,7 @@ def solve(
     if n == 1:  # numba wants a real array for e even when n == 1
         en = np.zeros((B, 1), dtype=dt)
     piv, half = _scalars(dt, pivmin)
-    _solve_parallel(dn, en, _ks_array(tuple(ks)), niter, piv, half, want_vectors, want_prods, vals, vecs, prods)
+    _solve_parallel(dn, en, _ks_array(tuple(ks)), niter, piv, half, want_vectors, want_prods, vals, vecs, prods,
+                    _NO_K, _NO_K, _stride(B))
     return (torch.from_numpy(vals), torch.from_numpy(vecs) if want_vectors else None,
             torch.from_numpy(prods) if want_prods else None)

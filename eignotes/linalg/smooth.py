@@ -152,11 +152,18 @@ def _window_of(d: torch.Tensor, e: torch.Tensor, k: int, a64: torch.Tensor, lam:
     """The indices that can carry weight in any matrix of the batch: d (B, n), e (B, n-1) flat, alpha (B,) float64
     in the same units, lam (B, 1 or 2) = lambda_k (and lambda_{k+1}), from _COARSE bisection steps if `coarse`.
     Two Sturm counts per matrix; one host sync."""
-    n = d.shape[-1]
+    return _windows(d, e, k, a64, lam, coarse)[0]
+
+
+def _windows(d: torch.Tensor, e: torch.Tensor, k: int, a64: torch.Tensor, lam: torch.Tensor, coarse: bool = False
+             ) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """_window_of's union window ks, and each matrix's own window as offsets into it: lo, hi (B,) int64 (a matrix
+    with a non-finite entry gets the whole union)."""
+    n, B = d.shape[-1], d.shape[0]
     lam = lam.double()
     ok = torch.isfinite(lam).all(-1) & torch.isfinite(a64)
     if not bool(ok.any()):
-        return [k]
+        return [k], np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64)
     lam, a64, d, e = lam[ok], a64[ok], d[ok], e[ok]
     norm = torch.maximum(d.abs().amax(-1), e.abs().amax(-1) if e.shape[-1] else d.abs().amax(-1)).double()
     slack = 1e-5 * (norm + a64) + 1e-300  # a wider window only adds entries of weight 0
@@ -170,19 +177,27 @@ def _window_of(d: torch.Tensor, e: torch.Tensor, k: int, a64: torch.Tensor, lam:
     else:
         ds, es, scale, _ = _tri._prepare(d, e)
         counts = _tri_torch.sturm_count(ds, es * es, x.to(d.dtype) / scale[:, None], PIVMIN)
-    first = min(int(counts[:, 0].min()), k)
-    last = max(int(counts[:, 1].max()) - 1, min(k + 1, n - 1))
-    return list(range(first, last + 1))
+    counts = counts.cpu().numpy()
+    first_b = np.minimum(counts[:, 0], k)
+    last_b = np.maximum(counts[:, 1] - 1, min(k + 1, n - 1))
+    first, last = int(first_b.min()), int(last_b.max())
+    okn = ok.cpu().numpy()
+    lo_all = np.zeros(B, dtype=np.int64)
+    hi_all = np.full(B, last - first, dtype=np.int64)
+    lo_all[okn] = first_b - first
+    hi_all[okn] = last_b - first
+    return list(range(first, last + 1)), lo_all, hi_all
 
 
-def _window_value(mu_w: torch.Tensor, ks: list[int], n: int, k: int, a64: torch.Tensor):
+def _window_value(mu_w: torch.Tensor, ks: list[int], n: int, k: int, a64: torch.Tensor, rows=None):
     """Weights (B, m) and the alpha term (B,) from the window's eigenvalues mu_w (B, m), ascending: the entries
     above the window are 1 in both projections, those below 0, so each projection is solved on the window with
-    its target lowered by the ones above."""
+    its target lowered by the ones above. rows = (lo, hi): each row's own window (offsets; CPU only), outside
+    which its weights are 0 and its entries are not read."""
     r = n - k - (n - 1 - ks[-1])
     if mu_w.device.type == "cpu" and _smooth_numba.AVAILABLE:
         batch = mu_w.shape[:-1]
-        w, dq = _smooth_numba.weights(mu_w.reshape(-1, mu_w.shape[-1]), a64.expand(batch).reshape(-1), r)
+        w, dq = _smooth_numba.weights(mu_w.reshape(-1, mu_w.shape[-1]), a64.expand(batch).reshape(-1), r, rows)
         return w.reshape(mu_w.shape), dq.reshape(batch)
     y = mu_w.double() / a64.unsqueeze(-1)
     q_r = capped_simplex_projection(y, r)
@@ -218,15 +233,17 @@ def _dense_numba_smooth(A: torch.Tensor, k: int, a64: torch.Tensor, lower: bool,
     niter, piv = _NITER[A.dtype], PIVMIN
     two = [k, k + 1] if k + 1 < n else [k]
     lam = _tri._tri_numba.solve(dt, et, two, _COARSE, piv, False)[0]
-    ks = _window_of(dt, et, k, a_s, lam, coarse=True)
+    ks, lo, hi = _windows(dt, et, k, a_s, lam, coarse=True)
     m = len(ks)
     vals = np.empty((B, m), dtype=d.dtype)
     vecs = np.empty((B, m, n) if want_grad else (0, m, n), dtype=d.dtype)
+    # each block of matrices computes only the window entries one of its matrices needs (runs with a small alpha
+    # beside runs with a large one need far fewer); the others are NaN, with zero vectors and weight 0
     _dense_numba._tri_numba._solve(d, e, np.asarray(ks, dtype=np.int64), niter, d.dtype.type(piv),
-                                   d.dtype.type(0.5), want_grad, vals, vecs)
+                                   d.dtype.type(0.5), want_grad, vals, vecs, window=(lo + ks[0], hi + ks[0]))
     mu = torch.from_numpy(vals)
-    w, dq = _window_value(mu, ks, n, k, a_s)
-    value = ((w * mu.double()).sum(-1) + 0.5 * a_s * (1 - dq)) * sc
+    w, dq = _window_value(mu, ks, n, k, a_s, rows=(lo, hi))
+    value = ((w * torch.nan_to_num(mu.double())).sum(-1) + 0.5 * a_s * (1 - dq)) * sc
     ok = torch.isfinite(dt).all(-1)
     value = torch.where(ok, value, torch.full((), math.nan, dtype=value.dtype)).to(A.dtype)
     wt = w.to(A.dtype)
@@ -234,7 +251,7 @@ def _dense_numba_smooth(A: torch.Tensor, k: int, a64: torch.Tensor, lower: bool,
         return value, A.new_empty(0), wt
     if m > 1:
         _clusters.repair_tridiagonal(dt, et, ks, mu, torch.from_numpy(vecs))
-    _dense_numba.back_transform(refl, tau, vecs)
+    _dense_numba.back_transform(refl, tau, vecs, rows=(lo, hi))
     V = torch.from_numpy(vecs).transpose(-1, -2)
     nan = torch.full((), math.nan, dtype=A.dtype)
     return value, torch.where(ok[:, None, None], V, nan), torch.where(ok[:, None], wt, nan)
