@@ -3,6 +3,10 @@
 The "triton" backend runs its real kernel source: on a GPU compiled, without one under Triton's interpreter
 (conftest sets TRITON_INTERPRET=1), which is slow, so its cases stay small.
 """
+import os
+import subprocess
+import sys
+import textwrap
 import types
 
 import numpy as np
@@ -549,3 +553,93 @@ def test_cluster_repair_kernel_gives_the_eigenspace_projectors(dtype):
                 assert np.linalg.norm(V[:, near].T @ Q[i]) > 1 - tol, (b, k)
             for j, k in enumerate(ks):  # repeated k: the same vector
                 np.testing.assert_array_equal(vecs[b, j].numpy(), vecs[b, ks.index(k)].numpy())
+
+
+needs_triton = pytest.mark.skipif(not AVAIL["triton"],
+                                  reason=f"triton backend not usable here: {AVAIL['triton'].reason}")
+
+
+@needs_triton
+@pytest.mark.parametrize("name", ["W21+", "glued W21+", "split, repeated", "zero matrix", "tiny 1e-30", "huge 1e30",
+                                  "graded", "clustered", "n=1", "n=2", "n=3"])
+def test_fused_triton_path_on_hard_inputs(name, monkeypatch):
+    """The opt-in one-launch Triton path (use_fused_triton): values against SciPy's bisection to ULPS of the norm,
+    k at both ends, both dtypes; its gradient equals the standard Triton path's (the same twisted factorization,
+    which the tests above hold to the references), float64."""
+    d, e = CASES[name]
+    w = ref_eigvals(d, e)
+    norm = max(np.abs(d).max(), np.abs(e).max() if len(e) else 0.0, 1e-300)
+    n = len(d)
+    for k in sorted({0, n // 2, n - 1}):
+        for dtype, tol in ((torch.float64, ULPS * 2.2e-16), (torch.float32, ULPS * 1.2e-7)):
+            if dtype == torch.float32 and not (1e-30 < norm < 1e30):
+                continue
+            grads = {}
+            for fused in (False, True):
+                monkeypatch.setattr(tri._tri_triton, "FUSED", fused)
+                dt = torch.tensor(d, dtype=dtype, device=DEVICE, requires_grad=True)
+                et = torch.tensor(e, dtype=dtype, device=DEVICE, requires_grad=True)
+                val = eignotes.kth_eigvalsh_tridiagonal(dt, et, k, backend="triton")
+                assert abs(val.item() - w[k]) <= tol * norm, (name, k, dtype, fused)
+                val.backward()
+                grads[fused] = (dt.grad, et.grad)
+            if dtype == torch.float64:
+                for a, b in zip(grads[True], grads[False], strict=True):
+                    torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+@needs_triton
+def test_fused_triton_path_equals_the_standard_one_nan_and_empty(gen, monkeypatch):
+    d = torch.randn(70, 12, dtype=torch.float64, generator=gen).to(DEVICE)
+    e = torch.randn(70, 11, dtype=torch.float64, generator=gen).to(DEVICE)
+    d[5, 3] = float("nan")
+    e[9, 0] = float("inf")
+    ref_v = eignotes.kth_eigvalsh_tridiagonal(d, e, 4, backend="triton")
+    dd, ee = d.clone().requires_grad_(), e.clone().requires_grad_()
+    eignotes.kth_eigvalsh_tridiagonal(dd, ee, 4, backend="triton").sum().backward()
+    monkeypatch.setattr(tri._tri_triton, "FUSED", True)
+    got_v = eignotes.kth_eigvalsh_tridiagonal(d, e, 4, backend="triton")
+    torch.testing.assert_close(got_v, ref_v, rtol=0, atol=1e-13, equal_nan=True)
+    df, ef = d.clone().requires_grad_(), e.clone().requires_grad_()
+    eignotes.kth_eigvalsh_tridiagonal(df, ef, [4, 4], backend="triton").sum().backward()  # a repeated k counts twice
+    torch.testing.assert_close(df.grad, 2 * dd.grad, rtol=0, atol=1e-10, equal_nan=True)
+    torch.testing.assert_close(ef.grad, 2 * ee.grad, rtol=0, atol=1e-10, equal_nan=True)
+    assert torch.isnan(got_v[[5, 9]]).all() and torch.isfinite(got_v[[0, 6, 69]]).all()
+    # a strided view (every other row) is read in place, and an empty batch is empty
+    torch.testing.assert_close(eignotes.kth_eigvalsh_tridiagonal(d[::2], e[::2], 4, backend="triton"), ref_v[::2],
+                               rtol=0, atol=1e-13, equal_nan=True)
+    assert eignotes.kth_eigvalsh_tridiagonal(d[:0], e[:0], 4, backend="triton").shape == (0,)
+
+
+FUSED_SCRIPT = textwrap.dedent(
+    """
+    import triton
+    import triton.language as tl
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    from eignotes.linalg._tri_triton import _tridiagonal_fused_kernel as K
+
+    for cap in (80, 89, 90):
+        for dt in ("fp32", "fp64"):
+            fp64 = dt == "fp64"
+            sig = {name: f"*{dt}" for name in ("d_ptr", "e_ptr", "val_ptr", "prod_ptr", "dp_ptr", "dm_ptr")}
+            sig.update({name: "i32" for name in ("B", "n", "k", "sd_b", "se_b")})
+            sig["pivmin"] = "fp32"
+            sig.update({c: "constexpr" for c in ("NITER", "WANT_PRODS", "BLOCK", "EXP_MASK", "INT_T")})
+            const = {"NITER": 56 if fp64 else 28, "WANT_PRODS": True, "BLOCK": 128,
+                     "EXP_MASK": 0x7FF0000000000000 if fp64 else 0x7F800000, "INT_T": tl.int64 if fp64 else tl.int32}
+            cc = triton.compile(ASTSource(fn=K, signature=sig, constexprs=const), target=GPUTarget("cuda", cap, 32),
+                                options={"num_warps": 4})
+            assert cc.asm["cubin"], "no machine code"
+            print("ok", cap, dt)
+    """
+)
+
+
+@pytest.mark.skipif(not tri._tri_triton.AVAILABLE, reason=f"Triton not importable: {tri._tri_triton.WHY}")
+def test_fused_kernel_compiles_for_gpus():
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_DEFAULT_FP_FUSION"] = "1"
+    proc = subprocess.run([sys.executable, "-c", FUSED_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("ok") == 6

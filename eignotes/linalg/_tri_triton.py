@@ -128,6 +128,113 @@ if AVAILABLE:
                 tl.store(vec_ptr + i * sq_i + lane, xi * inv, mask=live)
 
 
+    @triton.jit
+    def _tridiagonal_fused_kernel(
+        d_ptr, e_ptr, val_ptr, prod_ptr, dp_ptr, dm_ptr,
+        B, n, k, sd_b, se_b, pivmin,
+        NITER: tl.constexpr, WANT_PRODS: tl.constexpr, BLOCK: tl.constexpr, EXP_MASK: tl.constexpr,
+        INT_T: tl.constexpr,
+    ):
+        """The whole op for one k in one launch, from the caller's (B, n) layout: each lane finds its matrix's
+        largest entry and whether it is finite, scales it by a power of two (read from the exponent bits: exact)
+        into [-2, 2] on the fly, bisects, and, for a gradient, writes the factors [q_i^2 | 2 q_i q_{i+1}] of its
+        eigenvector directly (the pivots and the vector pass through the (n, B) scratch rows dp, dm)."""
+        lane = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        live = lane < B
+        db = d_ptr + lane.to(tl.int64) * sd_b
+        eb = e_ptr + lane.to(tl.int64) * se_b
+        big = tl.zeros([BLOCK], d_ptr.dtype.element_ty)
+        poison = tl.zeros([BLOCK], d_ptr.dtype.element_ty)
+        for i in range(n):
+            x = tl.load(db + i, mask=live, other=0.0)
+            big = tl.maximum(big, tl.abs(x))
+            poison += x - x
+            y = tl.load(eb + i, mask=live & (lane * 0 + i < n - 1), other=0.0)
+            big = tl.maximum(big, tl.abs(y))
+            poison += y - y
+        bad = poison != 0  # NaN for NaN and +-Inf entries
+        scale = (big.to(INT_T, bitcast=True) & EXP_MASK).to(big.dtype, bitcast=True)
+        scale = tl.where(scale == 0, 1.0, scale)  # a zero (or subnormal-only) matrix is left unscaled
+        inv = tl.where(bad, 0.0, 1.0 / scale)  # a poisoned lane works on zeros; its results are NaN below
+        d0 = tl.load(db, mask=live, other=0.0) * inv
+        eprev = tl.zeros_like(d0)
+        lo = d0
+        hi = d0
+        for i in range(n):
+            di = tl.load(db + i, mask=live, other=0.0) * inv
+            enext = tl.load(eb + i, mask=live & (lane * 0 + i < n - 1), other=0.0) * inv
+            rad = tl.abs(eprev) + tl.abs(enext)
+            lo = tl.minimum(lo, di - rad)
+            hi = tl.maximum(hi, di + rad)
+            eprev = enext
+        a = lo
+        c = hi
+        for _ in range(NITER):
+            mid = 0.5 * (a + c)
+            q = _guard(d0 - mid, pivmin)
+            cnt = tl.where(q < 0, 1, 0)
+            for i in range(1, n):
+                di = tl.load(db + i, mask=live, other=0.0) * inv
+                ei = tl.load(eb + i - 1, mask=live, other=0.0) * inv
+                q = _guard(di - mid - ei * ei / q, pivmin)
+                cnt += tl.where(q < 0, 1, 0)
+            above = cnt > k
+            c = tl.where(above, mid, c)
+            a = tl.where(above, a, mid)
+        lam = 0.5 * (a + c)
+        tl.store(val_ptr + lane, tl.where(bad, float("nan"), lam * scale), mask=live)
+        if WANT_PRODS:
+            dm = _guard(tl.load(db + n - 1, mask=live, other=0.0) * inv - lam, pivmin)
+            tl.store(dm_ptr + (n - 1) * B + lane, dm, mask=live)
+            for j in range(1, n):
+                i = n - 1 - j
+                di = tl.load(db + i, mask=live, other=0.0) * inv
+                ei = tl.load(eb + i, mask=live, other=0.0) * inv
+                dm = _guard(di - lam - ei * ei / dm, pivmin)
+                tl.store(dm_ptr + i * B + lane, dm, mask=live)
+            dp = _guard(d0 - lam, pivmin)
+            tl.store(dp_ptr + lane, dp, mask=live)
+            best = tl.abs(dp + tl.load(dm_ptr + lane, mask=live, other=1.0) - (d0 - lam))
+            r = tl.zeros_like(lane)
+            for i in range(1, n):
+                di = tl.load(db + i, mask=live, other=0.0) * inv
+                ei = tl.load(eb + i - 1, mask=live, other=0.0) * inv
+                dp = _guard(di - lam - ei * ei / dp, pivmin)
+                tl.store(dp_ptr + i * B + lane, dp, mask=live)
+                g = tl.abs(dp + tl.load(dm_ptr + i * B + lane, mask=live, other=1.0) - (di - lam))
+                better = g < best
+                best = tl.where(better, g, best)
+                r = tl.where(better, i, r)
+            # the vector outward from r into dp's rows (each forward pivot read before it is overwritten)
+            x = tl.full(lam.shape, 1.0, lam.dtype)
+            ss = tl.zeros_like(lam)
+            for j in range(0, n):
+                i = n - 1 - j
+                ei = tl.load(eb + i, mask=live & (lane * 0 + i < n - 1), other=0.0) * inv
+                dpi = tl.load(dp_ptr + i * B + lane, mask=live, other=1.0)
+                x = tl.where(i < r, -ei * x / dpi, 1.0)
+                xi = tl.where(i > r, 0.0, x)
+                tl.store(dp_ptr + i * B + lane, xi, mask=live & (i <= r))
+                ss += tl.where(i <= r, xi * xi, 0.0)
+            x = tl.full(lam.shape, 1.0, lam.dtype)
+            for i in range(1, n):
+                ei = tl.load(eb + i - 1, mask=live, other=0.0) * inv
+                dmi = tl.load(dm_ptr + i * B + lane, mask=live, other=1.0)
+                above_r = i > r
+                x = tl.where(above_r, -ei * x / dmi, 1.0)
+                tl.store(dp_ptr + i * B + lane, x, mask=live & above_r)
+                ss += tl.where(above_r, x * x, 0.0)
+            inv_norm = tl.where(bad, float("nan"), 1.0 / tl.sqrt(ss))
+            pb = prod_ptr + lane.to(tl.int64) * (2 * n - 1)
+            zprev = tl.load(dp_ptr + lane, mask=live, other=0.0) * inv_norm
+            tl.store(pb, zprev * zprev, mask=live)
+            for i in range(1, n):
+                zi = tl.load(dp_ptr + i * B + lane, mask=live, other=0.0) * inv_norm
+                tl.store(pb + i, zi * zi, mask=live)
+                tl.store(pb + n + i - 1, 2.0 * zprev * zi, mask=live)
+                zprev = zi
+
+
 # Under the interpreter (CPU tensors, no CUDA device to ask) the programs of a launch run one after another on
 # the CPU: there are no multiprocessors to keep busy, so count one, which gives the widest programs and so the
 # fewest of them, each of which costs Python overhead at every step.
@@ -156,6 +263,38 @@ def block_size(B: int, sms: int) -> int:
     """
     want = -(-B // (2 * sms))
     return max(32, min(128, 1 << max(want - 1, 0).bit_length()))
+
+
+# The fused one-launch path (solve_fused) is opt-in until a GPU run has verified and timed it: see
+# eignotes.linalg.tridiagonal.use_fused_triton.
+FUSED = False
+
+
+def solve_fused(d: torch.Tensor, e: torch.Tensor, k: int, niter: int, pivmin: float, want_prods: bool,
+                block: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """d (B, n), e (B, n-1) raw (any scale, non-finite entries allowed), any row strides, one k: (vals (B,),
+    prods (B, 2n - 1) or None), in one launch; NaN for a matrix with a non-finite entry."""
+    if not AVAILABLE:
+        raise RuntimeError(WHY)
+    B, n = d.shape
+    if e.shape[-1] == 0:
+        e = d.new_zeros(B, 1)
+    if d.stride(-1) != 1:
+        d = d.contiguous()
+    if e.stride(-1) != 1:
+        e = e.contiguous()
+    vals = torch.empty(B, dtype=d.dtype, device=d.device)
+    prods = torch.empty(B, 2 * n - 1, dtype=d.dtype, device=d.device) if want_prods else vals
+    scratch = torch.empty(2, n, B, dtype=d.dtype, device=d.device) if want_prods else vals.new_empty(2, 1, 1)
+    block = block or block_size(B, sm_count(d.device))
+    fp64 = d.dtype == torch.float64
+    if B:
+        _tridiagonal_fused_kernel[(triton.cdiv(B, block),)](
+            d, e, vals, prods, scratch[0], scratch[1], B, n, k, d.stride(0), e.stride(0), pivmin,
+            NITER=niter, WANT_PRODS=want_prods, BLOCK=block, num_warps=block // 32,
+            EXP_MASK=0x7FF0000000000000 if fp64 else 0x7F800000, INT_T=tl.int64 if fp64 else tl.int32,
+        )
+    return vals, (prods if want_prods else None)
 
 
 def solve(

@@ -22,7 +22,8 @@ import torch
 from . import _checks, _clusters, _tri_numba, _tri_torch, _tri_triton
 from ._grad import TridiagonalFactors, TridiagonalOuter, save_vectors
 
-__all__ = ["kth_eigvalsh_tridiagonal", "tridiagonal_to_dense", "tridiagonal_backends", "Availability", "sturm_count"]
+__all__ = ["kth_eigvalsh_tridiagonal", "tridiagonal_to_dense", "tridiagonal_backends", "Availability", "sturm_count",
+           "use_fused_triton"]
 
 # The pivot guard of the Sturm recurrence (LAPACK's PIVMIN = tiny * max(1, max e^2), for a matrix scaled into
 # [-1, 1]). float32's smallest normal number serves float64 too: a pivot perturbation of 1e-38 against a norm of
@@ -168,10 +169,26 @@ def _flat(diag, offdiag):
     return d, offdiag.reshape(d.shape[0], n - 1)
 
 
+def use_fused_triton(enabled: bool = True) -> None:
+    """Opt in (or out) of the fused one-launch Triton path for one k on CUDA: the kernel reads the (B, n) input
+    as given, scales each matrix and marks non-finite ones itself, and writes the gradient factors directly, so a
+    forward is one launch and the backward one product. Tested under Triton's interpreter and compiled ahead of
+    time; no GPU run has verified or timed it yet, so it is off by default."""
+    _tri_triton.FUSED = bool(enabled)
+
+
+def _fused(backend: str, k) -> bool:
+    return backend == "triton" and _tri_triton.FUSED and len(set(k)) == 1
+
+
 def _values_impl(diag, offdiag, k, backend):
     batch, m = diag.shape[:-1], len(k)
     if diag.numel() == 0:
         return diag.new_empty(batch + (m,))
+    if _fused(backend, k):
+        d, e = _flat(diag, offdiag)
+        vals = _tri_triton.solve_fused(d, e, k[0], _NITER[d.dtype], PIVMIN, False)[0]
+        return vals[:, None].expand(-1, m).reshape(batch + (m,))
     vals, _ = _solve(*_flat(diag, offdiag), k, backend, want_vectors=False)
     return vals.reshape(batch + (m,))
 
@@ -269,6 +286,9 @@ def _factors_impl(diag, offdiag, k, backend):
     d, e = (diag, offdiag) if flat else _flat(diag, offdiag)
     if backend == "numba" and (m == 1 or len(set(k)) == 1):
         vals, _, P = _tri_numba.solve(d, e, k, _NITER[d.dtype], PIVMIN, False, want_prods=True)
+    elif _fused(backend, k):  # one launch: values and factors
+        v, F = _tri_triton.solve_fused(d, e, k[0], _NITER[d.dtype], PIVMIN, True)
+        vals, P = v[:, None].expand(-1, m), F[:, None].expand(-1, m, -1)
     else:
         vals, Q = _solve(d, e, k, backend, want_vectors=True)
         P = torch.cat([Q * Q, 2 * Q[..., :-1] * Q[..., 1:]], -1)
