@@ -3,13 +3,8 @@
 Without a GPU the kernel runs under Triton's interpreter (conftest sets TRITON_INTERPRET=1) on CPU tensors: the
 same source, executed one program at a time in NumPy. That is slow (about a second per matrix and k at n = 17),
 so the cases stay few and small, with single matrices at n = 45, 64 and 100. A subprocess also compiles the kernel
-ahead of time for sm_80, sm_89 (L4) and sm_90, which catches what the interpreter cannot (types of loop-carried
-values, names bound inside branches)."""
-import os
-import subprocess
-import sys
-import textwrap
-
+ahead of time for sm_80, sm_89 (L4) and sm_90 (tests/test_triton_compile.py), which catches what the
+interpreter cannot (types of loop-carried values, names bound inside branches)."""
 import numpy as np
 import pytest
 import torch
@@ -154,39 +149,3 @@ def test_backend_choice():
         dense_mod.resolve_dense_backend("triton", torch.device(DEV), 129)
     with pytest.raises(ValueError, match="backend"):
         eignotes.kth_eigvalsh(torch.eye(3), 0, backend="tritonn")
-
-
-SCRIPT = textwrap.dedent(
-    """
-    import triton
-    import triton.language as tl
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-    from eignotes.linalg._dense_triton import _dense_kth_kernel as K, passes, warps_for
-
-    cases = [(cap, dt, True, 64) for cap in (80, 89, 90) for dt in ("fp32", "fp64")]
-    cases += [(89, "fp32", False, 64), (90, "fp32", True, 128)]
-    for cap, dt, want, N in cases:
-        fp64 = dt == "fp64"
-        sig = {name: f"*{dt}" for name in ("A_ptr", "val_ptr", "vec_ptr", "s_ptr")}
-        sig["ks_ptr"] = "*i32"
-        sig.update({name: "i32" for name in ("n", "m", "sA_b", "sA_r", "sA_c")})
-        sig["pivmin"] = "fp32"
-        sig.update({c: "constexpr" for c in ("LOWER", "WANT_VEC", "N", "MS", "PASSES", "EXP_MASK", "INT_T")})
-        const = {"LOWER": True, "WANT_VEC": want, "N": N, "MS": 32, "PASSES": passes(56 if fp64 else 28),
-                 "EXP_MASK": 0x7FF0000000000000 if fp64 else 0x7F800000, "INT_T": tl.int64 if fp64 else tl.int32}
-        cc = triton.compile(ASTSource(fn=K, signature=sig, constexprs=const), target=GPUTarget("cuda", cap, 32),
-                            options={"num_warps": warps_for(N)})
-        assert cc.asm["cubin"], "no machine code"
-        print("ok", cap, dt, want, N)
-    """
-)
-
-
-@pytest.mark.skipif(not _dense_triton.AVAILABLE, reason=f"Triton not importable: {_dense_triton.WHY}")
-def test_kernel_compiles_for_gpus():
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env["TRITON_DEFAULT_FP_FUSION"] = "1"
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("ok") == 8
