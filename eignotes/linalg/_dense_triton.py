@@ -52,9 +52,7 @@ if AVAILABLE:
     import triton
     import triton.language as tl
 
-    @triton.jit
-    def _guard(q, pivmin):
-        return tl.where(tl.abs(q) < pivmin, -pivmin, q)
+    from ._tri_triton import _guard  # LAPACK's pivot guard of the Sturm recurrence
 
     @triton.jit
     def _dense_kth_kernel(
