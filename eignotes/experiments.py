@@ -344,6 +344,34 @@ def epoch_seconds(variants: Iterable[tuple[str, str, str]], data: HousingData, *
     return rows
 
 
+def training_devices(data: HousingData, *, dim: int, kinds: Sequence[str] = ("dense", "tridiagonal"), epochs: int = 2,
+                     candidates: Sequence[torch.device | str] | None = None,
+                     timer: Callable[..., list[dict[str, str | float]]] | None = None,
+                     ) -> tuple[dict[str, torch.device], pd.DataFrame]:
+    """Where each model kind trains faster, by measurement: one timed epoch (the last of `epochs`) of the blog's
+    recipe on every candidate device (the CPU, and the current CUDA device where there is one).
+
+    Returns ({kind: the faster device}, a table of seconds per epoch per kind and device). With the CPU as the only
+    candidate nothing is timed: it is the answer. `timer` replaces epoch_seconds (for tests)."""
+    import pandas as pd
+
+    if candidates is None:
+        candidates = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    candidates = [torch.device(c) for c in candidates]
+    if len(candidates) == 1:
+        return {kind: candidates[0] for kind in kinds}, pd.DataFrame(
+            [{"model": kind, "device": str(candidates[0]), "seconds per epoch": float("nan")} for kind in kinds])
+    timer = timer or epoch_seconds
+    rows = []
+    for dev in candidates:
+        timed = timer([(kind, "auto", kind) for kind in kinds], data, dim=dim, epochs=epochs, device=dev)
+        rows += [{"model": r["variant"], "device": str(dev), "seconds per epoch": r["seconds per epoch"]}
+                 for r in timed]
+    table = pd.DataFrame(rows)
+    best = table.loc[table.groupby("model")["seconds per epoch"].idxmin()]
+    return {r["model"]: torch.device(r["device"]) for _, r in best.iterrows()}, table
+
+
 def runs_cost(data: HousingData, *, dim: int, runs_list: Sequence[int], epochs: int = 2,
               device: torch.device | str | None = None) -> pd.DataFrame:
     """What R runs trained together (eignotes.runs) cost against one run: seconds per epoch, that time over one

@@ -120,6 +120,23 @@ timing.round(3)
 # costs. Each row is a single timed epoch, so small differences are noise.
 
 # %% [markdown]
+# ### Where to train: measured, not assumed
+#
+# At these batch sizes a GPU step is a few hundred tiny kernel launches, and a GPU can train slower than the CPU.
+# `experiments.training_devices` times one epoch of each model on every device this machine has (the CPU, and
+# the GPU where there is one) and picks the faster one per model; the training below uses its choice. On a
+# machine without a GPU there is nothing to compare and the CPU is the answer.
+
+# %%
+train_on, device_table = eignotes.experiments.training_devices(timing_data, dim=DIM_T)
+print({kind: str(dev) for kind, dev in train_on.items()})
+device_table.round(3)
+
+# %% [markdown]
+# What to see: where there is a GPU, the table shows each model's epoch on both devices, and the faster one trains
+# below; the choice may differ between the two models.
+
+# %% [markdown]
 # A study trains many seeds, and one small run leaves most of the machine idle: a step pays the framework's
 # overhead for a batch of 10 or 64 matrices. `eignotes.runs` trains R seeds together, their parameters stacked, so
 # a step pays that overhead once and the eigenvalue op sees R times the batch. What R runs cost against one (each
@@ -161,8 +178,8 @@ def train_live(kind, epochs):
     """One model of this kind trained with the blog's recipe, drawn live; returns the model and its events."""
     recipe = recipes.blog_recipe(kind, DIM)
     print(recipe, f"| k = {DIM // 2}, patience {recipes.patience_for(epochs)} epochs, {ROWS} training rows")
-    model = recipes.build_model(kind, num_features=data.num_features, dim=DIM).to(device())
-    stream = pipe(recipes.epochs_stream(model, train_data, recipe, epochs=epochs, device=device()),
+    model = recipes.build_model(kind, num_features=data.num_features, dim=DIM).to(train_on[kind])
+    stream = pipe(recipes.epochs_stream(model, train_data, recipe, epochs=epochs, device=train_on[kind]),
                   augment(validation(data)), augment(spectral_norms), keep_best("val_loss"),
                   early_stop("val_loss", patience=recipes.patience_for(epochs)))
     history = plotting.plot_progress(stream, max_step=epochs, feature_names=data.feature_names,

@@ -184,3 +184,28 @@ def test_models_take_a_leading_runs_dimension(kind, gen):
         m(x[r]).sum().backward()
         for name, p in m.named_parameters():
             torch.testing.assert_close(params[name].grad[r], p.grad)
+
+
+def test_training_devices_chooses_by_measurement(small):
+    """The CPU alone is the answer without timing anything; with two candidates the faster one per model wins
+    (a stand-in timer says which), and the table carries every measured time."""
+    from eignotes import experiments
+
+    chosen, table = experiments.training_devices(small, dim=5, candidates=["cpu"])
+    assert chosen == {"dense": torch.device("cpu"), "tridiagonal": torch.device("cpu")}
+    assert table["seconds per epoch"].isna().all()
+
+    calls = []
+
+    def timer(variants, data, *, dim, epochs, device):
+        calls.append(device.type)
+        fast = {"cpu": {"dense": 1.0, "tridiagonal": 0.2}, "meta": {"dense": 0.5, "tridiagonal": 0.3}}
+        return [{"variant": label, "seconds per epoch": fast[device.type][kind]} for kind, _, label in variants]
+
+    chosen, table = experiments.training_devices(small, dim=5, candidates=["cpu", "meta"], timer=timer)
+    assert calls == ["cpu", "meta"]
+    assert chosen == {"dense": torch.device("meta"), "tridiagonal": torch.device("cpu")}
+    assert len(table) == 4
+    real, _ = experiments.training_devices(small.head(64, 32), dim=3, kinds=("tridiagonal",),
+                                           candidates=["cpu", "cpu"], epochs=1)
+    assert real == {"tridiagonal": torch.device("cpu")}
