@@ -60,7 +60,7 @@ def kyfan_curves(A: torch.Tensor, B: torch.Tensor, r: int, ts: torch.Tensor, alp
     mu = torch.linalg.eigvalsh(_line(A, B, ts))
     out = {f"M_{r}": mu[:, -r:].sum(-1).numpy()}
     for a in alphas:
-        label = f"M~_{r},{a:g}" + (f" + {a:g}*{r}/2" if shifted else "")
+        label = f"M~_{r} (alpha = {a:g})" + (f" + {a * r / 2:g}" if shifted else "")
         out[label] = (_smooth_kyfan(mu, r, a) + (a * r / 2 if shifted else 0.0)).numpy()
     return out
 
@@ -182,19 +182,31 @@ def plot_weights(ax: Any, ts: torch.Tensor | np.ndarray, W: np.ndarray, *, alpha
     return im
 
 
-def plot_gradient_change(ax: Any, mid: np.ndarray, series: dict[str, np.ndarray], gap: np.ndarray) -> None:
-    """Rate of change of the gradient along the line (log scale) for each variant, with the gap on a second axis."""
-    for label, rate in series.items():
-        ax.semilogy(mid, np.maximum(rate, 1e-6), label=label)
+def plot_gradient_change(ax: Any, mid: np.ndarray, series: dict[str, np.ndarray], gap: np.ndarray, *,
+                         bounds: dict[str, float] | None = None) -> None:
+    """Rate of change of the gradient along the line (log scale) for each variant, with the gap on a second axis.
+
+    The first series (the exact eigenvalue) is drawn thick and faint behind the others, which coincide with it
+    away from a collision. bounds: {series label: its bound}, drawn as a dashed line in the series' colour. The
+    legend sits below the axes, where it covers no curve."""
+    colors = {}
+    for i, (label, rate) in enumerate(series.items()):
+        style = dict(lw=3, alpha=0.45, color="black", zorder=1) if i == 0 else dict(lw=1.5, zorder=2)
+        (line,) = ax.semilogy(mid, np.maximum(rate, 1e-6), label=label, **style)
+        colors[label] = line.get_color()
+    for label, bound in (bounds or {}).items():
+        ax.axhline(bound, color=colors[label], ls="--", lw=1, label=f"bound of {label.split(' (')[0]}: {bound:g}")
     ax.set(xlabel="t", ylabel="||grad f(t+dt) - grad f(t)||_F / (dt ||B||_F)",
            title="how fast the gradient moves along the line")
     ax.grid(alpha=0.3, which="both")
     ax2 = ax.twinx()
-    ax2.plot(mid, gap, color="grey", ls=":", label="min gap of lambda_k")
-    ax2.set_ylabel("min gap to a neighbour", color="grey")
+    ax2.plot(mid, gap, color="grey", ls=":", label="gap from lambda_k to its nearer neighbour (right axis)")
+    ax2.set_ylabel("gap to the nearer neighbour", color="grey")
+    ax2.set_ylim(bottom=0)
     lines = ax.get_legend_handles_labels()
     lines2 = ax2.get_legend_handles_labels()
-    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8, loc="upper right")
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8, loc="upper center",
+              bbox_to_anchor=(0.5, -0.16), ncol=2)
 
 
 def plot_val_curves(histories: pd.DataFrame, *, title: str) -> Figure:
@@ -218,23 +230,26 @@ def plot_val_curves(histories: pd.DataFrame, *, title: str) -> Figure:
 
 
 def plot_auc_histograms(runs: pd.DataFrame, *, title: str) -> Figure:
-    """One histogram of the area under the validation curve per alpha, on a shared axis."""
+    """One histogram of the area under the validation curve per alpha, on a shared axis, each run also marked as
+    a tick under its panel (with a few runs per alpha, neighbouring bars would otherwise read as one)."""
     from matplotlib.ticker import MaxNLocator
 
     from .plotting import plt
 
     alphas = sorted(runs["alpha"].unique())
-    fig, axes = plt.subplots(len(alphas), 1, figsize=(7, 1.8 * len(alphas) + 0.8), sharex=True,
+    fig, axes = plt.subplots(len(alphas), 1, figsize=(7, 1.9 * len(alphas) + 0.8), sharex=True,
                              layout="constrained", squeeze=False)
     bins = np.linspace(runs["auc_val_rmse"].min() / 1e3, runs["auc_val_rmse"].max() / 1e3, 16)
     for ax, a in zip(axes[:, 0], alphas, strict=True):
         v = runs.loc[runs["alpha"] == a, "auc_val_rmse"] / 1e3
-        ax.hist(v, bins=bins, color="C0", alpha=0.8)
+        counts, _, _ = ax.hist(v, bins=bins, color="C0", alpha=0.8, edgecolor="white")
+        ax.plot(v, np.full(len(v), -0.06 * max(counts.max(), 1)), "|", color="black", ms=10, clip_on=False)
         ax.axvline(v.median(), color="black", ls="--", lw=1)
-        ax.set_ylabel(f"alpha = {a:g}\nruns")
+        ax.set_ylim(bottom=-0.12 * max(counts.max(), 1))
+        ax.set_ylabel("runs")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # run counts
-        ax.text(0.99, 0.85, f"median ${v.median():,.1f}k, {len(v)} runs", transform=ax.transAxes, ha="right",
-                fontsize=8)
+        ax.set_title(f"alpha = {a:g}: {len(v)} runs, median ${v.median():,.2f}k (dashed); ticks: each run",
+                     fontsize=9, loc="left")
     axes[-1, 0].set_xlabel("area under the validation curve: mean validation RMSE over the epochs ($ thousands)")
     fig.suptitle(title)
     return fig

@@ -273,14 +273,28 @@ def scaling(summary: pd.DataFrame, *, title: str = "scaling with dim", name: str
     """Median test RMSE (IQR band over seeds) and seconds per epoch against dim, one line per model kind.
 
     references: {label: dollars}, horizontal lines on the error panel, each named in the legend (labels written on
-    the lines collide when two values are close). The dim axes are logarithmic with plain ticks at the dims used.
+    the lines collide when two values are close). The legends sit below the axes: the reference lines cross the
+    whole panel, so a legend inside would cover one. The dim axes are logarithmic with plain ticks at the dims
+    used. The time panel draws, for each kind, a dotted line proportional to dim through its smallest dim: without
+    it, a panel scaled to a narrow range of times makes slow growth look steep.
     """
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
-    for kind, part in summary.groupby("model"):
+    from matplotlib.ticker import FuncFormatter
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5.4), layout="constrained")
+    for i, (kind, part) in enumerate(summary.groupby("model")):
         part = part.sort_values("dim")
-        ax1.plot(part["dim"], part["test_median"], marker="o", label=f"{kind} (median over seeds)")
-        ax1.fill_between(part["dim"], part["test_q1"], part["test_q3"], alpha=0.2)
-        ax2.plot(part["dim"], part["sec_per_epoch"], marker="o", label=kind)
+        color = f"C{i}"
+        ax1.plot(part["dim"], part["test_median"], marker="o", color=color, label=f"{kind} (median over seeds)")
+        ax1.fill_between(part["dim"], part["test_q1"], part["test_q3"], color=color, alpha=0.2)
+        ax2.plot(part["dim"], part["sec_per_epoch"], marker="o", color=color, label=kind)
+        for j, (d, t) in enumerate(zip(part["dim"], part["sec_per_epoch"], strict=True)):
+            ha = "left" if j == 0 else "right" if j == len(part) - 1 else "center"  # clear of the axes' edges
+            ax2.annotate(f"{t:.2g} s", (d, t), xytext=(0, -13), textcoords="offset points", ha=ha,
+                         fontsize=FONT - 1, color=color)
+        if len(part) > 1:
+            d0, t0 = part["dim"].iloc[0], part["sec_per_epoch"].iloc[0]
+            ax2.plot(part["dim"], t0 * part["dim"] / d0, ls=":", lw=1.2, color=color,
+                     label=f"{kind}: proportional to dim, for comparison")
     styles = ("--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 3)))
     for (label, value), style in zip((references or {}).items(), styles * 4, strict=False):
         ax1.axhline(value, ls=style, lw=1.2, color="dimgray", label=label.replace("$", r"\$"))
@@ -290,14 +304,16 @@ def scaling(summary: pd.DataFrame, *, title: str = "scaling with dim", name: str
         _plain_log_ticks(ax.xaxis, dims)
         ax.set_xlabel("dim (log scale)", fontsize=FONT)
         ax.tick_params(labelsize=FONT)
+        ax.legend(fontsize=FONT - 1, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
+    ax1.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax1.set_ylabel("test RMSE ($); band: IQR over seeds", fontsize=FONT)
-    ax1.legend(fontsize=FONT - 1, loc="best")
     ax1.set_title(title, fontsize=FONT)
     ax2.set_yscale("log")
+    if len(summary):  # room under the lowest point for its value
+        ax2.set_ylim(bottom=float(summary["sec_per_epoch"].min()) / 1.3)
     _plain_log_values(ax2.yaxis)
-    ax2.set_ylabel("seconds per epoch (log scale)", fontsize=FONT)
-    ax2.legend(fontsize=FONT - 1)
-    fig.tight_layout()
+    ax2.set_ylabel("seconds per epoch, a setting's seeds together (log scale)", fontsize=FONT)
+    ax2.set_title("time per epoch against dim (log-log)", fontsize=FONT)
     save_figure(fig, name or title)
     return fig
 

@@ -49,19 +49,24 @@ from eignotes import collide, plotting
 A, B = collide.pencil_line(n=5, seed=73)  # two 5 x 5 integer matrices; seed 73 puts a near-collision mid-line
 k = 2  # the middle eigenvalue of a 5 x 5 matrix
 ts = torch.linspace(-2, 2, 401, dtype=torch.float64)
-fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
-collide.plot_curves(ax, ts, collide.kink_curves(A, B, k, ts, [0.5, 0.25, 0.1]),
-                    title=f"lambda_{k}(A + tB) and its Moreau-smoothed versions", ylabel="eigenvalue")
-plotting.save_figure(fig, "07_kink")
-plt.show()
 lam = torch.linalg.eigvalsh(A + ts[:, None, None] * B)
 gap = torch.minimum(lam[:, k] - lam[:, k - 1], lam[:, k + 1] - lam[:, k])
-print(f"smallest gap between lambda_{k} and a neighbour: {gap.min():.4f}, at t = {ts[gap.argmin()]:.2f}")
+t_near = float(ts[gap.argmin()])
+zoom = torch.linspace(t_near - 0.4, t_near + 0.4, 401, dtype=torch.float64)
+fig, axes = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
+for ax, line, where in zip(axes, (ts, zoom), ("the whole line", f"zoomed on t = {t_near:.2f} ± 0.4"), strict=True):
+    collide.plot_curves(ax, line, collide.kink_curves(A, B, k, line, [0.5, 0.25, 0.1]),
+                        title=f"lambda_{k}(A + tB) and its smoothed versions: {where}", ylabel="eigenvalue")
+axes[0].axvspan(t_near - 0.4, t_near + 0.4, color="grey", alpha=0.15)
+plotting.save_figure(fig, "07_kink")
+plt.show()
+print(f"smallest gap between lambda_{k} and a neighbour: {gap.min():.4f}, at t = {t_near:.2f}")
 
 # %% [markdown]
 # What to see: the dashed black line is the exact lambda_2. Where it nearly meets a neighbour (the smallest gap and
-# its t are printed above) it turns a sharp corner. Each smoothed curve follows it away from that corner and rounds
-# it off; the larger alpha, the wider the rounding, and the further below the exact curve it passes.
+# its t are printed above) it turns a sharp corner, too small to see well on the whole line (left; the shaded strip
+# is the zoomed stretch on the right). Each smoothed curve follows it away from that corner and rounds it off; the
+# larger alpha, the wider the rounding, and the further below the exact curve it passes.
 #
 # ## Where the smoothing comes from
 #
@@ -82,12 +87,12 @@ print(f"smallest gap between lambda_{k} and a neighbour: {gap.min():.4f}, at t =
 # %%
 r = 5 - k  # lambda_2 of a 5 x 5 matrix is the third largest
 envelope_alphas = [1.0, 0.5, 0.1]
-fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained", sharey=True)
-for ax, shifted in zip(axes, (False, True), strict=True):
-    curves = collide.kyfan_curves(A, B, r - 1, ts, envelope_alphas, shifted=shifted)
-    collide.plot_curves(ax, ts, curves, title=f"sum of the {r - 1} largest eigenvalues"
-                        + (", envelopes raised by alpha (r-1) / 2" if shifted else ", and its envelopes"),
-                        ylabel="value")
+fig, axes = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
+for ax, shifted, line in zip(axes, (False, True), (ts, zoom), strict=True):
+    curves = collide.kyfan_curves(A, B, r - 1, line, envelope_alphas, shifted=shifted)
+    collide.plot_curves(ax, line, curves, ylabel="value",
+                        title=(f"envelopes raised by alpha (r-1)/2, zoomed on t = {t_near:.2f} ± 0.4" if shifted
+                               else f"M_{r - 1}, the sum of the {r - 1} largest eigenvalues, and its envelopes"))
 plotting.save_figure(fig, "07_kyfan_shift")
 plt.show()
 for size in (r, r - 1):
@@ -98,9 +103,10 @@ for size in (r, r - 1):
           + ", ".join(f"alpha = {a:g}: {d:.3f}" for a, d in far.items()))
 
 # %% [markdown]
-# What to see: left, each envelope runs parallel to M_2, alpha (r - 1) / 2 = alpha below it (1, 0.5 and 0.1);
-# right, raised by that much, they lie on M_2 except around its corner (at the t of the smallest gap printed
-# above), which they round off from above, the more so the larger alpha. (An envelope lies between M_2 - alpha and
+# What to see: left, over the whole line, each envelope runs parallel to M_2, alpha (r - 1) / 2 = alpha below it
+# (1, 0.5 and 0.1); right, zoomed on the same stretch as the kink figure, raised by that much, they lie on M_2
+# except around its corner (at the t of the smallest gap printed above), which they round off from above, the more
+# so the larger alpha. (An envelope lies between M_2 - alpha and
 # M_2: the top-two indicator q gives the first bound, dropping -alpha/2 ||q||^2 the second.) The printed distances
 # say the same in numbers: M_3's raised envelopes lie on it to rounding along the whole line (it has no corner
 # here), M_2's leave it only at its corner.
@@ -147,8 +153,9 @@ mid, exact_rate, gap = collide.gradient_change(A, B, k, dense_ts)
 smooth_rate = {a: collide.gradient_change(A, B, k, dense_ts, a)[1] for a in (0.1, 0.5)}
 series = {"exact lambda_2": exact_rate}
 series |= {f"smoothed, alpha = {a:g} (bound 2/alpha = {2 / a:g})": rate for a, rate in smooth_rate.items()}
-fig, ax = plt.subplots(figsize=(9, 4), layout="constrained")
-collide.plot_gradient_change(ax, mid, series, gap)
+bounds = {f"smoothed, alpha = {a:g} (bound 2/alpha = {2 / a:g})": 2 / a for a in smooth_rate}
+fig, ax = plt.subplots(figsize=(9, 5), layout="constrained")
+collide.plot_gradient_change(ax, mid, series, gap, bounds=bounds)
 plotting.save_figure(fig, "07_gradient_jump")
 plt.show()
 for label, rate in series.items():
@@ -157,9 +164,11 @@ print(f"the exact rate peaks at t = {mid[exact_rate.argmax()]:.3f}; the gap is s
       f"grid) at t = {mid[gap.argmin()]:.3f}")
 
 # %% [markdown]
-# What to see: the exact gradient's rate of change (log scale) peaks where the dotted gap curve dips towards zero
-# (the printed t agree), and falls back as the gap opens; the smoothed ones stay below their 2 / alpha bounds
-# everywhere, well below them on this line (compare each maximum with its bound).
+# What to see: the exact gradient's rate of change (thick grey, log scale) peaks where the dotted gap curve (right
+# axis) dips towards zero (the printed t agree), and falls back as the gap opens; away from the collision the
+# smoothed curves lie on it, since there all the weight sits on lambda_2. Near the collision the smoothed ones stay
+# below their 2 / alpha bounds (dashed, in each curve's colour), well below them on this line (compare each printed
+# maximum with its bound).
 #
 # ## Explore alpha
 #
@@ -231,6 +240,7 @@ runs4.round(dollars | {"seconds_per_epoch": 2})
 # as runs of one stream: each run keeps its own seed, alpha, shuffling and validation curve.
 
 # %%
+import math
 import time
 
 repeats = pick(quick=2, cpu=3, full=15)
@@ -238,6 +248,8 @@ t0 = time.perf_counter()
 runs, hist = collide.alpha_runs([0.001, 0.1, 5.0], repeats, dim=15, epochs=epochs, data=data)
 minutes = (time.perf_counter() - t0) / 60
 print(f"{len(runs)} runs ({repeats} per alpha) x {epochs} epochs, trained together: {minutes:.1f} minutes")
+print(f"with {repeats} runs per alpha an exact permutation test of two alphas cannot give a p-value below "
+      f"{2 / math.comb(2 * repeats, repeats):.3g} (notebook 06, exercise 2)")
 fig = collide.plot_auc_histograms(runs, title=f"area under the validation curve, {repeats} runs per alpha")
 plotting.save_figure(fig, "07_auc_histograms")
 plt.show()
@@ -248,8 +260,8 @@ table.round({c: 0 for c in table.columns if c not in ("alpha", "runs")})
 # What to see: lower is better in every column. The histograms show the spread over seeds (the dashed line is
 # the median); the table gives each alpha's median area under the curve with its IQR (`auc_q1` to `auc_q3`), the
 # median best validation RMSE, and the median test RMSE of the selected epochs. Where two alphas' IQRs overlap, the
-# seeds cannot separate them (with 3 runs per alpha no exact permutation test can give p below 0.1: notebook 06,
-# exercise 2).
+# seeds cannot separate them; and with few runs per alpha even IQRs apart are weak evidence (the smallest p-value an
+# exact permutation test can reach is printed above the figure).
 
 # %% [markdown]
 # ## What we reach, next to a measured baseline
@@ -282,8 +294,9 @@ print(f"gap to the trees: ${med - trees:+,.0f}")
 # 2. **Implement a small piece.** Write the projection onto the capped simplex {0 <= q_j <= 1, sum q_j = r} by
 #    bisection on the shift nu in q = clip(y + nu, 0, 1), predict how many steps a tolerance needs, and compare
 #    with `eignotes.linalg.capped_simplex_projection` on random rows.
-# 3. **Check a bound numerically.** For the matrices A + tB at t within 0.1 of the near-collision, compute the
-#    gradients of the smoothed lambda_2 (alpha = 0.5, then 0.1) and the largest
+# 3. **Check a bound numerically.** For the matrices A + tB at t within 0.1 of the near-collision
+#    (`A + s[:, None, None] * B` for `s = torch.linspace(t_near - 0.1, t_near + 0.1, 41, dtype=torch.float64)`),
+#    compute the gradients of the smoothed lambda_2 (alpha = 0.5, then 0.1) and the largest
 #    ||grad f(W) - grad f(W')||_F / ||W - W'||_F over all pairs. Compare with 2/alpha and with the same ratio for
 #    the exact lambda_2. Which pairs make the exact ratio large?
 #
@@ -307,12 +320,22 @@ print(f"weights at alpha = {alpha:g}: shared on t in [{band['shared'][0]:.3f}, {
 order = table.sort_values("auc_median")
 print("alphas from the lowest to the highest median area under the validation curve: "
       + ", ".join(f"{a:g} (${v:,.0f})" for a, v in zip(order["alpha"], order["auc_median"], strict=True)))
-widest = (table["auc_q3"] - table["auc_q1"]).max()
-lead = order["auc_median"].iloc[1] - order["auc_median"].iloc[0]
-print(f"the best alpha leads the next by ${lead:,.0f} of median area; the widest IQR of an alpha's areas is "
-      f"${widest:,.0f}" + (": within the seed-to-seed spread" if widest >= lead else ": beyond it"))
+top2 = order.iloc[:2]
+widest = (top2["auc_q3"] - top2["auc_q1"]).max()
+lead = top2["auc_median"].iloc[1] - top2["auc_median"].iloc[0]
+print(f"alpha {top2['alpha'].iloc[0]:g} leads alpha {top2['alpha'].iloc[1]:g} by ${lead:,.0f} of median area; the "
+      f"wider of their two IQRs is ${widest:,.0f}" + (": the lead is within the seed-to-seed spread" if widest >= lead
+                                                        else ": the lead is beyond it"))
 print(f"alpha chosen by validation: {best['alpha']:g}, median test RMSE ${med:,.0f} over {len(chosen)} runs, "
       f"${med - trees:+,.0f} against gradient-boosted trees measured on the same rows")
+by_test = table.sort_values("test_median")
+test_by_alpha = zip(by_test["alpha"], by_test["test_median"], strict=True)
+print("median test RMSE by alpha, lowest first: " + ", ".join(f"{a:g} ${v:,.0f}" for a, v in test_by_alpha)
+      + ("; the alpha chosen by validation also has the lowest" if by_test["alpha"].iloc[0] == best["alpha"] else
+         f"; the test set would have picked {by_test['alpha'].iloc[0]:g}: validation and test rows disagree on the "
+         "order, so the choice is not sure (it stands all the same: the test set only reports)"))
+print("the post, with 15 runs per alpha, 75 epochs and all training rows, found alpha = 5 best by the area; here "
+      + ("alpha = 5 too" if order["alpha"].iloc[0] == 5.0 else f"alpha = {order['alpha'].iloc[0]:g}"))
 
 # %% [markdown]
 # - The exact k-th eigenvalue has corners where eigenvalues collide, and there its gradient jumps (its rate of

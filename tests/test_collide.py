@@ -26,10 +26,10 @@ def test_kyfan_envelope_lies_below_and_the_shift_closes_the_gap():
     plain = collide.kyfan_curves(A, B, 3, ts, [0.5], shifted=False)
     shifted = collide.kyfan_curves(A, B, 3, ts, [0.5], shifted=True)
     M = plain["M_3"]
-    env = plain["M~_3,0.5"]
+    env = plain["M~_3 (alpha = 0.5)"]
     assert (env <= M + 1e-12).all(), "a Moreau envelope is a lower bound"
-    np.testing.assert_allclose(shifted["M~_3,0.5 + 0.5*3/2"], env + 0.75, atol=1e-12)
-    assert np.median(np.abs(shifted["M~_3,0.5 + 0.5*3/2"] - M)) < 0.05
+    np.testing.assert_allclose(shifted["M~_3 (alpha = 0.5) + 0.75"], env + 0.75, atol=1e-12)
+    assert np.median(np.abs(shifted["M~_3 (alpha = 0.5) + 0.75"] - M)) < 0.05
 
 
 def test_weights_sum_to_one_and_gradient_rate_is_bounded():
@@ -85,3 +85,36 @@ def test_explorer_is_static_headless_and_checks_alpha(monkeypatch):
     assert len(fig.axes) >= 2
     with pytest.raises(ValueError, match="alpha"):
         collide.smoothing_explorer(A, B, k=1, ts=torch.linspace(-1, 1, 5), alpha=0.0, interactive=False)
+
+
+def test_gradient_change_figure_draws_each_bound_and_keeps_the_legend_off_the_curves():
+    import matplotlib.pyplot as plt  # conftest chose the Agg backend
+
+    A, B = collide.pencil_line(5, seed=73)
+    ts = torch.linspace(-1, 0.5, 301, dtype=torch.float64)
+    mid, exact, gap = collide.gradient_change(A, B, 2, ts)
+    series = {"exact": exact, "smoothed, alpha = 0.5 (bound 4)": collide.gradient_change(A, B, 2, ts, 0.5)[1]}
+    fig, ax = plt.subplots()
+    collide.plot_gradient_change(ax, mid, series, gap, bounds={"smoothed, alpha = 0.5 (bound 4)": 4.0})
+    flat = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert len(flat) == 1 and set(flat[0].get_ydata()) == {4.0}
+    assert flat[0].get_color() == ax.get_lines()[1].get_color(), "a bound takes its curve's colour"
+    fig.canvas.draw()
+    legend, box = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.y1 <= box.y0, "the legend sits below the axes"
+    plt.close(fig)
+
+
+def test_auc_histograms_mark_every_run():
+    import matplotlib.pyplot as plt  # conftest chose the Agg backend
+    import pandas as pd
+
+    runs = pd.DataFrame({"alpha": [0.1] * 3 + [5.0] * 3, "seed": [0, 1, 2] * 2,
+                         "auc_val_rmse": [60_300.0, 60_540.0, 60_850.0, 60_760.0, 61_175.0, 61_240.0]})
+    fig = collide.plot_auc_histograms(runs, title="t")
+    for ax, a in zip(fig.axes, (0.1, 5.0), strict=True):
+        ticks = [ln for ln in ax.get_lines() if ln.get_marker() == "|"]
+        assert len(ticks) == 1
+        np.testing.assert_allclose(sorted(ticks[0].get_xdata()), runs.loc[runs["alpha"] == a, "auc_val_rmse"] / 1e3)
+        assert f"alpha = {a:g}: 3 runs" in ax.get_title(loc="left")
+    plt.close(fig)

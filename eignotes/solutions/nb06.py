@@ -78,7 +78,9 @@ def exercise_3(summary: pd.DataFrame) -> dict[str, float]:
     (O(F dim)), a bisection of a fixed number of O(dim) Sturm counts and one O(dim) eigenvector solve: p = 1 for
     large dim. The dense model forms sum_i x_i A_i (O(F dim^2)) and reduces it to tridiagonal form ((4/3) dim^3):
     p between 2 and 3, tending to 3. The fit says otherwise at these sizes: at the cpu scale on a 2-core CPU, about
-    0.25 for the tridiagonal model (dims 15 to 100) and 0.5 for the dense one (dims 15 and 45). Write the time as
+    0.2 to 0.5 for the tridiagonal model (dims 15 to 100) and 0.6 for the dense one (dims 15 and 45): runs on a
+    machine shared with another job gave 0.18 and 0.49 (tridiagonal), 0.59 and 0.61 (dense), because an epoch of
+    a tenth of a second moves with the load. Write the time as
     a + b dim^p: a step also costs a fixed amount that does not grow with dim (Python, the optimizer's loop over
     parameter tensors, launching each operation), and at these dims that fixed part is most of the time, so the
     fitted slope on log-log axes lies far below p. Only at larger dims does the curve bend up towards its true
