@@ -389,10 +389,12 @@ def runs_cost(data: HousingData, *, dim: int, runs_list: Sequence[int], epochs: 
 
 
 def scaling_study(grid: Iterable[tuple[str, int]], *, seeds: Sequence[int], epochs: int | dict[str, int],
-                  data: HousingData | None = None, device: torch.device | str | None = None,
+                  data: HousingData | None = None,
+                  device: torch.device | str | dict[str, torch.device] | None = None,
                   show_progress: bool = True) -> pd.DataFrame:
     """Train every (kind, dim) of `grid` with each seed, the seeds of a setting together in one stream
     (recipes.fit_runs: each run equals its seed trained alone); return a DataFrame with one row per run.
+    device: one for all, or {kind: device} (training_devices' choice per model).
 
     grid: iterable of ("dense" | "tridiagonal", dim). epochs: an int, or {kind: int}, the most a run may train; each
     stops early on its validation loss and selects its epoch there; the test RMSE is that of the selected model.
@@ -410,7 +412,8 @@ def scaling_study(grid: Iterable[tuple[str, int]], *, seeds: Sequence[int], epoc
     for kind, dim in bar:
         n_ep = epochs[kind] if isinstance(epochs, dict) else epochs
         bar.set_postfix(model=f"{kind} {dim}")
-        for (_, _, s), seed in zip(recipes.fit_runs(kind, data, dim=dim, epochs=n_ep, seeds=seeds, device=device),
+        dev = device.get(kind) if isinstance(device, dict) else device
+        for (_, _, s), seed in zip(recipes.fit_runs(kind, data, dim=dim, epochs=n_ep, seeds=seeds, device=dev),
                                    seeds, strict=True):
             rows.append({"model": kind, "dim": dim, "seed": seed, "epochs_run": s["epochs_run"],
                          "epochs_max": s["epochs_max"], "best_epoch": s["best_epoch"],

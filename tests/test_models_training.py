@@ -209,3 +209,13 @@ def test_training_devices_chooses_by_measurement(small):
     real, _ = experiments.training_devices(small.head(64, 32), dim=3, kinds=("tridiagonal",),
                                            candidates=["cpu", "cpu"], epochs=1)
     assert real == {"tridiagonal": torch.device("cpu")}
+
+
+def test_scaling_study_takes_a_device_per_model(small):
+    from eignotes import experiments
+
+    df = experiments.scaling_study([("tridiagonal", 3), ("dense", 3)], seeds=[0, 1], epochs=1,
+                                   data=small.head(128, 64), device={"tridiagonal": "cpu", "dense": "cpu"},
+                                   show_progress=False)
+    assert list(df["model"]) == ["tridiagonal"] * 2 + ["dense"] * 2 and (df["epochs_run"] == 1).all()
+    assert df["test_rmse_dollars"].gt(0).all()
