@@ -10,8 +10,9 @@
 # **You will learn** how to run a small study honestly: several seeds per setting, each run's epoch and the best
 # setting chosen on validation data, the test set read once at the end; how to summarize seeds by their median and
 # interquartile range (IQR: the range that holds the middle half of the runs) and how to tell a difference between
-# settings from seed luck; how to spot a setting that its epoch budget cut short; why these small models train
-# faster on a CPU than on a GPU; and what several runs trained together cost.
+# settings from seed luck; how to spot a setting that its epoch budget cut short; how to choose where to train by
+# measuring rather than assuming (these small models often train faster on a CPU than on a GPU); and what several
+# runs trained together cost.
 #
 # **It assumes** the two models, their recipes and training with early stopping on a validation split
 # ([notebook 04](04_dense_vs_tridiagonal.ipynb)), the O(n)-per-step tridiagonal eigenvalue that makes dim 100 and 200
@@ -27,7 +28,7 @@ if "google.colab" in sys.modules:
     package = "git+https://github.com/eignotes/eignotes"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
-import torch
+from IPython.display import display
 
 from eignotes.config import describe, device, pick
 
@@ -47,7 +48,7 @@ print(describe())
 # %%
 from eignotes import data as hdata
 from eignotes import plotting
-from eignotes.experiments import gradient_boosting_baseline, scaling_study, summarize_study
+from eignotes.experiments import gradient_boosting_baseline, scaling_study, summarize_study, training_devices
 
 data = hdata.prepare_housing(seed=0)
 grid = pick(quick=[("tridiagonal", 3), ("tridiagonal", 5), ("dense", 3)],
@@ -66,8 +67,10 @@ print(f"{len(grid) * len(seeds)} runs; epochs per run at most {epochs}")
 # tridiagonal one) is a few hundred tiny operations, and a GPU spends such a step launching kernels rather than
 # computing. Measured with `python -m eignotes.bench --suite training` (files in `benchmarks/results/`): an epoch of
 # the dense dim-45 model took 8.5 s on an H100 and 1.1 s on a 2-core CPU; of the tridiagonal one, 0.62 s and
-# 0.075 s. So the study trains on the CPU, on a GPU machine too. Set `train_on = device()` to see the GPU's
-# figures.
+# 0.075 s. Those figures are from one machine and one version of the code, so this notebook does not assume them:
+# as notebook 04 does, it times one epoch of each model on every device this machine has
+# (`experiments.training_devices`) and trains each model where it was faster. Without a GPU the CPU is the answer
+# and nothing is timed.
 #
 # The seeds of a setting train together, in one stream (`eignotes.runs`): their parameters are stacked, one step
 # trains all of them, and each run still has its own initialization, shuffling, validation curve, selected epoch and
@@ -77,8 +80,11 @@ print(f"{len(grid) * len(seeds)} runs; epochs per run at most {epochs}")
 # epoch below are those of all of a setting's seeds together.
 
 # %%
-train_on = torch.device("cpu")  # faster than a GPU at these batch sizes
-print(f"training on {train_on}; this machine's default device: {device()}")
+train_on, device_table = training_devices(data, dim=45, kinds=sorted({k for k, _ in grid}))
+print(f"training on {({kind: str(dev) for kind, dev in train_on.items()})}; this machine's default device: "
+      f"{device()}")
+if device_table["seconds per epoch"].notna().any():
+    display(device_table.round(3))
 runs = scaling_study(grid, seeds=seeds, epochs=epochs, data=data, device=train_on)
 runs.round({"val_rmse_dollars": 0, "test_rmse_dollars": 0, "seconds_per_epoch": 3})
 
