@@ -183,6 +183,29 @@ def test_mixed_alphas_in_one_batch_give_each_matrix_its_own_window(dtype, gen):
         np.testing.assert_allclose(X.grad[b].double().numpy(), rg, atol=10 * tol, rtol=0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_wide_window_at_larger_n_uses_lapack_back_transformation(dtype, gen):
+    """n = 70 with alpha 5: the window holds a large part of the spectrum (with unequal weights: at a much larger
+    alpha every weight tends to 1/n and the gradient to I/n, whatever the vectors), so the vectors are
+    back-transformed by LAPACK's blocked xORMQR rather than the loop; value and gradient still equal the
+    definition's, and one NaN matrix stays NaN alone."""
+    from eignotes.linalg import _dense_numba
+
+    n, k = 70, 35
+    assert n >= _dense_numba.ORMQR_MIN_N
+    A = random_symmetric((3,), n, torch.float64, gen)
+    A[2, 5, 1] = float("nan")
+    X = A.clone().to(dtype).requires_grad_()
+    val = eignotes.kth_eigvalsh_smooth(X, k, 5.0)
+    val.sum().backward()
+    tol = 1e-9 if dtype == torch.float64 else 5e-5
+    for b in range(2):
+        rv, rg = smooth_ref(A[b].numpy(), k, 5.0)
+        assert abs(val[b].item() - rv) <= tol * max(1.0, abs(rv)), b
+        np.testing.assert_allclose(X.grad[b].double().numpy(), rg, atol=10 * tol, rtol=0)
+    assert torch.isnan(val[2]) and torch.isnan(X.grad[2]).all()
+
+
 def test_nan_confined_and_empty(gen):
     A = random_symmetric((3,), 5, torch.float64, gen)
     A[1, 2, 1] = float("nan")

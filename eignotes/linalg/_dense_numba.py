@@ -176,12 +176,28 @@ def tridiagonalize(A: torch.Tensor, lower: bool, keep: bool) -> tuple[np.ndarray
     return d, e, tau, scale, refl
 
 
+# From this n, with at least ORMQR_MIN_M vectors, LAPACK's blocked xORMQR (torch.ormqr) applies the reflectors
+# faster than the loop above. Measured on a 2-core CPU (float32): (500, n = 100) with 100 vectors 44 ms against
+# 122 ms, with 20 vectors 17-22 ms against 26 ms; at n = 45 a tie with 45 vectors, slower with 10; slower at n = 15.
+ORMQR_MIN_N = 64
+ORMQR_MIN_M = 16
+
+
 def back_transform(refl: np.ndarray, tau: np.ndarray, vecs: np.ndarray,
                    rows: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Stage 4 alone: eigenvectors z of T (B, m, n) in place to q = Q z, the eigenvectors of A; rows = (lo, hi)
-    transforms only vectors lo[b] .. hi[b] of matrix b."""
+    transforms only vectors lo[b] .. hi[b] of matrix b (the loop; LAPACK's path transforms all m, which leaves the
+    zero vectors outside the rows zero)."""
+    B, m, n = vecs.shape
+    if n >= ORMQR_MIN_N and m >= ORMQR_MIN_M and B:
+        # Q = diag(1, Q') where Q' = H_0 ... H_{n-2} acts on rows 1.. and is in xGEQRF's layout once transposed:
+        # reflector i, stored as refl[b, i, i+1:], is column i of refl[b, :n-1, 1:]^T, unit entry on the diagonal.
+        R = torch.from_numpy(refl)[:, : n - 1, 1:].mT
+        Z = torch.from_numpy(vecs).mT  # (B, n, m), a view: the result is written back through it
+        Z[:, 1:, :] = torch.ormqr(R, torch.from_numpy(tau)[:, : n - 1], Z[:, 1:, :], left=True, transpose=False)
+        return
     lo, hi = rows if rows is not None else (_tri_numba._NO_K, _tri_numba._NO_K)
-    _back_transform(refl, tau, vecs, lo, hi, _tri_numba.coprime_stride(vecs.shape[0]) if rows is not None else 1)
+    _back_transform(refl, tau, vecs, lo, hi, _tri_numba.coprime_stride(B) if rows is not None else 1)
 
 
 def solve(
