@@ -67,6 +67,28 @@ def _plain_log_values(axis: Any) -> None:
     axis.set_minor_formatter(FuncFormatter(minor))
 
 
+def _fit_texts(fig: Figure, ax: Any) -> None:
+    """Widen the x axis until every annotation ends inside the axes: a label written past a long bar would
+    otherwise run over the right edge of the frame."""
+    fig.tight_layout()
+    get_renderer = getattr(fig.canvas, "get_renderer", None)
+    if get_renderer is None:  # a canvas that cannot measure text: leave the limits as they are
+        return
+    for _ in range(3):
+        renderer = get_renderer()
+        right = max((t.get_window_extent(renderer).x1 for t in ax.texts), default=0.0)
+        frame = ax.get_window_extent(renderer)
+        if right <= frame.x1 - 10:
+            return
+        lo, hi = ax.get_xlim()
+        # the axis spans frame.width pixels; stretch it so the overhang (plus a margin) fits
+        factor = (right - frame.x0 + 16) / frame.width
+        if ax.get_xscale() == "log":
+            ax.set_xlim(lo, lo * (hi / lo) ** factor)
+        else:
+            ax.set_xlim(lo, lo + (hi - lo) * factor)
+
+
 def bar_timings(rows: Iterable[Timing | dict[str, Any]], *, title: str, baseline: str | None = None,
                 name: str | None = None, log: bool = False) -> Figure:
     """Median time per call (ms) with interquartile-range whiskers, one row per variant.
@@ -109,7 +131,7 @@ def bar_timings(rows: Iterable[Timing | dict[str, Any]], *, title: str, baseline
         lo, hi = ax.get_xlim()
         ax.set_xlim(lo, hi * 4)
     ax.set_title(title, fontsize=FONT + 1)
-    fig.tight_layout()
+    _fit_texts(fig, ax)
     save_figure(fig, name or title)
     return fig
 
@@ -155,14 +177,21 @@ def eigen_curves(ts: torch.Tensor | np.ndarray | Sequence[float], curves: torch.
                  highlight: int, title: str, name: str | None = None) -> Figure:
     """lambda_j(A + t B) against t for every j, one highlighted, next to ReLU: the same kind of kink."""
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [2, 1]})
+    first_other = 1 if highlight == 0 else 0
     for j in range(curves.shape[-1]):
+        label = (f"lambda_{j} (the model output)" if j == highlight
+                 else "the other eigenvalues" if j == first_other else None)  # one entry for the gray curves
         ax.plot(ts, curves[:, j], lw=3 if j == highlight else 1, color="tab:red" if j == highlight else "tab:gray",
-                label=f"lambda_{j}" + (" (the model output)" if j == highlight else ""))
+                label=label)
     ax.axvline(0, color="k", ls=":", lw=1)
     ax.set_xlabel("t")
     ax.set_ylabel("eigenvalue of A + t B")
     ax.set_title(title)
-    ax.legend(fontsize=FONT - 1)
+    # headroom above the curves for the legend, so that it covers none of them
+    y_lo, y_hi = float(curves.min()), float(curves.max())
+    span = y_hi - y_lo or 1.0
+    ax.set_ylim(y_lo - 0.05 * span, y_hi + 0.3 * span)
+    ax.legend(fontsize=FONT - 1, loc="upper left", ncol=2)
     ax2.plot(ts, [max(0.0, float(t)) for t in ts], color="tab:red", lw=3)
     ax2.set_title("ReLU(t): a kink, subgradients [0, 1] at 0")
     ax2.set_xlabel("t")
@@ -190,7 +219,8 @@ def sturm_staircase(xs: torch.Tensor | np.ndarray | Sequence[float], counts: tor
 
 def plot_progress(events: Iterable[Event], *, max_step: int, feature_names: Sequence[str] | None = None,
                   every: int = 1, test_fn: Callable[[Event], float] | None = None, title: str = "",
-                  name: str | None = None, png: str | None = None, gif: str | None = None) -> list[Event]:
+                  name: str | None = None, png: str | None = None, gif: str | None = None,
+                  norm_label: str = "||A_i||_2") -> list[Event]:
     """Consume a training stream and draw it: errors (left) and per-feature spectral norms (right).
 
     Live in Jupyter and on Colab (one figure, updated in place through an IPython display handle; headless
@@ -198,7 +228,8 @@ def plot_progress(events: Iterable[Event], *, max_step: int, feature_names: Sequ
     the best validation RMSE and its epoch; when `test_fn(best_event)` is given, it is called once at the end and
     the test RMSE of the selected model is added. `png=path` writes the final figure, `gif=path` an animation of
     the updates. Events need `step`, `train_rmse_dollars`, `val_loss` and `val_rmse_dollars` (eignotes.stream's
-    train_epochs with augment(validation(data))); `feature_norms`, where present, fills the right panel.
+    train_epochs with augment(validation(data))); `feature_norms`, where present, fills the right panel, its
+    y axis named `norm_label` (the tridiagonal model's matrices are T_i, not A_i).
     Returns the list of events.
     """
     import numpy as np
@@ -237,7 +268,7 @@ def plot_progress(events: Iterable[Event], *, max_step: int, feature_names: Sequ
             ax_norm.legend(fontsize=FONT - 1, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
         ax_norm.set_xlim(1, max(max_step, 2))
         ax_norm.set_xlabel("epoch")
-        ax_norm.set_ylabel("||A_i||_2")
+        ax_norm.set_ylabel(norm_label)
         ax_norm.set_title("per-feature spectral norms (sensitivity bounds)", fontsize=10)
         fig.tight_layout()
         if handle is not None:
