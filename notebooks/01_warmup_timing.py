@@ -184,7 +184,8 @@ growth.set_index("series").round(2)
 # 2. **Implement a small piece.** Write a function that fits the exponent p of t ≈ c·nᵖ from a list of (n, seconds)
 #    pairs by least squares on log-log axes, and check it on data you make from a known law (say t = 2 n³).
 # 3. **Explain a figure.** In the sweep above, eignotes' "k-th only" line and its "all n" line: which one has the
-#    smaller slope, and why would finding one eigenvalue instead of all of them change the slope?
+#    smaller slope between the two largest n (the table's last column; over all n the fitted slopes may be close),
+#    and why would finding one eigenvalue instead of all of them change the slope?
 #
 # Worked solutions: `from eignotes import solutions; solutions.show(1)` prints them (run it in a new cell once you
 # have tried); `tests/test_exercises.py` checks them.

@@ -181,7 +181,9 @@ speed_table.round(3)
 # What to see: compare each line's slope with the reference lines: the dense solver's with slope 3, the
 # tridiagonal kernel's with slope 1. The last column is the dense time over the tridiagonal time at each n. Where
 # the tridiagonal line is flatter than slope 1, a fixed cost per call (the launch, the autograd bookkeeping) still
-# dominates its time.
+# dominates its time. The dense line is flatter than slope 3 at these sizes too (the summary prints both fitted
+# exponents), for the reason seen in notebook 01: per-matrix overheads and memory traffic, which grow more slowly
+# than n³, still take a large share of its time; only at larger n would its slope approach 3.
 
 # %%
 fig2 = eignotes.plotting.line_sweep(speed["vs B"], x_label="batch size", logx=True, slopes=(1,),
@@ -190,8 +192,10 @@ growth_B = eignotes.experiments.growth_exponents(speed["vs B"])
 growth_B.set_index("series")[["x from", "x to", "time ratio", "fitted exponent"]].round(2)
 
 # %% [markdown]
-# What to see: against the batch size, time grows at most linearly (slope 1: each matrix costs the same); a slope
-# below 1 means part of the time is a fixed cost per call that a larger batch spreads thinner.
+# What to see: against the batch size, time grows about linearly (slope 1: each matrix costs the same); a slope
+# below 1 means part of the time is a fixed cost per call that a larger batch spreads thinner, a slope a little
+# above 1 that a matrix costs more in a larger batch (its data no longer fits a cache, or the machine was busier
+# while the larger batches ran).
 
 # %% [markdown]
 # ## Exercises
