@@ -216,10 +216,11 @@ def plot_val_curves(histories: pd.DataFrame, *, title: str) -> Figure:
     fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (a, g) in enumerate(histories.groupby("alpha")):
-        auc = g.groupby("seed")["val_rmse_dollars"].mean().median()
+        per_run = g.groupby("seed")["val_rmse_dollars"].mean()
+        what = "AUC" if len(per_run) == 1 else f"median AUC of {len(per_run)} runs"
         for j, (_, run) in enumerate(g.groupby("seed")):
             ax.plot(run["step"], run["val_rmse_dollars"] / 1e3, color=colors[i % len(colors)], alpha=0.7, lw=1,
-                    label=f"alpha = {a:g} (median AUC ${auc / 1e3:,.1f}k)" if j == 0 else None)
+                    label=f"alpha = {a:g} ({what} ${per_run.median() / 1e3:,.1f}k)" if j == 0 else None)
     ax.set(xlabel="epoch", ylabel="validation RMSE ($ thousands)", title=title)
     lo = histories["val_rmse_dollars"].quantile(0.01) / 1e3
     hi = histories.groupby(["alpha", "seed"])["val_rmse_dollars"].quantile(0.9).max() / 1e3
@@ -261,7 +262,7 @@ def _explorer_figure(A, B, k, ts, alpha):
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     plot_curves(ax1, ts, kink_curves(A, B, k, ts, [alpha]), title=f"lambda_{k}(A + tB), smoothed", ylabel="value")
     im = plot_weights(ax2, ts, weights_along(A, B, k, ts, alpha), alpha=alpha, k=k)
-    fig.colorbar(im, ax=ax2)
+    fig.colorbar(im, ax=ax2, label="weight w_j")
     return fig
 
 

@@ -382,7 +382,7 @@ def runs_cost(data: HousingData, *, dim: int, runs_list: Sequence[int], epochs: 
     from .suites import suite_runs
 
     rows = suite_runs(torch.device(device) if device is not None else torch.device("cpu"), dim, runs_list,
-                      epochs=epochs, data=data)
+                      epochs=epochs, data=data, verbose=False)
     return pd.DataFrame([{"model": r["case"].split()[0], "runs together": r["runs"],
                           "seconds per epoch": r["median_s"], "time over one run's": r["cost"],
                           "throughput over one run": r["throughput"]} for r in rows if r.get("runs")])

@@ -248,11 +248,12 @@ def suite_training(device: torch.device, dim: int, epochs: int = 4,
 
 
 def suite_runs(device: torch.device, dim: int, runs_list: Sequence[int] = (1, 4, 16, 64), epochs: int = 2,
-               data: HousingData | None = None) -> list[dict[str, Any]]:
+               data: HousingData | None = None, verbose: bool = True) -> list[dict[str, Any]]:
     """Epoch time of R runs trained together (eignotes.runs) against one run of the same recipe (the baseline,
     `stream.train_epochs`), dense and tridiagonal at the blog's batch sizes. Each row's `cost` is the time of the R
     runs over one run's (the goals hold it at R = 16) and `throughput` R / cost (run-epochs per second, relative to
-    one run). The first of `epochs` epochs warms up and is dropped."""
+    one run). The first of `epochs` epochs warms up and is dropped. verbose: a [bench] line on stderr per
+    measurement (the benchmark command's log); a notebook's table needs none."""
     from . import runs
 
     data = data or prepare_housing()
@@ -273,7 +274,8 @@ def suite_runs(device: torch.device, dim: int, runs_list: Sequence[int] = (1, 4,
             base = Timing(label=f"{kind}, one run (train_epochs), timed beside {R} runs", median=med, iqr=iqr,
                           repeats=n)
             out.append(_row("runs", case, (len(data.X_train), dim), torch.float32, device, base))
-            print(f"[bench] {case}: one run {med:.3f} s per epoch", file=sys.stderr, flush=True)
+            if verbose:
+                print(f"[bench] {case}: one run {med:.3f} s per epoch", file=sys.stderr, flush=True)
             models = [recipes.build_model(kind, num_features=data.num_features, dim=dim, seed=s).to(device)
                       for s in range(R)]
             events = list(runs.train_runs(models, data, seeds=list(range(R)), batch_size=recipe.batch_size,
@@ -283,8 +285,9 @@ def suite_runs(device: torch.device, dim: int, runs_list: Sequence[int] = (1, 4,
             t = Timing(label=f"{R} runs together", median=med, iqr=iqr, repeats=n)
             row = _row("runs", case, (len(data.X_train), dim), torch.float32, device, t, base)
             row.update(runs=R, cost=med / base.median, throughput=R * base.median / med)
-            print(f"[bench] {case}: {R} runs {med:.3f} s per epoch, {row['cost']:.2f}x one run, throughput "
-                  f"{row['throughput']:.1f}x", file=sys.stderr, flush=True)
+            if verbose:
+                print(f"[bench] {case}: {R} runs {med:.3f} s per epoch, {row['cost']:.2f}x one run, throughput "
+                      f"{row['throughput']:.1f}x", file=sys.stderr, flush=True)
             out.append(row)
     return out
 

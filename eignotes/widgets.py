@@ -84,6 +84,9 @@ def progress_bar(iterable: Iterable[Any] | None = None, **kwargs: Any) -> Any:
     """A tqdm progress bar by the headless rule: `tqdm.auto` (a widget in Jupyter) where a front end may watch,
     `tqdm.std` (text) in headless runs (EIGNOTES_STATIC_WIDGETS=1) and outside a kernel. kwargs go to tqdm.
 
+    Headless text bars appear only for work longer than 10 s and update at most every 10 s: a saved notebook
+    keeps a few lines of a long loop, never a stack of "0%" updates from a short one.
+
     >>> bar = progress_bar(range(3), disable=True)
     >>> type(bar).__module__, list(bar)
     ('tqdm.std', [0, 1, 2])
@@ -92,6 +95,9 @@ def progress_bar(iterable: Iterable[Any] | None = None, **kwargs: Any) -> Any:
         from tqdm.auto import tqdm
     else:
         from tqdm.std import tqdm
+
+        kwargs.setdefault("delay", 10)
+        kwargs.setdefault("mininterval", 10)
     return tqdm(iterable, **kwargs)
 
 

@@ -147,7 +147,8 @@ else:
     t = torch.from_numpy(arr)
     arr[0] = 42.0
     print("CPU analogue, torch sees NumPy's write:", t.tolist())
-    print("CuPy zero-copy needs a GPU:", eignotes.dlpack.cupy_status()[1])
+    print("CuPy's zero-copy check runs where there is a GPU with CuPy installed; this machine has",
+          "a GPU without CuPy." if torch.cuda.is_available() else "no GPU.")
 
 # %% [markdown]
 # ## How the time grows with n, and the n = 32 / 33 cliff

@@ -76,7 +76,8 @@ print(f"{len(grid) * len(seeds)} runs; epochs per run at most {epochs}")
 # trains all of them, and each run still has its own initialization, shuffling, validation curve, selected epoch and
 # early stop, equal to that seed trained alone (the tests check this). A step then costs the framework's overhead
 # once for all seeds, and the eigenvalue op sees one big batch: at dim 45 on a 2-core CPU, 16 tridiagonal runs cost
-# 2.6 times one run's epoch time, 16 dense runs 4.5 times (`python -m eignotes.bench --suite runs`). The seconds per
+# 2.6 times one run's epoch time, 16 dense runs 4.5 times in a stored benchmark run (`python -m eignotes.bench
+# --suite runs`, files in `benchmarks/results/`); notebook 04 measures the same on this machine. The seconds per
 # epoch below are those of all of a setting's seeds together.
 
 # %%
