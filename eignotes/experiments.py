@@ -411,7 +411,7 @@ def scaling_study(grid: Iterable[tuple[str, int]], *, seeds: Sequence[int], epoc
                disable=not show_progress)
     for kind, dim in bar:
         n_ep = epochs[kind] if isinstance(epochs, dict) else epochs
-        bar.set_postfix(model=f"{kind} {dim}")
+        bar.set_postfix(model=f"{kind} {dim}", refresh=False)  # shown at the next update: no extra lines
         dev = device.get(kind) if isinstance(device, dict) else device
         for (_, _, s), seed in zip(recipes.fit_runs(kind, data, dim=dim, epochs=n_ep, seeds=seeds, device=dev),
                                    seeds, strict=True):
