@@ -368,9 +368,11 @@ def draw_bisection(ax_stairs: Axes, ax_width: Axes, d: torch.Tensor, e: torch.Te
     xs = torch.linspace(g_lo - margin, g_hi + margin, 2001, dtype=_F64)
     ax_stairs.step(xs.numpy(), sturm_count(d, e, xs).numpy(), where="post", color="tab:blue", lw=1.5,
                    label="Sturm count: #eigenvalues < x")
+    first_other = next((j for j in range(len(lams)) if j != k), None)
     for j, lam in enumerate(lams.tolist()):
+        label = f"lambda_{k} (the target)" if j == k else ("the other eigenvalues" if j == first_other else None)
         ax_stairs.axvline(lam, color="tab:red" if j == k else "tab:gray", ls=":", lw=1.5 if j == k else 1,
-                          label=f"lambda_{k} (the target)" if j == k else None)
+                          label=label)
     ax_stairs.axvspan(lo, hi, color="tab:orange", alpha=0.25, label=f"bracket after {step} steps")
     for x in (lo, hi):  # the edges stay visible when the bracket is too narrow to shade
         ax_stairs.axvline(x, color="tab:orange", lw=1)
