@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["StepGraph", "capturable", "graph_optimizer", "sync_schedule", "WARMUP"]
+__all__ = ["StepGraph", "capturable", "use_graphs", "graph_optimizer", "sync_schedule", "WARMUP"]
 
 # Eager steps per batch shape before its capture (cuBLAS workspaces, autotuning and optimizer state are set up by
 # then). Each is a real training step.
@@ -54,6 +54,18 @@ def capturable(model: nn.Module) -> tuple[bool, str]:
         return True, ""
     return False, ("the dense op's default GPU backend (CuPy) synchronizes and allocates outside PyTorch; "
                    "backend='triton' can be captured")
+
+
+def use_graphs(requested: bool, model: nn.Module, device: torch.device) -> bool:
+    """Whether the loops capture their steps: asked for, on CUDA, and a model whose step can be captured (else a
+    one-line warning says why training goes on eagerly)."""
+    if not requested or device.type != "cuda":
+        return False
+    ok, why = capturable(model)
+    if not ok:
+        warnings.warn(f"CUDA graphs off for this model: {why}; training with eager steps", RuntimeWarning,
+                      stacklevel=3)
+    return ok
 
 
 def graph_optimizer(opt_cls: type[torch.optim.Optimizer], params: list[torch.Tensor], *, lr: float,
@@ -124,7 +136,7 @@ class StepGraph:
     def __init__(self, step: Callable[[torch.Tensor], torch.Tensor], device: torch.device, enabled: bool,
                  warmup: int = WARMUP, graph_factory: Callable[[Any], Any] | None = None):
         self.step = step
-        self.enabled = bool(enabled)  # the loops ask for it on CUDA only (eignotes.stream.use_graphs)
+        self.enabled = bool(enabled)  # the loops ask for it on CUDA only (use_graphs)
         self.warmup = warmup
         self.factory = graph_factory or _CudaGraph
         self.graphs: dict[tuple[int, ...], tuple[Any, torch.Tensor, torch.Tensor]] = {}

@@ -34,7 +34,7 @@ from torch import nn
 from . import graphs
 from .data import HousingData
 from .models import MultivariateSpectral, PencilSpectral, feature_norms
-from .stream import OPTIMIZERS, Event, make_optimizer, use_graphs
+from .stream import OPTIMIZERS, Event, make_optimizer
 
 # Validation rows evaluated at once for all runs: bounds the memory of R x rows x dim x dim dense matrices.
 VAL_CHUNK = 512
@@ -171,11 +171,8 @@ def _train_runs(models, data, seeds, batch_size, lr, n_epochs, optimizer, weight
     predict = stacked_model  # (R, rows, features) -> (R, rows)
     X, y = data.X_train.to(device), data.y_train.to(device)
     X_val, y_val = data.X_val.to(device), data.y_val.to(device)
-    graphed = use_graphs(cuda_graphs, stacked_model, device)
-    if graphed:
-        opt = graphs.graph_optimizer(OPTIMIZERS[optimizer], list(params.values()), lr=lr, weight_decay=weight_decay)
-    else:
-        opt = make_optimizer(optimizer, params.values(), lr=lr, weight_decay=weight_decay)
+    graphed = graphs.use_graphs(cuda_graphs, stacked_model, device)
+    opt = make_optimizer(optimizer, params.values(), lr=lr, weight_decay=weight_decay, for_graphs=graphed)
     sched = scheduler(opt) if scheduler is not None else None
     total = torch.zeros(R, device=device, dtype=y.dtype)  # stays on the device: no host sync per step
 

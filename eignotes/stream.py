@@ -54,12 +54,15 @@ OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch
 
 
 def make_optimizer(name: str, params: Iterable[torch.Tensor], *, lr: float,
-                   weight_decay: float) -> torch.optim.Optimizer:
+                   weight_decay: float, for_graphs: bool = False) -> torch.optim.Optimizer:
     """The optimizer `name` over params. On the CPU, Adam and AdamW take PyTorch's fused kernel (one kernel for
     every parameter: at the blog's small batches the per-parameter loop of the default step was a fifth of a
     tridiagonal training step); on a GPU, PyTorch's default (multi-tensor) step, as before: the fused step has not
-    been timed on a GPU here yet. The arithmetic is the same."""
+    been timed on a GPU here yet. The arithmetic is the same. for_graphs: the capturable optimizer a CUDA-graph
+    step needs (eignotes.graphs.graph_optimizer)."""
     params = list(params)
+    if for_graphs:
+        return graphs.graph_optimizer(OPTIMIZERS[name], params, lr=lr, weight_decay=weight_decay)
     if name in ("adam", "adamw") and all(p.device.type == "cpu" for p in params):
         try:
             return OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay, fused=True)
@@ -130,18 +133,6 @@ def train_epochs(
                          device, seed, cuda_graphs)
 
 
-def use_graphs(requested: bool, model: nn.Module, device: torch.device) -> bool:
-    """Whether the loops capture their steps: asked for, on CUDA, and a model whose step can be captured (else a
-    one-line warning says why training goes on eagerly)."""
-    if not requested or device.type != "cuda":
-        return False
-    ok, why = graphs.capturable(model)
-    if not ok:
-        warnings.warn(f"CUDA graphs off for this model: {why}; training with eager steps", RuntimeWarning,
-                      stacklevel=3)
-    return ok
-
-
 def _train_epochs(model, data, batch_size, lr, n_epochs, optimizer, weight_decay, regularizer, scheduler, device,
                   seed, cuda_graphs=False):
     # a generator of its own, so that the argument checks above raise at the call, not at the first next()
@@ -149,12 +140,8 @@ def _train_epochs(model, data, batch_size, lr, n_epochs, optimizer, weight_decay
     model.to(device)
     X, y = data.X_train.to(device), data.y_train.to(device)
     diverged_at = DIVERGENCE_FACTOR * float(data.y_train.double().var(correction=0).clamp_min(1e-30))
-    graphed = use_graphs(cuda_graphs, model, device)
-    if graphed:
-        opt = graphs.graph_optimizer(OPTIMIZERS[optimizer], list(model.parameters()), lr=lr,
-                                     weight_decay=weight_decay)
-    else:
-        opt = make_optimizer(optimizer, model.parameters(), lr=lr, weight_decay=weight_decay)
+    graphed = graphs.use_graphs(cuda_graphs, model, device)
+    opt = make_optimizer(optimizer, model.parameters(), lr=lr, weight_decay=weight_decay, for_graphs=graphed)
     sched = scheduler(opt) if scheduler is not None else None
     gen = torch.Generator().manual_seed(seed)
     loss_fn = nn.MSELoss()

@@ -46,8 +46,7 @@ class StandInGraph:
 def stand_in(monkeypatch):
     StandInGraph.log = []
     monkeypatch.setattr(graphs, "_CudaGraph", StandInGraph)
-    monkeypatch.setattr(st, "use_graphs", lambda requested, model, device: requested)
-    monkeypatch.setattr(runs, "use_graphs", lambda requested, model, device: requested)
+    monkeypatch.setattr(graphs, "use_graphs", lambda requested, model, device: requested)
     return StandInGraph
 
 
@@ -146,12 +145,12 @@ def test_which_models_can_be_captured_and_the_one_line_warning():
     assert graphs.capturable(tri)[0] and graphs.capturable(dense_triton)[0]
     assert not graphs.capturable(dense)[0] and "CuPy" in graphs.capturable(dense)[1]
     assert not graphs.capturable(smooth)[0]
-    assert not st.use_graphs(True, tri, torch.device("cpu")), "never off CUDA"
+    assert not graphs.use_graphs(True, tri, torch.device("cpu")), "never off CUDA"
     with pytest.warns(RuntimeWarning, match="CUDA graphs off for this model"):
-        assert not st.use_graphs(True, dense, torch.device("cuda"))
+        assert not graphs.use_graphs(True, dense, torch.device("cuda"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert st.use_graphs(True, tri, torch.device("cuda"))
+        assert graphs.use_graphs(True, tri, torch.device("cuda"))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="a CUDA graph needs a GPU; the stand-in tests cover the "

@@ -31,6 +31,7 @@ verified and timed it.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -223,7 +224,7 @@ def solve(A: torch.Tensor, ks: Sequence[int], lower: bool, want_vectors: bool, n
     vals = torch.empty(B, m, dtype=dt, device=dev)
     vecs = torch.empty(B, n, m, dtype=dt, device=dev) if want_vectors else vals
     scratch = torch.empty(B, 5 * N, dtype=dt, device=dev)
-    ks_t = torch.tensor(list(ks), dtype=torch.int32).to(dev, non_blocking=True)
+    ks_t = _ks_tensor(tuple(ks), dev)
     if dt == torch.float64:
         mask, int_t = 0x7FF0000000000000, tl.int64
     else:
@@ -239,6 +240,14 @@ def solve(A: torch.Tensor, ks: Sequence[int], lower: bool, want_vectors: bool, n
     if len(set(ks)) > 1:
         vecs = _repair(A, ks, lower, vals, vecs)
     return vals, vecs
+
+
+@functools.lru_cache(maxsize=256)
+def _ks_tensor(ks: tuple, device: torch.device) -> torch.Tensor:
+    """The requested k on the device, made once per (ks, device): a host-to-device copy on every call would cost a
+    transfer per training step, and inside a CUDA-graph capture it is not allowed at all. The kernel only reads
+    it."""
+    return torch.tensor(ks, dtype=torch.int32).to(device)
 
 
 def _repair(A, ks, lower, vals, vecs):

@@ -240,12 +240,9 @@ if AVAILABLE:
 def _solve(d, e, ks, niter, pivmin, half, want_vectors, vals, vecs, prods=None, window=None):
     """NumPy arrays in and out (see _solve_parallel); prods None: no gradient factors; window: (wlo, whi)."""
     wlo, whi = window if window is not None else (_NO_K, _NO_K)
-    if prods is None:
-        _solve_parallel(d, e, ks, niter, pivmin, half, want_vectors, False, vals, vecs, _no_array(vals.dtype, 3),
-                        wlo, whi, _stride(d.shape[0]))
-    else:
-        _solve_parallel(d, e, ks, niter, pivmin, half, want_vectors, True, vals, vecs, prods, wlo, whi,
-                        _stride(d.shape[0]))
+    want_prods = prods is not None
+    _solve_parallel(d, e, ks, niter, pivmin, half, want_vectors, want_prods, vals, vecs,
+                    prods if want_prods else _no_array(vals.dtype, 3), wlo, whi, _stride(d.shape[0]))
 
 
 # A training step calls this with the same small arguments thousands of times: the constant ones are made once.

@@ -152,13 +152,13 @@ def _window_of(d: torch.Tensor, e: torch.Tensor, k: int, a64: torch.Tensor, lam:
     """The indices that can carry weight in any matrix of the batch: d (B, n), e (B, n-1) flat, alpha (B,) float64
     in the same units, lam (B, 1 or 2) = lambda_k (and lambda_{k+1}), from _COARSE bisection steps if `coarse`.
     Two Sturm counts per matrix; one host sync."""
-    return _windows(d, e, k, a64, lam, coarse)[0]
+    return _windows(d, e, k, a64, lam, coarse, per_matrix=False)[0]
 
 
-def _windows(d: torch.Tensor, e: torch.Tensor, k: int, a64: torch.Tensor, lam: torch.Tensor, coarse: bool = False
-             ) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """_window_of's union window ks, and each matrix's own window as offsets into it: lo, hi (B,) int64 (a matrix
-    with a non-finite entry gets the whole union)."""
+def _windows(d: torch.Tensor, e: torch.Tensor, k: int, a64: torch.Tensor, lam: torch.Tensor, coarse: bool = False,
+             per_matrix: bool = True) -> tuple[list[int], np.ndarray | None, np.ndarray | None]:
+    """_window_of's union window ks, and (per_matrix) each matrix's own window as offsets into it: lo, hi (B,)
+    int64 (a matrix with a non-finite entry gets the whole union)."""
     n, B = d.shape[-1], d.shape[0]
     lam = lam.double()
     ok = torch.isfinite(lam).all(-1) & torch.isfinite(a64)
@@ -181,6 +181,8 @@ def _windows(d: torch.Tensor, e: torch.Tensor, k: int, a64: torch.Tensor, lam: t
     first_b = np.minimum(counts[:, 0], k)
     last_b = np.maximum(counts[:, 1] - 1, min(k + 1, n - 1))
     first, last = int(first_b.min()), int(last_b.max())
+    if not per_matrix:
+        return list(range(first, last + 1)), None, None
     okn = ok.cpu().numpy()
     lo_all = np.zeros(B, dtype=np.int64)
     hi_all = np.full(B, last - first, dtype=np.int64)
