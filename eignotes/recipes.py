@@ -101,12 +101,12 @@ def build_model(kind: str, *, num_features: int, dim: int, backend: str = "auto"
 
 def epochs_stream(model: nn.Module, data: HousingData, recipe: Recipe, *, epochs: int,
                   device: torch.device | str | None = None, seed: int = 0,
-                  cuda_graphs: bool = False) -> Iterable[st.Event]:
+                  cuda_graphs: bool = False, fused_step: bool | None = None) -> Iterable[st.Event]:
     """`train_epochs` with a recipe's optimizer, rate, batch size, decay and schedule, for `epochs` epochs."""
     schedule = st.one_cycle(lr=recipe.lr, n_epochs=epochs) if recipe.schedule == "one_cycle" else None
     return st.train_epochs(model, data, n_epochs=epochs, batch_size=recipe.batch_size, lr=recipe.lr,
                            optimizer=recipe.optimizer, weight_decay=recipe.weight_decay, scheduler=schedule,
-                           device=device, seed=seed, cuda_graphs=cuda_graphs)
+                           device=device, seed=seed, cuda_graphs=cuda_graphs, fused_step=fused_step)
 
 
 def fit(kind: str, data: HousingData, *, dim: int, epochs: int, lr: float | None = None,
@@ -114,13 +114,15 @@ def fit(kind: str, data: HousingData, *, dim: int, epochs: int, lr: float | None
         backend: str = "auto", device: torch.device | str | None = None, seed: int = 0,
         progress: Callable[[Iterable[st.Event]], Iterable[st.Event]] | None = None,
         alpha: float | None = None, init: str = "default", cuda_graphs: bool = False,
+        fused_step: bool | None = None,
         ) -> tuple[nn.Module, pd.DataFrame, dict[str, Any]]:
     """Train with the blog's recipe (any field overridable), selecting the epoch and stopping early on the
     validation split; the test RMSE of the selected model is measured once, at the end.
 
     Returns (model restored to its best validation epoch, history DataFrame, summary dict). `progress` is an
     optional stage (a progress bar, a live plot) put at the end of the stream. cuda_graphs: replay each step as a
-    CUDA graph on a CUDA device (eignotes.graphs; opt-in, not yet verified on a GPU).
+    CUDA graph on a CUDA device (eignotes.graphs; opt-in, not yet verified on a GPU). fused_step: as in
+    eignotes.stream.train_epochs (None: the one-call CPU step of eignotes.fused where it applies).
     """
     recipe = blog_recipe(kind, dim).replace(lr=lr, batch_size=batch_size, weight_decay=weight_decay)
     patience = _default_patience(recipe, epochs) if patience is None else patience
@@ -130,7 +132,7 @@ def fit(kind: str, data: HousingData, *, dim: int, epochs: int, lr: float | None
     stages = [st.augment(st.validation(data)), st.augment(st.spectral_norms), st.keep_best("val_loss"),
               st.early_stop("val_loss", patience)]
     stream = st.pipe(epochs_stream(model, data, recipe, epochs=epochs, device=device, seed=seed,
-                                   cuda_graphs=cuda_graphs), *stages)
+                                   cuda_graphs=cuda_graphs, fused_step=fused_step), *stages)
     if progress is not None:
         stream = progress(stream)
     t0 = time.perf_counter()
@@ -156,7 +158,7 @@ def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequ
              backend: str = "auto", device: torch.device | str | None = None,
              progress: Callable[[Iterable[st.Event]], Iterable[st.Event]] | None = None,
              alpha: float | None | Sequence[float | None] = None, init: str = "default",
-             cuda_graphs: bool = False,
+             cuda_graphs: bool = False, fused_step: bool | None = None,
              ) -> list[tuple[nn.Module, pd.DataFrame, dict[str, Any]]]:
     """`fit` for several seeds trained together in one stream (eignotes.runs): one (model restored to its best
     validation epoch, history, summary) per seed, equal to `fit`'s for that seed to float tolerance. One seed
@@ -170,7 +172,7 @@ def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequ
     if len(seeds) == 1:
         return [fit(kind, data, dim=dim, epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
                     patience=patience, backend=backend, device=device, seed=seeds[0], progress=None,
-                    alpha=alphas[0], init=init, cuda_graphs=cuda_graphs)]
+                    alpha=alphas[0], init=init, cuda_graphs=cuda_graphs, fused_step=fused_step)]
     recipe = blog_recipe(kind, dim).replace(lr=lr, batch_size=batch_size, weight_decay=weight_decay)
     patience = _default_patience(recipe, epochs) if patience is None else patience
     device = torch.device(device) if device is not None else config.device()
@@ -180,7 +182,8 @@ def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequ
     schedule = st.one_cycle(lr=recipe.lr, n_epochs=epochs) if recipe.schedule == "one_cycle" else None
     stream = runs.train_runs(models, data, seeds=list(seeds), batch_size=recipe.batch_size, lr=recipe.lr,
                              n_epochs=epochs, optimizer=recipe.optimizer, weight_decay=recipe.weight_decay,
-                             scheduler=schedule, patience=patience, device=device, cuda_graphs=cuda_graphs)
+                             scheduler=schedule, patience=patience, device=device, cuda_graphs=cuda_graphs,
+                             fused_step=fused_step)
     if progress is not None:
         stream = progress(stream)
     t0 = time.perf_counter()

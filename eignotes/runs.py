@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
-from . import graphs
+from . import fused, graphs
 from .data import HousingData
 from .models import MultivariateSpectral, PencilSpectral, feature_norms
 from .stream import OPTIMIZERS, Event, make_optimizer
@@ -118,6 +118,7 @@ def train_runs(
     patience: int | None = None,
     device: torch.device | str | None = None,
     cuda_graphs: bool = False,
+    fused_step: bool | None = None,
 ) -> Iterator[Event]:
     """Train the R models together (run r shuffles with a generator seeded by seeds[r]); one event per epoch.
 
@@ -128,7 +129,8 @@ def train_runs(
     The stream ends after n_epochs, or when every run has stopped: early (after `patience` epochs without a new best
     validation loss; None: never) or by diverging (a NaN or infinite training loss: that run is frozen and
     reported, the others go on). cuda_graphs: as in eignotes.stream.train_epochs (opt-in, CUDA only, not yet
-    verified on a GPU).
+    verified on a GPU). fused_step: as in eignotes.stream.train_epochs (None: eignotes.fused's one-call CPU step
+    for all R runs where it applies).
     """
     _check_models(models)
     if len(seeds) != len(models):
@@ -144,12 +146,19 @@ def train_runs(
         raise ValueError(f"patience must be a positive int or None, got {patience!r}")
     if getattr(models[0], "num_features", data.num_features) != data.num_features:
         raise ValueError(f"the models expect {models[0].num_features} features, the data has {data.num_features}")
+    if fused_step is not None and not isinstance(fused_step, bool):
+        raise TypeError(f"fused_step must be None, True or False, got {fused_step!r}")
+    if fused_step:
+        ok, why = fused.fusable(models[0], optimizer,
+                                device=device if device is not None else next(models[0].parameters()).device)
+        if not ok:
+            raise ValueError(f"fused_step=True, but the fused step cannot train these models: {why}")
     return _train_runs(list(models), data, list(seeds), batch_size, lr, n_epochs, optimizer, weight_decay,
-                       scheduler, patience, device, cuda_graphs)
+                       scheduler, patience, device, cuda_graphs, fused_step)
 
 
 def _train_runs(models, data, seeds, batch_size, lr, n_epochs, optimizer, weight_decay, scheduler, patience,
-                device, cuda_graphs=False) -> Iterator[Event]:
+                device, cuda_graphs=False, fused_step=None) -> Iterator[Event]:
     device = torch.device(device) if device is not None else next(models[0].parameters()).device
     R = len(models)
     for m in models:
@@ -186,7 +195,11 @@ def _train_runs(models, data, seeds, batch_size, lr, n_epochs, optimizer, weight
         total.add_(per_run.detach() * idx.shape[1])
         return per_run
 
-    run_step = graphs.StepGraph(step, device, graphed)
+    frozen_mask = torch.zeros(R, dtype=torch.bool, device=device)
+    # the fused CPU step leaves frozen runs as they are itself (it reads frozen_mask at every step)
+    one_call = None if graphed else fused.make_step(stacked_model, opt, X, y, total, requested=fused_step,
+                                                    frozen=frozen_mask)
+    run_step = one_call or graphs.StepGraph(step, device, graphed)
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     N = len(X)
 
@@ -197,7 +210,6 @@ def _train_runs(models, data, seeds, batch_size, lr, n_epochs, optimizer, weight
     best_step = [None] * R
     best_states: list[dict[str, torch.Tensor] | None] = [None] * R
     since = [0] * R
-    frozen_mask = torch.zeros(R, dtype=torch.bool, device=device)
     frozen_values: dict[str, torch.Tensor] = {}
 
     def freeze(r: int) -> None:
@@ -211,7 +223,7 @@ def _train_runs(models, data, seeds, batch_size, lr, n_epochs, optimizer, weight
         perms = torch.stack([torch.randperm(N, generator=g) for g in gens]).to(device)  # (R, N)
         total.zero_()
         lr_now = float(opt.param_groups[0]["lr"])
-        any_frozen = not all(active)
+        any_frozen = not all(active) and one_call is None
         for i in range(0, N, batch_size):
             run_step(perms[:, i : i + batch_size])  # (R, b): each run its own rows
             if any_frozen:

@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cuda-graphs", action="store_true",
                     help="on a CUDA device, replay each training step as a CUDA graph (opt-in: not yet verified on "
                          "a GPU; a model whose step cannot be captured trains eagerly, with a warning)")
+    ap.add_argument("--eager-step", action="store_true",
+                    help="train with the eager PyTorch step even where the fused CPU step (eignotes.fused: the exact "
+                         "tridiagonal model with Adam/AdamW) applies")
     ap.add_argument("--out", default="build/runs")
     args = ap.parse_args(argv)
     if args.dim < 2 or args.epochs < 1:
@@ -74,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     _, history, summary = recipes.fit(
         args.model, data, dim=args.dim, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
         weight_decay=args.weight_decay, patience=args.patience, backend=args.backend, device=args.device,
-        seed=args.seed, progress=progress, alpha=args.alpha or None, init=args.init, cuda_graphs=args.cuda_graphs)
+        seed=args.seed, progress=progress, alpha=args.alpha or None, init=args.init, cuda_graphs=args.cuda_graphs,
+        fused_step=False if args.eager_step else None)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = _run_name(args, args.seed)
@@ -118,7 +122,8 @@ def _main_runs(args: argparse.Namespace, data: data_mod.HousingData) -> int:
     results = recipes.fit_runs(
         args.model, data, dim=args.dim, epochs=args.epochs, seeds=seeds, lr=args.lr, batch_size=args.batch_size,
         weight_decay=args.weight_decay, patience=args.patience, backend=args.backend, device=args.device,
-        progress=progress, alpha=args.alpha or None, init=args.init, cuda_graphs=args.cuda_graphs)
+        progress=progress, alpha=args.alpha or None, init=args.init, cuda_graphs=args.cuda_graphs,
+        fused_step=False if args.eager_step else None)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table = []

@@ -1,0 +1,233 @@
+"""The fused CPU training step (eignotes.fused) against the eager PyTorch step and autograd: gradients on hard
+matrices, whole epochs of training with schedules, runs trained together, frozen runs, NaN, and when it applies."""
+import dataclasses
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy.linalg import eigh_tridiagonal
+
+from eignotes import data as D
+from eignotes import fused, models, recipes, runs
+from eignotes import stream as st
+
+pytestmark = pytest.mark.skipif(not fused._tri_numba.AVAILABLE, reason="the fused step is a numba kernel")
+
+
+@pytest.fixture(scope="module")
+def small():
+    return D.prepare_housing(seed=0).head(300, 100)  # 300 rows: batches of 64 leave a partial last batch of 44
+
+
+def _double(data):
+    return dataclasses.replace(data, **{k: getattr(data, k).double() for k in
+                                        ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")})
+
+
+def _model(dim, k, seed=0, dtype=torch.float64, features=8):
+    torch.manual_seed(seed)
+    return models.TridiagonalSpectral(num_features=features, dim=dim, eigval_idx=k).to(dtype)
+
+
+def _close(a, b, rtol, atol):
+    for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=rtol, atol=atol, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def _one_step_grads(model, X, y, idx):
+    """The fused kernel's gradients for one step on rows idx (lr = 0: nothing moves), and autograd's."""
+    opt = torch.optim.Adam(model.parameters(), lr=0.0)
+    total = torch.zeros((), dtype=torch.float64)
+    step = fused.TridiagonalStep(model, opt, X, y, total)
+    step(idx)
+    got = [torch.from_numpy(g.reshape(-1)[: p.numel()].reshape(p.shape))  # n = 1: a (1, 1) stand-in for the bias
+           for g, p in zip(step.g, model.parameters(), strict=True)]
+    loss = ((model(X[idx]) - y[idx]) ** 2).mean()
+    want = torch.autograd.grad(loss, list(model.parameters()), allow_unused=True)
+    return got, want, float(total), loss.item() * len(idx)
+
+
+@pytest.mark.parametrize("dim, k", [(1, 0), (2, 0), (2, -1), (5, 0), (5, 2), (5, -1), (45, 22), (45, 0), (45, 44)])
+@pytest.mark.parametrize("scale", [1.0, 1e-20, 1e20])
+def test_gradients_equal_autograd(dim, k, scale, gen):
+    """n = 1 and 2, k at both ends and in the middle, parameters scaled by 1e+-20 (the kernel scales each matrix
+    by a power of two), float64: the kernel's gradients equal autograd through the eager op, and its loss the
+    eager loss."""
+    model = _model(dim, k)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(scale)
+    X = torch.randn(50, 8, dtype=torch.float64, generator=gen)
+    y = torch.randn(50, dtype=torch.float64, generator=gen) * scale
+    idx = torch.randperm(50, generator=gen)[:20]
+    got, want, total, loss = _one_step_grads(model, X, y, idx)
+    assert total == pytest.approx(loss, rel=1e-10)
+    for g, w in zip(got, want, strict=True):
+        w = torch.zeros_like(g) if w is None else w
+        scale_of_w = max([0.0, *w.abs().flatten().tolist()])  # the gradient's own scale (1e+-20 included)
+        torch.testing.assert_close(g, w, rtol=1e-8, atol=1e-10 * scale_of_w)
+
+
+def test_gradients_with_zero_off_diagonals_and_a_clear_gap(gen):
+    """Zero off-diagonal weights and biases: T(x) is diagonal, lambda_k its k-th smallest diagonal entry (distinct
+    here), and the gradient is the indicator of that entry: checked against SciPy's eigenvector too."""
+    model = _model(6, 3)
+    with torch.no_grad():
+        model.offdiag.weight.zero_()
+        model.offdiag.bias.zero_()
+        model.diag.bias.copy_(torch.arange(6.0) * 10)  # entries far apart: no crossing for |x| of order one
+    X = torch.randn(30, 8, dtype=torch.float64, generator=gen)
+    y = torch.randn(30, dtype=torch.float64, generator=gen)
+    idx = torch.arange(30)
+    got, want, _, _ = _one_step_grads(model, X, y, idx)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-12)
+    # independent: SciPy's eigenpair of each matrix, the chain rule by hand
+    d = (X @ model.diag.weight.T + model.diag.bias).detach().numpy()
+    e = (X @ model.offdiag.weight.T + model.offdiag.bias).detach().numpy()
+    gd = np.zeros(6)
+    for r in range(30):
+        w, v = eigh_tridiagonal(d[r], e[r])
+        gd += 2 * (w[3] - y[r].item()) / 30 * v[:, 3] ** 2
+    np.testing.assert_allclose(got[1].numpy(), gd, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("optimizer, weight_decay", [("adamw", 0.01), ("adam", 0.0), ("adam", 0.05)])
+def test_fused_training_equals_the_eager_loop(small, optimizer, weight_decay):
+    """float64, OneCycle (it cycles lr and Adam's beta1 every epoch), a partial last batch, 4 epochs: the fused
+    step trains as the eager one, parameters and losses to 1e-9; no warning (a scheduler's included)."""
+    data = _double(small)
+    out = {}
+    for fused_step in (True, False):
+        model = _model(12, 6)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            events = list(st.train_epochs(model, data, n_epochs=4, batch_size=64, lr=2e-2, optimizer=optimizer,
+                                          weight_decay=weight_decay, scheduler=st.one_cycle(lr=2e-2, n_epochs=4),
+                                          seed=3, fused_step=fused_step))
+        out[fused_step] = model, [ev["train_loss"] for ev in events]
+    _close(out[True][0], out[False][0], rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(out[True][1], out[False][1], rtol=1e-9)
+    assert out[True][1][-1] < out[True][1][0], "it trains"
+
+
+def test_fused_training_float32_tracks_the_eager_loop(small):
+    """float32 (the data's dtype): the fused step accumulates its gradient sums in float64, so it differs from the
+    eager step by rounding only; after an epoch the parameters agree to a few 1e-3 of their size."""
+    out = {}
+    for fused_step in (True, False):
+        model = _model(45, 22, dtype=torch.float32)
+        losses = [ev["train_loss"] for ev in st.train_epochs(model, small, n_epochs=1, batch_size=64, lr=5e-3,
+                                                                 optimizer="adam", weight_decay=0.0,
+                                                                 fused_step=fused_step)]
+        out[fused_step] = model, losses
+    _close(out[True][0], out[False][0], rtol=0, atol=5e-3)
+    assert out[True][1][0] == pytest.approx(out[False][1][0], rel=1e-3)
+
+
+def test_default_takes_the_fused_step_where_it_applies(small, monkeypatch):
+    calls = []
+    original = fused.TridiagonalStep.__call__
+    monkeypatch.setattr(fused.TridiagonalStep, "__call__", lambda self, idx: calls.append(1) or original(self, idx))
+    list(st.train_epochs(_model(4, 1, dtype=torch.float32), small, n_epochs=1, batch_size=64, lr=1e-2))
+    assert len(calls) == 5  # 300 rows in batches of 64
+    list(st.train_epochs(_model(4, 1, dtype=torch.float32), small, n_epochs=1, batch_size=64, lr=1e-2,
+                         fused_step=False))
+    assert len(calls) == 5, "fused_step=False takes the eager step"
+    list(st.train_epochs(_model(4, 1, dtype=torch.float32), small, n_epochs=1, batch_size=64, lr=1e-2,
+                         optimizer="sgd"))
+    assert len(calls) == 5, "SGD is not fused: the eager step, silently (it is the same arithmetic)"
+
+
+def test_runs_together_fused_equal_eager(small):
+    """R = 3 runs in one stream, float64, OneCycle: the fused step for all runs equals the eager stacked step."""
+    data = _double(small)
+    finals = {}
+    for fused_step in (True, False):
+        ms = [_model(10, 5, seed=s) for s in range(3)]
+        events = list(runs.train_runs(ms, data, seeds=[0, 1, 2], batch_size=64, lr=2e-2, n_epochs=3,
+                                      scheduler=st.one_cycle(lr=2e-2, n_epochs=3), fused_step=fused_step))
+        finals[fused_step] = ms, events[-1]["train_loss"]
+    for a, b in zip(finals[True][0], finals[False][0], strict=True):
+        _close(a, b, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(finals[True][1], finals[False][1], rtol=1e-9)
+
+
+def test_frozen_runs_stay_as_they_are_and_the_others_step_as_alone(gen):
+    """Three stacked runs, the middle one frozen: it keeps its parameters and optimizer state; the others move
+    exactly as each would in a single-run fused step on its own rows."""
+    R, dim = 3, 7
+    singles = [_model(dim, 3, seed=s) for s in range(R)]
+    stacked = _model(dim, 3)
+    for name, _ in stacked.named_parameters():
+        owner, _, leaf = name.rpartition(".")
+        setattr(stacked.get_submodule(owner), leaf,
+                torch.nn.Parameter(torch.stack([m.get_parameter(name).detach().clone() for m in singles])))
+    before = {n: p.detach().clone() for n, p in stacked.named_parameters()}
+    X = torch.randn(80, 8, dtype=torch.float64, generator=gen)
+    y = torch.randn(80, dtype=torch.float64, generator=gen)
+    frozen = torch.tensor([False, True, False])
+    opt = torch.optim.AdamW(stacked.parameters(), lr=1e-2)
+    step = fused.TridiagonalStep(stacked, opt, X, y, torch.zeros(R, dtype=torch.float64), frozen)
+    idx = torch.stack([torch.randperm(80, generator=gen)[:16] for _ in range(R)])
+    for _ in range(3):
+        step(idx)
+    for r, m in enumerate(singles):
+        o = torch.optim.AdamW(m.parameters(), lr=1e-2)
+        single = fused.TridiagonalStep(m, o, X, y, torch.zeros((), dtype=torch.float64))
+        for _ in range(3):
+            single(idx[r])
+        for name, p in stacked.named_parameters():
+            want = before[name][r] if frozen[r] else m.get_parameter(name).detach()
+            torch.testing.assert_close(p[r].detach(), want, rtol=1e-12, atol=1e-14)
+            if frozen[r]:
+                assert not opt.state[p]["exp_avg"][r].any(), "a frozen run's optimizer state stays untouched"
+
+
+def test_a_nan_parameter_gives_nan_to_its_own_run_only(gen):
+    """Run 0 has a NaN bias: its loss and parameters become NaN (the loop then raises or freezes it); run 1 trains
+    on as it would alone."""
+    stacked, alone = _model(5, 2), _model(5, 2, seed=1)
+    for name, _ in stacked.named_parameters():
+        owner, _, leaf = name.rpartition(".")
+        pair = torch.stack([stacked.get_parameter(name).detach(), alone.get_parameter(name).detach()])
+        setattr(stacked.get_submodule(owner), leaf, torch.nn.Parameter(pair.clone()))
+    with torch.no_grad():
+        stacked.diag.bias[0, 1] = float("nan")
+    X = torch.randn(40, 8, dtype=torch.float64, generator=gen)
+    y = torch.randn(40, dtype=torch.float64, generator=gen)
+    total = torch.zeros(2, dtype=torch.float64)
+    idx = torch.stack([torch.arange(20), torch.arange(20, 40)])
+    fused.TridiagonalStep(stacked, torch.optim.Adam(stacked.parameters(), lr=1e-2), X, y, total)(idx)
+    total1 = torch.zeros((), dtype=torch.float64)
+    fused.TridiagonalStep(alone, torch.optim.Adam(alone.parameters(), lr=1e-2), X, y, total1)(idx[1])
+    assert torch.isnan(total[0]) and torch.isfinite(total[1]) and float(total[1]) == pytest.approx(float(total1))
+    assert torch.isnan(stacked.diag.weight[0]).all()
+    torch.testing.assert_close(stacked.diag.weight[1].detach(), alone.diag.weight.detach(), rtol=1e-12, atol=0)
+
+
+def test_when_it_applies_and_what_it_says_otherwise(small):
+    tri = recipes.build_model("tridiagonal", num_features=8, dim=4)
+    assert fused.fusable(tri, "adamw") == (True, "")
+    cases = [
+        (recipes.build_model("dense", num_features=8, dim=4), "adamw", None, "TridiagonalSpectral"),
+        (recipes.build_model("tridiagonal", num_features=8, dim=4, alpha=1.0), "adamw", None, "smoothed"),
+        (recipes.build_model("tridiagonal", num_features=8, dim=4, backend="torch"), "adamw", None, "numba"),
+        (tri, "sgd", None, "Adam and AdamW"),
+        (tri, "adam", models.spectral_penalty, "regularizer"),
+        (recipes.build_model("tridiagonal", num_features=8, dim=4).half(), "adam", None, "float32 or float64"),
+    ]
+    for model, opt, reg, why in cases:
+        ok, said = fused.fusable(model, opt, regularizer=reg)
+        assert not ok and why in said
+        with pytest.raises(ValueError, match=why):
+            st.train_epochs(model, small, n_epochs=1, batch_size=64, lr=1e-2, optimizer=opt,
+                            regularizer=reg, fused_step=True)
+    amsgrad = torch.optim.Adam(tri.parameters(), amsgrad=True)
+    assert not fused.fusable(tri, amsgrad)[0]
+    with pytest.raises(TypeError, match="fused_step"):
+        st.train_epochs(tri, small, n_epochs=1, batch_size=64, lr=1e-2, fused_step="yes")
+    with pytest.raises(ValueError, match="Adam and AdamW"):
+        runs.train_runs([tri, recipes.build_model("tridiagonal", num_features=8, dim=4, seed=1)], small, seeds=[0, 1],
+                        batch_size=64, lr=1e-2, n_epochs=1, optimizer="sgd", fused_step=True)
