@@ -86,63 +86,70 @@ if _tri_numba.AVAILABLE:
         n = bd.shape[1]
         ne = max(n - 1, 1)
         RB = R * b
+        # the weights transposed to (R, F, n): the affine maps then run over n contiguous entries (vectorized)
+        WdT = np.empty((R, F, n), dtype=Wd.dtype)
+        WeT = np.zeros((R, F, ne), dtype=We.dtype)
+        for r in prange(R):
+            for i in range(n):
+                for f in range(F):
+                    WdT[r, f, i] = Wd[r, i * F + f]
+            for i in range(n - 1):
+                for f in range(F):
+                    WeT[r, f, i] = We[r, i * F + f]
         d = np.empty((RB, n), dtype=X.dtype)
         e = np.zeros((RB, ne), dtype=X.dtype)
         for rb in prange(RB):
             r = rb // b
             row = idx[r, rb - r * b]
             for i in range(n):
-                s = bd[r, i]
-                for f in range(F):
-                    s += X[row, f] * Wd[r, i * F + f]
-                d[rb, i] = s
+                d[rb, i] = bd[r, i]
             for i in range(n - 1):
-                s = be[r, i]
-                for f in range(F):
-                    s += X[row, f] * We[r, i * F + f]
-                e[rb, i] = s
+                e[rb, i] = be[r, i]
+            for f in range(F):
+                xf = X[row, f]
+                for i in range(n):
+                    d[rb, i] += xf * WdT[r, f, i]
+                for i in range(n - 1):
+                    e[rb, i] += xf * WeT[r, f, i]
         vals = np.empty((RB, 1), dtype=X.dtype)
         prods = np.empty((RB, 1, 2 * n - 1), dtype=X.dtype)
         vecs = np.empty((0, 0, 0), dtype=X.dtype)
         no_k = np.empty(0, dtype=np.int64)
         _solve_parallel(d, e, ks, niter, pivmin, half, False, True, vals, vecs, prods, no_k, no_k, stride)
-        g = np.empty(RB, dtype=np.float64)
-        for r in range(R):
+        for r in prange(R):  # per run: its loss, and its gradients summed over its rows in float64
             sq = 0.0
+            accd = np.zeros((F, n))
+            acce = np.zeros((F, ne))
+            accbd = np.zeros(n)
+            accbe = np.zeros(ne)
+            G = np.empty(2 * n - 1)
             for j in range(b):
-                res = np.float64(vals[r * b + j, 0]) - np.float64(y[idx[r, j]])
+                rb = r * b + j
+                row = idx[r, j]
+                res = np.float64(vals[rb, 0]) - np.float64(y[row])
                 sq += res * res
-                g[r * b + j] = 0.0 if frozen[r] else 2.0 * res / b
+                gj = 0.0 if frozen[r] else 2.0 * res / b  # d loss / d lambda; then times d lambda / d (d, e)
+                for i in range(2 * n - 1):
+                    G[i] = gj * prods[rb, 0, i]
+                for i in range(n):
+                    accbd[i] += G[i]
+                for i in range(n - 1):
+                    accbe[i] += G[n + i]
+                for f in range(F):
+                    xf = np.float64(X[row, f])
+                    for i in range(n):
+                        accd[f, i] += xf * G[i]
+                    for i in range(n - 1):
+                        acce[f, i] += xf * G[n + i]
             total[r] += sq
-        for ri in prange(R * n):  # diagonal: dL/dW_d[i, :] = sum_b g q_i^2 x_b
-            r = ri // n
-            i = ri - r * n
-            acc = np.zeros(F)
-            accb = 0.0
-            for j in range(b):
-                gi = g[r * b + j] * prods[r * b + j, 0, i]
-                accb += gi
-                row = idx[r, j]
+            for i in range(n):
+                gbd[r, i] = accbd[i]
                 for f in range(F):
-                    acc[f] += gi * X[row, f]
-            gbd[r, i] = accb
-            for f in range(F):
-                gWd[r, i * F + f] = acc[f]
-        m = n - 1
-        for ri in prange(R * m):  # off-diagonal: dL/dW_e[i, :] = sum_b g 2 q_i q_{i+1} x_b
-            r = ri // m
-            i = ri - r * m
-            acc = np.zeros(F)
-            accb = 0.0
-            for j in range(b):
-                gi = g[r * b + j] * prods[r * b + j, 0, n + i]
-                accb += gi
-                row = idx[r, j]
+                    gWd[r, i * F + f] = accd[f, i]
+            for i in range(n - 1):
+                gbe[r, i] = accbe[i]
                 for f in range(F):
-                    acc[f] += gi * X[row, f]
-            gbe[r, i] = accb
-            for f in range(F):
-                gWe[r, i * F + f] = acc[f]
+                    gWe[r, i * F + f] = acce[f, i]
 
     @njit(parallel=True, cache=True)
     def _adam(p, g, m, v, frozen, decay, l2, beta1, beta2, step_size, bc2_sqrt, eps):

@@ -21,6 +21,7 @@ import torch
 from . import (
     config,
     experiments,
+    fused,
     kth_eigvalsh,
     kth_eigvalsh_smooth,
     kth_eigvalsh_tridiagonal,
@@ -212,34 +213,42 @@ def suite_training(device: torch.device, dim: int, epochs: int = 4,
                    data: HousingData | None = None) -> list[dict[str, Any]]:
     """Seconds per epoch of the blog's training settings (dense: batch 10; tridiagonal: batch 64) for each variant,
     and the eigen-overhead ratio: the epoch with the real op over the same epoch with the eigenvalue replaced by
-    trace / dim. The first of `epochs` epochs pays for compilation and caches and is dropped; the median and IQR
-    are over the others."""
+    trace / dim, both with the eager PyTorch step (the tridiagonal model's default on the CPU is the fused step of
+    eignotes.fused, timed in its own row). The first of `epochs` epochs pays for compilation and caches and is
+    dropped; the median and IQR are over the others."""
     data = data or prepare_housing()
     out = []
-    variants = {
-        "dense": [("linalg", "dense, torch.linalg.eigvalsh"), ("auto", "dense, eignotes"),
-                  ("trace", "dense, trace/dim (no eigenvalue)")],
-        "tridiagonal": [("linalg", "tridiagonal, torch.linalg on dense form"), ("auto", "tridiagonal, eignotes"),
-                        ("trace", "tridiagonal, trace/dim (no eigenvalue)")],
+    variants = {  # (key, backend, label, fused_step)
+        "dense": [("linalg", "linalg", "dense, torch.linalg.eigvalsh", None),
+                  ("auto", "auto", "dense, eignotes", None),
+                  ("trace", "trace", "dense, trace/dim (no eigenvalue)", None)],
+        "tridiagonal": [("linalg", "linalg", "tridiagonal, torch.linalg on dense form", None),
+                        ("auto", "auto", "tridiagonal, eignotes", None),
+                        ("eager", "auto", "tridiagonal, eignotes, eager step", False),
+                        ("trace", "trace", "tridiagonal, trace/dim (no eigenvalue)", None)],
     }
     for kind, items in variants.items():
         recipe = recipes.blog_recipe(kind, dim)
         times = {}
-        for backend, label in items:
+        for key, backend, label, fused_step in items:
+            if key == "eager" and not fused.fusable(recipes.build_model(kind, num_features=data.num_features,
+                                                                        dim=dim), recipe.optimizer, device=device)[0]:
+                continue  # the default already is the eager step here
             model = recipes.build_model(kind, num_features=data.num_features, dim=dim, backend=backend).to(device)
-            evs = list(recipes.epochs_stream(model, data, recipe, epochs=epochs, device=device))
+            evs = list(recipes.epochs_stream(model, data, recipe, epochs=epochs, device=device, fused_step=fused_step))
             secs = np.array([ev["train_time_sec"] for ev in evs[1:]] or [evs[-1]["train_time_sec"]])
             q1, med, q3 = np.percentile(secs, [25, 50, 75])
-            times[backend] = float(med)
+            times[key] = float(med)
             print(f"[bench] {kind} training, dim {dim}: {label}: {med:.3f} s per epoch", file=sys.stderr, flush=True)
             t = Timing(label=label, median=float(med), iqr=float(q3 - q1), repeats=len(secs))
             base = None
-            if backend != "linalg":
-                base = Timing(label=items[0][1], median=times["linalg"], iqr=0.0, repeats=1)
+            if key != "linalg":
+                base = Timing(label=items[0][2], median=times["linalg"], iqr=0.0, repeats=1)
             shape = (len(data.X_train), dim)
             out.append(_row("training", f"{kind} epoch, dim {dim}", shape, torch.float32, device, t, base))
-        ratio = times["auto"] / times["trace"]
-        ov = Timing(label=f"{kind} eigen-overhead ratio (eignotes / trace)", median=ratio, iqr=0.0, repeats=1)
+        ratio = times.get("eager", times["auto"]) / times["trace"]
+        ov = Timing(label=f"{kind} eigen-overhead ratio (eignotes / trace, eager steps)", median=ratio, iqr=0.0,
+                    repeats=1)
         row = _row("training", f"{kind} eigen-overhead", (len(data.X_train), dim), torch.float32, device, ov)
         row["median_s"] = None
         row["overhead_ratio"] = ratio
