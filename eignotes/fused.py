@@ -1,10 +1,10 @@
-"""A fused CPU training step for the tridiagonal model: forward, MSE loss, backward and the Adam/AdamW update in
-one compiled call (numba), used by the training loops (eignotes.stream, eignotes.runs) by default where it
-applies.
+"""Fused CPU training steps: forward, MSE loss, backward and the Adam/AdamW update in one compiled call (numba),
+for the tridiagonal and the dense model, used by the training loops (eignotes.stream, eignotes.runs) by default
+where they apply.
 
-Why: at the blog's batch (64 rows, dim 45) an eager training step is two dozen small PyTorch operations, each a
-few microseconds of framework work, around a 25-microsecond eigenvalue kernel; the framework is most of the
-step. This step computes the same thing with no PyTorch operation at all:
+Why: at the blog's batch sizes (dense 10 rows, tridiagonal 64, dim 45) an eager training step is two or three
+dozen small PyTorch operations, each a few microseconds of framework work, around the eigenvalue kernel; the
+framework was most of the step. These steps compute the same thing with no PyTorch operation at all. Tridiagonal:
 
     d = X[idx] W_d^T + b_d,  e = X[idx] W_e^T + b_e       (per run r, on its own rows idx[r])
     lambda = lambda_k(T(d, e))                            (the numba kernel of kth_eigvalsh_tridiagonal)
@@ -12,15 +12,22 @@ step. This step computes the same thing with no PyTorch operation at all:
     g = 2 (lambda - y) / b;  dL/dd_i = g q_i^2,  dL/de_i = g 2 q_i q_{i+1}
     dL/dW_d = sum_b dL/dd x_b^T, ...                       (accumulated in float64)
 
-then PyTorch's Adam/AdamW update, element by element, into the optimizer's own state tensors (exp_avg,
-exp_avg_sq, step), with the learning rate and betas read from its param_groups at every step, so schedulers
-(OneCycle cycles both) work as with the eager step. Runs trained together (R, ...) stacked parameters are one
-call: the kernel bisects the R * b matrices together.
+Dense: M = diag(mu) + sum_f x_f A_f with mu = start + cumsum(softplus(increments)) and A_f from its packed lower
+triangle; lambda and q by the numba kernels of kth_eigvalsh (Householder reduction, bisection, twisted
+factorization, back-transformation); dL/dA_f = sum_b g x_f q q^T (packed: the off-diagonal entries twice, as the
+symmetric gather's backward adds (i, j) and (j, i)), dL/dmu_i = sum_b g q_i^2, then back through cumsum and
+softplus.
 
-It applies (`fusable`) to TridiagonalSpectral with the exact eigenvalue (no alpha), backend "auto" or "numba",
-float32 or float64 parameters on the CPU, Adam or AdamW (no amsgrad, maximize or foreach/fused options that change
-the arithmetic), no regularizer, the MSE loss. Elsewhere the loops take the eager step. The result equals the
-eager step's up to float rounding (tests/test_fused.py compares them, parameters after epochs of training).
+Then PyTorch's Adam/AdamW update, element by element, into the optimizer's own state tensors (exp_avg,
+exp_avg_sq, step), with the learning rate and betas read from its param_groups at every step, so schedulers
+(OneCycle cycles both) work as with the eager step. Runs trained together ((R, ...) stacked parameters) are one
+call: the kernels solve the R * b matrices together.
+
+They apply (`fusable`) to TridiagonalSpectral and MultivariateSpectral with the exact eigenvalue (no alpha),
+backend "auto" or "numba" (dense: n <= the numba backend's limit), float32 or float64 parameters on the CPU, Adam
+or AdamW (one parameter group; no amsgrad, maximize or capturable), no regularizer, the MSE loss. Elsewhere the
+loops take the eager step. The result equals the eager step's up to float rounding (tests/test_fused.py compares
+them, parameters after epochs of training, in float64 to 1e-9).
 """
 from __future__ import annotations
 
@@ -30,11 +37,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .linalg import _tri_numba
+from .linalg import _dense_numba, _tri_numba
+from .linalg.dense import NUMBA_MAX_N
 from .linalg.tridiagonal import _NITER, PIVMIN
-from .models import TridiagonalSpectral
+from .models import MultivariateSpectral, TridiagonalSpectral
 
-__all__ = ["fusable", "TridiagonalStep"]
+__all__ = ["fusable", "TridiagonalStep", "DenseStep", "make_step"]
 
 
 def fusable(model: nn.Module, optimizer: torch.optim.Optimizer | str, *, regularizer=None,
@@ -43,14 +51,17 @@ def fusable(model: nn.Module, optimizer: torch.optim.Optimizer | str, *, regular
     loops take it); else (False, why)."""
     if not _tri_numba.AVAILABLE:
         return False, _tri_numba.WHY
-    if not isinstance(model, TridiagonalSpectral):
-        return False, f"the fused step is written for TridiagonalSpectral, not {type(model).__name__}"
+    if type(model) not in (TridiagonalSpectral, MultivariateSpectral):
+        return False, ("the fused step is written for TridiagonalSpectral and MultivariateSpectral, not "
+                       f"{type(model).__name__}")
     if torch.device(device).type != "cpu":
         return False, f"the fused step runs on the CPU, the device is {device}"
     if model.alpha is not None:
         return False, "the fused step computes the exact eigenvalue, the model is smoothed (alpha)"
     if model.backend not in ("auto", "numba"):
         return False, f"the fused step uses the numba kernel, the model asks for backend={model.backend!r}"
+    if isinstance(model, MultivariateSpectral) and model.dim > NUMBA_MAX_N:
+        return False, f"dim {model.dim} is above the dense numba backend's limit ({NUMBA_MAX_N})"
     if regularizer is not None:
         return False, "the fused step has no regularizer term"
     dtypes = {p.dtype for p in model.parameters()}
@@ -152,6 +163,93 @@ if _tri_numba.AVAILABLE:
                     gWe[r, i * F + f] = acce[f, i]
 
     @njit(parallel=True, cache=True)
+    def _dense_step(X, y, idx, start, inc, Ap, g_start, g_inc, g_Ap, ks, niter, pivmin, half, stride, total,
+                    frozen):
+        """Forward, loss and gradients of R dense runs' MSE on their rows idx (R, b); see the module docstring.
+
+        start (R, 1), inc (R, max(n - 1, 1)) (mu's parameters), Ap (R, F * P) (the packed lower triangles of the
+        A_f, P = n (n + 1) / 2, entry (i, j), i >= j, at i (i + 1) / 2 + j); gradients into g_* (same shapes);
+        total, frozen and stride as in _tri_step."""
+        R, b = idx.shape
+        F = X.shape[1]
+        P = Ap.shape[1] // F
+        n = int(round((np.sqrt(8.0 * P + 1.0) - 1.0) / 2.0))
+        RB = R * b
+        mu = np.empty((R, n), dtype=X.dtype)
+        sig = np.ones((R, max(n - 1, 1)))
+        for r in range(R):  # mu = start + cumsum(softplus(inc)), softplus as PyTorch's (linear above 20)
+            acc = start[r, 0]
+            mu[r, 0] = acc
+            for j in range(n - 1):
+                t = inc[r, j]
+                if t > 20.0:
+                    sp = t
+                else:
+                    sp = np.log1p(np.exp(t))
+                    sig[r, j] = 1.0 / (1.0 + np.exp(-np.float64(t)))
+                acc = acc + sp
+                mu[r, j + 1] = acc
+        A = np.empty((RB, n, n), dtype=X.dtype)  # the lower triangle is all the reduction reads
+        for rb in prange(RB):
+            r = rb // b
+            row = idx[r, rb - r * b]
+            c = np.zeros(P, dtype=X.dtype)
+            for f in range(F):
+                xf = X[row, f]
+                for q in range(P):
+                    c[q] += xf * Ap[r, f * P + q]
+            for i in range(n):
+                base = i * (i + 1) // 2
+                for j in range(i + 1):
+                    A[rb, i, j] = c[base + j]
+                A[rb, i, i] += mu[r, i]
+        d = np.empty((RB, n), dtype=X.dtype)
+        e = np.empty((RB, max(n - 1, 1)), dtype=X.dtype)
+        tau = np.empty((RB, n), dtype=X.dtype)
+        scale = np.empty(RB)
+        refl = np.empty((RB, n, n), dtype=X.dtype)
+        _dense_numba._tridiagonalize(A, True, True, refl, d, e, tau, scale)
+        vals = np.empty((RB, 1), dtype=X.dtype)
+        vecs = np.empty((RB, 1, n), dtype=X.dtype)
+        no_k = np.empty(0, dtype=np.int64)
+        _solve_parallel(d, e, ks, niter, pivmin, half, True, False, vals, vecs, np.empty((0, 0, 0), dtype=X.dtype),
+                        no_k, no_k, stride)
+        _dense_numba._back_transform(refl, tau, vecs, no_k, no_k, 1)
+        for r in prange(R):
+            sq = 0.0
+            gA = np.zeros(F * P)
+            gmu = np.zeros(n)
+            outer = np.empty(P)
+            for j in range(b):
+                rb = r * b + j
+                row = idx[r, j]
+                res = np.float64(vals[rb, 0]) * scale[rb] - np.float64(y[row])
+                sq += res * res
+                gj = 0.0 if frozen[r] else 2.0 * res / b
+                for i in range(n):  # g q q^T, packed: each off-diagonal entry stands for (i, j) and (j, i)
+                    qi = gj * np.float64(vecs[rb, 0, i])
+                    base = i * (i + 1) // 2
+                    for jj in range(i):
+                        outer[base + jj] = 2.0 * qi * vecs[rb, 0, jj]
+                    outer[base + i] = qi * vecs[rb, 0, i]
+                    gmu[i] += outer[base + i]
+                for f in range(F):
+                    xf = np.float64(X[row, f])
+                    for q in range(P):
+                        gA[f * P + q] += xf * outer[q]
+            total[r] += sq
+            for q in range(F * P):
+                g_Ap[r, q] = gA[q]
+            s = 0.0  # back through mu = start + cumsum(softplus(inc))
+            for i in range(n):
+                s += gmu[i]
+            g_start[r, 0] = s
+            suffix = 0.0
+            for j in range(n - 2, -1, -1):
+                suffix += gmu[j + 1]
+                g_inc[r, j] = suffix * sig[r, j]
+
+    @njit(parallel=True, cache=True)
     def _adam(p, g, m, v, frozen, decay, l2, beta1, beta2, step_size, bc2_sqrt, eps):
         """PyTorch's Adam/AdamW update of (R, size) parameters p with gradients g, in place, for the runs
         p *= decay (AdamW); g += l2 p (Adam's L2); m = lerp(m, g, 1 - beta1); v = beta2 v + (1 - beta2) g^2;
@@ -175,27 +273,15 @@ def _flat2(t: torch.Tensor, runs: int) -> np.ndarray:
     return t.detach().numpy().reshape(runs, -1)
 
 
-class TridiagonalStep:
-    """The fused step for a TridiagonalSpectral model (or its stacked runs: parameters with a leading runs
-    dimension) and its Adam/AdamW optimizer: `step(idx)` trains on the rows idx ((b,) for one run, (R, b) for R
-    runs, each its own rows), adds each run's sum of squared errors to `total` ((), or (R,)) and returns None.
-    `frozen`, a (R,) bool tensor or None, freezes the runs where it is True at the time of the step: their
-    parameters and optimizer state stay as they are.
+class _Step:
+    """What both fused steps share: NumPy views of the parameters and of PyTorch's own Adam state (made once: the
+    loops update those tensors in place and never replace them), the gradient buffers, and the update."""
 
-    The parameters, the optimizer's state, `total` and `frozen` are read and written through NumPy views of their
-    memory, made once; the loops update those tensors in place and never replace them. The optimizer's step()
-    is not called, so hooks registered on it do not run; its schedulers see the step as they would."""
-
-    def __init__(self, model: TridiagonalSpectral, optimizer: torch.optim.Optimizer, X: torch.Tensor,
-                 y: torch.Tensor, total: torch.Tensor, frozen: torch.Tensor | None = None):
-        ok, why = fusable(model, optimizer, device=X.device)
-        if not ok:
-            raise ValueError(f"the fused step cannot train this model: {why}")
-        params = [model.diag.weight, model.diag.bias, model.offdiag.weight, model.offdiag.bias]
+    def _setup(self, model, params, optimizer, X, y, total, frozen):
         if any(not p.is_contiguous() or p.device.type != "cpu" for p in params):
             raise ValueError("the fused step needs contiguous CPU parameters")
-        R = self.runs = params[0].shape[0] if params[0].ndim == 3 else 1
-        n, dtype = model.dim, params[0].dtype
+        R, dtype = self.runs, params[0].dtype
+        self.params = params  # in the order of the views and gradient buffers below
         self._data = (X.detach().to(dtype).contiguous(), y.detach().to(dtype).contiguous())  # kept alive
         self.X, self.y = (t.numpy() for t in self._data)
         state = optimizer.state
@@ -207,8 +293,9 @@ class TridiagonalStep:
         self.p = [_flat2(p, R) for p in params]
         self.m = [_flat2(state[p]["exp_avg"], R) for p in params]
         self.v = [_flat2(state[p]["exp_avg_sq"], R) for p in params]
-        if n == 1:  # a 1 x 1 matrix has no off-diagonal: the kernel still wants a (R, 1) bias to read
-            self.p[3], self.m[3], self.v[3] = (np.zeros((R, 1), dtype=self.p[0].dtype) for _ in range(3))
+        for j, a in enumerate(self.p):  # an empty parameter (n = 1 has no off-diagonal, no increments): the
+            if a.size == 0:             # kernels still want a (R, 1) array to index; a stand-in nobody reads back
+                self.p[j], self.m[j], self.v[j] = (np.zeros((R, 1), dtype=a.dtype) for _ in range(3))
         self.g = [np.zeros_like(a) for a in self.p]
         self.steps = [state[p]["step"] for p in params]
         self.count = float(self.steps[0])
@@ -217,16 +304,16 @@ class TridiagonalStep:
         self.total = total.detach().numpy().reshape(R)
         self.frozen = (np.zeros(R, dtype=np.uint8) if frozen is None
                        else frozen.detach().numpy().view(np.uint8).reshape(R))
-        self.ks = np.asarray([model.eigval_idx % n], dtype=np.int64)
+        self.ks = np.asarray([model.eigval_idx % model.dim], dtype=np.int64)
         self.niter = _NITER[dtype]
         self.pivmin, self.half = self.X.dtype.type(PIVMIN), self.X.dtype.type(0.5)
 
-    def __call__(self, idx: torch.Tensor) -> None:
+    def _indices(self, idx: torch.Tensor) -> tuple[np.ndarray, int]:
         ix = np.ascontiguousarray(idx.numpy()).reshape(self.runs, -1)
-        p, g = self.p, self.g
-        stride = _tri_numba.coprime_stride(-(-ix.size // _tri_numba.LANES))
-        _tri_step(self.X, self.y, ix, p[0], p[1], p[2], p[3], g[0], g[1], g[2], g[3], self.ks, self.niter,
-                  self.pivmin, self.half, stride, self.total, self.frozen)
+        return ix, _tri_numba.coprime_stride(-(-ix.size // _tri_numba.LANES))
+
+    def _update(self) -> None:
+        """PyTorch's Adam/AdamW step with the gradients in self.g."""
         self.optimizer._opt_called = True  # what optimizer.step() tells a scheduler (no warning at its step)
         group = self.group
         lr, (beta1, beta2), eps, wd = float(group["lr"]), group["betas"], group["eps"], group["weight_decay"]
@@ -236,8 +323,58 @@ class TridiagonalStep:
             s.fill_(self.count)
         bc1, bc2_sqrt = 1 - beta1**self.count, (1 - beta2**self.count) ** 0.5
         decay, l2 = (1 - lr * wd, 0.0) if self.decoupled else (1.0, wd)
-        for j in range(4):
-            _adam(p[j], g[j], self.m[j], self.v[j], self.frozen, decay, l2, beta1, beta2, lr / bc1, bc2_sqrt, eps)
+        for p, g, m, v in zip(self.p, self.g, self.m, self.v, strict=True):
+            _adam(p, g, m, v, self.frozen, decay, l2, beta1, beta2, lr / bc1, bc2_sqrt, eps)
+
+
+def _check(model, optimizer, X):
+    ok, why = fusable(model, optimizer, device=X.device)
+    if not ok:
+        raise ValueError(f"the fused step cannot train this model: {why}")
+
+
+class TridiagonalStep(_Step):
+    """The fused step for a TridiagonalSpectral model (or its stacked runs: parameters with a leading runs
+    dimension) and its Adam/AdamW optimizer: `step(idx)` trains on the rows idx ((b,) for one run, (R, b) for R
+    runs, each its own rows), adds each run's sum of squared errors to `total` ((), or (R,)) and returns None.
+    `frozen`, a (R,) bool tensor or None, freezes the runs where it is True at the time of the step: their
+    parameters and optimizer state stay as they are.
+
+    The parameters, the optimizer's state, `total` and `frozen` are read and written through NumPy views of their
+    memory. The optimizer's step() is not called, so hooks registered on it do not run; its schedulers see the
+    step as they would."""
+
+    def __init__(self, model: TridiagonalSpectral, optimizer: torch.optim.Optimizer, X: torch.Tensor,
+                 y: torch.Tensor, total: torch.Tensor, frozen: torch.Tensor | None = None):
+        _check(model, optimizer, X)
+        params = [model.diag.weight, model.diag.bias, model.offdiag.weight, model.offdiag.bias]
+        self.runs = params[0].shape[0] if params[0].ndim == 3 else 1
+        self._setup(model, params, optimizer, X, y, total, frozen)
+
+    def __call__(self, idx: torch.Tensor) -> None:
+        ix, stride = self._indices(idx)
+        p, g = self.p, self.g
+        _tri_step(self.X, self.y, ix, p[0], p[1], p[2], p[3], g[0], g[1], g[2], g[3], self.ks, self.niter,
+                  self.pivmin, self.half, stride, self.total, self.frozen)
+        self._update()
+
+
+class DenseStep(_Step):
+    """The fused step for a MultivariateSpectral model (or its stacked runs), as TridiagonalStep."""
+
+    def __init__(self, model: MultivariateSpectral, optimizer: torch.optim.Optimizer, X: torch.Tensor,
+                 y: torch.Tensor, total: torch.Tensor, frozen: torch.Tensor | None = None):
+        _check(model, optimizer, X)
+        params = [model.mu.start, model.mu.increments, model.A_packed]
+        self.runs = params[0].shape[0] if params[0].ndim == 1 else 1
+        self._setup(model, params, optimizer, X, y, total, frozen)
+
+    def __call__(self, idx: torch.Tensor) -> None:
+        ix, stride = self._indices(idx)
+        p, g = self.p, self.g
+        _dense_step(self.X, self.y, ix, p[0], p[1], p[2], g[0], g[1], g[2], self.ks, self.niter, self.pivmin,
+                    self.half, stride, self.total, self.frozen)
+        self._update()
 
 
 def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, X: torch.Tensor, y: torch.Tensor,
@@ -252,4 +389,5 @@ def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, X: torch.Tenso
         if requested:
             raise ValueError(f"fused_step=True, but the fused step cannot train this model: {why}")
         return None
-    return TridiagonalStep(model, optimizer, X, y, total, frozen)
+    cls = TridiagonalStep if isinstance(model, TridiagonalSpectral) else DenseStep
+    return cls(model, optimizer, X, y, total, frozen)
