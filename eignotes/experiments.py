@@ -331,15 +331,18 @@ def gradient_boosting_baseline(data: HousingData, *, seed: int = 0) -> dict[str,
             "test RMSE ($)": rmse(data.X_test, data.y_test), "fit seconds": seconds}
 
 
-def epoch_seconds(variants: Iterable[tuple[str, str, str]], data: HousingData, *, dim: int, epochs: int = 2,
+def epoch_seconds(variants: Iterable[tuple], data: HousingData, *, dim: int, epochs: int = 2,
                   device: torch.device | str | None = None) -> list[dict[str, str | float]]:
-    """Seconds per training epoch of the blog's recipes for each (kind, backend, label) in `variants`; the
-    first `epochs - 1` epochs warm up (compilation, caches), the last one is reported."""
+    """Seconds per training epoch of the blog's recipes for each (kind, backend, label) or (kind, backend, label,
+    fused_step) in `variants` (fused_step as in stream.train_epochs: None, the default, takes the fused CPU step
+    where it applies, False the eager PyTorch step); the first `epochs - 1` epochs warm up (compilation, caches),
+    the last one is reported."""
     rows = []
-    for kind, backend, label in variants:
+    for kind, backend, label, *rest in variants:
+        fused_step = rest[0] if rest else None
         recipe = recipes.blog_recipe(kind, dim)
         model = recipes.build_model(kind, num_features=data.num_features, dim=dim, backend=backend).to(device)
-        events = list(recipes.epochs_stream(model, data, recipe, epochs=epochs, device=device))
+        events = list(recipes.epochs_stream(model, data, recipe, epochs=epochs, device=device, fused_step=fused_step))
         rows.append({"variant": label, "seconds per epoch": events[-1]["train_time_sec"]})
     return rows
 
