@@ -214,8 +214,8 @@ def suite_training(device: torch.device, dim: int, epochs: int = 4,
     """Seconds per epoch of the blog's training settings (dense: batch 10; tridiagonal: batch 64) for each variant,
     and the eigen-overhead ratio: the epoch with the real op over the same epoch with the eigenvalue replaced by
     trace / dim, both with the eager PyTorch step (the default on the CPU is the fused step of eignotes.fused,
-    timed in its own row; where it does not apply, as on a GPU, the eager row is left out). The first of `epochs` epochs pays for compilation and caches and is
-    dropped; the median and IQR are over the others."""
+    timed in its own row; where it does not apply, as on a GPU, the eager row is left out). The first of `epochs`
+    epochs pays for compilation and caches and is dropped; the median and IQR are over the others."""
     data = data or prepare_housing()
     out = []
     variants = {  # (key, backend, label, fused_step)

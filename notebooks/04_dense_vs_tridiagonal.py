@@ -97,7 +97,14 @@ for kind in ("dense", "tridiagonal"):
 #
 # The same dense model with `torch.linalg.eigvalsh` (the blog's starting point) and with eignotes' op, and the
 # tridiagonal model, each for one epoch with the blog's batch sizes (dense 10, tridiagonal 64) on this device.
-# The "trace only" rows replace the eigenvalue by trace / dim: what an epoch costs with no eigenvalue at all.
+#
+# - "eignotes" is what training uses by default. On the CPU that is a *fused step* (`eignotes.fused`): forward,
+#   loss, backward and the Adam update of these two models in one compiled call, with no PyTorch operation in
+#   between (at a batch of 10 or 64, the two dozen small operations of a PyTorch step cost more than the
+#   eigenvalue). On a GPU it is PyTorch's eager step with eignotes' op.
+# - "eager step" is eignotes' op inside PyTorch's ordinary step (forward, `loss.backward()`, `optimizer.step()`).
+# - "trace only" is that eager step with the eigenvalue replaced by trace / dim: what an epoch costs with no
+#   eigenvalue at all.
 
 # %%
 import pandas as pd
@@ -105,7 +112,9 @@ import pandas as pd
 DIM_T = pick(quick=7, cpu=45, full=45)
 timing_data = pick(quick=data.head(300), cpu=data, full=data)
 variants = [("dense", "linalg", "dense, torch.linalg"), ("dense", "auto", "dense, eignotes"),
-            ("dense", "trace", "dense, trace only"), ("tridiagonal", "auto", "tridiagonal, eignotes"),
+            ("dense", "auto", "dense, eignotes, eager step", False), ("dense", "trace", "dense, trace only"),
+            ("tridiagonal", "auto", "tridiagonal, eignotes"),
+            ("tridiagonal", "auto", "tridiagonal, eignotes, eager step", False),
             ("tridiagonal", "trace", "tridiagonal, trace only")]
 # two epochs each, the second one timed (the first pays for compilation and caches)
 rows = eignotes.experiments.epoch_seconds(variants, timing_data, dim=DIM_T, epochs=2, device=device())
@@ -115,9 +124,11 @@ print(f"dim {DIM_T}, {len(timing_data.X_train)} training rows, one timed epoch e
 timing.round(3)
 
 # %% [markdown]
-# What to see: the gap between "dense, torch.linalg" and "dense, eignotes" is what the op saves in a whole
-# training epoch, and the gap between each eignotes row and its "trace only" row is what the eigenvalue still
-# costs. Each row is a single timed epoch, so small differences are noise.
+# What to see: the gap between "dense, torch.linalg" and "dense, eager step" is what the op saves in a whole
+# training epoch; the gap between each "eager step" row and its "trace only" row is what the eigenvalue still
+# costs inside PyTorch's step; and the gap between "eignotes" and "eager step" is what the framework cost, which
+# the fused step removes on the CPU (on a GPU the two rows take the same path). Each row is a single timed epoch,
+# so small differences are noise.
 
 # %% [markdown]
 # ### Where to train: measured, not assumed
@@ -138,10 +149,12 @@ device_table.round(3)
 # empty (NaN).
 
 # %% [markdown]
-# A study trains many seeds, and one small run leaves most of the machine idle: a step pays the framework's
-# overhead for a batch of 10 or 64 matrices. `eignotes.runs` trains R seeds together, their parameters stacked, so
-# a step pays that overhead once and the eigenvalue op sees R times the batch. What R runs cost against one (each
-# run still its own seed, shuffling, validation curve and early stop):
+# A study trains many seeds, and one small run leaves most of the machine idle. `eignotes.runs` trains R seeds
+# together, their parameters stacked, so a step serves all of them and the eigenvalue op sees R times the batch.
+# With PyTorch's eager step that shares the framework's overhead among the runs; with the CPU's fused step there
+# is little overhead left to share, so R runs cost nearly R times one run's eigenvalue work and the gain is the
+# second core's use. On a GPU, where a step is kernel launches, R runs share them. What R runs cost against one
+# (each run still its own seed, shuffling, validation curve and early stop):
 
 # %%
 cost = eignotes.experiments.runs_cost(timing_data, dim=DIM_T, runs_list=pick(quick=[1, 4], cpu=[1, 4, 16],
@@ -303,9 +316,13 @@ comparison.set_index("model")
 # %%
 t = timing["epoch (s)"]
 print(f"epoch time at dim {DIM_T}: the dense model's epoch with eignotes is "
-      f"{t['dense, torch.linalg'] / t['dense, eignotes']:.1f}x as fast as with torch.linalg; the eigenvalue costs "
-      f"{t['dense, eignotes'] / t['dense, trace only']:.2f}x (dense) and "
-      f"{t['tridiagonal, eignotes'] / t['tridiagonal, trace only']:.2f}x (tridiagonal) an epoch without it")
+      f"{t['dense, torch.linalg'] / t['dense, eignotes']:.1f}x as fast as with torch.linalg "
+      f"({t['dense, torch.linalg'] / t['dense, eignotes, eager step']:.1f}x with PyTorch's eager step); inside "
+      f"the eager step the eigenvalue costs {t['dense, eignotes, eager step'] / t['dense, trace only']:.2f}x "
+      f"(dense) and {t['tridiagonal, eignotes, eager step'] / t['tridiagonal, trace only']:.2f}x (tridiagonal) an "
+      f"epoch without it; the default step is {t['dense, eignotes, eager step'] / t['dense, eignotes']:.1f}x "
+      f"(dense) and {t['tridiagonal, eignotes, eager step'] / t['tridiagonal, eignotes']:.1f}x (tridiagonal) as "
+      f"fast as the eager one here")
 for _, r in ours.iterrows():
     still = r["epochs run"] == EPOCHS  # early stopping never fired: the budget ended the run
     print(f"{r['model']} dim {DIM}: test ${r['test RMSE ($)']:,} at epoch {r['selected epoch']} of {r['epochs run']}"

@@ -65,20 +65,21 @@ print(f"{len(grid) * len(seeds)} runs; epochs per run at most {epochs}")
 #
 # These models are small. A training step at the blog's batch sizes (10 rows for the dense model, 64 for the
 # tridiagonal one) is a few hundred tiny operations, and a GPU spends such a step launching kernels rather than
-# computing. Measured with `python -m eignotes.bench --suite training` (files in `benchmarks/results/`): an epoch of
-# the dense dim-45 model took 8.5 s on an H100 and 1.1 s on a 2-core CPU; of the tridiagonal one, 0.62 s and
-# 0.075 s. Those figures are from one machine and one version of the code, so this notebook does not assume them:
-# as notebook 04 does, it times one epoch of each model on every device this machine has
-# (`experiments.training_devices`) and trains each model where it was faster. Without a GPU the CPU is the answer
-# and nothing is timed.
+# computing. On the CPU, training takes the fused step of `eignotes.fused` (the whole step in one compiled call; see
+# notebook 04). Measured with `python -m eignotes.bench --suite training` (files in `benchmarks/results/`): an
+# epoch of the dense dim-45 model took 8.5 s on an H100 (PyTorch's eager step) and 0.16 s on a 2-core CPU (the
+# fused step); of the tridiagonal one, 0.62 s and 0.011 s. Those figures are from a few machines and versions of
+# the code, so this notebook does not assume them: as notebook 04 does, it times one epoch of each model on every
+# device this machine has (`experiments.training_devices`) and trains each model where it was faster. Without a
+# GPU the CPU is the answer and nothing is timed.
 #
 # The seeds of a setting train together, in one stream (`eignotes.runs`): their parameters are stacked, one step
 # trains all of them, and each run still has its own initialization, shuffling, validation curve, selected epoch and
-# early stop, equal to that seed trained alone (the tests check this). A step then costs the framework's overhead
-# once for all seeds, and the eigenvalue op sees one big batch: at dim 45 on a 2-core CPU, 16 tridiagonal runs cost
-# 2.6 times one run's epoch time, 16 dense runs 4.5 times in a stored benchmark run (`python -m eignotes.bench
-# --suite runs`, files in `benchmarks/results/`); notebook 04 measures the same on this machine. The seconds per
-# epoch below are those of all of a setting's seeds together.
+# early stop, equal to that seed trained alone (the tests check this). The eigenvalue kernels see one big batch:
+# at dim 45 on a 2-core CPU, 16 runs together train 1.5x (dense) and 1.9x (tridiagonal) as many run-epochs per
+# second as one run at a time, in a stored benchmark run (`python -m eignotes.bench --suite runs`, files in
+# `benchmarks/results/`); notebook 04 measures the same on this machine. The seconds per epoch below are those of
+# all of a setting's seeds together.
 
 # %%
 train_on, device_table = training_devices(data, dim=45, kinds=sorted({k for k, _ in grid}))

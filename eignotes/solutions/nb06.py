@@ -22,8 +22,11 @@ def exercise_1(data: HousingData, *, dim: int = 15, runs: Sequence[int] = (2, 4,
     line, and the prediction for R = 8 follows. If c(2) is close to 1, the fixed part a dominates and more runs come
     almost for free; if close to 2, nothing is shared. Which model shares more depends on dim: the dense model's
     work per run grows like dim^3 (one reduction to tridiagonal form per matrix), the tridiagonal model's like dim.
-    (On a 2-core CPU at dim 45, 16 runs cost 4.5 times one dense run's epoch and 2.6 times one tridiagonal run's:
-    benchmarks/results/, `python -m eignotes.bench --suite runs`.)
+    On the CPU the training loops take the fused step (eignotes.fused: the whole step in one compiled call), whose
+    fixed part is small, so c(2) is well above 1: on a 2-core CPU at dim 45, 16 runs cost 11.0 times one dense
+    run's epoch and 8.4 times one tridiagonal run's. With PyTorch's eager step (fused_step=False), whose fixed part
+    is two dozen framework operations per step, they cost 4.5 and 2.6 times a (five times slower) run: the larger
+    a is, the more the runs share (benchmarks/results/, `python -m eignotes.bench --suite runs`).
     The measured costs usually fall below the line at large R: b itself shrinks as R grows, because the eigenvalue
     op and the matrix products get the runs' matrices as one larger batch, and a larger batch costs less per matrix
     (notebook 05's time against the batch size). Timings move with the machine's load: compare the trend, not the
