@@ -5,7 +5,8 @@
 Prints: a torch.profiler summary of one step (kernels per step, host time), eager and graphed epoch times for
 the tridiagonal (Triton) and dense (backend="triton") models at dim 45 and the blog's batch sizes, the
 eigen-overhead (the epoch against the same epoch with the eigenvalue replaced by trace / dim), 16 runs together
-against one, graphed-vs-eager parameter equality over 20 steps, and whether a step synchronizes the host.
+against one, graphed-vs-eager parameter equality over 20 steps, whether a step synchronizes the host, and the
+same epochs on this machine's CPU with the fused step (the CPU's default).
 """
 import time
 
@@ -21,17 +22,18 @@ print(config.device_name(dev), "torch", torch.__version__)
 full = D.prepare_housing(seed=0)
 
 
-def epoch_time(kind, backend, graphed, epochs=3, data=full, dim=45, R=1):
+def epoch_time(kind, backend, graphed, epochs=3, data=full, dim=45, R=1, device=dev):
     rec = recipes.blog_recipe(kind, dim)
-    models = [recipes.build_model(kind, num_features=8, dim=dim, backend=backend, seed=s).to(dev) for s in range(R)]
+    models = [recipes.build_model(kind, num_features=8, dim=dim, backend=backend, seed=s).to(device)
+              for s in range(R)]
     if R == 1:
         stream = st.train_epochs(models[0], data, batch_size=rec.batch_size, lr=rec.lr, n_epochs=epochs,
-                                 optimizer=rec.optimizer, weight_decay=rec.weight_decay, device=dev,
+                                 optimizer=rec.optimizer, weight_decay=rec.weight_decay, device=device,
                                  cuda_graphs=graphed)
     else:
         stream = runs.train_runs(models, data, seeds=list(range(R)), batch_size=rec.batch_size, lr=rec.lr,
                                  n_epochs=epochs, optimizer=rec.optimizer, weight_decay=rec.weight_decay,
-                                 device=dev, cuda_graphs=graphed)
+                                 device=device, cuda_graphs=graphed)
     times = [ev["train_time_sec"] for ev in stream]
     return min(times[1:]) if len(times) > 1 else times[0], models
 
@@ -95,3 +97,10 @@ for kind, backend in (("tridiagonal", "auto"), ("dense", "triton")):
     one, _ = epoch_time(kind, backend, True, epochs=2, data=full.head(2000, 400))
     sixteen, _ = epoch_time(kind, backend, True, epochs=2, data=full.head(2000, 400), R=16)
     print(f"{kind} dim 45, 16 runs together graphed: {sixteen / one:.2f}x one run")
+
+# The same epochs on this machine's CPU, with the CPU's default, the fused step (eignotes.fused): the figure the
+# GPU is compared with when notebooks 04 and 06 choose where to train.
+for kind in ("tridiagonal", "dense"):
+    cpu_epoch, _ = epoch_time(kind, "auto", False, device=torch.device("cpu"))
+    print(f"{kind} dim 45 epoch on this machine's CPU ({torch.get_num_threads()} threads), fused step: "
+          f"{cpu_epoch:.3f} s")
