@@ -24,10 +24,17 @@ exp_avg_sq, step), with the learning rate and betas read from its param_groups a
 call: the kernels solve the R * b matrices together.
 
 They apply (`fusable`) to TridiagonalSpectral and MultivariateSpectral with the exact eigenvalue (no alpha),
-backend "auto" or "numba" (dense: n <= the numba backend's limit), float32 or float64 parameters on the CPU, Adam
-or AdamW (one parameter group; no amsgrad, maximize or capturable), no regularizer, the MSE loss. Elsewhere the
-loops take the eager step. The result equals the eager step's up to float rounding (tests/test_fused.py compares
-them, parameters after epochs of training, in float64 to 1e-9).
+backend "auto" or "numba" (dense: n <= the numba backend's limit), contiguous float32 or float64 parameters on the
+CPU that are the model's own (not parametrized) and all trained, no hooks on the model or the optimizer, Adam or
+AdamW (one parameter group over all the model's parameters; no amsgrad, maximize or capturable), no regularizer,
+the MSE loss. Elsewhere the loops take the eager step. The result equals the eager step's up to float rounding
+(tests/test_fused.py compares them, parameters after epochs of training, in float64 to 1e-9). After a step each
+parameter's .grad holds that step's gradient, as after an eager step. The model's settings (k, backend, alpha)
+are read when training starts.
+
+The compiled pieces are called one after the other from Python (build the matrices, the eigen kernels of
+eignotes.linalg, gradients, the update), each cached by numba with its own source file: a kernel that compiled
+another file's kernel into itself would keep a stale copy in numba's cache when only that other file changes.
 """
 from __future__ import annotations
 
@@ -36,6 +43,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules import module as _module
+from torch.nn.utils import parametrize
+from torch.optim import optimizer as _optimizer
 
 from .linalg import _dense_numba, _tri_numba
 from .linalg.dense import NUMBA_MAX_N
@@ -43,6 +53,15 @@ from .linalg.tridiagonal import _NITER, PIVMIN
 from .models import MultivariateSpectral, TridiagonalSpectral
 
 __all__ = ["fusable", "TridiagonalStep", "DenseStep", "make_step"]
+
+_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+
+
+def _step_params(model: nn.Module) -> list[torch.Tensor]:
+    """The tensors a fused step trains, in the order of its buffers."""
+    if isinstance(model, TridiagonalSpectral):
+        return [model.diag.weight, model.diag.bias, model.offdiag.weight, model.offdiag.bias]
+    return [model.mu.start, model.mu.increments, model.A_packed]
 
 
 def fusable(model: nn.Module, optimizer: torch.optim.Optimizer | str, *, regularizer=None,
@@ -64,9 +83,24 @@ def fusable(model: nn.Module, optimizer: torch.optim.Optimizer | str, *, regular
         return False, f"dim {model.dim} is above the dense numba backend's limit ({NUMBA_MAX_N})"
     if regularizer is not None:
         return False, "the fused step has no regularizer term"
-    dtypes = {p.dtype for p in model.parameters()}
+    if any(parametrize.is_parametrized(m) for m in model.modules()):
+        return False, "the model is parametrized (torch.nn.utils.parametrize): its tensors are computed"
+    own = list(model.parameters())
+    used = _step_params(model)
+    if len(own) != len(used) or any(not any(u is p for p in own) for u in used):
+        return False, "the model's parameters are not the tensors the fused step trains"
+    if any(not p.requires_grad for p in own):
+        return False, "some parameters do not require a gradient (frozen): the eager step leaves them alone"
+    if any(not p.is_contiguous() or p.device.type != "cpu" for p in own):
+        return False, "the fused step needs contiguous CPU parameters"
+    dtypes = {p.dtype for p in own}
     if len(dtypes) != 1 or not dtypes <= {torch.float32, torch.float64}:
         return False, f"the fused step needs float32 or float64 parameters of one dtype, got {sorted(map(str, dtypes))}"
+    hooked = [m for m in model.modules() if any(getattr(m, h, None) for h in _HOOKS)]
+    if hooked or any(getattr(_module, "_global" + h, None) for h in _HOOKS):
+        return False, "the model (or every module) has forward or backward hooks, which the fused step would skip"
+    if any(getattr(p, "_post_accumulate_grad_hooks", None) or getattr(p, "_backward_hooks", None) for p in own):
+        return False, "a parameter has gradient hooks, which the fused step would skip"
     name = optimizer if isinstance(optimizer, str) else type(optimizer).__name__.lower()
     if name not in ("adam", "adamw"):
         return False, f"the fused step implements Adam and AdamW, not {name}"
@@ -75,28 +109,34 @@ def fusable(model: nn.Module, optimizer: torch.optim.Optimizer | str, *, regular
         if len(optimizer.param_groups) != 1 or group.get("amsgrad") or group.get("maximize") or \
                 group.get("capturable") or group.get("differentiable"):
             return False, "the fused step implements plain Adam/AdamW (one group, no amsgrad/maximize/capturable)"
+        if len(group["params"]) != len(own) or any(not any(q is p for q in group["params"]) for p in own):
+            return False, "the optimizer does not train exactly the model's parameters"
+        if optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks or \
+                _optimizer._global_optimizer_pre_hooks or _optimizer._global_optimizer_post_hooks:
+            return False, "the optimizer has step hooks, which the fused step would skip"
     return True, ""
 
 
 if _tri_numba.AVAILABLE:
     from numba import njit, prange
 
-    _solve_parallel = _tri_numba._solve_parallel
+    @njit(cache=True)
+    def _rows_ok(idx, N):
+        for r in range(idx.shape[0]):
+            for j in range(idx.shape[1]):
+                if idx[r, j] < 0 or idx[r, j] >= N:
+                    return False
+        return True
 
     @njit(parallel=True, cache=True)
-    def _tri_step(X, y, idx, Wd, bd, We, be, gWd, gbd, gWe, gbe, ks, niter, pivmin, half, stride, total, frozen):
-        """Forward, loss and gradients of R runs' MSE on their rows idx (R, b); see the module docstring.
-
-        X (N, F), y (N,), idx (R, b) int64; parameters Wd (R, n * F), bd (R, n), We (R, (n - 1) * F),
-        be (R, max(n - 1, 1)) (row-major flattened weights); gradients written into g* (same shapes); total (R,)
-        += each run's sum of squared errors; frozen (R,) uint8: a nonzero run's gradients are zero; stride: the
-        kernel's block order (_tri_numba.coprime_stride of the number of blocks). Returns nothing.
+    def _tri_affine(X, idx, Wd, bd, We, be, d, e):
+        """d = X[idx] W_d^T + b_d, e = X[idx] W_e^T + b_e for R runs' rows idx (R, b): d (R * b, n), e (R * b,
+        max(n - 1, 1)). Parameters flattened per run: Wd (R, n * F), bd (R, n), We (R, (n - 1) * F), be (R, >= n - 1).
         """
         R, b = idx.shape
         F = X.shape[1]
         n = bd.shape[1]
-        ne = max(n - 1, 1)
-        RB = R * b
+        ne = e.shape[1]
         # the weights transposed to (R, F, n): the affine maps then run over n contiguous entries (vectorized)
         WdT = np.empty((R, F, n), dtype=Wd.dtype)
         WeT = np.zeros((R, F, ne), dtype=We.dtype)
@@ -107,27 +147,30 @@ if _tri_numba.AVAILABLE:
             for i in range(n - 1):
                 for f in range(F):
                     WeT[r, f, i] = We[r, i * F + f]
-        d = np.empty((RB, n), dtype=X.dtype)
-        e = np.zeros((RB, ne), dtype=X.dtype)
-        for rb in prange(RB):
+        for rb in prange(R * b):
             r = rb // b
             row = idx[r, rb - r * b]
             for i in range(n):
                 d[rb, i] = bd[r, i]
-            for i in range(n - 1):
-                e[rb, i] = be[r, i]
+            for i in range(ne):
+                e[rb, i] = be[r, i] if i < n - 1 else 0.0
             for f in range(F):
                 xf = X[row, f]
                 for i in range(n):
                     d[rb, i] += xf * WdT[r, f, i]
                 for i in range(n - 1):
                     e[rb, i] += xf * WeT[r, f, i]
-        vals = np.empty((RB, 1), dtype=X.dtype)
-        prods = np.empty((RB, 1, 2 * n - 1), dtype=X.dtype)
-        vecs = np.empty((0, 0, 0), dtype=X.dtype)
-        no_k = np.empty(0, dtype=np.int64)
-        _solve_parallel(d, e, ks, niter, pivmin, half, False, True, vals, vecs, prods, no_k, no_k, stride)
-        for r in prange(R):  # per run: its loss, and its gradients summed over its rows in float64
+
+    @njit(parallel=True, cache=True)
+    def _tri_grads(X, y, idx, vals, prods, gWd, gbd, gWe, gbe, total, frozen):
+        """Each run's loss (its sum of squared errors added to total (R,)) and gradients (summed in float64) from
+        the eigenvalues vals (R * b, 1) and gradient factors prods (R * b, 1, 2n - 1); a frozen run (frozen[r] != 0)
+        gets zero gradients."""
+        R, b = idx.shape
+        F = X.shape[1]
+        n = gbd.shape[1]
+        ne = max(n - 1, 1)
+        for r in prange(R):
             sq = 0.0
             accd = np.zeros((F, n))
             acce = np.zeros((F, ne))
@@ -163,37 +206,33 @@ if _tri_numba.AVAILABLE:
                     gWe[r, i * F + f] = acce[f, i]
 
     @njit(parallel=True, cache=True)
-    def _dense_step(X, y, idx, start, inc, Ap, g_start, g_inc, g_Ap, ks, niter, pivmin, half, stride, total,
-                    frozen):
-        """Forward, loss and gradients of R dense runs' MSE on their rows idx (R, b); see the module docstring.
-
-        start (R, 1), inc (R, max(n - 1, 1)) (mu's parameters), Ap (R, F * P) (the packed lower triangles of the
-        A_f, P = n (n + 1) / 2, entry (i, j), i >= j, at i (i + 1) / 2 + j); gradients into g_* (same shapes);
-        total, frozen and stride as in _tri_step."""
+    def _dense_build(X, idx, start, inc, Ap, A, sig):
+        """A[r * b + j] = diag(mu_r) + sum_f X[idx[r, j], f] A_f (lower triangle), mu_r = start + cumsum(softplus(
+        inc)) (PyTorch's softplus: linear above 20); sig (R, max(n - 1, 1)) gets softplus' derivatives. start (R, 1),
+        inc (R, max(n - 1, 1)), Ap (R, F * P): the packed lower triangles, entry (i, j), i >= j, at i (i + 1) / 2 + j.
+        """
         R, b = idx.shape
         F = X.shape[1]
-        P = Ap.shape[1] // F
-        n = int(round((np.sqrt(8.0 * P + 1.0) - 1.0) / 2.0))
-        RB = R * b
-        mu = np.empty((R, n), dtype=X.dtype)
-        sig = np.ones((R, max(n - 1, 1)))
-        for r in range(R):  # mu = start + cumsum(softplus(inc)), softplus as PyTorch's (linear above 20)
+        n = A.shape[1]
+        P = n * (n + 1) // 2
+        mu = np.empty((R, n), dtype=A.dtype)
+        for r in range(R):
             acc = start[r, 0]
             mu[r, 0] = acc
             for j in range(n - 1):
                 t = inc[r, j]
                 if t > 20.0:
                     sp = t
+                    sig[r, j] = 1.0
                 else:
                     sp = np.log1p(np.exp(t))
                     sig[r, j] = 1.0 / (1.0 + np.exp(-np.float64(t)))
                 acc = acc + sp
                 mu[r, j + 1] = acc
-        A = np.empty((RB, n, n), dtype=X.dtype)  # the lower triangle is all the reduction reads
-        for rb in prange(RB):
+        for rb in prange(R * b):
             r = rb // b
             row = idx[r, rb - r * b]
-            c = np.zeros(P, dtype=X.dtype)
+            c = np.zeros(P, dtype=A.dtype)
             for f in range(F):
                 xf = X[row, f]
                 for q in range(P):
@@ -203,18 +242,16 @@ if _tri_numba.AVAILABLE:
                 for j in range(i + 1):
                     A[rb, i, j] = c[base + j]
                 A[rb, i, i] += mu[r, i]
-        d = np.empty((RB, n), dtype=X.dtype)
-        e = np.empty((RB, max(n - 1, 1)), dtype=X.dtype)
-        tau = np.empty((RB, n), dtype=X.dtype)
-        scale = np.empty(RB)
-        refl = np.empty((RB, n, n), dtype=X.dtype)
-        _dense_numba._tridiagonalize(A, True, True, refl, d, e, tau, scale)
-        vals = np.empty((RB, 1), dtype=X.dtype)
-        vecs = np.empty((RB, 1, n), dtype=X.dtype)
-        no_k = np.empty(0, dtype=np.int64)
-        _solve_parallel(d, e, ks, niter, pivmin, half, True, False, vals, vecs, np.empty((0, 0, 0), dtype=X.dtype),
-                        no_k, no_k, stride)
-        _dense_numba._back_transform(refl, tau, vecs, no_k, no_k, 1)
+
+    @njit(parallel=True, cache=True)
+    def _dense_grads(X, y, idx, vals, scale, vecs, sig, g_start, g_inc, g_Ap, total, frozen):
+        """Each run's loss and gradients from the eigenvalues vals (R * b, 1) (of the scaled matrices: times scale)
+        and unit eigenvectors vecs (R * b, 1, n): dL/dA_f = sum g x_f q q^T packed (an off-diagonal entry stands for
+        (i, j) and (j, i)), dL/dmu_i = sum g q_i^2, back through cumsum and softplus (sig)."""
+        R, b = idx.shape
+        F = X.shape[1]
+        n = vecs.shape[2]
+        P = n * (n + 1) // 2
         for r in prange(R):
             sq = 0.0
             gA = np.zeros(F * P)
@@ -226,7 +263,7 @@ if _tri_numba.AVAILABLE:
                 res = np.float64(vals[rb, 0]) * scale[rb] - np.float64(y[row])
                 sq += res * res
                 gj = 0.0 if frozen[r] else 2.0 * res / b
-                for i in range(n):  # g q q^T, packed: each off-diagonal entry stands for (i, j) and (j, i)
+                for i in range(n):
                     qi = gj * np.float64(vecs[rb, 0, i])
                     base = i * (i + 1) // 2
                     for jj in range(i):
@@ -240,7 +277,7 @@ if _tri_numba.AVAILABLE:
             total[r] += sq
             for q in range(F * P):
                 g_Ap[r, q] = gA[q]
-            s = 0.0  # back through mu = start + cumsum(softplus(inc))
+            s = 0.0
             for i in range(n):
                 s += gmu[i]
             g_start[r, 0] = s
@@ -252,14 +289,15 @@ if _tri_numba.AVAILABLE:
     @njit(parallel=True, cache=True)
     def _adam(p, g, m, v, frozen, decay, l2, beta1, beta2, step_size, bc2_sqrt, eps):
         """PyTorch's Adam/AdamW update of (R, size) parameters p with gradients g, in place, for the runs
-        p *= decay (AdamW); g += l2 p (Adam's L2); m = lerp(m, g, 1 - beta1); v = beta2 v + (1 - beta2) g^2;
-        p -= step_size m / (sqrt(v) / bc2_sqrt + eps). Frozen runs (frozen[r] != 0) are left as they are."""
+        p *= decay (AdamW); g += l2 p (Adam's L2, where l2 != 0); m = lerp(m, g, 1 - beta1);
+        v = beta2 v + (1 - beta2) g^2; p -= step_size m / (sqrt(v) / bc2_sqrt + eps). Frozen runs
+        (frozen[r] != 0) are left as they are."""
         R, size = p.shape
         for r in prange(R):
             if frozen[r]:
                 continue
             for j in range(size):
-                gr = g[r, j] + l2 * p[r, j]
+                gr = g[r, j] + l2 * p[r, j] if l2 != 0.0 else g[r, j]
                 pj = p[r, j] * decay
                 mj = m[r, j] + (1 - beta1) * (gr - m[r, j])
                 vj = beta2 * v[r, j] + (1 - beta2) * gr * gr
@@ -275,14 +313,22 @@ def _flat2(t: torch.Tensor, runs: int) -> np.ndarray:
 
 class _Step:
     """What both fused steps share: NumPy views of the parameters and of PyTorch's own Adam state (made once: the
-    loops update those tensors in place and never replace them), the gradient buffers, and the update."""
+    loops update those tensors in place and never replace them), the gradient buffers (each parameter's .grad is a
+    view of its buffer), per-shape work buffers, and the update."""
 
-    def _setup(self, model, params, optimizer, X, y, total, frozen):
-        if any(not p.is_contiguous() or p.device.type != "cpu" for p in params):
-            raise ValueError("the fused step needs contiguous CPU parameters")
-        R, dtype = self.runs, params[0].dtype
+    def __init__(self, model, optimizer, X, y, total, frozen):
+        ok, why = fusable(model, optimizer, device=X.device)
+        if not ok:
+            raise ValueError(f"the fused step cannot train this model: {why}")
+        params = _step_params(model)
+        stacked = params[0].ndim > (2 if isinstance(model, TridiagonalSpectral) else 0)  # a leading runs dimension
+        R = self.runs = params[0].shape[0] if stacked else 1
+        dtype = params[0].dtype
+        if X.dtype != dtype or y.dtype != dtype:
+            raise TypeError(f"the data ({X.dtype}, {y.dtype}) must have the parameters' dtype ({dtype}), as for "
+                            "the eager step")
         self.params = params  # in the order of the views and gradient buffers below
-        self._data = (X.detach().to(dtype).contiguous(), y.detach().to(dtype).contiguous())  # kept alive
+        self._data = (X.detach().contiguous(), y.detach().contiguous())  # kept alive
         self.X, self.y = (t.numpy() for t in self._data)
         state = optimizer.state
         for p in params:  # PyTorch's own state entries: the optimizer stays a true record of the training
@@ -293,31 +339,44 @@ class _Step:
         self.p = [_flat2(p, R) for p in params]
         self.m = [_flat2(state[p]["exp_avg"], R) for p in params]
         self.v = [_flat2(state[p]["exp_avg_sq"], R) for p in params]
+        self.g = [np.zeros_like(a) for a in self.p]
+        for p, g in zip(params, self.g, strict=True):
+            p.grad = torch.from_numpy(g).view(p.shape)  # shares the buffer: .grad shows the last step's gradient
         for j, a in enumerate(self.p):  # an empty parameter (n = 1 has no off-diagonal, no increments): the
             if a.size == 0:             # kernels still want a (R, 1) array to index; a stand-in nobody reads back
-                self.p[j], self.m[j], self.v[j] = (np.zeros((R, 1), dtype=a.dtype) for _ in range(3))
-        self.g = [np.zeros_like(a) for a in self.p]
+                self.p[j], self.m[j], self.v[j], self.g[j] = (np.zeros((R, 1), dtype=a.dtype) for _ in range(4))
         self.steps = [state[p]["step"] for p in params]
         self.count = float(self.steps[0])
         self.optimizer, self.group = optimizer, optimizer.param_groups[0]
-        self.decoupled = isinstance(optimizer, torch.optim.AdamW)
+        self.decoupled = bool(self.group.get("decoupled_weight_decay", isinstance(optimizer, torch.optim.AdamW)))
         self.total = total.detach().numpy().reshape(R)
         self.frozen = (np.zeros(R, dtype=np.uint8) if frozen is None
                        else frozen.detach().numpy().view(np.uint8).reshape(R))
+        self.n = model.dim
         self.ks = np.asarray([model.eigval_idx % model.dim], dtype=np.int64)
         self.niter = _NITER[dtype]
         self.pivmin, self.half = self.X.dtype.type(PIVMIN), self.X.dtype.type(0.5)
+        self._buffers: dict[int, tuple] = {}
 
-    def _indices(self, idx: torch.Tensor) -> tuple[np.ndarray, int]:
+    def _indices(self, idx: torch.Tensor) -> np.ndarray:
         ix = np.ascontiguousarray(idx.numpy()).reshape(self.runs, -1)
-        return ix, _tri_numba.coprime_stride(-(-ix.size // _tri_numba.LANES))
+        if not _rows_ok(ix, self.X.shape[0]):
+            raise IndexError(f"row indices out of range for {self.X.shape[0]} training rows")
+        return ix
+
+    def _solve(self, d, e, vals, vecs, prods, want_vectors: bool) -> None:
+        """The tridiagonal kernel of eignotes.linalg on the R * b matrices (scaled d, e in place of raw ones for
+        the dense step: the kernel's own power-of-two scaling is then exact and harmless)."""
+        stride = _tri_numba.coprime_stride(-(-d.shape[0] // _tri_numba.LANES))
+        _tri_numba._solve_parallel(d, e, self.ks, self.niter, self.pivmin, self.half, want_vectors, not want_vectors,
+                                   vals, vecs, prods, _tri_numba._NO_K, _tri_numba._NO_K, stride)
 
     def _update(self) -> None:
         """PyTorch's Adam/AdamW step with the gradients in self.g."""
         self.optimizer._opt_called = True  # what optimizer.step() tells a scheduler (no warning at its step)
         group = self.group
-        lr, (beta1, beta2), eps, wd = float(group["lr"]), group["betas"], group["eps"], group["weight_decay"]
-        beta1 = float(beta1)
+        lr, (beta1, beta2) = float(group["lr"]), (float(b) for b in group["betas"])
+        eps, wd = float(group["eps"]), float(group["weight_decay"])
         self.count += 1
         for s in self.steps:
             s.fill_(self.count)
@@ -325,12 +384,6 @@ class _Step:
         decay, l2 = (1 - lr * wd, 0.0) if self.decoupled else (1.0, wd)
         for p, g, m, v in zip(self.p, self.g, self.m, self.v, strict=True):
             _adam(p, g, m, v, self.frozen, decay, l2, beta1, beta2, lr / bc1, bc2_sqrt, eps)
-
-
-def _check(model, optimizer, X):
-    ok, why = fusable(model, optimizer, device=X.device)
-    if not ok:
-        raise ValueError(f"the fused step cannot train this model: {why}")
 
 
 class TridiagonalStep(_Step):
@@ -341,21 +394,24 @@ class TridiagonalStep(_Step):
     parameters and optimizer state stay as they are.
 
     The parameters, the optimizer's state, `total` and `frozen` are read and written through NumPy views of their
-    memory. The optimizer's step() is not called, so hooks registered on it do not run; its schedulers see the
-    step as they would."""
+    memory. The optimizer's step() is not called (fusable refuses an optimizer with step hooks); its schedulers see
+    the step as they would."""
 
     def __init__(self, model: TridiagonalSpectral, optimizer: torch.optim.Optimizer, X: torch.Tensor,
                  y: torch.Tensor, total: torch.Tensor, frozen: torch.Tensor | None = None):
-        _check(model, optimizer, X)
-        params = [model.diag.weight, model.diag.bias, model.offdiag.weight, model.offdiag.bias]
-        self.runs = params[0].shape[0] if params[0].ndim == 3 else 1
-        self._setup(model, params, optimizer, X, y, total, frozen)
+        super().__init__(model, optimizer, X, y, total, frozen)
 
     def __call__(self, idx: torch.Tensor) -> None:
-        ix, stride = self._indices(idx)
+        ix = self._indices(idx)
+        RB, n, dt = ix.size, self.n, self.X.dtype
+        if RB not in self._buffers:
+            self._buffers[RB] = (np.empty((RB, n), dt), np.empty((RB, max(n - 1, 1)), dt), np.empty((RB, 1), dt),
+                                 np.empty((RB, 1, 2 * n - 1), dt))
+        d, e, vals, prods = self._buffers[RB]
         p, g = self.p, self.g
-        _tri_step(self.X, self.y, ix, p[0], p[1], p[2], p[3], g[0], g[1], g[2], g[3], self.ks, self.niter,
-                  self.pivmin, self.half, stride, self.total, self.frozen)
+        _tri_affine(self.X, ix, p[0], p[1], p[2], p[3], d, e)
+        self._solve(d, e, vals, _tri_numba._no_array(dt, 3), prods, want_vectors=False)
+        _tri_grads(self.X, self.y, ix, vals, prods, g[0], g[1], g[2], g[3], self.total, self.frozen)
         self._update()
 
 
@@ -364,16 +420,23 @@ class DenseStep(_Step):
 
     def __init__(self, model: MultivariateSpectral, optimizer: torch.optim.Optimizer, X: torch.Tensor,
                  y: torch.Tensor, total: torch.Tensor, frozen: torch.Tensor | None = None):
-        _check(model, optimizer, X)
-        params = [model.mu.start, model.mu.increments, model.A_packed]
-        self.runs = params[0].shape[0] if params[0].ndim == 1 else 1
-        self._setup(model, params, optimizer, X, y, total, frozen)
+        super().__init__(model, optimizer, X, y, total, frozen)
+        self.sig = np.ones((self.runs, max(self.n - 1, 1)))
 
     def __call__(self, idx: torch.Tensor) -> None:
-        ix, stride = self._indices(idx)
+        ix = self._indices(idx)
+        RB, n, dt = ix.size, self.n, self.X.dtype
+        if RB not in self._buffers:
+            self._buffers[RB] = (np.empty((RB, n, n), dt), np.empty((RB, n, n), dt), np.empty((RB, n), dt),
+                                 np.empty((RB, max(n - 1, 1)), dt), np.empty((RB, n), dt), np.empty(RB),
+                                 np.empty((RB, 1), dt), np.empty((RB, 1, n), dt))
+        A, refl, d, e, tau, scale, vals, vecs = self._buffers[RB]
         p, g = self.p, self.g
-        _dense_step(self.X, self.y, ix, p[0], p[1], p[2], g[0], g[1], g[2], self.ks, self.niter, self.pivmin,
-                    self.half, stride, self.total, self.frozen)
+        _dense_build(self.X, ix, p[0], p[1], p[2], A, self.sig)
+        _dense_numba._tridiagonalize(A, True, True, refl, d, e, tau, scale)
+        self._solve(d, e, vals, vecs, _tri_numba._no_array(dt, 3), want_vectors=True)
+        _dense_numba._back_transform(refl, tau, vecs, _tri_numba._NO_K, _tri_numba._NO_K, 1)
+        _dense_grads(self.X, self.y, ix, vals, scale, vecs, self.sig, g[0], g[1], g[2], self.total, self.frozen)
         self._update()
 
 
@@ -385,6 +448,8 @@ def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, X: torch.Tenso
     if requested is False:
         return None
     ok, why = fusable(model, optimizer, regularizer=regularizer, device=X.device)
+    if ok and X.dtype != next(model.parameters()).dtype:
+        ok, why = False, "the data's dtype is not the parameters' (the eager step raises its own error)"
     if not ok:
         if requested:
             raise ValueError(f"fused_step=True, but the fused step cannot train this model: {why}")

@@ -133,6 +133,8 @@ def test_fused_training_equals_the_eager_loop(small, kind, batch, optimizer, wei
     _close(out[True][0], out[False][0], rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(out[True][1], out[False][1], rtol=1e-9)
     assert out[True][1][-1] < out[True][1][0], "it trains"
+    for p, q in zip(out[True][0].parameters(), out[False][0].parameters(), strict=True):  # the last step's gradient
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-7, atol=1e-10)
 
 
 def test_fused_training_float32_tracks_the_eager_loop(small):
@@ -257,3 +259,73 @@ def test_when_it_applies_and_what_it_says_otherwise(small):
     with pytest.raises(ValueError, match="Adam and AdamW"):
         runs.train_runs([tri, recipes.build_model("tridiagonal", num_features=8, dim=4, seed=1)], small, seeds=[0, 1],
                         batch_size=64, lr=1e-2, n_epochs=1, optimizer="sgd", fused_step=True)
+
+
+class _Abs(torch.nn.Module):
+    def forward(self, x):
+        return x.abs()
+
+
+def _moved(model, data, **kw):
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    list(st.train_epochs(model, data, n_epochs=1, batch_size=64, lr=1e-2, **kw))
+    return {n: float((p.detach() - before[n]).abs().max()) for n, p in model.named_parameters()}
+
+
+def test_what_the_eager_step_would_treat_differently_falls_back_to_it(small):
+    """Models whose eager step does something the fused one cannot see take the eager step by default (and say
+    why with fused_step=True): a parametrized tensor, frozen parameters, hooks, non-contiguous parameters."""
+    m = _model(5, 2, dtype=torch.float32)
+    torch.nn.utils.parametrize.register_parametrization(m.diag, "bias", _Abs())
+    assert "parametrized" in fused.fusable(m, "adam")[1]
+    assert _moved(m, small)["diag.parametrizations.bias.original"] > 0, "the real parameter trains (eagerly)"
+
+    m = _model(5, 2, dtype=torch.float32)
+    m.offdiag.requires_grad_(False)
+    assert "frozen" in fused.fusable(m, "adam")[1]
+    moved = _moved(m, small)
+    assert moved["offdiag.weight"] == 0 and moved["diag.weight"] > 0
+
+    m = _model(5, 2, dtype=torch.float32)
+    m.register_forward_pre_hook(lambda mod, args: None)
+    assert "hooks" in fused.fusable(m, "adam")[1]
+
+    m = _model(5, 2, dtype=torch.float32)
+    opt = torch.optim.Adam(m.parameters())
+    opt.register_step_post_hook(lambda o, a, k: None)
+    assert "step hooks" in fused.fusable(m, opt)[1]
+    assert "exactly" in fused.fusable(m, torch.optim.Adam([m.diag.weight]))[1]
+
+    m = _model(5, 2, dtype=torch.float32)
+    m.diag.weight = torch.nn.Parameter(m.diag.weight.detach().T.contiguous().T)
+    assert "contiguous" in fused.fusable(m, "adam")[1]
+    assert _moved(m, small)["diag.weight"] > 0
+
+    m = _model(5, 2, dtype=torch.float64)  # float32 data: the eager step raises its own dtype error
+    with pytest.raises(RuntimeError, match="dtype"):
+        _moved(m, small)
+
+
+def test_adam_with_decoupled_weight_decay_steps_as_adamw(gen):
+    X = torch.randn(60, 8, dtype=torch.float64, generator=gen)
+    y = torch.randn(60, dtype=torch.float64, generator=gen)
+    a, b = _model(6, 3), _model(6, 3)
+    oa = torch.optim.Adam(a.parameters(), lr=1e-2, weight_decay=0.5, decoupled_weight_decay=True)
+    ob = torch.optim.Adam(b.parameters(), lr=1e-2, weight_decay=0.5, decoupled_weight_decay=True)
+    step = fused.make_step(a, oa, X, y, torch.zeros((), dtype=torch.float64), requested=True)
+    for i in range(3):
+        idx = torch.arange(20 * i, 20 * i + 20)
+        step(idx)
+        ob.zero_grad()
+        ((b(X[idx]) - y[idx]) ** 2).mean().backward()
+        ob.step()
+    _close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_rows_out_of_range_raise(gen):
+    m = _model(4, 1)
+    X = torch.randn(40, 8, dtype=torch.float64, generator=gen)
+    step = fused.make_step(m, torch.optim.Adam(m.parameters()), X, X[:, 0].clone(),
+                           torch.zeros((), dtype=torch.float64), requested=True)
+    with pytest.raises(IndexError, match="out of range"):
+        step(torch.tensor([0, 41]))
