@@ -80,13 +80,14 @@ def exercise_3(summary: pd.DataFrame) -> dict[str, float]:
     Prediction from the operations, per row of the data: the tridiagonal model evaluates two Linear layers
     (O(F dim)), a bisection of a fixed number of O(dim) Sturm counts and one O(dim) eigenvector solve: p = 1 for
     large dim. The dense model forms sum_i x_i A_i (O(F dim^2)) and reduces it to tridiagonal form ((4/3) dim^3):
-    p between 2 and 3, tending to 3. The fit says otherwise at these sizes: at the cpu scale on a 2-core CPU, about
-    0.2 to 0.5 for the tridiagonal model (dims 15 to 100) and 0.6 for the dense one (dims 15 and 45): runs on a
-    machine shared with another job gave 0.18 and 0.49 (tridiagonal), 0.59 and 0.61 (dense), because an epoch of
-    a tenth of a second moves with the load. Write the time as
-    a + b dim^p: a step also costs a fixed amount that does not grow with dim (Python, the optimizer's loop over
-    parameter tensors, launching each operation), and at these dims that fixed part is most of the time, so the
-    fitted slope on log-log axes lies far below p. Only at larger dims does the curve bend up towards its true
+    p between 2 and 3, tending to 3. The fit says otherwise at these sizes: at the cpu scale on a 2-core CPU, with
+    the fused CPU training steps (eignotes.fused, the default), about 0.6 for the tridiagonal model (dims 15 to 100)
+    and 1.4 for the dense one (dims 15 and 45); with PyTorch's eager step they were 0.2 to 0.5 and 0.6 (an epoch
+    of a tenth of a second also moves with the machine's load). Write the time as a + b dim^p: a step also costs
+    a fixed amount that does not grow with dim (Python, dispatch, the update of each parameter tensor, and for the
+    eager step two dozen framework operations), and at these dims that fixed part is a large share of the time, so
+    the fitted slope on log-log axes lies below p; the larger the fixed part, the flatter the line, which is why
+    the fused step's exponents are the steeper ones. Only at larger dims does the curve bend up towards its true
     exponent; notebook 05 timed the op alone, where the fixed part is smaller.
 
     Returns {model kind: fitted exponent}, NaN for a kind with a single dim. The fit is least squares on log-log
