@@ -206,8 +206,8 @@ def train_live(kind, epochs):
     return model, history
 
 
-# one budget of epochs for both models (early stopping on validation may end either sooner)
-EPOCHS = pick(quick=3, cpu=40, full=300)
+# one budget of epochs for both models (early stopping on validation may end either sooner); full: the blog's 500
+EPOCHS = pick(quick=3, cpu=40, full=500)
 dense, dense_hist = train_live("dense", epochs=EPOCHS)
 
 # %% [markdown]
