@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from . import config, models
+from . import config, fused, models
 from . import stream as st
 from .data import HousingData
 
@@ -99,6 +99,19 @@ def build_model(kind: str, *, num_features: int, dim: int, backend: str = "auto"
                                           alpha=alpha)
 
 
+def training_device(model: nn.Module | Sequence[nn.Module], optimizer: str, *,
+                    cuda_graphs: bool = False) -> torch.device:
+    """Where `fit` trains when no device is given: the CPU where the fused CPU step (eignotes.fused) applies to the
+    model (to every model of a sequence: runs trained together), else config.device() (CUDA where there is a GPU).
+    At the blog's batch sizes PyTorch's eager step on a GPU is launch-bound: an epoch of the dim-45 models took
+    8.5 s (dense) and 0.62 s (tridiagonal) on an H100, against 0.16 s and 0.011 s with the fused step on a 2-core
+    CPU (benchmarks/results/). cuda_graphs=True asks for the GPU's graphed step: then config.device()."""
+    ms = [model] if isinstance(model, nn.Module) else list(model)
+    if not cuda_graphs and all(fused.fusable(m, optimizer)[0] for m in ms):
+        return torch.device("cpu")
+    return config.device()
+
+
 def epochs_stream(model: nn.Module, data: HousingData, recipe: Recipe, *, epochs: int,
                   device: torch.device | str | None = None, seed: int = 0,
                   cuda_graphs: bool = False, fused_step: bool | None = None) -> Iterable[st.Event]:
@@ -122,13 +135,16 @@ def fit(kind: str, data: HousingData, *, dim: int, epochs: int, lr: float | None
     Returns (model restored to its best validation epoch, history DataFrame, summary dict). `progress` is an
     optional stage (a progress bar, a live plot) put at the end of the stream. cuda_graphs: replay each step as a
     CUDA graph on a CUDA device (eignotes.graphs; opt-in, not yet verified on a GPU). fused_step: as in
-    eignotes.stream.train_epochs (None: the one-call CPU step of eignotes.fused where it applies).
+    eignotes.stream.train_epochs (None: the one-call CPU step of eignotes.fused where it applies). device: None
+    trains where `training_device` says (the CPU where the fused step applies, else CUDA where there is a GPU).
     """
     recipe = blog_recipe(kind, dim).replace(lr=lr, batch_size=batch_size, weight_decay=weight_decay)
     patience = _default_patience(recipe, epochs) if patience is None else patience
-    device = torch.device(device) if device is not None else config.device()
     model = build_model(kind, num_features=data.num_features, dim=dim, backend=backend, seed=seed, alpha=alpha,
-                        init=init).to(device)
+                        init=init)
+    device = (torch.device(device) if device is not None
+              else training_device(model, recipe.optimizer, cuda_graphs=cuda_graphs))
+    model.to(device)
     stages = [st.augment(st.validation(data)), st.augment(st.spectral_norms), st.keep_best("val_loss"),
               st.early_stop("val_loss", patience)]
     stream = st.pipe(epochs_stream(model, data, recipe, epochs=epochs, device=device, seed=seed,
@@ -163,7 +179,7 @@ def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequ
     """`fit` for several seeds trained together in one stream (eignotes.runs): one (model restored to its best
     validation epoch, history, summary) per seed, equal to `fit`'s for that seed to float tolerance. One seed
     is `fit` itself. `progress` is a stage over the runs' events (lists per run). alpha: one for all runs, or a
-    sequence with one per run (seeds may then repeat: the same seed with several alphas)."""
+    sequence with one per run (seeds may then repeat: the same seed with several alphas). device: as in `fit`."""
     from . import runs
 
     alphas = list(alpha) if isinstance(alpha, Sequence) else [alpha] * len(seeds)
@@ -175,9 +191,12 @@ def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequ
                     alpha=alphas[0], init=init, cuda_graphs=cuda_graphs, fused_step=fused_step)]
     recipe = blog_recipe(kind, dim).replace(lr=lr, batch_size=batch_size, weight_decay=weight_decay)
     patience = _default_patience(recipe, epochs) if patience is None else patience
-    device = torch.device(device) if device is not None else config.device()
     models = [build_model(kind, num_features=data.num_features, dim=dim, backend=backend, seed=s, alpha=a,
-                          init=init).to(device) for s, a in zip(seeds, alphas, strict=True)]
+                          init=init) for s, a in zip(seeds, alphas, strict=True)]
+    device = (torch.device(device) if device is not None
+              else training_device(models, recipe.optimizer, cuda_graphs=cuda_graphs))
+    for m in models:
+        m.to(device)
     runs.check_memory(models[0], len(seeds), recipe.batch_size, device)
     schedule = st.one_cycle(lr=recipe.lr, n_epochs=epochs) if recipe.schedule == "one_cycle" else None
     stream = runs.train_runs(models, data, seeds=list(seeds), batch_size=recipe.batch_size, lr=recipe.lr,

@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weight-decay", type=float)
     ap.add_argument("--patience", type=int, help="early-stopping patience in epochs (default epochs // 10)")
     ap.add_argument("--backend", default="auto", help="eigenvalue backend, or 'linalg' for torch.linalg")
-    ap.add_argument("--device", default=None)
+    ap.add_argument("--device", default=None,
+                    help="cpu or cuda (default: the CPU where the fused CPU step applies, the dense and tridiagonal "
+                         "models without --alpha; else CUDA where there is a GPU)")
     ap.add_argument("--seed", type=int, default=0, help="the run's seed: initialization and shuffling")
     ap.add_argument("--split-seed", type=int, default=0,
                     help="the seed of the validation split carved from the training rows (default 0, as the notebooks)")

@@ -329,3 +329,19 @@ def test_rows_out_of_range_raise(gen):
                            torch.zeros((), dtype=torch.float64), requested=True)
     with pytest.raises(IndexError, match="out of range"):
         step(torch.tensor([0, 41]))
+
+
+def test_fit_trains_where_the_fused_step_runs_unless_told(monkeypatch):
+    """With a GPU present (config.device() says cuda), fit's default device is the CPU for the models the fused
+    step trains, and config.device() for the others or when CUDA graphs are asked for."""
+    monkeypatch.setattr(recipes.config, "device", lambda: torch.device("cuda"))
+    tri = recipes.build_model("tridiagonal", num_features=8, dim=4)
+    dense = recipes.build_model("dense", num_features=8, dim=4)
+    smooth = recipes.build_model("tridiagonal", num_features=8, dim=4, alpha=1.0)
+    pencil = recipes.build_model("pencil", num_features=8, dim=4)
+    assert recipes.training_device(tri, "adam") == torch.device("cpu")
+    assert recipes.training_device([tri, dense], "adamw") == torch.device("cpu")
+    assert recipes.training_device([tri, smooth], "adam") == torch.device("cuda")
+    assert recipes.training_device(pencil, "adam") == torch.device("cuda")
+    assert recipes.training_device(tri, "sgd") == torch.device("cuda")
+    assert recipes.training_device(tri, "adam", cuda_graphs=True) == torch.device("cuda")
