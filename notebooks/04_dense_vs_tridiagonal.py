@@ -99,15 +99,16 @@ for kind in ("dense", "tridiagonal"):
 # tridiagonal model, each for one epoch with the blog's batch sizes (dense 10, tridiagonal 64) on this device.
 #
 # - "eignotes" is what training uses by default. On the CPU that is a *fused step* (`eignotes.fused`): forward,
-#   loss, backward and the Adam update of these two models in one compiled call, with no PyTorch operation in
-#   between (at a batch of 10 or 64, the two dozen small operations of a PyTorch step cost more than the
-#   eigenvalue). On a GPU it is PyTorch's eager step with eignotes' op.
+#   loss, backward and the Adam update of these two models done by a few compiled kernels called in turn, with no
+#   PyTorch operation and no autograd in between (at a batch of 10 or 64, the two or three dozen small operations
+#   of a PyTorch step cost more than the eigenvalue). On a GPU it is PyTorch's eager step with eignotes' op.
 # - "eager step" is eignotes' op inside PyTorch's ordinary step (forward, `loss.backward()`, `optimizer.step()`).
-# - "trace only" is that eager step with the eigenvalue replaced by trace / dim: what an epoch costs with no
-#   eigenvalue at all.
+# - "trace only" is that eager step with the eigenvalue replaced by trace / dim: what an eager epoch costs with
+#   no eigenvalue at all (the fused step, eigenvalue included, is faster still).
 
 # %%
 import pandas as pd
+from IPython.display import display
 
 DIM_T = pick(quick=7, cpu=45, full=45)
 timing_data = pick(quick=data.head(300), cpu=data, full=data)
@@ -124,10 +125,10 @@ print(f"dim {DIM_T}, {len(timing_data.X_train)} training rows, one timed epoch e
 timing.round(3)
 
 # %% [markdown]
-# What to see: the gap between "dense, torch.linalg" and "dense, eager step" is what the op saves in a whole
-# training epoch; the gap between each "eager step" row and its "trace only" row is what the eigenvalue still
-# costs inside PyTorch's step; and the gap between "eignotes" and "eager step" is what the framework cost, which
-# the fused step removes on the CPU (on a GPU the two rows take the same path). Each row is a single timed epoch,
+# What to see: the gap between "dense, torch.linalg" and "dense, eignotes, eager step" is what the op saves in a whole
+# training epoch; the gap between each "eignotes, eager step" row and its "trace only" row is what the eigenvalue still
+# costs inside PyTorch's step; and the gap between "eignotes" and "eignotes, eager step" is what the framework costs,
+# which the fused step removes on the CPU (on a GPU the two rows take the same path). Each row is a single timed epoch,
 # so small differences are noise.
 
 # %% [markdown]
@@ -141,12 +142,12 @@ timing.round(3)
 # %%
 train_on, device_table = eignotes.experiments.training_devices(timing_data, dim=DIM_T)
 print({kind: str(dev) for kind, dev in train_on.items()})
-device_table.round(3)
+if device_table["seconds per epoch"].notna().any():  # nothing is timed where the CPU is the only device
+    display(device_table.round(3))
 
 # %% [markdown]
-# What to see: where there is a GPU, the table shows each model's epoch on both devices, and the faster one trains
-# below; the choice may differ between the two models. Without a GPU nothing is timed, and the seconds column is
-# empty (NaN).
+# What to see: where there is a GPU, a table shows each model's epoch on both devices, and the faster one trains
+# below; the choice may differ between the two models. Without a GPU nothing is timed and no table is shown.
 
 # %% [markdown]
 # A study trains many seeds, and one small run leaves most of the machine idle. `eignotes.runs` trains R seeds
@@ -166,7 +167,7 @@ cost.set_index(["model", "runs together"]).round(2)
 # the cost. "throughput over one run" is R divided by that: how many more run-epochs per second than one run alone.
 # The R = 1 row is the stacked code path with a single run: its time over a plain run's (above 1 means a throughput
 # below 1) is what the stacking itself costs, a cost that more runs share. Each row is one timed epoch, beside its
-# own one-run baseline (the lines printed above the table), so differences of a few percent are noise.
+# own one-run baseline, so differences of a few percent are noise.
 
 # %% [markdown]
 # ## Training the dense model, live
@@ -317,10 +318,10 @@ comparison.set_index("model")
 t = timing["epoch (s)"]
 print(f"epoch time at dim {DIM_T}: the dense model's epoch with eignotes is "
       f"{t['dense, torch.linalg'] / t['dense, eignotes']:.1f}x as fast as with torch.linalg "
-      f"({t['dense, torch.linalg'] / t['dense, eignotes, eager step']:.1f}x with PyTorch's eager step); inside "
-      f"the eager step the eigenvalue costs {t['dense, eignotes, eager step'] / t['dense, trace only']:.2f}x "
-      f"(dense) and {t['tridiagonal, eignotes, eager step'] / t['tridiagonal, trace only']:.2f}x (tridiagonal) an "
-      f"epoch without it; the default step is {t['dense, eignotes, eager step'] / t['dense, eignotes']:.1f}x "
+      f"({t['dense, torch.linalg'] / t['dense, eignotes, eager step']:.1f}x with PyTorch's eager step); an eager "
+      f"epoch with the eigenvalue takes {t['dense, eignotes, eager step'] / t['dense, trace only']:.2f}x (dense) "
+      f"and {t['tridiagonal, eignotes, eager step'] / t['tridiagonal, trace only']:.2f}x (tridiagonal) as long as "
+      f"one without it; the default step is {t['dense, eignotes, eager step'] / t['dense, eignotes']:.1f}x "
       f"(dense) and {t['tridiagonal, eignotes, eager step'] / t['tridiagonal, eignotes']:.1f}x (tridiagonal) as "
       f"fast as the eager one here")
 for _, r in ours.iterrows():

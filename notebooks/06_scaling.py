@@ -41,7 +41,7 @@ print(describe())
 # shuffling). The grid, the seeds and the most epochs a run may train depend on the scale: at the full scale the
 # tridiagonal model at dim 15, 45, 100 and 200 and the dense model at dim 15 and 45, 5 seeds each; the cpu scale
 # drops dim 200 and keeps 3 seeds; the quick scale is a smoke test at tiny dims. The dense model gets fewer epochs at
-# the quick and cpu scales because its epoch costs about ten times the tridiagonal one's (batch 10 against 64, and a
+# the quick and cpu scales because its epoch costs 10 to 20 times the tridiagonal one's (batch 10 against 64, and a
 # dense reduction per row; measured below). Every run stops early once its validation loss has not improved for a
 # tenth of its epoch budget (the blog's patience, at least one epoch).
 
@@ -63,22 +63,24 @@ print(f"{len(grid) * len(seeds)} runs; epochs per run at most {epochs}")
 # %% [markdown]
 # ## Where to train
 #
-# These models are small. A training step at the blog's batch sizes (10 rows for the dense model, 64 for the
-# tridiagonal one) is a few hundred tiny operations, and a GPU spends such a step launching kernels rather than
-# computing. On the CPU, training takes the fused step of `eignotes.fused` (the whole step in one compiled call; see
-# notebook 04). Measured with `python -m eignotes.bench --suite training` (files in `benchmarks/results/`): an
-# epoch of the dense dim-45 model took 8.5 s on an H100 (PyTorch's eager step) and 0.16 s on a 2-core CPU (the
-# fused step); of the tridiagonal one, 0.62 s and 0.011 s. Those figures are from a few machines and versions of
-# the code, so this notebook does not assume them: as notebook 04 does, it times one epoch of each model on every
-# device this machine has (`experiments.training_devices`) and trains each model where it was faster. Without a
-# GPU the CPU is the answer and nothing is timed.
+# These models are small. A training step at the blog's batch sizes (10 rows for the dense model, 64 for the tridiagonal
+# one) is two or three dozen small PyTorch operations, a few hundred kernel launches on a GPU, and a GPU spends such a
+# step launching kernels rather than computing. On the CPU, training takes the fused step of `eignotes.fused` (the whole
+# step in a few compiled kernels, no PyTorch operations; see notebook 04). Measured with `python -m eignotes.bench
+# --suite training` (files in `benchmarks/results/`): an epoch of the dense dim-45 model took 8.5 s on an H100 with
+# PyTorch's eager step, and on a 2-core CPU 0.78 s with the eager step and 0.16 s with the fused step; of the
+# tridiagonal one, 0.62 s, 0.059 s and 0.011 s. Those figures are from a few machines and versions of the code, so this
+# notebook does not assume them: as notebook 04 does, it times one epoch of each model on every device this machine has
+# (`experiments.training_devices`) and trains each model where it was faster. Without a GPU the CPU is the answer and
+# nothing is timed.
 #
 # The seeds of a setting train together, in one stream (`eignotes.runs`): their parameters are stacked, one step
 # trains all of them, and each run still has its own initialization, shuffling, validation curve, selected epoch and
 # early stop, equal to that seed trained alone (the tests check this). The eigenvalue kernels see one big batch:
 # at dim 45 on a 2-core CPU, 16 runs together train 1.5x (dense) and 1.9x (tridiagonal) as many run-epochs per
 # second as one run at a time, in a stored benchmark run (`python -m eignotes.bench --suite runs`, files in
-# `benchmarks/results/`); notebook 04 measures the same on this machine. The seconds per epoch below are those of
+# `benchmarks/results/`); notebook 04 measures the same on this machine (the figures move by a few tenths from run
+# to run). The seconds per epoch below are those of
 # all of a setting's seeds together.
 
 # %%
@@ -132,8 +134,9 @@ summary.round({c: 0 for c in ("val_median", "test_median", "test_q1", "test_q3",
 # best figures (which selected epochs on the test set, so they are optimistic), XGBoost's, and gradient-boosted
 # trees measured here on the same rows (scikit-learn's HistGradientBoostingRegressor with its defaults, as in
 # notebook 04). Settings whose runs were mostly still improving when their epoch budget ended are flagged above
-# and left out of the figure and of the choice: at the quick and cpu scales that is the dense models (at full scale
-# they may train the blog's 500 epochs, and early stopping on validation ends them when they stop improving;
+# and left out of the figure and of the choice: at the quick and cpu scales that is the dense models, and at times
+# the largest tridiagonal dim (at full scale the dense models train up to the blog's 500 epochs and early stopping
+# on validation ends a run that stops improving, though most dense runs use all 500 and select an epoch near the end;
 # `python -m eignotes.train --model dense --dim 45 --epochs 500 --runs 5` trains five seeds of that together).
 # Short runs also make the errors of the quick and cpu scales higher than a full run's.
 
@@ -172,7 +175,7 @@ print(f"{'gradient-boosted trees, measured here':34s} -> ${trees:,.0f}; ours min
 #    can ever give with 2, 3 and 5 seeds per setting. Apply it to the two best settings of this run.
 # 3. **Explain a figure.** From the cost of each model's operations, predict the exponent p of seconds per epoch
 #    ~ dim^p at large dim for each model; then fit p on the summary table (least squares on log-log axes, as in
-#    notebook 01) and explain why the right panel's lines are so much flatter.
+#    notebook 01) and explain why the fitted exponents are so much smaller than the ones you predicted.
 #
 # Worked solutions: `from eignotes import solutions; solutions.show(6)`; `tests/test_exercises.py` checks them.
 
@@ -211,11 +214,12 @@ for kind, part in converged.sort_values("dim").groupby("model"):
     by_dim = ", ".join(f"dim {d} ${v:,.0f}" for d, v in zip(part["dim"], part["test_median"], strict=True))
     lowest = part.loc[part["test_median"].idxmin(), "dim"]
     print(f"{kind}, median test RMSE by dim: {by_dim}; lowest at dim {lowest}"
-          + (", the largest dim tried" if lowest == part["dim"].max() else ", not at the largest dim tried"))
+          + (", the largest dim that converged" if lowest == part["dim"].max()
+             else ", not at the largest dim that converged"))
 for kind, part in summary.sort_values("dim").groupby("model"):
     lo, hi = part.iloc[0], part.iloc[-1]
-    print(f"{kind}: {lo['sec_per_epoch']:.2f} s per epoch ({len(seeds)} seeds together) at dim {lo['dim']}"
-          + (f", {hi['sec_per_epoch']:.2f} s at dim {hi['dim']}: {hi['sec_per_epoch'] / lo['sec_per_epoch']:.1f}x "
+    print(f"{kind}: {lo['sec_per_epoch']:.3f} s per epoch ({len(seeds)} seeds together) at dim {lo['dim']}"
+          + (f", {hi['sec_per_epoch']:.3f} s at dim {hi['dim']}: {hi['sec_per_epoch'] / lo['sec_per_epoch']:.1f}x "
              f"the time for {hi['dim'] / lo['dim']:.1f}x the dim" if len(part) > 1 else ""))
 print(f"best setting by validation against the measured trees: median test RMSE "
       f"${best_setting['test_median'] - trees:+,.0f}")

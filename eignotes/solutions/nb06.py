@@ -27,10 +27,13 @@ def exercise_1(data: HousingData, *, dim: int = 15, runs: Sequence[int] = (2, 4,
     run's epoch and 8.4 times one tridiagonal run's. With PyTorch's eager step (fused_step=False), whose fixed part
     is two dozen framework operations per step, they cost 4.5 and 2.6 times a (five times slower) run: the larger
     a is, the more the runs share (benchmarks/results/, `python -m eignotes.bench --suite runs`).
-    The measured costs usually fall below the line at large R: b itself shrinks as R grows, because the eigenvalue
-    op and the matrix products get the runs' matrices as one larger batch, and a larger batch costs less per matrix
-    (notebook 05's time against the batch size). Timings move with the machine's load: compare the trend, not the
-    digits.
+    Whether the measurement falls above or below the line depends on the step. With the eager step the costs fell
+    below it at large R: b itself shrank as R grew, because the eigenvalue op and the matrix products got the runs'
+    matrices as one larger batch, which costs less per matrix (notebook 05's time against the batch size). With the
+    fused step they can fall above it (notebook 04 at dim 45: 11.6x for 16 dense runs against 10.4x predicted from
+    R = 4): one run already keeps both cores busy, so a larger batch has nothing left to gain. Timings move with the
+    machine's load, and a second busy process on a 2-core machine can slow these small steps many times over:
+    compare the trend, not the digits, on a quiet machine.
 
     Returns, per model kind, {"predicted": {R: c(R)}, "measured": {R: c(R)}}, both relative to one run timed beside
     each R (eignotes.experiments.runs_cost; the first of `epochs` epochs warms up and is dropped).
