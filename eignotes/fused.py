@@ -64,7 +64,8 @@ def _step_params(model: nn.Module) -> list[torch.Tensor]:
     return [model.mu.start, model.mu.increments, model.A_packed]
 
 
-def fusable(model: nn.Module, optimizer: torch.optim.Optimizer | str, *, regularizer=None,
+def fusable(model: nn.Module, optimizer: torch.optim.Optimizer | str, *,
+            regularizer: Callable[[nn.Module], torch.Tensor] | None = None,
             device: torch.device | str = "cpu") -> tuple[bool, str]:
     """(True, "") when the fused CPU step can train `model` with `optimizer` (an optimizer or its name, as the
     loops take it); else (False, why)."""
@@ -441,7 +442,8 @@ class DenseStep(_Step):
 
 
 def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, X: torch.Tensor, y: torch.Tensor,
-              total: torch.Tensor, *, requested: bool | None, regularizer=None,
+              total: torch.Tensor, *, requested: bool | None,
+              regularizer: Callable[[nn.Module], torch.Tensor] | None = None,
               frozen: torch.Tensor | None = None) -> Callable[[torch.Tensor], None] | None:
     """The fused step for a training loop, or None for the eager one. requested: None (the fused step where it
     applies), True (the fused step, or ValueError saying why it cannot be), False (the eager step)."""
