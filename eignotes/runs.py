@@ -129,7 +129,7 @@ def train_runs(
     The stream ends after n_epochs, or when every run has stopped: early (after `patience` epochs without a new best
     validation loss; None: never) or by diverging (a NaN or infinite training loss: that run is frozen and
     reported, the others go on). cuda_graphs: as in eignotes.stream.train_epochs (opt-in, CUDA only, not yet
-    verified on a GPU). fused_step: as in eignotes.stream.train_epochs (None: eignotes.fused's one-call CPU step
+    verified on a GPU). fused_step: as in eignotes.stream.train_epochs (None: eignotes.fused's compiled CPU step
     for all R runs where it applies).
     """
     _check_models(models)
