@@ -163,10 +163,11 @@ if _tri_numba.AVAILABLE:
                     e[rb, i] += xf * WeT[r, f, i]
 
     @njit(parallel=True, cache=True)
-    def _tri_grads(X, y, idx, vals, prods, gWd, gbd, gWe, gbe, total, frozen):
+    def _tri_grads(X, y, idx, vals, prods, gWd, gbd, gWe, gbe, total, frozen, Wd, bd, We, be, mWd, mbd, mWe, mbe,
+                   vWd, vbd, vWe, vbe, hp):
         """Each run's loss (its sum of squared errors added to total (R,)) and gradients (summed in float64) from
-        the eigenvalues vals (R * b, 1) and gradient factors prods (R * b, 1, 2n - 1); a frozen run (frozen[r] != 0)
-        gets zero gradients."""
+        the eigenvalues vals (R * b, 1) and gradient factors prods (R * b, 1, 2n - 1), then its Adam update
+        (_adam_row, hyperparameters hp); a frozen run (frozen[r] != 0) gets zero gradients and no update."""
         R, b = idx.shape
         F = X.shape[1]
         n = gbd.shape[1]
@@ -205,6 +206,11 @@ if _tri_numba.AVAILABLE:
                 gbe[r, i] = accbe[i]
                 for f in range(F):
                     gWe[r, i * F + f] = acce[f, i]
+            if not frozen[r]:
+                _adam_row(Wd, gWd, mWd, vWd, r, hp)
+                _adam_row(bd, gbd, mbd, vbd, r, hp)
+                _adam_row(We, gWe, mWe, vWe, r, hp)
+                _adam_row(be, gbe, mbe, vbe, r, hp)
 
     @njit(parallel=True, cache=True)
     def _dense_build(X, idx, start, inc, Ap, A, sig):
@@ -245,10 +251,12 @@ if _tri_numba.AVAILABLE:
                 A[rb, i, i] += mu[r, i]
 
     @njit(parallel=True, cache=True)
-    def _dense_grads(X, y, idx, vals, scale, vecs, sig, g_start, g_inc, g_Ap, total, frozen):
+    def _dense_grads(X, y, idx, vals, scale, vecs, sig, g_start, g_inc, g_Ap, total, frozen, start, inc, Ap,
+                     m_start, m_inc, m_Ap, v_start, v_inc, v_Ap, hp):
         """Each run's loss and gradients from the eigenvalues vals (R * b, 1) (of the scaled matrices: times scale)
         and unit eigenvectors vecs (R * b, 1, n): dL/dA_f = sum g x_f q q^T packed (an off-diagonal entry stands for
-        (i, j) and (j, i)), dL/dmu_i = sum g q_i^2, back through cumsum and softplus (sig)."""
+        (i, j) and (j, i)), dL/dmu_i = sum g q_i^2, back through cumsum and softplus (sig); then the run's Adam
+        update, as in _tri_grads."""
         R, b = idx.shape
         F = X.shape[1]
         n = vecs.shape[2]
@@ -286,25 +294,26 @@ if _tri_numba.AVAILABLE:
             for j in range(n - 2, -1, -1):
                 suffix += gmu[j + 1]
                 g_inc[r, j] = suffix * sig[r, j]
+            if not frozen[r]:
+                _adam_row(start, g_start, m_start, v_start, r, hp)
+                _adam_row(inc, g_inc, m_inc, v_inc, r, hp)
+                _adam_row(Ap, g_Ap, m_Ap, v_Ap, r, hp)
 
-    @njit(parallel=True, cache=True)
-    def _adam(p, g, m, v, frozen, decay, l2, beta1, beta2, step_size, bc2_sqrt, eps):
-        """PyTorch's Adam/AdamW update of (R, size) parameters p with gradients g, in place, for the runs
-        p *= decay (AdamW); g += l2 p (Adam's L2, where l2 != 0); m = lerp(m, g, 1 - beta1);
-        v = beta2 v + (1 - beta2) g^2; p -= step_size m / (sqrt(v) / bc2_sqrt + eps). Frozen runs
-        (frozen[r] != 0) are left as they are."""
-        R, size = p.shape
-        for r in prange(R):
-            if frozen[r]:
-                continue
-            for j in range(size):
-                gr = g[r, j] + l2 * p[r, j] if l2 != 0.0 else g[r, j]
-                pj = p[r, j] * decay
-                mj = m[r, j] + (1 - beta1) * (gr - m[r, j])
-                vj = beta2 * v[r, j] + (1 - beta2) * gr * gr
-                m[r, j] = mj
-                v[r, j] = vj
-                p[r, j] = pj - step_size * mj / (np.sqrt(vj) / bc2_sqrt + eps)
+    @njit(cache=True)
+    def _adam_row(p, g, m, v, r, hp):
+        """PyTorch's Adam/AdamW update of run r's parameters p[r] (a (R, size) array) with gradients g[r], in place.
+        hp = (decay, l2, beta1, beta2, step_size, bc2_sqrt, eps): p *= decay (AdamW); g += l2 p (Adam's L2, where
+        l2 != 0); m = lerp(m, g, 1 - beta1); v = beta2 v + (1 - beta2) g^2; p -= step_size m / (sqrt(v) / bc2_sqrt
+        + eps)."""
+        decay, l2, beta1, beta2, step_size, bc2_sqrt, eps = hp[0], hp[1], hp[2], hp[3], hp[4], hp[5], hp[6]
+        for j in range(p.shape[1]):
+            gr = g[r, j] + l2 * p[r, j] if l2 != 0.0 else g[r, j]
+            pj = p[r, j] * decay
+            mj = m[r, j] + (1 - beta1) * (gr - m[r, j])
+            vj = beta2 * v[r, j] + (1 - beta2) * gr * gr
+            m[r, j] = mj
+            v[r, j] = vj
+            p[r, j] = pj - step_size * mj / (np.sqrt(vj) / bc2_sqrt + eps)
 
 
 def _flat2(t: torch.Tensor, runs: int) -> np.ndarray:
@@ -315,7 +324,8 @@ def _flat2(t: torch.Tensor, runs: int) -> np.ndarray:
 class _Step:
     """What both fused steps share: NumPy views of the parameters and of PyTorch's own Adam state (made once: the
     loops update those tensors in place and never replace them), the gradient buffers (each parameter's .grad is a
-    view of its buffer), per-shape work buffers, and the update."""
+    view of its buffer), per-shape work buffers, and the update's hyperparameters (the update itself runs in the
+    gradient kernels, per run, right after that run's gradients)."""
 
     def __init__(self, model, optimizer, X, y, total, frozen):
         ok, why = fusable(model, optimizer, device=X.device)
@@ -346,8 +356,9 @@ class _Step:
         for j, a in enumerate(self.p):  # an empty parameter (n = 1 has no off-diagonal, no increments): the
             if a.size == 0:             # kernels still want a (R, 1) array to index; a stand-in nobody reads back
                 self.p[j], self.m[j], self.v[j], self.g[j] = (np.zeros((R, 1), dtype=a.dtype) for _ in range(4))
-        self.steps = [state[p]["step"] for p in params]
-        self.count = float(self.steps[0])
+        self.step_views = [state[p]["step"].numpy() for p in params]  # 0-d views of PyTorch's step counters
+        self.count = float(self.step_views[0])
+        self._hp = np.empty(7)
         self.optimizer, self.group = optimizer, optimizer.param_groups[0]
         self.decoupled = bool(self.group.get("decoupled_weight_decay", isinstance(optimizer, torch.optim.AdamW)))
         self.total = total.detach().numpy().reshape(R)
@@ -372,19 +383,21 @@ class _Step:
         _tri_numba._solve_parallel(d, e, self.ks, self.niter, self.pivmin, self.half, want_vectors, not want_vectors,
                                    vals, vecs, prods, _tri_numba._NO_K, _tri_numba._NO_K, stride)
 
-    def _update(self) -> None:
-        """PyTorch's Adam/AdamW step with the gradients in self.g."""
+    def _hyper(self) -> np.ndarray:
+        """This step's Adam/AdamW hyperparameters for _adam_row, from the optimizer's param_groups (as a scheduler
+        left them); counts the step in the optimizer's state."""
         self.optimizer._opt_called = True  # what optimizer.step() tells a scheduler (no warning at its step)
         group = self.group
         lr, (beta1, beta2) = float(group["lr"]), (float(b) for b in group["betas"])
         eps, wd = float(group["eps"]), float(group["weight_decay"])
         self.count += 1
-        for s in self.steps:
-            s.fill_(self.count)
+        for s in self.step_views:
+            s[...] = self.count
         bc1, bc2_sqrt = 1 - beta1**self.count, (1 - beta2**self.count) ** 0.5
         decay, l2 = (1 - lr * wd, 0.0) if self.decoupled else (1.0, wd)
-        for p, g, m, v in zip(self.p, self.g, self.m, self.v, strict=True):
-            _adam(p, g, m, v, self.frozen, decay, l2, beta1, beta2, lr / bc1, bc2_sqrt, eps)
+        hp = self._hp
+        hp[:] = (decay, l2, beta1, beta2, lr / bc1, bc2_sqrt, eps)
+        return hp
 
 
 class TridiagonalStep(_Step):
@@ -412,8 +425,9 @@ class TridiagonalStep(_Step):
         p, g = self.p, self.g
         _tri_affine(self.X, ix, p[0], p[1], p[2], p[3], d, e)
         self._solve(d, e, vals, _tri_numba._no_array(dt, 3), prods, want_vectors=False)
-        _tri_grads(self.X, self.y, ix, vals, prods, g[0], g[1], g[2], g[3], self.total, self.frozen)
-        self._update()
+        m, v = self.m, self.v
+        _tri_grads(self.X, self.y, ix, vals, prods, g[0], g[1], g[2], g[3], self.total, self.frozen, p[0], p[1], p[2],
+                   p[3], m[0], m[1], m[2], m[3], v[0], v[1], v[2], v[3], self._hyper())
 
 
 class DenseStep(_Step):
@@ -437,8 +451,9 @@ class DenseStep(_Step):
         _dense_numba._tridiagonalize(A, True, True, refl, d, e, tau, scale)
         self._solve(d, e, vals, vecs, _tri_numba._no_array(dt, 3), want_vectors=True)
         _dense_numba._back_transform(refl, tau, vecs, _tri_numba._NO_K, _tri_numba._NO_K, 1)
-        _dense_grads(self.X, self.y, ix, vals, scale, vecs, self.sig, g[0], g[1], g[2], self.total, self.frozen)
-        self._update()
+        m, v = self.m, self.v
+        _dense_grads(self.X, self.y, ix, vals, scale, vecs, self.sig, g[0], g[1], g[2], self.total, self.frozen,
+                     p[0], p[1], p[2], m[0], m[1], m[2], v[0], v[1], v[2], self._hyper())
 
 
 def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, X: torch.Tensor, y: torch.Tensor,
