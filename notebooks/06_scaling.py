@@ -56,7 +56,7 @@ grid = pick(quick=[("tridiagonal", 3), ("tridiagonal", 5), ("dense", 3)],
             full=[("tridiagonal", 15), ("tridiagonal", 45), ("tridiagonal", 100), ("tridiagonal", 200),
                   ("dense", 15), ("dense", 45)])
 seeds = pick(quick=[0, 1], cpu=[0, 1, 2], full=[0, 1, 2, 3, 4])
-epochs = pick(quick={"tridiagonal": 2, "dense": 1}, cpu={"tridiagonal": 30, "dense": 8},
+epochs = pick(quick={"tridiagonal": 2, "dense": 1}, cpu={"tridiagonal": 60, "dense": 40},
               full={"tridiagonal": 200, "dense": 500})
 print(f"{len(grid) * len(seeds)} runs; epochs per run at most {epochs}")
 
