@@ -52,7 +52,7 @@ from .linalg.dense import NUMBA_MAX_N
 from .linalg.tridiagonal import _NITER, PIVMIN
 from .models import MultivariateSpectral, TridiagonalSpectral
 
-__all__ = ["fusable", "TridiagonalStep", "DenseStep", "make_step"]
+__all__ = ["fusable", "check_request", "TridiagonalStep", "DenseStep", "make_step"]
 
 _HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 
@@ -454,6 +454,20 @@ class DenseStep(_Step):
         m, v = self.m, self.v
         _dense_grads(self.X, self.y, ix, vals, scale, vecs, self.sig, g[0], g[1], g[2], self.total, self.frozen,
                      p[0], p[1], p[2], m[0], m[1], m[2], v[0], v[1], v[2], self._hyper())
+
+
+def check_request(requested: bool | None, model: nn.Module, optimizer: torch.optim.Optimizer | str, *,
+                  regularizer: Callable[[nn.Module], torch.Tensor] | None = None,
+                  device: torch.device | str | None = None) -> None:
+    """The loops' argument check of fused_step, at the call: TypeError unless None, True or False; with True,
+    ValueError saying why the fused step cannot train `model` (device None: the model's)."""
+    if requested is not None and not isinstance(requested, bool):
+        raise TypeError(f"fused_step must be None, True or False, got {requested!r}")
+    if requested:
+        ok, why = fusable(model, optimizer, regularizer=regularizer,
+                          device=device if device is not None else next(model.parameters()).device)
+        if not ok:
+            raise ValueError(f"fused_step=True, but the fused step cannot train this model: {why}")
 
 
 def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, X: torch.Tensor, y: torch.Tensor,

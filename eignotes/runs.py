@@ -146,13 +146,7 @@ def train_runs(
         raise ValueError(f"patience must be a positive int or None, got {patience!r}")
     if getattr(models[0], "num_features", data.num_features) != data.num_features:
         raise ValueError(f"the models expect {models[0].num_features} features, the data has {data.num_features}")
-    if fused_step is not None and not isinstance(fused_step, bool):
-        raise TypeError(f"fused_step must be None, True or False, got {fused_step!r}")
-    if fused_step:
-        ok, why = fused.fusable(models[0], optimizer,
-                                device=device if device is not None else next(models[0].parameters()).device)
-        if not ok:
-            raise ValueError(f"fused_step=True, but the fused step cannot train these models: {why}")
+    fused.check_request(fused_step, models[0], optimizer, device=device)
     return _train_runs(list(models), data, list(seeds), batch_size, lr, n_epochs, optimizer, weight_decay,
                        scheduler, patience, device, cuda_graphs, fused_step)
 

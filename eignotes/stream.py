@@ -136,13 +136,7 @@ def train_epochs(
             raise ValueError(f"{name} must be a positive int, got {v!r}")
     if getattr(model, "num_features", data.num_features) != data.num_features:
         raise ValueError(f"the model expects {model.num_features} features, the data has {data.num_features}")
-    if fused_step is not None and not isinstance(fused_step, bool):
-        raise TypeError(f"fused_step must be None, True or False, got {fused_step!r}")
-    if fused_step:
-        ok, why = fused.fusable(model, optimizer, regularizer=regularizer,
-                                device=device if device is not None else next(model.parameters()).device)
-        if not ok:
-            raise ValueError(f"fused_step=True, but the fused step cannot train this model: {why}")
+    fused.check_request(fused_step, model, optimizer, regularizer=regularizer, device=device)
     return _train_epochs(model, data, batch_size, lr, n_epochs, optimizer, weight_decay, regularizer, scheduler,
                          device, seed, cuda_graphs, fused_step)
 
