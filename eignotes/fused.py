@@ -1,10 +1,11 @@
-"""Fused CPU training steps: forward, MSE loss, backward and the Adam/AdamW update in one compiled call (numba),
-for the tridiagonal and the dense model, used by the training loops (eignotes.stream, eignotes.runs) by default
-where they apply.
+"""Fused CPU training steps: forward, MSE loss, backward and the Adam/AdamW update as a few compiled calls (numba),
+for the tridiagonal, the dense and the pencil model, exact or smoothed, used by the training loops
+(eignotes.stream, eignotes.runs) by default where they apply.
 
-Why: at the blog's batch sizes (dense 10 rows, tridiagonal 64, dim 45) an eager training step is two or three
+Why: at the blog's batch sizes (dense 10 rows, tridiagonal and pencil 64) an eager training step is two or three
 dozen small PyTorch operations, each a few microseconds of framework work, around the eigenvalue kernel; the
-framework was most of the step. These steps compute the same thing with no PyTorch operation at all. Tridiagonal:
+framework was most of the step. These steps compute the same thing with no autograd and no optimizer call.
+Tridiagonal:
 
     d = X[idx] W_d^T + b_d,  e = X[idx] W_e^T + b_e       (per run r, on its own rows idx[r])
     lambda = lambda_k(T(d, e))                            (the numba kernel of kth_eigvalsh_tridiagonal)
@@ -16,21 +17,27 @@ Dense: M = diag(mu) + sum_f x_f A_f with mu = start + cumsum(softplus(increments
 triangle; lambda and q by the numba kernels of kth_eigvalsh (Householder reduction, bisection, twisted
 factorization, back-transformation); dL/dA_f = sum_b g x_f q q^T (packed: the off-diagonal entries twice, as the
 symmetric gather's backward adds (i, j) and (j, i)), dL/dmu_i = sum_b g q_i^2, then back through cumsum and
-softplus.
+softplus. Pencil: M = embed(bias + W x) (the packed lower triangle, off-diagonal entries times the embedding's
+scale); dL/dbias = sum_b G, dL/dW = sum_b G x^T for the packed gradient G of the matrix.
+
+Smoothed models (alpha, one float or one per run): the value and the window of eigenpairs that carry weight come
+from the smoothed ops' own CPU paths (kth_eigvalsh_smooth, kth_eigvalsh_tridiagonal_smooth: the window placed by
+Sturm counts, the weights by the capped-simplex projections), and the gradient is sum_j w_j v_j v_j^T in place of
+q q^T. These paths still make a few small PyTorch calls per step (on tensors, without autograd).
 
 Then PyTorch's Adam/AdamW update, element by element, into the optimizer's own state tensors (exp_avg,
 exp_avg_sq, step), with the learning rate and betas read from its param_groups at every step, so schedulers
 (OneCycle cycles both) work as with the eager step. Runs trained together ((R, ...) stacked parameters) are one
 call: the kernels solve the R * b matrices together.
 
-They apply (`fusable`) to TridiagonalSpectral and MultivariateSpectral with the exact eigenvalue (no alpha),
-backend "auto" or "numba" (dense: n <= the numba backend's limit), contiguous float32 or float64 parameters on the
-CPU that are the model's own (not parametrized) and all trained, no hooks on the model or the optimizer, Adam or
-AdamW (one parameter group over all the model's parameters; no amsgrad, maximize or capturable), no regularizer,
-the MSE loss. Elsewhere the loops take the eager step. The result equals the eager step's up to float rounding
-(tests/test_fused.py compares them, parameters after epochs of training, in float64 to 1e-9). After a step each
-parameter's .grad holds that step's gradient, as after an eager step. The model's settings (k, backend, alpha)
-are read when training starts.
+They apply (`fusable`) to TridiagonalSpectral, MultivariateSpectral and PencilSpectral, exact or smoothed (alpha a
+positive float, or a tensor of them that needs no gradient), backend "auto" or "numba" (dense and pencil: n <= the
+numba backend's limit), contiguous float32 or float64 parameters on the CPU that are the model's own (not
+parametrized) and all trained, no hooks on the model or the optimizer, Adam or AdamW (one parameter group over all
+the model's parameters; no amsgrad, maximize or capturable), no regularizer, the MSE loss. Elsewhere the loops take
+the eager step. The result equals the eager step's up to float rounding (tests/test_fused.py compares them,
+parameters after epochs of training, in float64 to 1e-8). After a step each parameter's .grad holds that step's
+gradient, as after an eager step. The model's settings (k, backend, alpha) are read when training starts.
 
 The compiled pieces are called one after the other from Python (build the matrices, the eigen kernels of
 eignotes.linalg, gradients, the update), each cached by numba with its own source file: a kernel that compiled
@@ -48,11 +55,15 @@ from torch.nn.utils import parametrize
 from torch.optim import optimizer as _optimizer
 
 from .linalg import _dense_numba, _tri_numba
+from .linalg import smooth as _smooth
+from .linalg import tridiagonal as _tridiagonal
 from .linalg.dense import NUMBA_MAX_N
 from .linalg.tridiagonal import _NITER, PIVMIN
-from .models import MultivariateSpectral, TridiagonalSpectral
+from .models import MultivariateSpectral, PencilSpectral, TridiagonalSpectral
 
-__all__ = ["fusable", "check_request", "TridiagonalStep", "DenseStep", "make_step"]
+__all__ = ["fusable", "check_request", "TridiagonalStep", "DenseStep", "PencilStep", "make_step"]
+
+_MODELS = (TridiagonalSpectral, MultivariateSpectral, PencilSpectral)
 
 _HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 
@@ -61,7 +72,20 @@ def _step_params(model: nn.Module) -> list[torch.Tensor]:
     """The tensors a fused step trains, in the order of its buffers."""
     if isinstance(model, TridiagonalSpectral):
         return [model.diag.weight, model.diag.bias, model.offdiag.weight, model.offdiag.bias]
+    if isinstance(model, PencilSpectral):
+        return [model.linear.weight, model.linear.bias]
     return [model.mu.start, model.mu.increments, model.A_packed]
+
+
+def _alpha_ok(alpha) -> bool:
+    """A smoothing the fused step takes: None, a finite positive float, or a tensor of them (one per run) that
+    needs no gradient."""
+    if alpha is None:
+        return True
+    if isinstance(alpha, torch.Tensor):
+        return (not alpha.requires_grad and alpha.dtype.is_floating_point and alpha.numel() > 0
+                and bool(torch.isfinite(alpha).all() & (alpha > 0).all()))
+    return isinstance(alpha, float) and np.isfinite(alpha) and alpha > 0
 
 
 def fusable(model: nn.Module, optimizer: torch.optim.Optimizer | str, *,
@@ -71,16 +95,17 @@ def fusable(model: nn.Module, optimizer: torch.optim.Optimizer | str, *,
     loops take it); else (False, why)."""
     if not _tri_numba.AVAILABLE:
         return False, _tri_numba.WHY
-    if type(model) not in (TridiagonalSpectral, MultivariateSpectral):
-        return False, ("the fused step is written for TridiagonalSpectral and MultivariateSpectral, not "
-                       f"{type(model).__name__}")
+    if type(model) not in _MODELS:
+        return False, ("the fused step is written for TridiagonalSpectral, MultivariateSpectral and PencilSpectral, "
+                       f"not {type(model).__name__}")
     if torch.device(device).type != "cpu":
         return False, f"the fused step runs on the CPU, the device is {device}"
-    if model.alpha is not None:
-        return False, "the fused step computes the exact eigenvalue, the model is smoothed (alpha)"
+    if not _alpha_ok(model.alpha):
+        return False, ("the fused step takes alpha None, a positive float or a tensor of them that needs no "
+                       f"gradient, got {model.alpha!r}")
     if model.backend not in ("auto", "numba"):
         return False, f"the fused step uses the numba kernel, the model asks for backend={model.backend!r}"
-    if isinstance(model, MultivariateSpectral) and model.dim > NUMBA_MAX_N:
+    if not isinstance(model, TridiagonalSpectral) and model.dim > NUMBA_MAX_N:
         return False, f"dim {model.dim} is above the dense numba backend's limit ({NUMBA_MAX_N})"
     if regularizer is not None:
         return False, "the fused step has no regularizer term"
@@ -163,15 +188,17 @@ if _tri_numba.AVAILABLE:
                     e[rb, i] += xf * WeT[r, f, i]
 
     @njit(parallel=True, cache=True)
-    def _tri_grads(X, y, idx, vals, prods, gWd, gbd, gWe, gbe, total, frozen, Wd, bd, We, be, mWd, mbd, mWe, mbe,
+    def _tri_grads(X, y, idx, pred, prods, w, gWd, gbd, gWe, gbe, total, frozen, Wd, bd, We, be, mWd, mbd, mWe, mbe,
                    vWd, vbd, vWe, vbe, hp):
         """Each run's loss (its sum of squared errors added to total (R,)) and gradients (summed in float64) from
-        the eigenvalues vals (R * b, 1) and gradient factors prods (R * b, 1, 2n - 1), then its Adam update
+        the predictions pred (R * b,) float64 and the gradient factors prods (R * b, m, 2n - 1) of the m eigenvalues
+        the prediction weighs by w (R * b, m) (m = 1, w = 1 for the exact eigenvalue), then its Adam update
         (_adam_row, hyperparameters hp); a frozen run (frozen[r] != 0) gets zero gradients and no update."""
         R, b = idx.shape
         F = X.shape[1]
         n = gbd.shape[1]
         ne = max(n - 1, 1)
+        m = w.shape[1]
         for r in prange(R):
             sq = 0.0
             accd = np.zeros((F, n))
@@ -182,11 +209,15 @@ if _tri_numba.AVAILABLE:
             for j in range(b):
                 rb = r * b + j
                 row = idx[r, j]
-                res = np.float64(vals[rb, 0]) - np.float64(y[row])
+                res = pred[rb] - np.float64(y[row])
                 sq += res * res
                 gj = 0.0 if frozen[r] else 2.0 * res / b  # d loss / d lambda; then times d lambda / d (d, e)
                 for i in range(2 * n - 1):
-                    G[i] = gj * prods[rb, 0, i]
+                    G[i] = 0.0
+                for t in range(m):
+                    gt = gj * w[rb, t]
+                    for i in range(2 * n - 1):
+                        G[i] += gt * prods[rb, t, i]
                 for i in range(n):
                     accbd[i] += G[i]
                 for i in range(n - 1):
@@ -250,13 +281,33 @@ if _tri_numba.AVAILABLE:
                     A[rb, i, j] = c[base + j]
                 A[rb, i, i] += mu[r, i]
 
+    @njit(cache=True)
+    def _packed_outer(vecs, w, rb, gj, off, outer):
+        """outer = gj sum_t w[rb, t] v_t v_t^T packed (lower triangle, entry (i, j) at i (i + 1) / 2 + j), with the
+        off-diagonal entries times off: 2 when one packed entry stands for (i, j) and (j, i) (the symmetric
+        gather's backward adds both), times the pencil's embedding scale."""
+        m, n = vecs.shape[1], vecs.shape[2]
+        P = n * (n + 1) // 2
+        for q in range(P):
+            outer[q] = 0.0
+        for t in range(m):
+            gt = gj * np.float64(w[rb, t])
+            if gt == 0.0:  # a window entry of weight 0 (its vector may be a zero placeholder)
+                continue
+            for i in range(n):
+                qi = gt * np.float64(vecs[rb, t, i])
+                base = i * (i + 1) // 2
+                for jj in range(i):
+                    outer[base + jj] += off * qi * vecs[rb, t, jj]
+                outer[base + i] += qi * vecs[rb, t, i]
+
     @njit(parallel=True, cache=True)
-    def _dense_grads(X, y, idx, vals, scale, vecs, sig, g_start, g_inc, g_Ap, total, frozen, start, inc, Ap,
+    def _dense_grads(X, y, idx, pred, vecs, w, sig, g_start, g_inc, g_Ap, total, frozen, start, inc, Ap,
                      m_start, m_inc, m_Ap, v_start, v_inc, v_Ap, hp):
-        """Each run's loss and gradients from the eigenvalues vals (R * b, 1) (of the scaled matrices: times scale)
-        and unit eigenvectors vecs (R * b, 1, n): dL/dA_f = sum g x_f q q^T packed (an off-diagonal entry stands for
-        (i, j) and (j, i)), dL/dmu_i = sum g q_i^2, back through cumsum and softplus (sig); then the run's Adam
-        update, as in _tri_grads."""
+        """Each run's loss and gradients from the predictions pred (R * b,) float64 and the unit eigenvectors vecs
+        (R * b, m, n) the prediction weighs by w (R * b, m): dL/dA_f = sum g x_f sum_t w_t q_t q_t^T packed (an
+        off-diagonal entry stands for (i, j) and (j, i)), dL/dmu_i = its diagonal, back through cumsum and softplus
+        (sig); then the run's Adam update, as in _tri_grads."""
         R, b = idx.shape
         F = X.shape[1]
         n = vecs.shape[2]
@@ -269,16 +320,12 @@ if _tri_numba.AVAILABLE:
             for j in range(b):
                 rb = r * b + j
                 row = idx[r, j]
-                res = np.float64(vals[rb, 0]) * scale[rb] - np.float64(y[row])
+                res = pred[rb] - np.float64(y[row])
                 sq += res * res
                 gj = 0.0 if frozen[r] else 2.0 * res / b
+                _packed_outer(vecs, w, rb, gj, 2.0, outer)
                 for i in range(n):
-                    qi = gj * np.float64(vecs[rb, 0, i])
-                    base = i * (i + 1) // 2
-                    for jj in range(i):
-                        outer[base + jj] = 2.0 * qi * vecs[rb, 0, jj]
-                    outer[base + i] = qi * vecs[rb, 0, i]
-                    gmu[i] += outer[base + i]
+                    gmu[i] += outer[i * (i + 1) // 2 + i]
                 for f in range(F):
                     xf = np.float64(X[row, f])
                     for q in range(P):
@@ -298,6 +345,60 @@ if _tri_numba.AVAILABLE:
                 _adam_row(start, g_start, m_start, v_start, r, hp)
                 _adam_row(inc, g_inc, m_inc, v_inc, r, hp)
                 _adam_row(Ap, g_Ap, m_Ap, v_Ap, r, hp)
+
+    @njit(parallel=True, cache=True)
+    def _pencil_build(X, idx, W, bias, off, A):
+        """A[r * b + j] = embed(bias_r + W_r x) (lower triangle) for x = X[idx[r, j]]: W (R, P * F), the Linear
+        weight (P, F) of run r flattened, bias (R, P), packed entry (i, j), i >= j, at i (i + 1) / 2 + j, the
+        off-diagonal entries times off (the embedding scale: 1, or 1 / sqrt 2 for the isometric embedding)."""
+        R, b = idx.shape
+        F = X.shape[1]
+        n = A.shape[1]
+        for rb in prange(R * b):
+            r = rb // b
+            row = idx[r, rb - r * b]
+            for i in range(n):
+                base = i * (i + 1) // 2
+                for j in range(i + 1):
+                    q = base + j
+                    c = bias[r, q]
+                    for f in range(F):
+                        c += X[row, f] * W[r, q * F + f]
+                    A[rb, i, j] = c if i == j else c * off
+
+    @njit(parallel=True, cache=True)
+    def _pencil_grads(X, y, idx, pred, vecs, w, off, gW, gb, total, frozen, W, bias, mW, mb, vW, vb, hp):
+        """Each run's loss and gradients for the pencil model, as _dense_grads: the packed gradient G of the
+        matrix (off-diagonal entries times 2 off), dL/dbias = sum G, dL/dW[q, f] = sum G_q x_f; then the run's Adam
+        update."""
+        R, b = idx.shape
+        F = X.shape[1]
+        n = vecs.shape[2]
+        P = n * (n + 1) // 2
+        for r in prange(R):
+            sq = 0.0
+            gWr = np.zeros(P * F)
+            gbr = np.zeros(P)
+            outer = np.empty(P)
+            for j in range(b):
+                rb = r * b + j
+                row = idx[r, j]
+                res = pred[rb] - np.float64(y[row])
+                sq += res * res
+                gj = 0.0 if frozen[r] else 2.0 * res / b
+                _packed_outer(vecs, w, rb, gj, 2.0 * off, outer)
+                for q in range(P):
+                    gbr[q] += outer[q]
+                    for f in range(F):
+                        gWr[q * F + f] += outer[q] * np.float64(X[row, f])
+            total[r] += sq
+            for q in range(P):
+                gb[r, q] = gbr[q]
+            for q in range(P * F):
+                gW[r, q] = gWr[q]
+            if not frozen[r]:
+                _adam_row(W, gW, mW, vW, r, hp)
+                _adam_row(bias, gb, mb, vb, r, hp)
 
     @njit(cache=True)
     def _adam_row(p, g, m, v, r, hp):
@@ -332,7 +433,7 @@ class _Step:
         if not ok:
             raise ValueError(f"the fused step cannot train this model: {why}")
         params = _step_params(model)
-        stacked = params[0].ndim > (2 if isinstance(model, TridiagonalSpectral) else 0)  # a leading runs dimension
+        stacked = params[0].ndim > (0 if isinstance(model, MultivariateSpectral) else 2)  # a leading runs dimension
         R = self.runs = params[0].shape[0] if stacked else 1
         dtype = params[0].dtype
         if X.dtype != dtype or y.dtype != dtype:
@@ -365,7 +466,13 @@ class _Step:
         self.frozen = (np.zeros(R, dtype=np.uint8) if frozen is None
                        else frozen.detach().numpy().view(np.uint8).reshape(R))
         self.n = model.dim
-        self.ks = np.asarray([model.eigval_idx % model.dim], dtype=np.int64)
+        self.k = model.eigval_idx % model.dim
+        self.ks = np.asarray([self.k], dtype=np.int64)
+        # the smoothing: None, or one float64 alpha per run (a (R, 1) tensor or a float for all)
+        self.alpha = None if model.alpha is None else np.broadcast_to(
+            np.asarray(model.alpha.detach().cpu().double().numpy() if isinstance(model.alpha, torch.Tensor)
+                       else model.alpha, dtype=np.float64).reshape(-1), (R,)).copy()
+        self._alpha_rows: dict[int, torch.Tensor] = {}
         self.niter = _NITER[dtype]
         self.pivmin, self.half = self.X.dtype.type(PIVMIN), self.X.dtype.type(0.5)
         self._buffers: dict[int, tuple] = {}
@@ -382,6 +489,12 @@ class _Step:
         stride = _tri_numba.coprime_stride(-(-d.shape[0] // _tri_numba.LANES))
         _tri_numba._solve_parallel(d, e, self.ks, self.niter, self.pivmin, self.half, want_vectors, not want_vectors,
                                    vals, vecs, prods, _tri_numba._NO_K, _tri_numba._NO_K, stride)
+
+    def _alphas(self, b: int) -> torch.Tensor:
+        """(R * b,) float64: each matrix's alpha (its run's), made once per batch size."""
+        if b not in self._alpha_rows:
+            self._alpha_rows[b] = torch.from_numpy(np.repeat(self.alpha, b))
+        return self._alpha_rows[b]
 
     def _hyper(self) -> np.ndarray:
         """This step's Adam/AdamW hyperparameters for _adam_row, from the optimizer's param_groups (as a scheduler
@@ -407,6 +520,10 @@ class TridiagonalStep(_Step):
     `frozen`, a (R,) bool tensor or None, freezes the runs where it is True at the time of the step: their
     parameters and optimizer state stay as they are.
 
+    A smoothed model (alpha) takes the path of kth_eigvalsh_tridiagonal_smooth: two coarse eigenvalues and two
+    Sturm counts per matrix place the window of eigenvalues that can carry weight, the window's eigenvalues and
+    gradient factors come from the same kernel, the weights from the same projections.
+
     The parameters, the optimizer's state, `total` and `frozen` are read and written through NumPy views of their
     memory. The optimizer's step() is not called (fusable refuses an optimizer with step hooks); its schedulers see
     the step as they would."""
@@ -420,18 +537,64 @@ class TridiagonalStep(_Step):
         RB, n, dt = ix.size, self.n, self.X.dtype
         if RB not in self._buffers:
             self._buffers[RB] = (np.empty((RB, n), dt), np.empty((RB, max(n - 1, 1)), dt), np.empty((RB, 1), dt),
-                                 np.empty((RB, 1, 2 * n - 1), dt))
-        d, e, vals, prods = self._buffers[RB]
+                                 np.empty((RB, 1, 2 * n - 1), dt), np.empty(RB), np.ones((RB, 1), dt))
+        d, e, vals, prods, pred, ones = self._buffers[RB]
         p, g = self.p, self.g
         _tri_affine(self.X, ix, p[0], p[1], p[2], p[3], d, e)
-        self._solve(d, e, vals, _tri_numba._no_array(dt, 3), prods, want_vectors=False)
+        if self.alpha is None:
+            self._solve(d, e, vals, _tri_numba._no_array(dt, 3), prods, want_vectors=False)
+            pred[:] = vals[:, 0]
+            w = ones
+        else:
+            pred[:], prods, w = self._smoothed(d, e, ix.shape[1])
         m, v = self.m, self.v
-        _tri_grads(self.X, self.y, ix, vals, prods, g[0], g[1], g[2], g[3], self.total, self.frozen, p[0], p[1], p[2],
-                   p[3], m[0], m[1], m[2], m[3], v[0], v[1], v[2], v[3], self._hyper())
+        _tri_grads(self.X, self.y, ix, pred, prods, w, g[0], g[1], g[2], g[3], self.total, self.frozen, p[0], p[1],
+                   p[2], p[3], m[0], m[1], m[2], m[3], v[0], v[1], v[2], v[3], self._hyper())
+
+    def _smoothed(self, d: np.ndarray, e: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(values (R * b,), gradient factors (R * b, m, 2n - 1), weights (R * b, m)) of the smoothed eigenvalue,
+        computed as kth_eigvalsh_tridiagonal_smooth computes them."""
+        n, k = self.n, self.k
+        dt, et = torch.from_numpy(d), torch.from_numpy(e[:, : n - 1])
+        a64 = self._alphas(b)
+        two = [k, k + 1] if k + 1 < n else [k]
+        lam = _tri_numba.solve(dt, et, two, _smooth._COARSE, PIVMIN, False)[0]
+        ks = _smooth._window_of(dt, et, k, a64, lam, coarse=True)
+        lam_w, P = _tridiagonal._factors_impl(dt, et, ks, "numba")
+        w, dq = _smooth._window_value(lam_w, ks, n, k, a64)
+        value = (w * lam_w.double()).sum(-1) + 0.5 * a64 * (1 - dq)
+        return value.numpy(), P.contiguous().numpy(), w.to(lam_w.dtype).numpy()
 
 
-class DenseStep(_Step):
-    """The fused step for a MultivariateSpectral model (or its stacked runs), as TridiagonalStep."""
+class _SymmetricStep(_Step):
+    """What the dense and the pencil steps share: the k-th eigenpair (or the smoothed eigenvalue's window of
+    eigenpairs) of the R * b matrices they build."""
+
+    def _eigen(self, A: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A (R * b, n, n) lower triangles -> (values (R * b,) float64, unit vectors (R * b, m, n), weights
+        (R * b, m)): the exact k-th eigenpair (m = 1, weight 1), or the smoothed eigenvalue of the dense op's CPU
+        path (kth_eigvalsh_smooth) with its window's vectors and weights."""
+        RB, n, dt = A.shape[0], self.n, A.dtype
+        if self.alpha is not None:
+            value, V, w = _smooth._dense_numba_smooth(torch.from_numpy(A), self.k, self._alphas(b), True, True)
+            return (value.double().numpy(), np.ascontiguousarray(V.transpose(-1, -2).numpy()),
+                    np.ascontiguousarray(w.numpy()))
+        key = ("eig", RB)
+        if key not in self._buffers:
+            self._buffers[key] = (np.empty((RB, n, n), dt), np.empty((RB, n), dt), np.empty((RB, max(n - 1, 1)), dt),
+                                  np.empty((RB, n), dt), np.empty(RB), np.empty((RB, 1), dt), np.empty((RB, 1, n), dt),
+                                  np.empty(RB), np.ones((RB, 1), dt))
+        refl, d, e, tau, scale, vals, vecs, pred, ones = self._buffers[key]
+        _dense_numba._tridiagonalize(A, True, True, refl, d, e, tau, scale)
+        self._solve(d, e, vals, vecs, _tri_numba._no_array(dt, 3), want_vectors=True)
+        _dense_numba._back_transform(refl, tau, vecs, _tri_numba._NO_K, _tri_numba._NO_K, 1)
+        np.multiply(vals[:, 0], scale, out=pred)  # the kernels saw the matrices scaled by 1 / scale
+        return pred, vecs, ones
+
+
+class DenseStep(_SymmetricStep):
+    """The fused step for a MultivariateSpectral model (or its stacked runs), exact or smoothed, as
+    TridiagonalStep."""
 
     def __init__(self, model: MultivariateSpectral, optimizer: torch.optim.Optimizer, X: torch.Tensor,
                  y: torch.Tensor, total: torch.Tensor, frozen: torch.Tensor | None = None):
@@ -442,18 +605,39 @@ class DenseStep(_Step):
         ix = self._indices(idx)
         RB, n, dt = ix.size, self.n, self.X.dtype
         if RB not in self._buffers:
-            self._buffers[RB] = (np.empty((RB, n, n), dt), np.empty((RB, n, n), dt), np.empty((RB, n), dt),
-                                 np.empty((RB, max(n - 1, 1)), dt), np.empty((RB, n), dt), np.empty(RB),
-                                 np.empty((RB, 1), dt), np.empty((RB, 1, n), dt))
-        A, refl, d, e, tau, scale, vals, vecs = self._buffers[RB]
+            self._buffers[RB] = np.empty((RB, n, n), dt)
+        A = self._buffers[RB]
         p, g = self.p, self.g
         _dense_build(self.X, ix, p[0], p[1], p[2], A, self.sig)
-        _dense_numba._tridiagonalize(A, True, True, refl, d, e, tau, scale)
-        self._solve(d, e, vals, vecs, _tri_numba._no_array(dt, 3), want_vectors=True)
-        _dense_numba._back_transform(refl, tau, vecs, _tri_numba._NO_K, _tri_numba._NO_K, 1)
+        pred, vecs, w = self._eigen(A, ix.shape[1])
         m, v = self.m, self.v
-        _dense_grads(self.X, self.y, ix, vals, scale, vecs, self.sig, g[0], g[1], g[2], self.total, self.frozen,
+        _dense_grads(self.X, self.y, ix, pred, vecs, w, self.sig, g[0], g[1], g[2], self.total, self.frozen,
                      p[0], p[1], p[2], m[0], m[1], m[2], v[0], v[1], v[2], self._hyper())
+
+
+class PencilStep(_SymmetricStep):
+    """The fused step for a PencilSpectral model (or its stacked runs), exact or smoothed (one alpha, or one per
+    run), as TridiagonalStep: M = embed(bias + W x), the eigenvalue, the MSE, dL/dbias = sum G and dL/dW = sum G x^T
+    for the packed gradient G of the matrix, the Adam/AdamW update."""
+
+    def __init__(self, model: PencilSpectral, optimizer: torch.optim.Optimizer, X: torch.Tensor,
+                 y: torch.Tensor, total: torch.Tensor, frozen: torch.Tensor | None = None):
+        super().__init__(model, optimizer, X, y, total, frozen)
+        n = self.n
+        self.off = float(model._embed_scale.view(n, n)[1, 0]) if n > 1 else 1.0
+
+    def __call__(self, idx: torch.Tensor) -> None:
+        ix = self._indices(idx)
+        RB, n, dt = ix.size, self.n, self.X.dtype
+        if RB not in self._buffers:
+            self._buffers[RB] = np.empty((RB, n, n), dt)
+        A = self._buffers[RB]
+        p, g = self.p, self.g
+        _pencil_build(self.X, ix, p[0], p[1], dt.type(self.off), A)
+        pred, vecs, w = self._eigen(A, ix.shape[1])
+        m, v = self.m, self.v
+        _pencil_grads(self.X, self.y, ix, pred, vecs, w, self.off, g[0], g[1], self.total, self.frozen, p[0], p[1],
+                      m[0], m[1], v[0], v[1], self._hyper())
 
 
 def check_request(requested: bool | None, model: nn.Module, optimizer: torch.optim.Optimizer | str, *,
@@ -485,5 +669,5 @@ def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, X: torch.Tenso
         if requested:
             raise ValueError(f"fused_step=True, but the fused step cannot train this model: {why}")
         return None
-    cls = TridiagonalStep if isinstance(model, TridiagonalSpectral) else DenseStep
-    return cls(model, optimizer, X, y, total, frozen)
+    cls = {TridiagonalSpectral: TridiagonalStep, MultivariateSpectral: DenseStep, PencilSpectral: PencilStep}
+    return cls[type(model)](model, optimizer, X, y, total, frozen)

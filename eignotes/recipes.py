@@ -101,13 +101,17 @@ def build_model(kind: str, *, num_features: int, dim: int, backend: str = "auto"
 
 def training_device(model: nn.Module | Sequence[nn.Module], optimizer: str, *,
                     cuda_graphs: bool = False) -> torch.device:
-    """Where `fit` trains when no device is given: the CPU where the fused CPU step (eignotes.fused) applies to the
-    model (to every model of a sequence: runs trained together), else config.device() (CUDA where there is a GPU).
-    At the blog's batch sizes PyTorch's eager step on a GPU is launch-bound: an epoch of the dim-45 models took
-    8.5 s (dense) and 0.62 s (tridiagonal) on an H100, against 0.16 s and 0.011 s with the fused step on a 2-core
-    CPU (benchmarks/results/). cuda_graphs=True asks for the GPU's graphed step: then config.device()."""
+    """Where `fit` trains when no device is given: the CPU for the exact dense and tridiagonal models where the fused
+    CPU step (eignotes.fused) applies (to every model of a sequence: runs trained together), else config.device()
+    (CUDA where there is a GPU). At the blog's batch sizes PyTorch's eager step on a GPU is launch-bound: an epoch
+    of the dim-45 models took 8.5 s (dense) and 0.62 s (tridiagonal) on an H100, against 0.16 s and 0.011 s with
+    the fused step on a 2-core CPU (benchmarks/results/). The pencil and the smoothed models have a fused CPU step
+    too, but no GPU run has compared the two places for them yet: they keep config.device(). cuda_graphs=True asks
+    for the GPU's graphed step: then config.device()."""
     ms = [model] if isinstance(model, nn.Module) else list(model)
-    if not cuda_graphs and all(fused.fusable(m, optimizer)[0] for m in ms):
+    measured = (models.MultivariateSpectral, models.TridiagonalSpectral)
+    if not cuda_graphs and all(type(m) in measured and m.alpha is None and fused.fusable(m, optimizer)[0]
+                               for m in ms):
         return torch.device("cpu")
     return config.device()
 
