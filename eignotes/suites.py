@@ -29,6 +29,7 @@ from . import (
     recipes,
     tridiagonal_to_dense,
 )
+from . import stream as st
 from .data import prepare_housing
 from .dlpack import cupy_status
 from .experiments import random_symmetric
@@ -254,6 +255,44 @@ def suite_training(device: torch.device, dim: int, epochs: int = 4,
         row["median_s"] = None
         row["overhead_ratio"] = ratio
         out.append(row)
+    return out
+
+
+def suite_pencil(device: torch.device, dim: int = 15, repeats: int = 15, epochs: int = 3, alpha: float = 5.0,
+                 data: HousingData | None = None) -> list[dict[str, Any]]:
+    """The Moreau post's training (the pencil model, Adam lr 1e-2, batch 64, OneCycle) with the fused CPU step (the
+    default where it applies) against the eager PyTorch step of the same run (the baseline): one run smoothed by
+    `alpha`, and the post's experiment, `repeats` runs each of alpha 0.001, 0.1 and 5 trained together. Seconds per
+    epoch, the first of `epochs` dropped. Where the fused step does not apply (a GPU) there is nothing to compare:
+    no rows."""
+    from . import runs
+
+    data = data or prepare_housing()
+    recipe = recipes.blog_recipe("pencil", dim)
+    probe = recipes.build_model("pencil", num_features=data.num_features, dim=dim, alpha=alpha)
+    if not fused.fusable(probe, recipe.optimizer, device=device)[0]:
+        return []
+    settings = [(f"pencil epoch, dim {dim}, alpha {alpha:g}", [alpha]),
+                (f"pencil, {3 * repeats} runs together (alphas 0.001, 0.1, 5)",
+                 [a for a in (0.001, 0.1, 5.0) for _ in range(repeats)])]
+    out = []
+    for case, alphas in settings:
+        times = {}
+        for fused_step, label in ((False, "eager step"), (None, "fused step (default)")):
+            models = [recipes.build_model("pencil", num_features=data.num_features, dim=dim, seed=i, alpha=a)
+                      for i, a in enumerate(alphas)]
+            events = list(runs.train_runs(models, data, seeds=list(range(len(alphas))), batch_size=recipe.batch_size,
+                                          lr=recipe.lr, n_epochs=epochs, optimizer=recipe.optimizer,
+                                          weight_decay=recipe.weight_decay, device=device,
+                                          scheduler=st.one_cycle(lr=recipe.lr, n_epochs=epochs), fused_step=fused_step))
+            secs = np.array([ev["train_time_sec"] for ev in events[1:]] or [events[-1]["train_time_sec"]])
+            q1, med, q3 = np.percentile(secs, [25, 50, 75])
+            times[fused_step] = Timing(label=f"{case}: {label}", median=float(med), iqr=float(q3 - q1),
+                                       repeats=len(secs))
+            print(f"[bench] {case}: {label} {med:.3f} s per epoch", file=sys.stderr, flush=True)
+        shape = (len(data.X_train), dim)
+        out.append(_row("training", case, shape, torch.float32, device, times[False]))
+        out.append(_row("training", case, shape, torch.float32, device, times[None], times[False]))
     return out
 
 
@@ -539,6 +578,8 @@ def run(suites: Sequence[str], *, quick: bool, device: torch.device, out_dir: Pa
     quick_data = prepare_housing().head(320, 100) if quick else None
     if "training" in suites:
         rows += suite_training(device, dim=5 if quick else 45, epochs=epochs, data=quick_data)
+        rows += suite_pencil(device, dim=5 if quick else 15, repeats=2 if quick else 15, epochs=2 if quick else 3,
+                             data=quick_data)
     if "runs" in suites:
         rows += suite_runs(device, dim=5 if quick else 45, runs_list=(1, 4) if quick else (1, 4, 16, 64),
                            epochs=2 if quick else min(epochs, 3), data=quick_data)

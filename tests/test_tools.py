@@ -38,6 +38,12 @@ def test_bench_quick_writes_well_formed_results(tmp_path):
     for base, r in zip(runs_rows[::2], runs_rows[1::2], strict=True):
         assert r["baseline"] == base["label"] and r["cost"] == pytest.approx(r["median_s"] / base["median_s"])
         assert r["throughput"] == pytest.approx(r["runs"] / r["cost"])
+    pencil = [r for r in rows if r["case"].startswith("pencil")]
+    assert [r["case"] for r in pencil] == ["pencil epoch, dim 5, alpha 5"] * 2 + \
+        ["pencil, 6 runs together (alphas 0.001, 0.1, 5)"] * 2, "the fused step beside the eager one, each setting"
+    for base, r in zip(pencil[::2], pencil[1::2], strict=True):
+        assert base["baseline"] is None and r["baseline"] == base["label"] and "eager" in base["label"]
+        assert r["ratio"] == pytest.approx(base["median_s"] / r["median_s"])
     for r in rows:
         if r.get("overhead_ratio") is not None:
             assert r["overhead_ratio"] > 0
