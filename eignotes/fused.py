@@ -585,7 +585,7 @@ class _SymmetricStep(_Step):
                                   np.empty((RB, n), dt), np.empty(RB), np.empty((RB, 1), dt), np.empty((RB, 1, n), dt),
                                   np.empty(RB), np.ones((RB, 1), dt))
         refl, d, e, tau, scale, vals, vecs, pred, ones = self._buffers[key]
-        _dense_numba._tridiagonalize(A, True, True, refl, d, e, tau, scale)
+        _dense_numba.reduce_into(A, True, True, refl, d, e, tau, scale)
         self._solve(d, e, vals, vecs, _tri_numba._no_array(dt, 3), want_vectors=True)
         _dense_numba._back_transform(refl, tau, vecs, _tri_numba._NO_K, _tri_numba._NO_K, 1)
         np.multiply(vals[:, 0], scale, out=pred)  # the kernels saw the matrices scaled by 1 / scale

@@ -16,16 +16,21 @@ from eignotes.linalg import dense as dense_mod
 CUPY_OK, CUPY_WHY = cupy_status()
 needs_cupy = pytest.mark.skipif(not CUPY_OK, reason=f"CuPy backend not usable here: {CUPY_WHY}")
 TOL = {torch.float32: 2e-5, torch.float64: 1e-12}  # relative to the spectral norm
-# numba: the compiled reduction + tridiagonal kernel; torch: torch.linalg; cupy: its code path on the NumPy stand-in
-CPU_BACKENDS = ["torch", "numba", "cupy"]
+# numba: the compiled reduction + tridiagonal kernel; numba-lanes: the same with every batch reduced by the lanes
+# kernel (8 matrices side by side, padding included), which the numba backend otherwise picks for larger batches of
+# small matrices (lanes_for); torch: torch.linalg; cupy: its code path on the NumPy stand-in
+CPU_BACKENDS = ["torch", "numba", pytest.param("numba", id="numba-lanes"), "cupy"]
 
 
 @pytest.fixture(autouse=True)
 def _cupy_on_numpy(request, monkeypatch):
-    """Tests parametrized with backend="cupy" run it on CPU tensors through the NumPy stand-in."""
+    """Tests parametrized with backend="cupy" run it on CPU tensors through the NumPy stand-in; those with the
+    numba-lanes id reduce every batch with the lanes kernel."""
     callspec = getattr(request.node, "callspec", None)
     if callspec is not None and callspec.params.get("backend") == "cupy":
         cupy_stand_in.install(monkeypatch)
+    if callspec is not None and "numba-lanes" in callspec.id:
+        monkeypatch.setattr(_dense_numba, "lanes_for", lambda B, n: 8)
 
 
 def np_eigvalsh(A, lower=True):
@@ -218,12 +223,12 @@ def test_inference_path_computes_no_vectors(gen, monkeypatch):
     monkeypatch.setattr(torch.linalg, "eigh", lambda *a, **k: called.append("eigh") or real_eigh(*a, **k))
     real_bt = _dense_numba._back_transform
     monkeypatch.setattr(_dense_numba, "_back_transform", lambda *a: called.append("back") or real_bt(*a))
-    for backend in CPU_BACKENDS:
+    for backend in ("torch", "numba", "cupy"):
         eignotes.kth_eigvalsh(A, 1, backend=backend)
         with torch.no_grad():
             eignotes.kth_eigvalsh(A.clone().requires_grad_(), 1, backend=backend)
     assert not called and cupy_calls == ["eigvalsh"] * 2
-    for backend in CPU_BACKENDS:
+    for backend in ("torch", "numba", "cupy"):
         eignotes.kth_eigvalsh(A.clone().requires_grad_(), 1, backend=backend)
     assert called == ["eigh", "back"], "the training path computes an eigenvector"
     assert cupy_calls == ["eigvalsh"] * 3, "the CuPy path never asks for all eigenvectors"

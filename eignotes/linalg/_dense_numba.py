@@ -10,6 +10,11 @@ Per matrix (numba, parallel over the batch):
    factorization: the tridiagonal kernel of `_tri_numba`;
 4. q = Q z by applying the stored reflectors (O(n^2) per vector): only the selected eigenvectors are formed.
 
+Step 2 has two kernels with the same results: one matrix at a time (_tridiagonalize: the inner loops run along a
+row of the trailing block) and, for batches of small matrices (n <= 80), blocks of 8 to 64 matrices side by side
+(_tridiagonalize_lanes: the loops run across the block's matrices, so every multiply-add is a full vector whatever
+n is); lanes_for picks by measurement.
+
 Work: about 4/3 n^3 flops per matrix for values, like LAPACK's eigvalsh, but vectorized and spread over the cores;
 a selected eigenvector adds O(n^2). Accuracy: Householder reduction is backward stable and the bisection reaches
 full working precision, so the eigenvalue error is a few units of eps * ||A||, as for LAPACK.
@@ -136,6 +141,125 @@ if AVAILABLE:
             else:
                 _reduce(W, d[b], e[b], tau[b], p, v)
 
+    @njit(parallel=True, cache=True, fastmath={"contract"})
+    def _tridiagonalize_lanes(A, lower, keep, refl, d, e, tau, scale, L):
+        """_tridiagonalize's results for blocks of L matrices reduced together: the same Householder reduction with
+        the block's matrices side by side in a (n, n, L) buffer, every loop over the lanes innermost, so each
+        multiply-add runs on L matrices at once (vectorized) instead of on one row of at most n - 1 entries. Only
+        the lower triangle of the trailing block is kept and updated (half the work of the full update); a short
+        last block pads with zero matrices, which reduce to nothing. Reflectors, scaling and NaN marking as in
+        _tridiagonalize (refl[b, i, i+1:] holds reflector i, with its unit entry)."""
+        B, n, _ = A.shape
+        dt = A.dtype
+        nblk = (B + L - 1) // L
+        for blk in prange(nblk):
+            b0 = blk * L
+            W = np.zeros((n, n, L), dtype=dt)
+            v = np.zeros((n, L), dtype=dt)
+            p = np.empty((n, L), dtype=dt)
+            t = np.empty(L, dtype=dt)
+            inv = np.empty(L, dtype=dt)
+            h = np.empty(L, dtype=dt)
+            s = np.empty(L)
+            dd = np.empty((n, L), dtype=dt)
+            ee = np.zeros((n, L), dtype=dt)
+            tt = np.zeros((n, L), dtype=dt)
+            sc = np.ones(L)
+            finite = np.ones(L, dtype=np.bool_)
+            for lane in range(L):
+                b = b0 + lane
+                if b >= B:
+                    continue  # padding: a zero matrix
+                mx = 0.0
+                for r in range(n):
+                    for c in range(r + 1):
+                        x = A[b, r, c] if lower else A[b, c, r]
+                        if not np.isfinite(x):
+                            finite[lane] = False
+                        mx = max(mx, abs(x))
+                if not finite[lane]:
+                    continue  # stays a zero matrix; marked NaN on the way out
+                if mx > 0.0:
+                    _, ex = math.frexp(mx)
+                    sc[lane] = math.ldexp(1.0, ex - 1)  # largest entry in [1, 2), as _tridiagonalize
+                iv = 1.0 / sc[lane]
+                for r in range(n):
+                    for c in range(r + 1):
+                        W[r, c, lane] = (A[b, r, c] if lower else A[b, c, r]) * iv
+            for i in range(n - 2):
+                m = n - i - 1
+                for lane in range(L):
+                    s[lane] = 0.0  # float64 even for float32 input, as _reduce
+                for j in range(i + 2, n):
+                    for lane in range(L):
+                        s[lane] += np.float64(W[j, i, lane]) * np.float64(W[j, i, lane])
+                for lane in range(L):
+                    a = np.float64(W[i + 1, i, lane])
+                    dd[i, lane] = W[i, i, lane]
+                    if s[lane] == 0.0:  # already tridiagonal in this column: H = I
+                        t[lane] = 0.0
+                        inv[lane] = 0.0
+                        ee[i, lane] = a
+                    else:
+                        beta = -math.copysign(math.sqrt(a * a + s[lane]), a)
+                        t[lane] = (beta - a) / beta
+                        inv[lane] = 1.0 / (a - beta)
+                        ee[i, lane] = beta
+                    tt[i, lane] = t[lane]
+                for lane in range(L):
+                    v[0, lane] = 1.0
+                for j in range(1, m):
+                    for lane in range(L):
+                        v[j, lane] = W[i + 1 + j, i, lane] * inv[lane]
+                # p = t A22 v - (t^2 / 2) (v^T A22 v) v, A22 = the trailing block, read from its lower triangle once
+                for r in range(m):
+                    for lane in range(L):
+                        p[r, lane] = W[i + 1 + r, i + 1 + r, lane] * v[r, lane]
+                for r in range(1, m):
+                    for c in range(r):
+                        for lane in range(L):
+                            w = W[i + 1 + r, i + 1 + c, lane]
+                            p[r, lane] += w * v[c, lane]
+                            p[c, lane] += w * v[r, lane]
+                for lane in range(L):
+                    h[lane] = 0.0
+                for r in range(m):
+                    for lane in range(L):
+                        p[r, lane] *= t[lane]
+                        h[lane] += p[r, lane] * v[r, lane]
+                for lane in range(L):
+                    h[lane] *= 0.5 * t[lane]
+                for r in range(m):
+                    for lane in range(L):
+                        p[r, lane] -= h[lane] * v[r, lane]
+                # A22 <- A22 - v p^T - p v^T, lower triangle
+                for r in range(m):
+                    for c in range(r + 1):
+                        for lane in range(L):
+                            W[i + 1 + r, i + 1 + c, lane] -= v[r, lane] * p[c, lane] + p[r, lane] * v[c, lane]
+                if keep:
+                    for lane in range(min(L, B - b0)):
+                        for j in range(m):
+                            refl[b0 + lane, i, i + 1 + j] = v[j, lane]
+            if n >= 2:
+                for lane in range(L):
+                    dd[n - 2, lane] = W[n - 2, n - 2, lane]
+                    ee[n - 2, lane] = W[n - 1, n - 2, lane]
+            for lane in range(L):
+                dd[n - 1, lane] = W[n - 1, n - 1, lane]
+            for lane in range(min(L, B - b0)):
+                b = b0 + lane
+                scale[b] = sc[lane]
+                for i in range(n):
+                    d[b, i] = dd[i, lane] if finite[lane] else np.nan
+                    tau[b, i] = tt[i, lane] if finite[lane] else 0.0
+                for i in range(e.shape[1]):
+                    e[b, i] = ee[i, lane] if finite[lane] and i < n - 1 else 0.0
+                if keep and not finite[lane]:
+                    for r in range(n):
+                        for c in range(n):
+                            refl[b, r, c] = 0.0
+
     @njit(parallel=True, cache=True)
     def _back_transform(refl, tau, vecs, lo, hi, stride):
         """vecs (B, m, n): eigenvectors z of T in, q = Q z out (Q = H_0 H_1 ... H_{n-3}, applied right to left);
@@ -161,6 +285,35 @@ if AVAILABLE:
                         Y[j, c] -= s * R[i, c]
 
 
+def lanes_for(B: int, n: int) -> int:
+    """How many matrices _tridiagonalize_lanes should reduce side by side for a batch of B (n, n) matrices, or 0
+    for the one-matrix-at-a-time _tridiagonalize. Measured on a 2-core AVX-512 CPU (float32): 64 lanes reduce
+    (1024, 15) 3.5x and (1024, 45) 1.8x faster than one matrix at a time, (1024, 80) 1.4x; at n = 100 the two tie,
+    and a block must fill its lanes (B >= 2 blocks for both cores) to pay: below 64 matrices of n >= 30 the
+    one-matrix kernel wins (at the dense model's training batch of 10, n = 45, by 3x); small matrices (n <= 24)
+    gain from 8 lanes already."""
+    if n < 3 or n > 80:
+        return 0  # n <= 2 is tridiagonal already
+    if B >= 128:
+        return 64
+    if B >= 64:
+        return 32
+    if n <= 24 and B >= 8:
+        return 8
+    return 0
+
+
+def reduce_into(An: np.ndarray, lower: bool, keep: bool, refl: np.ndarray, d: np.ndarray, e: np.ndarray,
+                tau: np.ndarray, scale: np.ndarray) -> None:
+    """_tridiagonalize or, where it is faster (lanes_for), _tridiagonalize_lanes: the same outputs."""
+    B, n, _ = An.shape
+    lanes = lanes_for(B, n)
+    if lanes:
+        _tridiagonalize_lanes(An, lower, keep, refl, d, e, tau, scale, lanes)
+    else:
+        _tridiagonalize(An, lower, keep, refl, d, e, tau, scale)
+
+
 def tridiagonalize(A: torch.Tensor, lower: bool, keep: bool) -> tuple[np.ndarray, ...]:
     """Stage 1 alone: A (B, n, n) CPU tensor -> (d (B, n), e (B, max(n-1, 1)), tau (B, n), scale (B,) float64,
     refl (B, n, n), empty unless keep), d and e scaled by 1 / scale; d is NaN for a matrix with a non-finite entry."""
@@ -172,7 +325,7 @@ def tridiagonalize(A: torch.Tensor, lower: bool, keep: bool) -> tuple[np.ndarray
     tau = np.empty((B, n), dtype=dt)
     scale = np.empty(B, dtype=np.float64)
     refl = np.empty((B, n, n) if keep else (0, n, n), dtype=dt)
-    _tridiagonalize(An, lower, keep, refl, d, e, tau, scale)
+    reduce_into(An, lower, keep, refl, d, e, tau, scale)
     return d, e, tau, scale, refl
 
 
