@@ -15,35 +15,82 @@ AVAILABLE = _tri_numba.AVAILABLE
 if AVAILABLE:
     from numba import njit, prange
 
+    @njit(cache=True)
+    def _row_scale(d, e, b):
+        """The power of two that brings row b's largest entry into [-1, 1] (1 for a zero or non-finite row)."""
+        n = d.shape[1]
+        s = 0.0
+        for i in range(n):
+            s = max(s, abs(d[b, i]))
+        for i in range(n - 1):
+            s = max(s, abs(e[b, i]))
+        sc = 1.0
+        if s > 0.0 and math.isfinite(s):
+            _, ex = math.frexp(s)
+            sc = math.ldexp(1.0, ex)
+        return sc
+
+    @njit(cache=True)
+    def _count_below(d, e, b, sc, x, pivmin):
+        """Number of eigenvalues of T_b below x, from the Sturm sequence of T_b / sc (float64)."""
+        n = d.shape[1]
+        xs = x / sc
+        q = np.float64(d[b, 0]) / sc - xs
+        if abs(q) < pivmin:
+            q = -pivmin
+        c = 1 if q < 0 else 0
+        for i in range(1, n):
+            ei = np.float64(e[b, i - 1]) / sc
+            q = np.float64(d[b, i]) / sc - xs - ei * ei / q
+            if abs(q) < pivmin:
+                q = -pivmin
+            if q < 0:
+                c += 1
+        return c
+
     @njit(parallel=True, cache=True)
     def _counts(d, e, x, pivmin, out):
         """out[b, j] = number of eigenvalues of T_b below x[b, j]; d (B, n), e (B, >= n-1), in any common scale
         (each row is scaled by a power of two into [-1, 1] here, x with it, as the bisection kernel does)."""
+        B = d.shape[0]
+        for b in prange(B):
+            sc = _row_scale(d, e, b)
+            for j in range(x.shape[1]):
+                out[b, j] = _count_below(d, e, b, sc, x[b, j], pivmin)
+
+    @njit(parallel=True, cache=True)
+    def _bounds(d, e, lam, a, k, coarse, pivmin, first, last, ok):
+        """Each matrix's window of indices that can carry weight (smooth._windows): ok[b] = lam[b] and a[b] finite;
+        where ok, first[b] = min(count below lam_k - a - slack, k) and last[b] = max(count below lam_{k+1} + a + slack
+        - 1, min(k + 1, n - 1)), slack = 1e-5 (||T||_max + a) + 1e-300 (+ 4 ||T||_max 2**-coarse from coarse
+        bisections: coarse > 0). d (B, n), e (B, >= n - 1), lam (B, 1 or 2), a (B,) float64."""
         B, n = d.shape
         for b in prange(B):
-            s = 0.0
+            good = math.isfinite(a[b])
+            for j in range(lam.shape[1]):
+                if not math.isfinite(lam[b, j]):
+                    good = False
+            ok[b] = good
+            if not good:
+                first[b] = 0
+                last[b] = 0
+                continue
+            norm = 0.0
             for i in range(n):
-                s = max(s, abs(d[b, i]))
+                norm = max(norm, abs(np.float64(d[b, i])))
             for i in range(n - 1):
-                s = max(s, abs(e[b, i]))
-            sc = 1.0
-            if s > 0.0 and math.isfinite(s):
-                _, ex = math.frexp(s)
-                sc = math.ldexp(1.0, ex)
-            for j in range(x.shape[1]):
-                xs = x[b, j] / sc
-                q = d[b, 0] / sc - xs
-                if abs(q) < pivmin:
-                    q = -pivmin
-                c = 1 if q < 0 else 0
-                for i in range(1, n):
-                    ei = e[b, i - 1] / sc
-                    q = d[b, i] / sc - xs - ei * ei / q
-                    if abs(q) < pivmin:
-                        q = -pivmin
-                    if q < 0:
-                        c += 1
-                out[b, j] = c
+                norm = max(norm, abs(np.float64(e[b, i])))
+            slack = 1e-5 * (norm + a[b]) + 1e-300
+            if coarse > 0:
+                slack = slack + 4 * norm * 2.0**-coarse
+            sc = _row_scale(d, e, b)
+            lo = np.float64(lam[b, 0]) - a[b] - slack
+            first[b] = min(_count_below(d, e, b, sc, lo, pivmin), k)
+            if k + 1 < n:
+                hi = np.float64(lam[b, lam.shape[1] - 1]) + a[b] + slack
+                last[b] = max(_count_below(d, e, b, sc, hi, pivmin) - 1, min(k + 1, n - 1))
+            else:
+                last[b] = n - 1  # the count below +inf, less one
 
     @njit(cache=True)
     def _project(y, r, q):
@@ -125,6 +172,20 @@ def sturm_counts(d: torch.Tensor, e: torch.Tensor, x: torch.Tensor, pivmin: floa
     out = np.empty(x.shape, dtype=np.int64)
     _counts(dn, en, x.detach().double().contiguous().numpy(), float(pivmin), out)
     return torch.from_numpy(out)
+
+
+def window_bounds(d: torch.Tensor, e: torch.Tensor, lam: torch.Tensor, a64: torch.Tensor, k: int, coarse: int,
+                  pivmin: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(first (B,), last (B,), ok (B,)) NumPy arrays from CPU d (B, n), e (B, n - 1), lam (B, 1 or 2), alpha (B,)
+    float64 (see _bounds; coarse 0: lam is exact)."""
+    dn = d.detach().contiguous().numpy()
+    en = e.detach().contiguous().numpy() if e.shape[-1] else np.zeros((d.shape[0], 1), dtype=dn.dtype)
+    B = dn.shape[0]
+    first, last = np.empty(B, dtype=np.int64), np.empty(B, dtype=np.int64)
+    ok = np.empty(B, dtype=np.bool_)
+    _bounds(dn, en, lam.detach().contiguous().numpy(), a64.detach().double().contiguous().numpy(), k, coarse,
+            float(pivmin), first, last, ok)
+    return first, last, ok
 
 
 _NO_ROWS = np.empty(0, dtype=np.int64)

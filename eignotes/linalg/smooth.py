@@ -160,6 +160,16 @@ def _windows(d: torch.Tensor, e: torch.Tensor, k: int, a64: torch.Tensor, lam: t
     """_window_of's union window ks, and (per_matrix) each matrix's own window as offsets into it: lo, hi (B,)
     int64 (a matrix with a non-finite entry gets the whole union)."""
     n, B = d.shape[-1], d.shape[0]
+    if d.device.type == "cpu" and _smooth_numba.AVAILABLE:  # one compiled pass, the same arithmetic as below
+        first_b, last_b, okn = _smooth_numba.window_bounds(d, e, lam, a64, k, _COARSE if coarse else 0, PIVMIN)
+        if not okn.any():
+            return [k], np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64)
+        first, last = int(first_b[okn].min()), int(last_b[okn].max())
+        if not per_matrix:
+            return list(range(first, last + 1)), None, None
+        lo_all = np.where(okn, first_b - first, 0)
+        hi_all = np.where(okn, last_b - first, last - first)
+        return list(range(first, last + 1)), lo_all, hi_all
     lam = lam.double()
     ok = torch.isfinite(lam).all(-1) & torch.isfinite(a64)
     if not bool(ok.any()):
@@ -172,11 +182,8 @@ def _windows(d: torch.Tensor, e: torch.Tensor, k: int, a64: torch.Tensor, lam: t
     lo = lam[:, 0] - a64 - slack
     hi = lam[:, -1] + a64 + slack if k + 1 < n else torch.full_like(lo, math.inf)
     x = torch.stack([lo, hi], -1)
-    if d.device.type == "cpu" and _smooth_numba.AVAILABLE:
-        counts = _smooth_numba.sturm_counts(d, e, x, PIVMIN)
-    else:
-        ds, es, scale, _ = _tri._prepare(d, e)
-        counts = _tri_torch.sturm_count(ds, es * es, x.to(d.dtype) / scale[:, None], PIVMIN)
+    ds, es, scale, _ = _tri._prepare(d, e)
+    counts = _tri_torch.sturm_count(ds, es * es, x.to(d.dtype) / scale[:, None], PIVMIN)
     counts = counts.cpu().numpy()
     first_b = np.minimum(counts[:, 0], k)
     last_b = np.maximum(counts[:, 1] - 1, min(k + 1, n - 1))
