@@ -301,6 +301,16 @@ if _tri_numba.AVAILABLE:
                     outer[base + jj] += off * qi * vecs[rb, t, jj]
                 outer[base + i] += qi * vecs[rb, t, i]
 
+    @njit(cache=True)
+    def _row_outer(X, y, idx, pred, vecs, w, frozen, r, j, off, outer):
+        """Row j of run r: outer = its packed gradient of the matrix (d loss / d lambda times _packed_outer's sum);
+        returns the row's squared error."""
+        b = idx.shape[1]
+        res = pred[r * b + j] - np.float64(y[idx[r, j]])
+        gj = 0.0 if frozen[r] else 2.0 * res / b
+        _packed_outer(vecs, w, r * b + j, gj, off, outer)
+        return res * res
+
     @njit(parallel=True, cache=True)
     def _dense_grads(X, y, idx, pred, vecs, w, sig, g_start, g_inc, g_Ap, total, frozen, start, inc, Ap,
                      m_start, m_inc, m_Ap, v_start, v_inc, v_Ap, hp):
@@ -318,12 +328,8 @@ if _tri_numba.AVAILABLE:
             gmu = np.zeros(n)
             outer = np.empty(P)
             for j in range(b):
-                rb = r * b + j
                 row = idx[r, j]
-                res = pred[rb] - np.float64(y[row])
-                sq += res * res
-                gj = 0.0 if frozen[r] else 2.0 * res / b
-                _packed_outer(vecs, w, rb, gj, 2.0, outer)
+                sq += _row_outer(X, y, idx, pred, vecs, w, frozen, r, j, 2.0, outer)
                 for i in range(n):
                     gmu[i] += outer[i * (i + 1) // 2 + i]
                 for f in range(F):
@@ -381,12 +387,8 @@ if _tri_numba.AVAILABLE:
             gbr = np.zeros(P)
             outer = np.empty(P)
             for j in range(b):
-                rb = r * b + j
                 row = idx[r, j]
-                res = pred[rb] - np.float64(y[row])
-                sq += res * res
-                gj = 0.0 if frozen[r] else 2.0 * res / b
-                _packed_outer(vecs, w, rb, gj, 2.0 * off, outer)
+                sq += _row_outer(X, y, idx, pred, vecs, w, frozen, r, j, 2.0 * off, outer)
                 for q in range(P):
                     gbr[q] += outer[q]
                     for f in range(F):

@@ -35,6 +35,16 @@ def _model(dim, k, seed=0, dtype=torch.float64, features=8, kind="tridiagonal", 
     return cls(num_features=features, dim=dim, eigval_idx=k, alpha=alpha).to(dtype)
 
 
+def _stack(models_):
+    """One model whose parameters are the models' parameters stacked (copies): runs trained together."""
+    stacked = copy.deepcopy(models_[0])
+    for name, _ in stacked.named_parameters():
+        owner, _, leaf = name.rpartition(".")
+        both = torch.stack([m.get_parameter(name).detach() for m in models_])
+        setattr(stacked.get_submodule(owner) if owner else stacked, leaf, torch.nn.Parameter(both.clone()))
+    return stacked
+
+
 def _close(a, b, rtol, atol):
     for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=rtol, atol=atol, msg=lambda m, name=name: f"{name}: {m}")
@@ -188,11 +198,7 @@ def test_frozen_runs_stay_as_they_are_and_the_others_step_as_alone(gen):
     exactly as each would in a single-run fused step on its own rows."""
     R, dim = 3, 7
     singles = [_model(dim, 3, seed=s) for s in range(R)]
-    stacked = _model(dim, 3)
-    for name, _ in stacked.named_parameters():
-        owner, _, leaf = name.rpartition(".")
-        setattr(stacked.get_submodule(owner), leaf,
-                torch.nn.Parameter(torch.stack([m.get_parameter(name).detach().clone() for m in singles])))
+    stacked = _stack(singles)
     before = {n: p.detach().clone() for n, p in stacked.named_parameters()}
     X = torch.randn(80, 8, dtype=torch.float64, generator=gen)
     y = torch.randn(80, dtype=torch.float64, generator=gen)
@@ -217,11 +223,8 @@ def test_frozen_runs_stay_as_they_are_and_the_others_step_as_alone(gen):
 def test_a_nan_parameter_gives_nan_to_its_own_run_only(gen):
     """Run 0 has a NaN bias: its loss and parameters become NaN (the loop then raises or freezes it); run 1 trains
     on as it would alone."""
-    stacked, alone = _model(5, 2), _model(5, 2, seed=1)
-    for name, _ in stacked.named_parameters():
-        owner, _, leaf = name.rpartition(".")
-        pair = torch.stack([stacked.get_parameter(name).detach(), alone.get_parameter(name).detach()])
-        setattr(stacked.get_submodule(owner), leaf, torch.nn.Parameter(pair.clone()))
+    alone = _model(5, 2, seed=1)
+    stacked = _stack([_model(5, 2), alone])
     with torch.no_grad():
         stacked.diag.bias[0, 1] = float("nan")
     X = torch.randn(40, 8, dtype=torch.float64, generator=gen)
@@ -503,12 +506,8 @@ def test_runs_with_one_alpha_each_fused_equal_eager(small, kind):
 def test_a_nan_parameter_gives_nan_to_its_own_smoothed_pencil_run_only(gen):
     """Two stacked pencil runs with different alphas, run 0 with a NaN bias entry: run 0 becomes NaN, run 1 steps
     as it would alone."""
-    a0, a1 = _model(6, 3, kind="pencil", alpha=0.1), _model(6, 3, seed=1, kind="pencil", alpha=5.0)
-    stacked = copy.deepcopy(a0)
-    for name, _ in stacked.named_parameters():
-        owner, _, leaf = name.rpartition(".")
-        pair = torch.stack([a0.get_parameter(name).detach(), a1.get_parameter(name).detach()])
-        setattr(stacked.get_submodule(owner), leaf, torch.nn.Parameter(pair.clone()))
+    a1 = _model(6, 3, seed=1, kind="pencil", alpha=5.0)
+    stacked = _stack([_model(6, 3, kind="pencil", alpha=0.1), a1])
     stacked.alpha = torch.tensor([[0.1], [5.0]], dtype=torch.float64)
     with torch.no_grad():
         stacked.linear.bias[0, 2] = float("nan")
