@@ -77,15 +77,22 @@ def _step_params(model: nn.Module) -> list[torch.Tensor]:
     return [model.mu.start, model.mu.increments, model.A_packed]
 
 
-def _alpha_ok(alpha) -> bool:
-    """A smoothing the fused step takes: None, a finite positive float, or a tensor of them (one per run) that
-    needs no gradient."""
+def _alpha_ok(alpha, runs: int) -> bool:
+    """A smoothing the fused step takes: None, a finite positive float, or a tensor of them that needs no gradient,
+    one for all (one element) or one per run ((runs, 1), as eignotes.runs sets it); not one per row."""
     if alpha is None:
         return True
     if isinstance(alpha, torch.Tensor):
-        return (not alpha.requires_grad and alpha.dtype.is_floating_point and alpha.numel() > 0
+        return (not alpha.requires_grad and alpha.dtype.is_floating_point
+                and (alpha.numel() == 1 or tuple(alpha.shape) == (runs, 1))
                 and bool(torch.isfinite(alpha).all() & (alpha > 0).all()))
     return isinstance(alpha, float) and np.isfinite(alpha) and alpha > 0
+
+
+def _runs_of(model: nn.Module) -> int:
+    """The number of runs stacked in the model's parameters (1 for a plain model)."""
+    p = _step_params(model)[0]
+    return p.shape[0] if p.ndim > (0 if isinstance(model, MultivariateSpectral) else 2) else 1
 
 
 def fusable(model: nn.Module, optimizer: torch.optim.Optimizer | str, *,
@@ -100,9 +107,9 @@ def fusable(model: nn.Module, optimizer: torch.optim.Optimizer | str, *,
                        f"not {type(model).__name__}")
     if torch.device(device).type != "cpu":
         return False, f"the fused step runs on the CPU, the device is {device}"
-    if not _alpha_ok(model.alpha):
-        return False, ("the fused step takes alpha None, a positive float or a tensor of them that needs no "
-                       f"gradient, got {model.alpha!r}")
+    if not _alpha_ok(model.alpha, _runs_of(model)):
+        return False, ("the fused step takes alpha None, a positive float, or a tensor of them that needs no "
+                       f"gradient with one element or one per run, got {model.alpha!r}")
     if model.backend not in ("auto", "numba"):
         return False, f"the fused step uses the numba kernel, the model asks for backend={model.backend!r}"
     if not isinstance(model, TridiagonalSpectral) and model.dim > NUMBA_MAX_N:
@@ -291,9 +298,9 @@ if _tri_numba.AVAILABLE:
         for q in range(P):
             outer[q] = 0.0
         for t in range(m):
-            gt = gj * np.float64(w[rb, t])
-            if gt == 0.0:  # a window entry of weight 0 (its vector may be a zero placeholder)
+            if w[rb, t] == 0.0:  # a window entry of weight 0 (its vector may be a zero placeholder)
                 continue
+            gt = gj * np.float64(w[rb, t])
             for i in range(n):
                 qi = gt * np.float64(vecs[rb, t, i])
                 base = i * (i + 1) // 2
@@ -435,8 +442,7 @@ class _Step:
         if not ok:
             raise ValueError(f"the fused step cannot train this model: {why}")
         params = _step_params(model)
-        stacked = params[0].ndim > (0 if isinstance(model, MultivariateSpectral) else 2)  # a leading runs dimension
-        R = self.runs = params[0].shape[0] if stacked else 1
+        R = self.runs = _runs_of(model)  # a leading runs dimension, if any
         dtype = params[0].dtype
         if X.dtype != dtype or y.dtype != dtype:
             raise TypeError(f"the data ({X.dtype}, {y.dtype}) must have the parameters' dtype ({dtype}), as for "

@@ -140,7 +140,8 @@ def fit(kind: str, data: HousingData, *, dim: int, epochs: int, lr: float | None
     optional stage (a progress bar, a live plot) put at the end of the stream. cuda_graphs: replay each step as a
     CUDA graph on a CUDA device (eignotes.graphs; opt-in, not yet verified on a GPU). fused_step: as in
     eignotes.stream.train_epochs (None: the compiled CPU step of eignotes.fused where it applies). device: None
-    trains where `training_device` says (the CPU where the fused step applies, else CUDA where there is a GPU).
+    trains where `training_device` says (the CPU for the exact dense and tridiagonal models where the fused step
+    applies, else CUDA where there is a GPU).
     """
     recipe = blog_recipe(kind, dim).replace(lr=lr, batch_size=batch_size, weight_decay=weight_decay)
     patience = _default_patience(recipe, epochs) if patience is None else patience

@@ -123,9 +123,10 @@ def train_epochs(
     verified on a GPU. A model whose step cannot be captured trains eagerly, with a one-line warning saying why.
     Ignored elsewhere.
 
-    fused_step: None (default) trains with eignotes.fused's compiled CPU step where it applies (the exact dense or
-    tridiagonal model with Adam/AdamW, no regularizer and no hooks, on the CPU: about 5x faster an epoch at the
-    blog's batch sizes, the same arithmetic; the optimizer's step() and its hooks are not called, each .grad holds
+    fused_step: None (default) trains with eignotes.fused's compiled CPU step where it applies (the dense,
+    tridiagonal or pencil model, exact or smoothed, with Adam/AdamW, no regularizer and no hooks, on the CPU: about
+    5x faster an epoch at the blog's batch sizes for the exact models, 2x for the smoothed pencil model, the same
+    arithmetic; the optimizer's step() and its hooks are not called, each .grad holds
     the last step's gradient), else with the eager PyTorch step; False always takes the eager step; True asks for
     the fused step and raises ValueError, saying why, where it does not apply (eignotes.fused.fusable).
     """

@@ -179,6 +179,8 @@ def _hard_dense_cases():
         ("graded 1 .. 1e-11", with_spectrum([10.0**-i for i in range(12)])),
         ("Wilkinson W21+", wilkinson),
         ("block diagonal (zero coupling)", block),
+        ("tiny beside huge (1e-40 below the subdiagonal)",  # float32: 1 / (alpha - beta) exceeds its range
+         torch.tensor([[1.0, 0.0, 1e-40], [0.0, 2.0, 0.0], [1e-40, 0.0, 3.0]], dtype=torch.float64)),
         ("n = 1", torch.tensor([[-2.5]], dtype=torch.float64)),
         ("n = 2, tie", torch.eye(2, dtype=torch.float64) * 4),
     ]

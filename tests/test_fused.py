@@ -533,3 +533,48 @@ def test_pencil_float32_gradients_equal_autograd_to_rounding(gen):
     assert total == pytest.approx(loss, rel=1e-5)
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w, rtol=0, atol=2e-5 * float(w.abs().max()))
+
+
+def test_alpha_per_row_is_left_to_the_eager_step(small):
+    """alpha one per run ((R, 1), as eignotes.runs sets it) or one for all is fused; one per row of the batch is
+    the eager op's broadcasting, which the fused step does not imitate: it falls back (and says why when asked)."""
+    m = _model(5, 2, kind="pencil", alpha=1.0, dtype=torch.float32)
+    m.alpha = torch.tensor([1.0])
+    assert fused.fusable(m, "adam")[0]
+    m.alpha = torch.full((64,), 1.0)  # one per row of a batch of 64
+    ok, why = fused.fusable(m, "adam")
+    assert not ok and "one per run" in why
+    with pytest.raises(ValueError, match="one per run"):
+        list(st.train_epochs(m, small, n_epochs=1, batch_size=64, lr=1e-2, optimizer="adam", fused_step=True))
+    stacked = _stack([_model(5, 2, kind="pencil", alpha=1.0, seed=s) for s in range(3)])
+    stacked.alpha = torch.tensor([[0.5], [1.0], [2.0]], dtype=torch.float64)
+    assert fused.fusable(stacked, "adam")[0]
+    stacked.alpha = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)  # (R,): would broadcast against the rows
+    assert not fused.fusable(stacked, "adam")[0]
+
+
+def test_window_bounds_checks_its_shapes():
+    from eignotes.linalg import _smooth_numba
+
+    d, e = torch.zeros(4, 3), torch.zeros(4, 2)
+    with pytest.raises(ValueError, match="alpha"):
+        _smooth_numba.window_bounds(d, e, torch.zeros(4, 2), torch.ones(1, dtype=torch.float64), 1, 0, 1e-30)
+
+
+@pytest.mark.parametrize("kind", ["tridiagonal", "dense", "pencil"])
+def test_a_frozen_nan_run_shows_the_same_grad_in_every_model(kind, gen):
+    """A frozen run whose parameters are NaN: its parameters stay as they are, and its .grad is NaN for every
+    model kind alike (0 * NaN), as the eager step's would be."""
+    stacked = _stack([_model(5, 2, kind=kind, seed=s) for s in range(2)])
+    with torch.no_grad():
+        for p in stacked.parameters():
+            p[0] = float("nan")
+    X = torch.randn(40, 8, dtype=torch.float64, generator=gen)
+    y = torch.randn(40, dtype=torch.float64, generator=gen)
+    step = fused.make_step(stacked, torch.optim.Adam(stacked.parameters(), lr=1e-2), X, y,
+                           torch.zeros(2, dtype=torch.float64), requested=True, frozen=torch.tensor([True, False]))
+    step(torch.stack([torch.arange(20), torch.arange(20, 40)]))
+    for p in stacked.parameters():
+        assert torch.isnan(p[0]).all() and torch.isfinite(p[1]).all()
+    grads = [p.grad[0] for p in stacked.parameters() if p.grad[0].numel()]
+    assert all(torch.isnan(g).all() for g in grads), "0 * NaN in every kind"

@@ -42,8 +42,8 @@ if AVAILABLE:
         for i in range(n - 2):
             m = n - i - 1
             alpha = W[i + 1, i]
-            s = 0.0  # float64 even for float32 input: the squares of tiny entries do not underflow
-            for j in range(i + 2, n):
+            s = 0.0  # a float64 sum; for float32 input the squares are float32, so entries below ~1e-19 of the
+            for j in range(i + 2, n):  # largest (scaled to [1, 2)) count as zero: H = I, an error below float32's eps
                 s += W[j, i] * W[j, i]
             d[i] = W[i, i]
             if s == 0.0:  # already tridiagonal in this column: H = I
@@ -157,9 +157,12 @@ if AVAILABLE:
             W = np.zeros((n, n, L), dtype=dt)
             v = np.zeros((n, L), dtype=dt)
             p = np.empty((n, L), dtype=dt)
-            t = np.empty(L, dtype=dt)
-            inv = np.empty(L, dtype=dt)
-            h = np.empty(L, dtype=dt)
+            # the reflector's scalars in float64, as in _reduce: for float32 input whose column below the
+            # subdiagonal is tiny next to the largest entry (~1e-40: its float64 squares do not underflow), the
+            # scale 1 / (alpha - beta) exceeds float32's range
+            t = np.empty(L)
+            inv = np.empty(L)
+            h = np.empty(L)
             s = np.empty(L)
             dd = np.empty((n, L), dtype=dt)
             ee = np.zeros((n, L), dtype=dt)

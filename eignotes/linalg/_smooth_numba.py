@@ -181,6 +181,9 @@ def window_bounds(d: torch.Tensor, e: torch.Tensor, lam: torch.Tensor, a64: torc
     dn = d.detach().contiguous().numpy()
     en = e.detach().contiguous().numpy() if e.shape[-1] else np.zeros((d.shape[0], 1), dtype=dn.dtype)
     B = dn.shape[0]
+    if lam.shape[0] != B or a64.shape != (B,) or e.shape[0] != B:
+        raise ValueError(f"window_bounds wants lam (B, 1 or 2), alpha (B,) and e (B, n - 1) for B = {B} matrices, "
+                         f"got {tuple(lam.shape)}, {tuple(a64.shape)} and {tuple(e.shape)}")
     first, last = np.empty(B, dtype=np.int64), np.empty(B, dtype=np.int64)
     ok = np.empty(B, dtype=np.bool_)
     _bounds(dn, en, lam.detach().contiguous().numpy(), a64.detach().double().contiguous().numpy(), k, coarse,

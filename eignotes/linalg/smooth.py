@@ -160,7 +160,7 @@ def _windows(d: torch.Tensor, e: torch.Tensor, k: int, a64: torch.Tensor, lam: t
     """_window_of's union window ks, and (per_matrix) each matrix's own window as offsets into it: lo, hi (B,)
     int64 (a matrix with a non-finite entry gets the whole union)."""
     n, B = d.shape[-1], d.shape[0]
-    if d.device.type == "cpu" and _smooth_numba.AVAILABLE:  # one compiled pass, the same arithmetic as below
+    if d.device.type == "cpu" and _smooth_numba.AVAILABLE:  # one compiled pass; its Sturm counts in float64
         first_b, last_b, okn = _smooth_numba.window_bounds(d, e, lam, a64, k, _COARSE if coarse else 0, PIVMIN)
         if not okn.any():
             return [k], np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64)
