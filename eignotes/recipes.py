@@ -116,6 +116,16 @@ def training_device(model: nn.Module | Sequence[nn.Module], optimizer: str, *,
     return config.device()
 
 
+def step_kind(model: nn.Module, optimizer: str, device: torch.device | str, fused_step: bool | None,
+              cuda_graphs: bool = False) -> str:
+    """Which training step the loops take for this model, as a run's summary records it: "fused" (eignotes.fused's
+    compiled CPU step), "cuda graphs" (asked for on a CUDA device; a step that cannot be captured runs eagerly, with
+    a warning) or "eager"."""
+    if cuda_graphs and torch.device(device).type == "cuda":
+        return "cuda graphs"
+    return "fused" if fused_step is not False and fused.fusable(model, optimizer, device=device)[0] else "eager"
+
+
 def epochs_stream(model: nn.Module, data: HousingData, recipe: Recipe, *, epochs: int,
                   device: torch.device | str | None = None, seed: int = 0,
                   cuda_graphs: bool = False, fused_step: bool | None = None) -> Iterable[st.Event]:
@@ -168,6 +178,7 @@ def fit(kind: str, data: HousingData, *, dim: int, epochs: int, lr: float | None
         "seconds_per_epoch": float(history["train_time_sec"].median()), "wall_seconds": wall,
         "diverged": "diverged" in history and bool(history["diverged"].eq(True).any()),
         "device": config.device_name(device),
+        "step": step_kind(model, recipe.optimizer, device, fused_step, cuda_graphs),
         "settings": {**dataclasses.asdict(recipe), "seed": seed, "backend": backend, "patience": patience,
                      "alpha": alpha, "init": init},
     }
@@ -210,6 +221,7 @@ def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequ
                              fused_step=fused_step)
     if progress is not None:
         stream = progress(stream)
+    step = step_kind(models[0], recipe.optimizer, device, fused_step, cuda_graphs)
     t0 = time.perf_counter()
     events = list(stream)
     wall = time.perf_counter() - t0
@@ -240,7 +252,7 @@ def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequ
             "test_rmse_dollars": st.test_rmse(model, data),
             "seconds_per_epoch": float(history["train_time_sec"].median()), "wall_seconds": wall,
             "runs_together": len(seeds), "diverged": bool(events[-1]["diverged"][r]),
-            "device": config.device_name(device),
+            "device": config.device_name(device), "step": step,
             "settings": {**dataclasses.asdict(recipe), "seed": seed, "backend": backend, "patience": patience,
                          "alpha": alphas[r], "init": init},
         }

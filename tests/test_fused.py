@@ -578,3 +578,17 @@ def test_a_frozen_nan_run_shows_the_same_grad_in_every_model(kind, gen):
         assert torch.isnan(p[0]).all() and torch.isfinite(p[1]).all()
     grads = [p.grad[0] for p in stacked.parameters() if p.grad[0].numel()]
     assert all(torch.isnan(g).all() for g in grads), "0 * NaN in every kind"
+
+
+def test_summaries_record_the_step_that_trained(small):
+    """fit and fit_runs write which step trained the runs: the fused one by default here, the eager one when told
+    or where the fused one does not apply (SGD)."""
+    data = small.head(128, 64)
+    _, _, s = recipes.fit("pencil", data, dim=4, epochs=1, alpha=1.0)
+    assert s["step"] == "fused"
+    _, _, s = recipes.fit("tridiagonal", data, dim=4, epochs=1, fused_step=False)
+    assert s["step"] == "eager"
+    out = recipes.fit_runs("dense", data, dim=4, epochs=1, seeds=[0, 1])
+    assert [s["step"] for _, _, s in out] == ["fused", "fused"]
+    assert recipes.step_kind(_model(4, 1), "sgd", "cpu", None) == "eager"
+    assert recipes.step_kind(_model(4, 1), "adam", "cuda", None, cuda_graphs=True) == "cuda graphs"
