@@ -232,21 +232,24 @@ def plot_val_curves(histories: pd.DataFrame, *, title: str) -> Figure:
 
 def plot_auc_histograms(runs: pd.DataFrame, *, title: str) -> Figure:
     """One histogram of the area under the validation curve per alpha, on a shared axis, each run also marked as
-    a tick under its panel (with a few runs per alpha, neighbouring bars would otherwise read as one)."""
+    a tick under its panel (with a few runs per alpha, neighbouring bars would otherwise read as one); the panels
+    share their count axis."""
     from matplotlib.ticker import MaxNLocator
 
     from .plotting import plt
 
     alphas = sorted(runs["alpha"].unique())
-    fig, axes = plt.subplots(len(alphas), 1, figsize=(7, 1.9 * len(alphas) + 0.8), sharex=True,
-                             layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(len(alphas), 1, figsize=(7, 1.9 * len(alphas) + 0.8), sharex=True, sharey=True,
+                             layout="constrained", squeeze=False)  # one count scale: a bar of one run looks alike
     bins = np.linspace(runs["auc_val_rmse"].min() / 1e3, runs["auc_val_rmse"].max() / 1e3, 16)
+    top = max(max(np.histogram(runs.loc[runs["alpha"] == a, "auc_val_rmse"] / 1e3, bins=bins)[0].max(), 1)
+              for a in alphas)
     for ax, a in zip(axes[:, 0], alphas, strict=True):
         v = runs.loc[runs["alpha"] == a, "auc_val_rmse"] / 1e3
-        counts, _, _ = ax.hist(v, bins=bins, color="C0", alpha=0.8, edgecolor="white")
-        ax.plot(v, np.full(len(v), -0.06 * max(counts.max(), 1)), "|", color="black", ms=10, clip_on=False)
+        ax.hist(v, bins=bins, color="C0", alpha=0.8, edgecolor="white")
+        ax.plot(v, np.full(len(v), -0.06 * top), "|", color="black", ms=10, clip_on=False)
         ax.axvline(v.median(), color="black", ls="--", lw=1)
-        ax.set_ylim(bottom=-0.12 * max(counts.max(), 1))
+        ax.set_ylim(-0.12 * top, top * 1.05)
         ax.set_ylabel("runs")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # run counts
         ax.set_title(f"alpha = {a:g}: {len(v)} runs, median ${v.median():,.2f}k (dashed); ticks: each run",
