@@ -200,6 +200,51 @@ def test_hard_inputs(backend, dtype, scales):
             assert np.all(np.abs(got - ref) <= tol), f"{name} at scale {s}: {got} vs {ref}"
 
 
+def _hard_dense_cases_large():
+    """Hard spectra at n >= 64, where the one-matrix reduction updates only the lower triangle
+    (_dense_numba.LOWER_MIN_N) and the block reduction still applies (n <= 80)."""
+    g = torch.Generator().manual_seed(11)
+    Q, _ = torch.linalg.qr(torch.randn(72, 72, dtype=torch.float64, generator=g))
+
+    def with_spectrum(lam):
+        A = (Q * torch.tensor(lam, dtype=torch.float64)) @ Q.T
+        return (A + A.T) / 2
+
+    wilkinson = torch.diag(torch.arange(-32.0, 33.0, dtype=torch.float64).abs())
+    ones = torch.ones(64, dtype=torch.float64)
+    wilkinson += torch.diag(ones, 1) + torch.diag(ones, -1)
+    block = torch.zeros(70, 70, dtype=torch.float64)
+    block[:30, :30] = random_symmetric((), 30, torch.float64, g)
+    block[30:, 30:] = random_symmetric((), 40, torch.float64, g)
+    tiny = torch.diag(torch.arange(1.0, 71.0, dtype=torch.float64))
+    tiny[69, 0] = tiny[0, 69] = 1e-40
+    return [
+        ("zero", torch.zeros(70, 70, dtype=torch.float64)),
+        ("identity", torch.eye(66, dtype=torch.float64)),
+        ("diagonal, repeated", torch.diag(torch.tensor([3.0, -1.0] * 33, dtype=torch.float64))),
+        ("rank one", torch.ones(64, 64, dtype=torch.float64)),
+        ("cluster 1e-9 apart", with_spectrum([0.0] + [1 + 1e-9 * j for j in range(36)] + list(range(2, 37)))),
+        ("graded 1 .. 1e-11", with_spectrum([10.0 ** -(11 * j / 71) for j in range(72)])),
+        ("Wilkinson W65+", wilkinson),
+        ("block diagonal (zero coupling)", block),
+        ("tiny beside huge", tiny),
+    ]
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("dtype,scales", [(torch.float64, (1.0, 1e-300, 1e300)), (torch.float32, (1.0, 1e30))])
+def test_hard_inputs_large_n(backend, dtype, scales):
+    """As test_hard_inputs, at n = 64 to 72, batched (three copies) so that the block kernel may take them too."""
+    for name, A in _hard_dense_cases_large():
+        n = A.shape[-1]
+        ks = sorted({0, n // 2, n - 1})
+        ref = np.linalg.eigvalsh(A.numpy())[ks]
+        for s in scales:
+            got = eignotes.kth_eigvalsh((A * s).to(dtype).expand(3, n, n), ks, backend=backend).double().numpy() / s
+            tol = TOL[dtype] * max(np.abs(ref).max(), 1.0 if not np.abs(ref).max() else 0.0)
+            assert np.all(np.abs(got - ref) <= tol), f"{name} at scale {s}: {got[0]} vs {ref}"
+
+
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_hard_inputs_gradient_is_unit_eigenvector(backend):
     """The gradient is q q^T with q a unit vector of small residual, at clusters and ties too (float64)."""
