@@ -30,7 +30,7 @@ def _cupy_on_numpy(request, monkeypatch):
     if callspec is not None and callspec.params.get("backend") == "cupy":
         cupy_stand_in.install(monkeypatch)
     if callspec is not None and "numba-lanes" in callspec.id:
-        monkeypatch.setattr(_dense_numba, "lanes_for", lambda B, n: 8)
+        monkeypatch.setattr(_dense_numba, "lanes_for", lambda *shape: 8)
 
 
 def np_eigvalsh(A, lower=True):

@@ -12,9 +12,9 @@ Per matrix (numba, parallel over the batch):
 
 Step 2 has two kernels with the same results: one matrix at a time (_tridiagonalize: the inner loops run along a
 row of the trailing block, the whole block updated below n = 64 and its lower triangle from there on) and, for
-batches of small matrices (n <= 80), blocks of 8 to 64 matrices side by side (_tridiagonalize_lanes: the loops
-run across the block's matrices, so every multiply-add is a full vector whatever n is); lanes_for picks by
-measurement.
+batches of small matrices (n <= 80 in float32, 56 in float64), blocks of 8 to 64 matrices side by side
+(_tridiagonalize_lanes: the loops run across the block's matrices, so every multiply-add is a full vector whatever
+n is); lanes_for picks by measurement.
 
 Work: about 4/3 n^3 flops per matrix for values, like LAPACK's eigvalsh, but vectorized and spread over the cores;
 a selected eigenvector adds O(n^2). Accuracy: Householder reduction is backward stable and the bisection reaches
@@ -361,14 +361,15 @@ if AVAILABLE:
                         Y[j, c] -= s * R[i, c]
 
 
-def lanes_for(B: int, n: int) -> int:
-    """How many matrices _tridiagonalize_lanes should reduce side by side for a batch of B (n, n) matrices, or 0
-    for the one-matrix-at-a-time _tridiagonalize. Measured on a 2-core AVX-512 CPU (float32): 64 lanes reduce
-    (1024, 15) 3.5x and (1024, 45) 1.8x faster than one matrix at a time, (1024, 80) 1.4x; at n = 100 the two tie,
-    and a block must fill its lanes (B >= 2 blocks for both cores) to pay: below 64 matrices of n >= 30 the
-    one-matrix kernel wins (at the dense model's training batch of 10, n = 45, by 3x); small matrices (n <= 24)
-    gain from 8 lanes already."""
-    if n < 3 or n > 80:
+def lanes_for(B: int, n: int, itemsize: int = 4) -> int:
+    """How many matrices _tridiagonalize_lanes should reduce side by side for a batch of B (n, n) matrices with
+    entries of `itemsize` bytes, or 0 for the one-matrix-at-a-time _tridiagonalize. Measured on a 2-core AVX-512
+    CPU: in float32, 64 lanes reduce (1024, 15) 3.5x, (1024, 45) 1.8x and (1024, 80) 1.4x faster than one matrix at
+    a time; in float64 (half as many entries per vector) 1.2x at n = 48, and from n = 64, where the one-matrix
+    kernel updates only a lower triangle, 0.9x to 0.75x: slower. A block must fill its lanes (B >= 2 blocks for both
+    cores) to pay: below 64 matrices of n >= 30 the one-matrix kernel wins (at the dense model's training batch of
+    10, n = 45, by 3x); small matrices (n <= 24) gain from 8 lanes already."""
+    if n < 3 or n > (80 if itemsize <= 4 else 56):
         return 0  # n <= 2 is tridiagonal already
     if B >= 128:
         return 64
@@ -383,7 +384,7 @@ def reduce_into(An: np.ndarray, lower: bool, keep: bool, refl: np.ndarray, d: np
                 tau: np.ndarray, scale: np.ndarray) -> None:
     """_tridiagonalize or, where it is faster (lanes_for), _tridiagonalize_lanes: the same outputs."""
     B, n, _ = An.shape
-    lanes = lanes_for(B, n)
+    lanes = lanes_for(B, n, An.dtype.itemsize)
     if lanes:
         _tridiagonalize_lanes(An, lower, keep, refl, d, e, tau, scale, lanes)
     else:
