@@ -155,6 +155,14 @@ def test_several_k_in_one_cluster_give_the_projector(backend, dtype, gen):
         torch.testing.assert_close(A.grad.double(), P, atol=tol, rtol=0, msg=lambda m, name=name: f"{name}: {m}")
 
 
+def _tiny_below(n, tiny):
+    """diag(linspace(0.1, 1.5, n)) with A[2, 0] = A[0, 2] = tiny: column 0 has a zero subdiagonal and one tiny
+    entry below it, whose square is subnormal in float32 (tiny ~ 1e-23) or float64 (~ 1e-162)."""
+    A = torch.diag(torch.linspace(0.1, 1.5, n, dtype=torch.float64))
+    A[2, 0] = A[0, 2] = tiny
+    return A
+
+
 def _hard_dense_cases():
     """(name, float64 matrix): spectra that trouble naive solvers."""
     g = torch.Generator().manual_seed(7)
@@ -181,6 +189,8 @@ def _hard_dense_cases():
         ("block diagonal (zero coupling)", block),
         ("tiny beside huge (1e-40 below the subdiagonal)",  # float32: 1 / (alpha - beta) exceeds its range
          torch.tensor([[1.0, 0.0, 1e-40], [0.0, 2.0, 0.0], [1e-40, 0.0, 3.0]], dtype=torch.float64)),
+        *[(f"an entry of {t:g} below a zero subdiagonal (subnormal square)", _tiny_below(40, t))
+          for t in (3e-23, 2e-162)],
         ("n = 1", torch.tensor([[-2.5]], dtype=torch.float64)),
         ("n = 2, tie", torch.eye(2, dtype=torch.float64) * 4),
     ]
@@ -202,7 +212,8 @@ def test_hard_inputs(backend, dtype, scales):
 
 def _hard_dense_cases_large():
     """Hard spectra at n >= 64, where the one-matrix reduction updates only the lower triangle
-    (_dense_numba.LOWER_MIN_N) and the block reduction still applies (n <= 80)."""
+    (_dense_numba.LOWER_MIN_N) and the block reduction still applies in float32 (n <= 80; the numba-lanes runs
+    force it in float64 too)."""
     g = torch.Generator().manual_seed(11)
     Q, _ = torch.linalg.qr(torch.randn(72, 72, dtype=torch.float64, generator=g))
 
@@ -228,6 +239,7 @@ def _hard_dense_cases_large():
         ("Wilkinson W65+", wilkinson),
         ("block diagonal (zero coupling)", block),
         ("tiny beside huge", tiny),
+        *[(f"an entry of {t:g} below a zero subdiagonal", _tiny_below(66, t)) for t in (3e-23, 1e-21, 2e-162)],
     ]
 
 

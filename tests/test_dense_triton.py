@@ -71,6 +71,18 @@ def test_graded_tiny_and_huge_scales(scale, gen):
     check_pairs(A32[None], [0, 6], vals, vecs)
 
 
+@pytest.mark.parametrize("dtype, tiny", [(torch.float32, 3e-23), (torch.float64, 2e-162)])
+def test_a_tiny_entry_below_a_zero_subdiagonal(dtype, tiny):
+    """Column 0 has a zero subdiagonal and one entry whose square is subnormal: kept, it made the reflector's
+    scale imprecise and H not orthogonal (eigenvalues off by a few % of ||A||); now it counts as zero."""
+    A = torch.diag(torch.linspace(0.1, 1.5, 40, dtype=torch.float64))  # under the interpreter, before the fix:
+    A[2, 0] = A[0, 2] = tiny                                               # errors 0.039 (float32), 0.0039 (float64)
+    A = A.to(dtype)
+    vals, vecs = _dense_triton.solve(A[None].to(DEV), [0, 39], True, True, dense_mod._NITER[dtype],
+                                     dense_mod.PIVMIN)
+    check_pairs(A[None], [0, 39], vals, vecs)
+
+
 def test_repeated_and_clustered_eigenvalues_give_orthonormal_vectors_for_several_k(gen):
     """An exact triple eigenvalue (Q diag(1,1,1,2,3) Q^T) and a zero matrix: one k gives an eigenvector of the
     eigenspace; several k inside the cluster give orthonormal vectors, and their gradient is the projector."""

@@ -65,7 +65,7 @@ DENSE_SCRIPT = textwrap.dedent(
     import triton.language as tl
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
-    from eignotes.linalg._dense_triton import _dense_kth_kernel as K, passes, warps_for
+    from eignotes.linalg._dense_triton import TINY32, TINY64, _dense_kth_kernel as K, passes, warps_for
 
     cases = [(cap, dt, True, 64) for cap in (80, 89, 90) for dt in ("fp32", "fp64")]
     cases += [(89, "fp32", False, 64), (90, "fp32", True, 128)]
@@ -75,9 +75,10 @@ DENSE_SCRIPT = textwrap.dedent(
         sig["ks_ptr"] = "*i32"
         sig.update({name: "i32" for name in ("n", "m", "sA_b", "sA_r", "sA_c")})
         sig["pivmin"] = "fp32"
-        sig.update({c: "constexpr" for c in ("LOWER", "WANT_VEC", "N", "MS", "PASSES", "EXP_MASK", "INT_T")})
+        sig.update({c: "constexpr" for c in ("LOWER", "WANT_VEC", "N", "MS", "PASSES", "EXP_MASK", "INT_T", "TINY")})
         const = {"LOWER": True, "WANT_VEC": want, "N": N, "MS": 32, "PASSES": passes(56 if fp64 else 28),
-                 "EXP_MASK": 0x7FF0000000000000 if fp64 else 0x7F800000, "INT_T": tl.int64 if fp64 else tl.int32}
+                 "EXP_MASK": 0x7FF0000000000000 if fp64 else 0x7F800000, "INT_T": tl.int64 if fp64 else tl.int32,
+                 "TINY": TINY64 if fp64 else TINY32}
         cc = triton.compile(ASTSource(fn=K, signature=sig, constexprs=const), target=GPUTarget("cuda", cap, 32),
                             options={"num_warps": warps_for(N)})
         assert cc.asm["cubin"], "no machine code"

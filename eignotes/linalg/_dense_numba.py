@@ -5,7 +5,7 @@ Per matrix (numba, parallel over the batch):
 1. scale by a power of two (exact) so that the largest entry of the triangle read lies in [1, 2), and note
    whether every entry is finite;
 2. Householder reduction to a symmetric tridiagonal T = Q^T A Q (LAPACK's ?sytd2 idea; the trailing block is
-   kept full and updated by rows, so the inner loops are contiguous and the compiler vectorizes them);
+   updated by rows, so the inner loops are contiguous and the compiler vectorizes them);
 3. the k-th eigenvalue of T by Sturm bisection and, when a gradient is needed, its eigenvector z by one twisted
    factorization: the tridiagonal kernel of `_tri_numba`;
 4. q = Q z by applying the stored reflectors (O(n^2) per vector): only the selected eigenvectors are formed.
@@ -35,6 +35,12 @@ AVAILABLE, WHY = _tri_numba.AVAILABLE, _tri_numba.WHY
 if AVAILABLE:
     from numba import njit, prange
 
+    # A column whose entries below the subdiagonal have a sum of squares below this counts as tridiagonal already
+    # (H = I): those entries, each below 2**-300 of the matrix's largest (scaled into [1, 2)), are dropped, a
+    # backward error far below float64's eps. Kept, their float64 squares would be subnormal (below 2**-1022) and
+    # lose the precision that makes H orthogonal (t = 2 / v^T v): eigenvalues then moved by a few % of ||A||.
+    TINY_S = 2.0**-600
+
     # From this n the one-matrix reduction updates only the lower triangle (_reduce_lower): measured on a 2-core
     # AVX-512 CPU, one matrix at a time, 1.0x (float32) and 1.3x (float64) as fast as the full update at n = 64,
     # 1.2x and 1.55x at n = 128, 1.25x and 1.5x at n = 200; below it the full update's longer rows vectorize as well.
@@ -47,12 +53,13 @@ if AVAILABLE:
         n = W.shape[0]
         for i in range(n - 2):
             m = n - i - 1
-            alpha = W[i + 1, i]
-            s = 0.0  # a float64 sum; for float32 input the squares are float32, so entries below ~1e-19 of the
-            for j in range(i + 2, n):  # largest (scaled to [1, 2)) count as zero: H = I, an error below float32's eps
-                s += W[j, i] * W[j, i]
+            alpha = np.float64(W[i + 1, i])
+            s = 0.0  # in float64, squares included: float32 entries cannot underflow there
+            for j in range(i + 2, n):
+                x = np.float64(W[j, i])
+                s += x * x
             d[i] = W[i, i]
-            if s == 0.0:  # already tridiagonal in this column: H = I
+            if s < TINY_S:  # (nearly) tridiagonal in this column already: H = I (see TINY_S)
                 tau[i] = 0.0
                 e[i] = alpha
                 out = W[i, i + 1 :]
@@ -108,12 +115,13 @@ if AVAILABLE:
         n = W.shape[0]
         for i in range(n - 2):
             m = n - i - 1
-            alpha = W[i + 1, i]
-            s = 0.0  # a float64 sum; for float32 input the squares are float32, so entries below ~1e-19 of the
-            for j in range(i + 2, n):  # largest (scaled to [1, 2)) count as zero: H = I, an error below float32's eps
-                s += W[j, i] * W[j, i]
+            alpha = np.float64(W[i + 1, i])
+            s = 0.0  # in float64, squares included: float32 entries cannot underflow there
+            for j in range(i + 2, n):
+                x = np.float64(W[j, i])
+                s += x * x
             d[i] = W[i, i]
-            if s == 0.0:  # already tridiagonal in this column: H = I
+            if s < TINY_S:  # (nearly) tridiagonal in this column already: H = I (see TINY_S)
                 tau[i] = 0.0
                 e[i] = alpha
                 out = W[i, i + 1 :]
@@ -272,7 +280,7 @@ if AVAILABLE:
                 for lane in range(L):
                     a = np.float64(W[i + 1, i, lane])
                     dd[i, lane] = W[i, i, lane]
-                    if s[lane] == 0.0:  # already tridiagonal in this column: H = I
+                    if s[lane] < TINY_S:  # (nearly) tridiagonal in this column already: H = I
                         t[lane] = 0.0
                         inv[lane] = 0.0
                         ee[i, lane] = a

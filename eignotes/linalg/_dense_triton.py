@@ -46,6 +46,11 @@ __all__ = ["AVAILABLE", "WHY", "MAX_N", "solve", "interpreted"]
 # The largest n held on chip: a 128 x 128 float32 block is 64 registers per thread at 8 warps. Above it the
 # dense op's other backends are used.
 MAX_N = 128
+# A column whose entries below the subdiagonal have a smaller sum of squares counts as tridiagonal already (H = I):
+# their squares would be subnormal, too imprecise for an orthogonal H (eigenvalues moved by a few % of ||A||);
+# dropped, they are a backward error far below eps (entries under 2**-300, or 2**-50 in float32, of the largest,
+# scaled into [1, 2)). As _dense_numba.TINY_S.
+TINY64, TINY32 = 2.0**-600, 2.0**-100
 # Points counted per multisection pass (one per thread of a warp).
 MULTISECTION = 32
 
@@ -60,7 +65,7 @@ if AVAILABLE:
         A_ptr, ks_ptr, val_ptr, vec_ptr, s_ptr,
         n, m, sA_b, sA_r, sA_c, pivmin,
         LOWER: tl.constexpr, WANT_VEC: tl.constexpr, N: tl.constexpr, MS: tl.constexpr, PASSES: tl.constexpr,
-        EXP_MASK: tl.constexpr, INT_T: tl.constexpr,
+        EXP_MASK: tl.constexpr, INT_T: tl.constexpr, TINY: tl.constexpr,
     ):
         b = tl.program_id(0).to(tl.int64)
         idx = tl.arange(0, N)
@@ -98,7 +103,7 @@ if AVAILABLE:
             xn2 = tl.sum(tail * tail)
             nrm = tl.sqrt(alpha * alpha + xn2)
             beta = tl.where(alpha >= 0, -nrm, nrm)
-            flat = xn2 == 0
+            flat = xn2 < TINY  # (nearly) tridiagonal in this column: H = I (TINY as _dense_numba.TINY_S)
             tau = tl.where(flat, 0.0, (beta - alpha) / tl.where(flat, 1.0, beta))
             v = tl.where(idx == i + 1, one_v, tail / tl.where(flat, 1.0, alpha - beta))
             v = tl.where(flat, zero_v, v)
@@ -226,14 +231,14 @@ def solve(A: torch.Tensor, ks: Sequence[int], lower: bool, want_vectors: bool, n
     scratch = torch.empty(B, 5 * N, dtype=dt, device=dev)
     ks_t = _ks_tensor(tuple(ks), dev)
     if dt == torch.float64:
-        mask, int_t = 0x7FF0000000000000, tl.int64
+        mask, int_t, tiny = 0x7FF0000000000000, tl.int64, TINY64
     else:
-        mask, int_t = 0x7F800000, tl.int32
+        mask, int_t, tiny = 0x7F800000, tl.int32, TINY32
     if B:
         _dense_kth_kernel[(B,)](
             A, ks_t, vals, vecs, scratch, n, m, A.stride(0), A.stride(1), A.stride(2), pivmin,
             LOWER=lower, WANT_VEC=want_vectors, N=N, MS=MULTISECTION, PASSES=passes(niter),
-            EXP_MASK=mask, INT_T=int_t, num_warps=warps_for(N),
+            EXP_MASK=mask, INT_T=int_t, TINY=tiny, num_warps=warps_for(N),
         )
     if not want_vectors:
         return vals, None
