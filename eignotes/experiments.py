@@ -247,6 +247,34 @@ def tridiagonal_speed(ns: Sequence[int], Bs: Sequence[int], device: torch.device
     return out
 
 
+def reduction_layouts(ns: Sequence[int], B: int, *, dtype: torch.dtype = torch.float32, lanes: int = 64,
+                      min_run_time: float = 0.2) -> pd.DataFrame:
+    """Milliseconds to reduce B random symmetric (n, n) matrices to tridiagonal form on the CPU with the dense
+    backend's two kernels, timed in alternating rounds: one matrix at a time (each thread takes whole matrices; the
+    vector units run along a row of the matrix, at most n - 1 entries) and `lanes` matrices side by side (the vector
+    units run across the matrices). Also the kernel the backend picks for that batch (_dense_numba.lanes_for)."""
+    import pandas as pd
+
+    from .linalg import _dense_numba
+
+    if not _dense_numba.AVAILABLE:
+        raise RuntimeError(f"the CPU kernels need numba: {_dense_numba.WHY}")
+    rows = []
+    for n in ns:
+        A = random_symmetric(B, n, dtype, "cpu", seed=n).numpy()
+        out = (np.empty((0, n, n), A.dtype), *(np.empty((B, n), A.dtype) for _ in range(3)), np.empty(B))
+        t = time_interleaved({
+            "one": lambda A=A, out=out: _dense_numba._tridiagonalize(A, True, False, *out),
+            "side": lambda A=A, out=out: _dense_numba._tridiagonalize_lanes(A, True, False, *out, lanes),
+        }, min_run_time=min_run_time)
+        one, side = t["one"].median * 1e3, t["side"].median * 1e3
+        chosen = _dense_numba.lanes_for(B, n, A.dtype.itemsize)
+        rows.append({"n": n, "one matrix at a time (ms)": one, f"{lanes} side by side (ms)": side,
+                     "speed-up": one / side,
+                     "the backend picks": f"{chosen} side by side" if chosen else "one at a time"})
+    return pd.DataFrame(rows).set_index("n")
+
+
 def saved_bytes(fn: Callable[[], torch.Tensor]) -> int:
     """Bytes that autograd keeps for backward while fn() builds its graph (distinct storages of the tensors saved
     by every node, the input itself included where a node saves it). fn's result is discarded.

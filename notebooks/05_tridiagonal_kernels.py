@@ -136,6 +136,31 @@ dense_error = (ours.grad - ref.grad).abs().max().item()
 print("largest gradient difference:", dense_error)
 
 # %% [markdown]
+# ### One matrix at a time, or many side by side
+#
+# The reduction's inner loops run along a row of the trailing block: at n = 15 that is at most 14 numbers, less than
+# one vector register of a CPU with AVX-512 (16 float32 lanes), and short loops spend more on their own bookkeeping
+# than on arithmetic. A batch of small matrices offers a better axis: lay 64 matrices side by side, so that entry
+# (r, c) of all of them is one contiguous run, and every multiply-add works on 64 matrices at once, whatever n is.
+# The arithmetic is the same; only the memory layout changes. The table times both kernels on one batch of random
+# matrices (alternating rounds, float32) and shows which one the backend picks for that batch
+# (`eignotes.linalg._dense_numba.lanes_for`).
+
+# %%
+layouts = eignotes.experiments.reduction_layouts(pick(quick=[5, 15], cpu=[5, 15, 45, 100], full=[5, 15, 45, 100]),
+                                                 pick(quick=128, cpu=1024, full=1024),
+                                                 min_run_time=pick(quick=0.02, cpu=0.2, full=0.3))
+layouts.round(2)
+
+# %% [markdown]
+# What to see: side by side wins most where the matrices are smallest (several times at n = 5 and 15), and the
+# advantage shrinks as n grows: a block of 64 matrices of n = 100 takes 2.6 MB, more than the per-core cache of
+# common CPUs, while one matrix's rows are long enough by then to fill the vector units. From about n = 100 the two
+# are within a few tens of percent of each other, and which one wins changes with the batch size and the machine,
+# so the backend keeps one matrix at a time there: it uses blocks up to n = 80 in float32 (56 in float64), and only
+# for batches that fill them (a training step of the dense model reduces its 10 matrices one at a time).
+
+# %% [markdown]
 # ## Accuracy on hard inputs
 #
 # Error of every eigenvalue against SciPy's float64 bisection, in units of eps · ‖T‖ (so 1 means one unit in the

@@ -524,3 +524,16 @@ def test_cupy_training_path_does_not_synchronize(B, n, gen):
     assert done > 0.3, "the busy kernel was too short for this check"
     assert queued < 0.5 * done, f"the call waited for the GPU: returned after {queued:.3f} s of {done:.3f} s"
     assert torch.isfinite(A.grad).all()
+
+
+def test_reduction_layouts_times_both_kernels_and_names_the_choice():
+    """Notebook 05's table: one row per n, both kernels timed (positive), the speed-up their ratio, and the kernel
+    the backend picks as lanes_for says."""
+    from eignotes import experiments
+
+    t = experiments.reduction_layouts([5, 100], 64, lanes=32, min_run_time=0.01)
+    assert list(t.index) == [5, 100]
+    one, side = t["one matrix at a time (ms)"], t["32 side by side (ms)"]
+    assert (one > 0).all() and (side > 0).all()
+    np.testing.assert_allclose(t["speed-up"], one / side)
+    assert list(t["the backend picks"]) == ["32 side by side", "one at a time"]
