@@ -249,10 +249,11 @@ def tridiagonal_speed(ns: Sequence[int], Bs: Sequence[int], device: torch.device
 
 def reduction_layouts(ns: Sequence[int], B: int, *, dtype: torch.dtype = torch.float32, lanes: int = 64,
                       min_run_time: float = 0.2) -> pd.DataFrame:
-    """Milliseconds to reduce B random symmetric (n, n) matrices to tridiagonal form on the CPU with the dense
-    backend's two kernels, timed in alternating rounds: one matrix at a time (each thread takes whole matrices; the
-    vector units run along a row of the matrix, at most n - 1 entries) and `lanes` matrices side by side (the vector
-    units run across the matrices). Also the kernel the backend picks for that batch (_dense_numba.lanes_for)."""
+    """Microseconds per matrix to reduce B random symmetric (n, n) matrices to tridiagonal form on the CPU with the
+    dense backend's two kernels, timed in alternating rounds: one matrix at a time (each thread takes whole
+    matrices; the vector units run along a row of the matrix, at most n - 1 entries) and `lanes` matrices side by
+    side (the vector units run across the matrices); the speed-up is the first over the second. Also the kernel the
+    backend picks for that batch (_dense_numba.lanes_for)."""
     import pandas as pd
 
     from .linalg import _dense_numba
@@ -267,10 +268,9 @@ def reduction_layouts(ns: Sequence[int], B: int, *, dtype: torch.dtype = torch.f
             "one": lambda A=A, out=out: _dense_numba._tridiagonalize(A, True, False, *out),
             "side": lambda A=A, out=out: _dense_numba._tridiagonalize_lanes(A, True, False, *out, lanes),
         }, min_run_time=min_run_time)
-        one, side = t["one"].median * 1e3, t["side"].median * 1e3
+        one, side = t["one"].median * 1e6 / B, t["side"].median * 1e6 / B
         chosen = _dense_numba.lanes_for(B, n, A.dtype.itemsize)
-        rows.append({"n": n, "one matrix at a time (ms)": one, f"{lanes} side by side (ms)": side,
-                     "speed-up": one / side,
+        rows.append({"n": n, "one at a time (us)": one, f"{lanes} side by side (us)": side, "speed-up": one / side,
                      "the backend picks": f"{chosen} side by side" if chosen else "one at a time"})
     return pd.DataFrame(rows).set_index("n")
 

@@ -9,7 +9,8 @@
 #
 # **You will learn** the Sturm count (how many eigenvalues lie below x, from one O(n) recurrence); bisection on it,
 # and how many steps it needs in float32 and float64; the eigenvector by a twisted factorization and the gradient
-# it gives; how the dense op on the CPU reduces a dense matrix to this case; how accurate the kernels are on hard
+# it gives; how the dense op on the CPU reduces a dense matrix to this case, and why it reduces small matrices many
+# at a time, side by side in memory; how accurate the kernels are on hard
 # inputs; and how their time grows with n and with the batch, against a dense solver.
 #
 # **It assumes** the gradient q qᵀ of an eigenvalue ([notebook 02](02_clarke_subgradient.ipynb)), the tridiagonal
@@ -138,27 +139,38 @@ print("largest gradient difference:", dense_error)
 # %% [markdown]
 # ### One matrix at a time, or many side by side
 #
-# The reduction's inner loops run along a row of the trailing block: at n = 15 that is at most 14 numbers, less than
-# one vector register of a CPU with AVX-512 (16 float32 lanes), and short loops spend more on their own bookkeeping
-# than on arithmetic. A batch of small matrices offers a better axis: lay 64 matrices side by side, so that entry
-# (r, c) of all of them is one contiguous run, and every multiply-add works on 64 matrices at once, whatever n is.
-# The arithmetic is the same; only the memory layout changes. The table times both kernels on one batch of random
-# matrices (alternating rounds, float32) and shows which one the backend picks for that batch
-# (`eignotes.linalg._dense_numba.lanes_for`).
+# Step i of the reduction updates the *trailing block*, the lower-right (n − i − 1) × (n − i − 1) part not yet
+# reduced, row by row. A CPU's vector instructions apply one operation to several numbers at once (16 float32 numbers
+# per AVX-512 instruction, 8 per AVX2 one), and along a row there are at most n − 1 numbers: at n = 15 less than one
+# instruction's worth, so the loops spend more on their own bookkeeping than on arithmetic. A batch of small matrices
+# offers a better axis: store 64 matrices side by side, so that entry (r, c) of all 64 is one contiguous run, and let
+# every loop run across the matrices, four full AVX-512 vectors per step whatever n is. The arithmetic is the same;
+# only the memory layout changes. Both kernels spread the batch over the cores (one matrix, or one block of 64, per
+# thread at a time).
+#
+# The table times the reduction alone (not the whole dense op) for one batch of 1,024 random matrices in float32
+# (1,024 matrices at the cpu scale, 128 at the quick scale), in alternating rounds, per matrix, and names the kernel
+# the backend picks for that batch (`eignotes.linalg._dense_numba.lanes_for`).
 
 # %%
-layouts = eignotes.experiments.reduction_layouts(pick(quick=[5, 15], cpu=[5, 15, 45, 100], full=[5, 15, 45, 100]),
-                                                 pick(quick=128, cpu=1024, full=1024),
-                                                 min_run_time=pick(quick=0.02, cpu=0.2, full=0.3))
-layouts.round(2)
+B_layouts = pick(quick=128, cpu=1024, full=1024)
+layouts = eignotes.experiments.reduction_layouts(pick(quick=[5, 15], cpu=[5, 15, 45, 80, 100],
+                                                      full=[5, 15, 45, 80, 100]),
+                                                 B_layouts, min_run_time=pick(quick=0.02, cpu=0.2, full=0.3))
+print(f"batch of {B_layouts} float32 matrices; microseconds per matrix; speed-up = one at a time / side by side")
+layouts.round(3)
 
 # %% [markdown]
 # What to see: side by side wins most where the matrices are smallest (several times at n = 5 and 15), and the
 # advantage shrinks as n grows: a block of 64 matrices of n = 100 takes 2.6 MB, more than the per-core cache of
-# common CPUs, while one matrix's rows are long enough by then to fill the vector units. From about n = 100 the two
-# are within a few tens of percent of each other, and which one wins changes with the batch size and the machine,
-# so the backend keeps one matrix at a time there: it uses blocks up to n = 80 in float32 (56 in float64), and only
-# for batches that fill them (a training step of the dense model reduces its 10 matrices one at a time).
+# common CPUs, while one matrix's rows are long enough by then to fill the vector units. Around n = 100 the two are
+# close: in the measurements behind `lanes_for` (n = 100 and 128, batches of 64 to 500, the same 2-core machine)
+# they stayed within about 30% of each other, blocks ahead at some sizes and behind at others, so the backend keeps the simpler one-matrix kernel above n = 80 in float32 (above 56 in float64, where
+# a vector holds half as many numbers and the one-matrix kernel was faster from n = 64), even where this table shows
+# blocks slightly ahead. It also wants full blocks: 64 side by side from 128 matrices, 32 from 64, 8 for small
+# matrices (n <= 24) from 8; otherwise one at a time. The dense model of [notebook 04](04_dense_vs_tridiagonal.ipynb)
+# at dim 45 trains on 10 matrices a step, so its training reduces them one at a time; its runs trained together, and
+# the evaluation of a whole split, take the blocks.
 
 # %% [markdown]
 # ## Accuracy on hard inputs

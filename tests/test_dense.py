@@ -533,7 +533,7 @@ def test_reduction_layouts_times_both_kernels_and_names_the_choice():
 
     t = experiments.reduction_layouts([5, 100], 64, lanes=32, min_run_time=0.01)
     assert list(t.index) == [5, 100]
-    one, side = t["one matrix at a time (ms)"], t["32 side by side (ms)"]
+    one, side = t["one at a time (us)"], t["32 side by side (us)"]
     assert (one > 0).all() and (side > 0).all()
     np.testing.assert_allclose(t["speed-up"], one / side)
     assert list(t["the backend picks"]) == ["32 side by side", "one at a time"]
