@@ -164,13 +164,14 @@ layouts.round(3)
 # What to see: side by side wins most where the matrices are smallest (several times at n = 5 and 15), and the
 # advantage shrinks as n grows: a block of 64 matrices of n = 100 takes 2.6 MB, more than the per-core cache of
 # common CPUs, while one matrix's rows are long enough by then to fill the vector units. Around n = 100 the two are
-# close: in the measurements behind `lanes_for` (n = 100 and 128, batches of 64 to 500, the same 2-core machine)
-# they stayed within about 30% of each other, blocks ahead at some sizes and behind at others, so the backend keeps the simpler one-matrix kernel above n = 80 in float32 (above 56 in float64, where
-# a vector holds half as many numbers and the one-matrix kernel was faster from n = 64), even where this table shows
-# blocks slightly ahead. It also wants full blocks: 64 side by side from 128 matrices, 32 from 64, 8 for small
-# matrices (n <= 24) from 8; otherwise one at a time. The dense model of [notebook 04](04_dense_vs_tridiagonal.ipynb)
-# at dim 45 trains on 10 matrices a step, so its training reduces them one at a time; its runs trained together, and
-# the evaluation of a whole split, take the blocks.
+# close: in the measurements behind `lanes_for` (n = 100 and 128, batches of 64 to 500, the same 2-core machine) they
+# stayed within about 30% of each other, blocks ahead at some sizes and behind at others, so the backend keeps the
+# simpler one-matrix kernel above n = 80 in float32 (above 56 in float64, where a vector holds half as many numbers
+# and the one-matrix kernel was faster from n = 64), even where this table shows blocks slightly ahead. It also wants
+# full blocks: 64 side by side from 128 matrices, 32 from 64, 8 for small matrices (n <= 24) from 8; otherwise one at
+# a time. The dense model of [notebook 04](04_dense_vs_tridiagonal.ipynb) at dim 45 trains on 10 matrices a step, so
+# its training reduces them one at a time; its runs trained together, and the evaluation of a whole split, take the
+# blocks.
 
 # %% [markdown]
 # ## Accuracy on hard inputs
