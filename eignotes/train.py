@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="on a CUDA device, replay each training step as a CUDA graph (opt-in: not yet verified on "
                          "a GPU; a model whose step cannot be captured trains eagerly, with a warning)")
     ap.add_argument("--eager-step", action="store_true",
-                    help="train with the eager PyTorch step even where the fused CPU step (eignotes.fused: the exact "
-                         "tridiagonal model with Adam/AdamW) applies")
+                    help="train with the eager PyTorch step even where the fused CPU step applies (eignotes.fused: "
+                         "every model kind, exact or smoothed, with Adam/AdamW, on the CPU)")
     ap.add_argument("--out", default="build/runs")
     args = ap.parse_args(argv)
     if args.dim < 2 or args.epochs < 1:
