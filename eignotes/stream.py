@@ -126,9 +126,9 @@ def train_epochs(
     fused_step: None (default) trains with eignotes.fused's compiled CPU step where it applies (the dense,
     tridiagonal or pencil model, exact or smoothed, with Adam/AdamW, no regularizer and no hooks, on the CPU: about
     5x faster an epoch at the blog's batch sizes for the exact models, 2x for the smoothed pencil model, the same
-    arithmetic; the optimizer's step() and its hooks are not called, each .grad holds
-    the last step's gradient), else with the eager PyTorch step; False always takes the eager step; True asks for
-    the fused step and raises ValueError, saying why, where it does not apply (eignotes.fused.fusable).
+    arithmetic; the optimizer's step() and its hooks are not called, each .grad holds the last step's gradient),
+    else with the eager PyTorch step; False always takes the eager step; True asks for the fused step and raises
+    ValueError, saying why, where it does not apply (eignotes.fused.fusable).
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")

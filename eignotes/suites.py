@@ -60,6 +60,14 @@ def _row(suite, case, shape, dtype, device, t, baseline=None):
     }
 
 
+def _epoch_timing(label: str, events: Sequence[dict[str, Any]]) -> Timing:
+    """Seconds per epoch of a training stream's events: median and IQR over all epochs but the first (it pays for
+    compilation and caches), or the one epoch there is."""
+    secs = np.array([ev["train_time_sec"] for ev in events[1:]] or [events[-1]["train_time_sec"]])
+    q1, med, q3 = np.percentile(secs, [25, 50, 75])
+    return Timing(label=label, median=float(med), iqr=float(q3 - q1), repeats=len(secs))
+
+
 def _progress(what, ts):
     """One line per timed callable on stderr as soon as it is measured: a long run shows where it is, and a run
     stopped part-way still leaves its figures in the log."""
@@ -238,11 +246,10 @@ def suite_training(device: torch.device, dim: int, epochs: int = 4,
                 continue  # the default already is the eager step here
             model = recipes.build_model(kind, num_features=data.num_features, dim=dim, backend=backend).to(device)
             evs = list(recipes.epochs_stream(model, data, recipe, epochs=epochs, device=device, fused_step=fused_step))
-            secs = np.array([ev["train_time_sec"] for ev in evs[1:]] or [evs[-1]["train_time_sec"]])
-            q1, med, q3 = np.percentile(secs, [25, 50, 75])
-            times[key] = float(med)
-            print(f"[bench] {kind} training, dim {dim}: {label}: {med:.3f} s per epoch", file=sys.stderr, flush=True)
-            t = Timing(label=label, median=float(med), iqr=float(q3 - q1), repeats=len(secs))
+            t = _epoch_timing(label, evs)
+            times[key] = t.median
+            print(f"[bench] {kind} training, dim {dim}: {label}: {t.median:.3f} s per epoch", file=sys.stderr,
+                  flush=True)
             base = None
             if key != "linalg":
                 base = Timing(label=items[0][2], median=times["linalg"], iqr=0.0, repeats=1)
@@ -285,11 +292,8 @@ def suite_pencil(device: torch.device, dim: int = 15, repeats: int = 15, epochs:
                                           lr=recipe.lr, n_epochs=epochs, optimizer=recipe.optimizer,
                                           weight_decay=recipe.weight_decay, device=device,
                                           scheduler=st.one_cycle(lr=recipe.lr, n_epochs=epochs), fused_step=fused_step))
-            secs = np.array([ev["train_time_sec"] for ev in events[1:]] or [events[-1]["train_time_sec"]])
-            q1, med, q3 = np.percentile(secs, [25, 50, 75])
-            times[fused_step] = Timing(label=f"{case}: {label}", median=float(med), iqr=float(q3 - q1),
-                                       repeats=len(secs))
-            print(f"[bench] {case}: {label} {med:.3f} s per epoch", file=sys.stderr, flush=True)
+            times[fused_step] = _epoch_timing(f"{case}: {label}", events)
+            print(f"[bench] {case}: {label} {times[fused_step].median:.3f} s per epoch", file=sys.stderr, flush=True)
         shape = (len(data.X_train), dim)
         out.append(_row("training", case, shape, torch.float32, device, times[False]))
         out.append(_row("training", case, shape, torch.float32, device, times[None], times[False]))
@@ -309,29 +313,22 @@ def suite_runs(device: torch.device, dim: int, runs_list: Sequence[int] = (1, 4,
     out = []
     for kind in ("dense", "tridiagonal"):
         recipe = recipes.blog_recipe(kind, dim)
-
-        def epoch_time(events):
-            secs = np.array([ev["train_time_sec"] for ev in events[1:]] or [events[-1]["train_time_sec"]])
-            q1, med, q3 = np.percentile(secs, [25, 50, 75])
-            return float(med), float(q3 - q1), len(secs)
-
         case = f"{kind} runs together, dim {dim}"
         for R in runs_list:
             # the baseline is timed again next to each R: this machine's speed drifts within a run
             model = recipes.build_model(kind, num_features=data.num_features, dim=dim).to(device)
-            med, iqr, n = epoch_time(list(recipes.epochs_stream(model, data, recipe, epochs=epochs, device=device)))
-            base = Timing(label=f"{kind}, one run (train_epochs), timed beside {R} runs", median=med, iqr=iqr,
-                          repeats=n)
+            base = _epoch_timing(f"{kind}, one run (train_epochs), timed beside {R} runs",
+                                 list(recipes.epochs_stream(model, data, recipe, epochs=epochs, device=device)))
             out.append(_row("runs", case, (len(data.X_train), dim), torch.float32, device, base))
             if verbose:
-                print(f"[bench] {case}: one run {med:.3f} s per epoch", file=sys.stderr, flush=True)
+                print(f"[bench] {case}: one run {base.median:.3f} s per epoch", file=sys.stderr, flush=True)
             models = [recipes.build_model(kind, num_features=data.num_features, dim=dim, seed=s).to(device)
                       for s in range(R)]
             events = list(runs.train_runs(models, data, seeds=list(range(R)), batch_size=recipe.batch_size,
                                           lr=recipe.lr, n_epochs=epochs, optimizer=recipe.optimizer,
                                           weight_decay=recipe.weight_decay, device=device))
-            med, iqr, n = epoch_time(events)
-            t = Timing(label=f"{R} runs together", median=med, iqr=iqr, repeats=n)
+            t = _epoch_timing(f"{R} runs together", events)
+            med = t.median
             row = _row("runs", case, (len(data.X_train), dim), torch.float32, device, t, base)
             row.update(runs=R, cost=med / base.median, throughput=R * base.median / med)
             if verbose:
