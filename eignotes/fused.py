@@ -432,7 +432,7 @@ def _flat2(t: torch.Tensor, runs: int) -> np.ndarray:
 
 
 class _Step:
-    """What both fused steps share: NumPy views of the parameters and of PyTorch's own Adam state (made once: the
+    """What the fused steps share: NumPy views of the parameters and of PyTorch's own Adam state (made once: the
     loops update those tensors in place and never replace them), the gradient buffers (each parameter's .grad is a
     view of its buffer), per-shape work buffers, and the update's hyperparameters (the update itself runs in the
     gradient kernels, per run, right after that run's gradients)."""
@@ -483,7 +483,7 @@ class _Step:
         self._alpha_rows: dict[int, torch.Tensor] = {}
         self.niter = _NITER[dtype]
         self.pivmin, self.half = self.X.dtype.type(PIVMIN), self.X.dtype.type(0.5)
-        self._buffers: dict[int, tuple] = {}
+        self._buffers: dict[object, tuple | np.ndarray] = {}  # work arrays by shape (a batch's R * b, or a tag)
 
     def _indices(self, idx: torch.Tensor) -> np.ndarray:
         ix = np.ascontiguousarray(idx.numpy()).reshape(self.runs, -1)
