@@ -23,7 +23,7 @@ setup: $(STAMP)
 
 # The main job: run every notebook headless, executed copies and figures under build/.
 reproduce: $(STAMP)
-	$(PY) -m eignotes.reproduce --out build
+	$(PY) -m eignotes.course.reproduce --out build
 
 # Lint (ruff), then unit tests, doctests, notebook-pair checks and every notebook (nbmake) at the quick scale.
 test: $(STAMP)

@@ -6,7 +6,7 @@
 # Knobs (environment): TESTS (pytest targets), PYTEST_ARGS, T_TESTS / T_EXP / T_QUICK / T_TRITON / T_GRAPHS / T_OPS /
 # T_TRAIN (seconds; 0 skips the step; T_EXP, T_QUICK, T_TRITON and T_GRAPHS are off unless set), DENSE_SHAPES,
 # TRI_SHAPES, MIN_RUN_TIME, SLOW_S, EPOCHS.
-# T_EXP runs the notebooks' experiments (eignotes.experiments) on the GPU at small sizes; T_QUICK the benchmark
+# T_EXP runs the notebooks' experiments (eignotes.course.experiments) on the GPU at small sizes; T_QUICK the benchmark
 # command in quick mode (every suite's GPU branch, tiny shapes); T_TRITON the dense Triton kernel's check
 # (benchmarks/gpu_dense_triton_check.py); T_GRAPHS the CUDA-graph training check (benchmarks/gpu_graphs_check.py).
 # Shapes are the goal shapes plus what fits a short session: torch.linalg loops over the matrices of a batch on a

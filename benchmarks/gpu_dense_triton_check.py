@@ -7,10 +7,10 @@ blog-style CuPy function and CuPy's eigvalsh, float32 and float64, baseline in t
 import torch
 
 from eignotes import config, kth_eigvalsh
-from eignotes.experiments import cupy_usable, random_symmetric
+from eignotes.bench.suites import BlogCupyKth
+from eignotes.bench.timing import time_interleaved
+from eignotes.course.experiments import cupy_usable, random_symmetric
 from eignotes.linalg import _cupy
-from eignotes.suites import BlogCupyKth
-from eignotes.timing import time_interleaved
 
 dev = torch.device("cuda")
 print(config.device_name(dev), "torch", torch.__version__)

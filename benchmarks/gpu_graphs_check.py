@@ -14,9 +14,10 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from eignotes import config, recipes, runs
-from eignotes import data as D
-from eignotes import stream as st
+from eignotes import config
+from eignotes.training import data as D
+from eignotes.training import recipes, runs
+from eignotes.training import stream as st
 
 dev = torch.device("cuda")
 print(config.device_name(dev), "torch", torch.__version__)
@@ -99,8 +100,8 @@ for kind, backend in (("tridiagonal", "auto"), ("dense", "triton")):
     sixteen, _ = epoch_time(kind, backend, True, epochs=2, data=full.head(2000, 400), R=16)
     print(f"{kind} dim 45, 16 runs together graphed: {sixteen / one:.2f}x one run")
 
-# The same epochs on this machine's CPU, with the CPU's default, the fused step (eignotes.fused): the figure the
-# GPU is compared with when notebooks 04 and 06 choose where to train.
+# The same epochs on this machine's CPU, with the CPU's default, the fused step (eignotes.training.fused): the figure
+# the GPU is compared with when notebooks 04 and 06 choose where to train.
 for kind in ("tridiagonal", "dense"):
     cpu_epoch, _ = epoch_time(kind, "auto", False, device=torch.device("cpu"))
     print(f"{kind} dim 45 epoch on this machine's CPU ({torch.get_num_threads()} threads), fused step: "

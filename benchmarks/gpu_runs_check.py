@@ -4,9 +4,10 @@
 """
 import torch
 
-from eignotes import config, recipes, runs
-from eignotes import data as D
-from eignotes import stream as st
+from eignotes import config
+from eignotes.training import data as D
+from eignotes.training import recipes, runs
+from eignotes.training import stream as st
 
 dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 print(config.device_name(dev), "torch", torch.__version__)

@@ -19,8 +19,8 @@ import time
 import pandas as pd
 import torch
 
-from eignotes import recipes
-from eignotes.data import prepare_housing
+from eignotes.training import recipes
+from eignotes.training.data import prepare_housing
 
 GRID = [  # (dim, epochs, lr, alphas, seeds)
     (15, 150, None, [1.0, 2.0, 5.0, 10.0], range(5)),

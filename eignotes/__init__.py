@@ -1,7 +1,17 @@
-"""eignotes: fast, differentiable eigenvalue models in PyTorch, with the notebooks that teach them."""
+"""eignotes: fast, differentiable eigenvalue models in PyTorch, with the notebooks that teach them.
+
+Layers, each importing only from the ones below it (checked by import-linter in `make test`):
+
+    eignotes.course    what the notebooks run: experiments, plots, widgets, solutions  (any package of the card)
+    eignotes.bench     benchmark suites, timing, `python -m eignotes.bench`           (any package of the card)
+    eignotes.training  data, the training loop, its stages and steps, recipes, CLI    (torch, NumPy, SciPy, numba)
+    eignotes.models    the spectral models, each forward one eigenvalue op            (torch)
+    eignotes.linalg    the differentiable k-th eigenvalue ops and their kernels       (torch, NumPy, SciPy, numba)
+
+`import eignotes` loads the ops; the subpackages load on first use.
+"""
 import importlib
 
-from . import config, dlpack, timing
 from .linalg import (
     kth_eigvalsh,
     kth_eigvalsh_smooth,
@@ -22,21 +32,14 @@ __all__ = [
     "tridiagonal_backends",
     "sturm_count",
     "config",
-    "dlpack",
-    "timing",
+    "linalg",
+    "models",
+    "training",
+    "course",
     "bench",
-    "collide",
-    "experiments",
-    "plotting",
-    "recipes",
-    "solutions",
-    "stream",
-    "suites",
-    "widgets",
 ]
 
-# Imported on first use: matplotlib, pandas, SciPy and ipywidgets load only when their helpers are needed.
-_LAZY = ("bench", "collide", "experiments", "plotting", "recipes", "solutions", "stream", "suites", "widgets")
+_LAZY = ("config", "models", "training", "course", "bench")
 
 
 def __getattr__(name: str):

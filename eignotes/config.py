@@ -33,8 +33,8 @@ def pick(*, quick: _T, cpu: _T, full: _T) -> _T:
     return {"quick": quick, "cpu": cpu, "full": full}[scale()]
 
 
-# Set for the notebook kernels that a headless run starts (eignotes.reproduce, the tests), never by the package:
-FIGURES_ENV = "EIGNOTES_FIGURES"  # the folder where eignotes.plotting.save_figure writes each figure
+# Set for the notebook kernels that a headless run starts (eignotes.course.reproduce, the tests), never by the package:
+FIGURES_ENV = "EIGNOTES_FIGURES"  # the folder where eignotes.course.plotting.save_figure writes each figure
 STATIC_WIDGETS_ENV = "EIGNOTES_STATIC_WIDGETS"  # "1": no front end watches, so explorers draw a static figure
 
 

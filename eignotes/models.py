@@ -6,7 +6,7 @@
 - TridiagonalSpectral: lambda_k(T(x)) with T's diagonal and off-diagonal affine in x.
 
 alpha: None (or 0) uses the exact k-th eigenvalue; a positive alpha its Moreau-smoothed version
-(eignotes.kth_eigvalsh_smooth), whose gradient is (2/alpha)-Lipschitz. Stacked runs (eignotes.runs) may set
+(eignotes.kth_eigvalsh_smooth), whose gradient is (2/alpha)-Lipschitz. Stacked runs (eignotes.training.runs) may set
 `alpha` to a (runs, 1) tensor: one alpha per run.
 
 backend: "auto"/"numba"/"torch"/"cupy"/"triton" (dense) or "auto"/"numba"/"triton"/"torch" (tridiagonal) pick an
@@ -86,7 +86,7 @@ class MultivariateSpectral(nn.Module):
 
     Stacked runs: with parameters that carry a leading runs dimension (torch.func.functional_call with the
     tensors of torch.func.stack_module_state) and x of shape (runs, batch, features), the forward evaluates every
-    run on its own rows in one pass (eignotes.runs).
+    run on its own rows in one pass (eignotes.training.runs).
     """
 
     def __init__(self, *, num_features: int, dim: int, eigval_idx: int, backend: str = "auto",

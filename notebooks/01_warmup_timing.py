@@ -34,6 +34,7 @@ from IPython.display import display
 
 import eignotes
 from eignotes.config import describe, device, pick
+from eignotes.course import experiments, plotting
 
 print(describe())
 
@@ -67,7 +68,7 @@ print(f"{B} matrices of {n} x {n}, float32; the middle eigenvalue is k = n // 2 
 # the others) and for the middle one only (what a model needs).
 
 # %%
-cpu_rows = eignotes.experiments.warmup_eigvalsh(B, n, torch.device("cpu"), min_run_time=run_time, slow_s=slow_s)
+cpu_rows = experiments.warmup_eigvalsh(B, n, torch.device("cpu"), min_run_time=run_time, slow_s=slow_s)
 for t in cpu_rows:
     print(t)
 
@@ -82,7 +83,7 @@ for t in cpu_rows:
 # %%
 gpu_rows = []
 if torch.cuda.is_available():
-    gpu_rows = eignotes.experiments.warmup_eigvalsh(B, n, torch.device("cuda"), min_run_time=run_time, slow_s=slow_s)
+    gpu_rows = experiments.warmup_eigvalsh(B, n, torch.device("cuda"), min_run_time=run_time, slow_s=slow_s)
     for t in gpu_rows:
         print(t)
 else:
@@ -96,7 +97,7 @@ rows = cpu_rows + gpu_rows
 base = cpu_rows[0]
 table = pd.DataFrame([{"variant": t.label, "median (ms)": t.median * 1e3, "IQR (ms)": t.iqr * 1e3,
                        "repeats": t.repeats, "speed vs torch CPU": base.median / t.median} for t in rows])
-fig = eignotes.plotting.bar_timings(rows, title=f"eigenvalues of {B} x {n} x {n} float32, this run",
+fig = plotting.bar_timings(rows, title=f"eigenvalues of {B} x {n} x {n} float32, this run",
                                     baseline="torch CPU", name="01_warmup_bars")
 table.set_index("variant").round(2)
 
@@ -113,10 +114,10 @@ table.set_index("variant").round(2)
 # from another machine and another day: compare them with each other, not with the CPU rows above.
 
 # %%
-stored = eignotes.experiments.stored_gpu_warmup()
+stored = experiments.stored_gpu_warmup()
 if stored is None:
     print("The results files are not part of an installed package; they are in the repository under "
-          f"benchmarks/results/: {eignotes.experiments.GPU_WARMUP_FILE} and {eignotes.experiments.GPU_SWEEP_FILE}.")
+          f"benchmarks/results/: {experiments.GPU_WARMUP_FILE} and {experiments.GPU_SWEEP_FILE}.")
 else:
     print("STORED figures, read from committed files; nothing in this table was measured in this run.")
     for (file, dev_name, date), _ in stored.groupby(["file", "device", "date"]):
@@ -132,13 +133,13 @@ else:
 # %% [markdown]
 # ## DLPack: one buffer, two libraries
 #
-# `eignotes.dlpack.to_cupy` returns a CuPy array that *is* the tensor's memory: a write through one is seen
+# `eignotes.linalg.dlpack.to_cupy` returns a CuPy array that *is* the tensor's memory: a write through one is seen
 # through the other, and no bytes move. On the CPU, `torch.from_numpy` plays the same game with NumPy.
 
 # %%
-if torch.cuda.is_available() and eignotes.dlpack.cupy_status()[0]:
+if torch.cuda.is_available() and eignotes.linalg.dlpack.cupy_status()[0]:
     t = torch.arange(4.0, device="cuda")
-    a = eignotes.dlpack.to_cupy(t)
+    a = eignotes.linalg.dlpack.to_cupy(t)
     a[0] = 42.0
     print("torch sees CuPy's write:", t.tolist(), "| same address:", a.data.ptr == t.data_ptr())
 else:
@@ -161,12 +162,12 @@ else:
 # %%
 ns = pick(quick=[8, 32, 33], cpu=[16, 24, 32, 33, 48, 64, 100], full=[16, 24, 32, 33, 48, 64, 100])
 dev = device()
-series = eignotes.experiments.sweep_n(ns, B, dev, min_run_time=run_time / 2, slow_s=slow_s)
-fig = eignotes.plotting.line_sweep(series, x_label="n", title=f"all eigenvalues of {B} matrices, {dev.type}, this run",
+series = experiments.sweep_n(ns, B, dev, min_run_time=run_time / 2, slow_s=slow_s)
+fig = plotting.line_sweep(series, x_label="n", title=f"all eigenvalues of {B} matrices, {dev.type}, this run",
                                    logx=True, slopes=(3,), mark_x=32.5,
                                    mark_label="n = 32 | 33: the largest n that PyTorch batches on CUDA",
                                    name="01_sweep_n")
-growth = eignotes.experiments.growth_exponents(series)
+growth = experiments.growth_exponents(series)
 growth.set_index("series").round(2)
 
 # %% [markdown]
@@ -180,8 +181,8 @@ growth.set_index("series").round(2)
 # ## Exercises
 #
 # 1. **Predict, then measure.** Double the batch size B at a fixed n. How should each CPU row's time change if
-#    the work is spread evenly over the matrices? Measure it with `eignotes.experiments.warmup_eigvalsh` and compute
-#    the ratio for each row.
+#    the work is spread evenly over the matrices? Measure it with `eignotes.course.experiments.warmup_eigvalsh` and
+#    compute the ratio for each row.
 # 2. **Implement a small piece.** Write a function that fits the exponent p of t ≈ c·nᵖ from a list of (n, seconds)
 #    pairs by least squares on log-log axes, and check it on data you make from a known law (say t = 2 n³).
 # 3. **Explain a figure.** In the sweep above, eignotes' "k-th only" line and its "all n" line: which one has the

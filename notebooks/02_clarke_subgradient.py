@@ -32,6 +32,7 @@ import torch
 
 import eignotes
 from eignotes.config import describe
+from eignotes.course import plotting, widgets
 
 print(describe())
 
@@ -70,7 +71,7 @@ Y = torch.randn(4, 4, dtype=torch.float64, generator=gen)
 Bdir = (Y + Y.T) / 2
 ts = torch.linspace(-1, 1, 201, dtype=torch.float64)
 curves = eignotes.kth_eigvalsh(A0 + ts[:, None, None] * Bdir, [0, 1, 2, 3])
-fig = eignotes.plotting.eigen_curves(ts, curves, highlight=1, title="lambda_j(A + tB), A with a double eigenvalue",
+fig = plotting.eigen_curves(ts, curves, highlight=1, title="lambda_j(A + tB), A with a double eigenvalue",
                                      name="02_kink")
 
 # %% [markdown]
@@ -118,7 +119,7 @@ print("gradient: rank one, trace one, PSD ->", [round(v, 6) for v in evals.tolis
 # eigenvector to the other's. (Running without a front end, as in the tests, this cell draws t = −0.25 only.)
 
 # %%
-eignotes.widgets.collision_explorer(A0, Bdir, k=1, ts=ts, t=-0.25)
+widgets.collision_explorer(A0, Bdir, k=1, ts=ts, t=-0.25)
 
 # %% [markdown]
 # What to see at t = −0.25: the dot sits on λ₁ left of the collision, the title gives its gap to the nearest other

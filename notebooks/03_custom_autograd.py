@@ -29,6 +29,7 @@ import torch
 
 import eignotes
 from eignotes.config import describe, device, pick
+from eignotes.course import experiments, plotting
 
 print(describe())
 
@@ -94,7 +95,7 @@ print(torch.allclose(KthEigval.apply(A, -1), eignotes.kth_eigvalsh(A, -1)),
 # - **inference**: the forward pass with no gradient wanted (the input does not require grad);
 # - **training**: forward and backward of the sum of the outputs;
 # - **kept for backward**: the KiB autograd saves per matrix between forward and backward, measured with
-#   `torch.autograd.graph.saved_tensors_hooks` (`eignotes.experiments.saved_bytes`).
+#   `torch.autograd.graph.saved_tensors_hooks` (`eignotes.course.experiments.saved_bytes`).
 #
 # All six timings run in alternating rounds; times in ms (median, and IQR: the spread of the middle half of the
 # repeats); the speed columns are `torch.linalg`'s time over each row's (above 1: faster); "timed calls" counts the
@@ -108,7 +109,7 @@ A = sym(torch.randn(B, n, n, generator=gen)).to(dev)
 k = n // 2
 run_time = pick(quick=0.05, cpu=0.5, full=0.5)
 
-table = eignotes.experiments.autograd_comparison({
+table = experiments.autograd_comparison({
     "torch.linalg": lambda X: torch.linalg.eigvalsh(X)[..., k],
     "KthEigval (step by step)": lambda X: KthEigval.apply(X, k),
     "eignotes.kth_eigvalsh": lambda X: eignotes.kth_eigvalsh(X, k),
@@ -135,7 +136,7 @@ table.round(2)
 for what in ("inference", "training"):
     bars = [{"label": name, "median": row[f"{what} ms"] / 1e3, "iqr": row[f"{what} IQR ms"] / 1e3}
             for name, row in table.iterrows()]
-    fig = eignotes.plotting.bar_timings(bars, baseline="torch.linalg", name=f"03_timing_{what}",
+    fig = plotting.bar_timings(bars, baseline="torch.linalg", name=f"03_timing_{what}",
                                         title=f"k-th eigenvalue, {what}, {B} x {n} x {n} float32 on {dev.type}")
 
 # %% [markdown]
@@ -191,7 +192,7 @@ print("compiled matches eager:", torch.allclose(out, model(x)), "| grad shape:",
 #    `torch.linalg.eigh` under autograd.
 # 2. **Predict, then measure.** For B matrices of size n in float32, predict how many bytes `torch.linalg.eigh`
 #    under autograd keeps for backward, and how many `KthEigval` keeps. Measure both with
-#    `eignotes.experiments.saved_bytes` at n = 50 and n = 200.
+#    `eignotes.course.experiments.saved_bytes` at n = 50 and n = 200.
 # 3. **Explain a result.** Build the symmetric matrix that `kth_eigvalsh(M, k, lower=True)` actually sees for the
 #    row-scaled M above, and show that its eigenvalues are NumPy's `eigvalsh(M, UPLO="L")`.
 #

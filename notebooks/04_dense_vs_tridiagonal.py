@@ -30,7 +30,6 @@ if "google.colab" in sys.modules:
     package = "git+https://github.com/eignotes/eignotes"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
-import eignotes
 from eignotes.config import describe, device, pick
 
 print(describe())
@@ -45,9 +44,19 @@ print(describe())
 # `data.dollars(rmse)` does the multiplication. Every RMSE below is in dollars.
 
 # %%
-from eignotes import data as hdata
-from eignotes import plotting, recipes
-from eignotes.stream import augment, early_stop, keep_best, pipe, restore_best, spectral_norms, test_rmse, validation
+from eignotes.course import experiments, plotting
+from eignotes.training import data as hdata
+from eignotes.training import recipes
+from eignotes.training.stream import (
+    augment,
+    early_stop,
+    keep_best,
+    pipe,
+    restore_best,
+    spectral_norms,
+    test_rmse,
+    validation,
+)
 
 data = hdata.prepare_housing(seed=0)
 print("rows (train, validation, test):", data.notes["rows"], "| features:", data.feature_names)
@@ -98,7 +107,7 @@ for kind in ("dense", "tridiagonal"):
 # The same dense model with `torch.linalg.eigvalsh` (the blog's starting point) and with eignotes' op, and the
 # tridiagonal model, each for one epoch with the blog's batch sizes (dense 10, tridiagonal 64) on this device.
 #
-# - "eignotes" is what training uses by default. On the CPU that is a *fused step* (`eignotes.fused`): forward,
+# - "eignotes" is what training uses by default. On the CPU that is a *fused step* (`eignotes.training.fused`): forward,
 #   loss, backward and the Adam update of these two models done by a few compiled kernels called in turn, with no
 #   PyTorch operation and no autograd in between (at a batch of 10 or 64, the two or three dozen small operations
 #   of a PyTorch step cost more than the eigenvalue). On a GPU it is PyTorch's eager step with eignotes' op.
@@ -118,7 +127,7 @@ variants = [("dense", "linalg", "dense, torch.linalg"), ("dense", "auto", "dense
             ("tridiagonal", "auto", "tridiagonal, eignotes, eager step", False),
             ("tridiagonal", "trace", "tridiagonal, trace only")]
 # two epochs each, the second one timed (the first pays for compilation and caches)
-rows = eignotes.experiments.epoch_seconds(variants, timing_data, dim=DIM_T, epochs=2, device=device())
+rows = experiments.epoch_seconds(variants, timing_data, dim=DIM_T, epochs=2, device=device())
 timing = pd.DataFrame(rows).set_index("variant").rename(columns={"seconds per epoch": "epoch (s)"})
 timing["speed vs dense, torch.linalg"] = timing.loc["dense, torch.linalg", "epoch (s)"] / timing["epoch (s)"]
 print(f"dim {DIM_T}, {len(timing_data.X_train)} training rows, one timed epoch each, {describe()}")
@@ -140,7 +149,7 @@ timing.round(3)
 # machine without a GPU there is nothing to compare and the CPU is the answer.
 
 # %%
-train_on, device_table = eignotes.experiments.training_devices(timing_data, dim=DIM_T)
+train_on, device_table = experiments.training_devices(timing_data, dim=DIM_T)
 print({kind: str(dev) for kind, dev in train_on.items()})
 if device_table["seconds per epoch"].notna().any():  # nothing is timed where the CPU is the only device
     display(device_table.round(3))
@@ -150,7 +159,7 @@ if device_table["seconds per epoch"].notna().any():  # nothing is timed where th
 # below; the choice may differ between the two models. Without a GPU nothing is timed and no table is shown.
 
 # %% [markdown]
-# A study trains many seeds, and one small run leaves most of the machine idle. `eignotes.runs` trains R seeds
+# A study trains many seeds, and one small run leaves most of the machine idle. `eignotes.training.runs` trains R seeds
 # together, their parameters stacked, so a step serves all of them and the eigenvalue op sees R times the batch.
 # With PyTorch's eager step that shares the framework's overhead among the runs; with the CPU's fused step there
 # is little overhead left to share, so R runs cost nearly R times one run's eigenvalue work and the gain is the
@@ -158,7 +167,7 @@ if device_table["seconds per epoch"].notna().any():  # nothing is timed where th
 # (each run still its own seed, shuffling, validation curve and early stop):
 
 # %%
-cost = eignotes.experiments.runs_cost(timing_data, dim=DIM_T, runs_list=pick(quick=[1, 4], cpu=[1, 4, 16],
+cost = experiments.runs_cost(timing_data, dim=DIM_T, runs_list=pick(quick=[1, 4], cpu=[1, 4, 16],
                                                                              full=[1, 4, 16, 64]), device=device())
 cost.set_index(["model", "runs together"]).round(2)
 
@@ -183,7 +192,7 @@ cost.set_index(["model", "runs together"]).round(2)
 #
 # `recipes.blog_recipe` holds the blog's settings. For the dense model: AdamW with its default weight decay 0.01,
 # batch 10, a constant learning rate of 1e-4, halved to 5e-5 from dim 45 on (the blog trained its dim-45 model at
-# 5e-5; the rule is written once, in `eignotes.recipes.blog_recipe`). The recipe printed below is the one used.
+# 5e-5; the rule is written once, in `eignotes.training.recipes.blog_recipe`). The recipe printed below is the one used.
 
 # %%
 DIM = pick(quick=5, cpu=45, full=45)
@@ -272,7 +281,7 @@ ours.set_index("model")
 # rows), so expect higher errors for our spectral models there.
 
 # %%
-gbr = eignotes.experiments.gradient_boosting_baseline(train_data, seed=0)
+gbr = experiments.gradient_boosting_baseline(train_data, seed=0)
 selected_here = "epoch of best validation RMSE"
 comparison = pd.DataFrame([
     *({"model": f"{r['model']}, dim {r['dim']}, {r['epochs run']} epochs, {ROWS} rows", "source": "measured here",

@@ -31,6 +31,7 @@ import torch
 
 import eignotes
 from eignotes.config import describe, device, pick
+from eignotes.course import experiments, plotting, widgets
 
 print(describe())
 
@@ -51,7 +52,7 @@ e = torch.tensor([1.0, 0.7, -0.4, 0.9], dtype=torch.float64)
 xs = torch.linspace(-3, 5, 801, dtype=torch.float64)
 counts = eignotes.sturm_count(d, e, xs)
 lams = torch.linalg.eigvalsh(eignotes.tridiagonal_to_dense(d, e))
-fig = eignotes.plotting.sturm_staircase(xs, counts, lams, title="Sturm count of a 5 x 5 tridiagonal matrix",
+fig = plotting.sturm_staircase(xs, counts, lams, title="Sturm count of a 5 x 5 tridiagonal matrix",
                                         name="05_sturm")
 print("eigenvalues (lambda_0 .. lambda_4):", [round(v, 4) for v in lams.tolist()])
 
@@ -68,7 +69,7 @@ print("eigenvalues (lambda_0 .. lambda_4):", [round(v, 4) for v in lams.tolist()
 # only.)
 
 # %%
-eignotes.widgets.bisection_explorer(d, e, k=2)
+widgets.bisection_explorer(d, e, k=2)
 
 # %% [markdown]
 # What to see: left, the bracket after 3 steps is still wide, λ₂ (red, dotted) inside it, and the diamond shows the
@@ -77,7 +78,7 @@ eignotes.widgets.bisection_explorer(d, e, k=2)
 # step at which the width crosses it, if it does within the 30 steps drawn.
 
 # %%
-hist = eignotes.widgets.bisection_history(d, e, k=2, steps=60)
+hist = widgets.bisection_history(d, e, k=2, steps=60)
 width = (hist["hi"] - hist["lo"]).numpy()
 norm = float(lams.abs().max())
 for dtype in (torch.float32, torch.float64):
@@ -154,7 +155,7 @@ print("largest gradient difference:", dense_error)
 
 # %%
 B_layouts = pick(quick=128, cpu=1024, full=1024)
-layouts = eignotes.experiments.reduction_layouts(pick(quick=[5, 15], cpu=[5, 15, 45, 80, 100],
+layouts = experiments.reduction_layouts(pick(quick=[5, 15], cpu=[5, 15, 45, 80, 100],
                                                       full=[5, 15, 45, 80, 100]),
                                                  B_layouts, min_run_time=pick(quick=0.02, cpu=0.2, full=0.3))
 print(f"batch of {B_layouts} float32 matrices; microseconds per matrix; speed-up = one at a time / side by side")
@@ -185,7 +186,7 @@ layouts.round(3)
 # %%
 import pandas as pd
 
-table = pd.DataFrame(eignotes.experiments.tridiagonal_accuracy(device=device())).set_index("case")
+table = pd.DataFrame(experiments.tridiagonal_accuracy(device=device())).set_index("case")
 table.round(2)
 
 # %% [markdown]
@@ -202,8 +203,8 @@ table.round(2)
 # %%
 ns = pick(quick=[8, 16], cpu=[15, 45, 100, 200], full=[15, 45, 100, 200])
 Bs = pick(quick=[16, 64], cpu=[64, 256, 1024], full=[1024, 16384, 65536])
-speed = eignotes.experiments.tridiagonal_speed(ns, Bs, device(), min_run_time=pick(quick=0.02, cpu=0.2, full=0.3))
-fig1 = eignotes.plotting.line_sweep(speed["vs n"], x_label="n", logx=True, slopes=(1, 3),
+speed = experiments.tridiagonal_speed(ns, Bs, device(), min_run_time=pick(quick=0.02, cpu=0.2, full=0.3))
+fig1 = plotting.line_sweep(speed["vs n"], x_label="n", logx=True, slopes=(1, 3),
                                     title=f"forward+backward, batch {max(Bs)}, {device().type}",
                                     name="05_speed_vs_n")
 speed_table = pd.DataFrame({label: dict(zip(xs, [t * 1e3 for t in ts], strict=True))
@@ -224,9 +225,9 @@ speed_table.round(3)
 # than n³, still take a large share of its time; only at larger n would its slope approach 3.
 
 # %%
-fig2 = eignotes.plotting.line_sweep(speed["vs B"], x_label="batch size", logx=True, slopes=(1,),
+fig2 = plotting.line_sweep(speed["vs B"], x_label="batch size", logx=True, slopes=(1,),
                                     title=f"forward+backward, n = {max(ns)}, {device().type}", name="05_speed_vs_B")
-growth_B = eignotes.experiments.growth_exponents(speed["vs B"])
+growth_B = experiments.growth_exponents(speed["vs B"])
 growth_B.set_index("series")[["x from", "x to", "time ratio", "fitted exponent"]].round(2)
 
 # %% [markdown]
@@ -263,7 +264,7 @@ if len(ratios):
     print(f"speed at n = {ratios.index[-1]}, batch {max(Bs)}: the tridiagonal op's forward+backward is "
           f"{ratios.iloc[-1]:.0f}x faster than dense torch.linalg.eigh autograd (at n = {ratios.index[0]}: "
           f"{ratios.iloc[0]:.1f}x)")
-growth_n = eignotes.experiments.growth_exponents(speed["vs n"])
+growth_n = experiments.growth_exponents(speed["vs n"])
 for _, r in growth_n.iterrows():
     print(f"{r['series']}: fitted exponent against n {r['fitted exponent']:.2f}")
 

@@ -46,9 +46,9 @@ print(describe())
 # tenth of its epoch budget (the blog's patience, at least one epoch).
 
 # %%
-from eignotes import data as hdata
-from eignotes import plotting
-from eignotes.experiments import gradient_boosting_baseline, scaling_study, summarize_study, training_devices
+from eignotes.course import plotting
+from eignotes.course.experiments import gradient_boosting_baseline, scaling_study, summarize_study, training_devices
+from eignotes.training import data as hdata
 
 data = hdata.prepare_housing(seed=0)
 grid = pick(quick=[("tridiagonal", 3), ("tridiagonal", 5), ("dense", 3)],
@@ -65,18 +65,18 @@ print(f"{len(grid) * len(seeds)} runs; epochs per run at most {epochs}")
 #
 # These models are small. A training step at the blog's batch sizes (10 rows for the dense model, 64 for the tridiagonal
 # one) is two or three dozen small PyTorch operations, a few hundred kernel launches on a GPU, and a GPU spends such a
-# step launching kernels rather than computing. On the CPU, training takes the fused step of `eignotes.fused` (the whole
-# step in a few compiled kernels, no PyTorch operations; see notebook 04). Measured with `python -m eignotes.bench
-# --suite training` (files in `benchmarks/results/`): an epoch of the dense dim-45 model took 8.5 s on an H100 with
-# PyTorch's eager step, and on a 2-core CPU 0.78 s with the eager step and 0.16 s with the fused step; of the
-# tridiagonal one, 0.62 s, 0.059 s and 0.011 s. Those figures are from a few machines and versions of the code, so this
-# notebook does not assume them: as notebook 04 does, it times one epoch of each model on every device this machine has
-# (`experiments.training_devices`) and trains each model where it was faster. Without a GPU the CPU is the answer and
-# nothing is timed.
+# step launching kernels rather than computing. On the CPU, training takes the fused step of `eignotes.training.fused`
+# (the whole step in a few compiled kernels, no PyTorch operations; see notebook 04). Measured with `python -m
+# eignotes.bench --suite training` (files in `benchmarks/results/`): an epoch of the dense dim-45 model took 8.5 s on
+# an H100 with PyTorch's eager step, and on a 2-core CPU 0.78 s with the eager step and 0.16 s with the fused step; of
+# the tridiagonal one, 0.62 s, 0.059 s and 0.011 s. Those figures are from a few machines and versions of the code, so
+# this notebook does not assume them: as notebook 04 does, it times one epoch of each model on every device this
+# machine has (`experiments.training_devices`) and trains each model where it was faster. Without a GPU the CPU is the
+# answer and nothing is timed.
 #
-# The seeds of a setting train together, in one stream (`eignotes.runs`): their parameters are stacked, one step
-# trains all of them, and each run still has its own initialization, shuffling, validation curve, selected epoch and
-# early stop, equal to that seed trained alone (the tests check this). The eigenvalue kernels see one big batch:
+# The seeds of a setting train together, in one stream (`eignotes.training.runs`): their parameters are stacked, one
+# step trains all of them, and each run still has its own initialization, shuffling, validation curve, selected epoch
+# and early stop, equal to that seed trained alone (the tests check this). The eigenvalue kernels see one big batch:
 # at dim 45 on a 2-core CPU, 16 runs together train 1.5x (dense) and 1.9x (tridiagonal) as many run-epochs per
 # second as one run at a time, in a stored benchmark run (`python -m eignotes.bench --suite runs`, files in
 # `benchmarks/results/`); notebook 04 measures the same on this machine (the figures move by a few tenths from run
@@ -167,8 +167,8 @@ print(f"{'gradient-boosted trees, measured here':34s} -> ${trees:,.0f}; ours min
 #
 # 1. **Change a parameter and predict: runs together.** If an epoch of 2 runs trained together costs c(2) times one
 #    run's, predict what 4 and 8 runs cost, assuming each step costs a fixed part once plus a part per run. Then
-#    measure: `eignotes.experiments.runs_cost(data.head(2000), dim=15, runs_list=[2, 4, 8])`. Does the measurement
-#    fall above or below your prediction, and why?
+#    measure: `eignotes.course.experiments.runs_cost(data.head(2000), dim=15, runs_list=[2, 4, 8])`. Does the
+#    measurement fall above or below your prediction, and why?
 # 2. **Implement a small piece: a difference, or seed luck?** Write an exact permutation test of the difference of
 #    the medians of two settings' validation RMSEs (the `val_rmse_dollars` of their runs): try every way of
 #    splitting the pooled runs into two groups of the same sizes. Before you run it, predict the smallest p-value it

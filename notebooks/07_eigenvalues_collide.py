@@ -44,7 +44,7 @@ print(describe())
 # %%
 import matplotlib.pyplot as plt
 
-from eignotes import collide, plotting
+from eignotes.course import collide, plotting
 
 A, B = collide.pencil_line(n=5, seed=73)  # two 5 x 5 integer matrices; seed 73 puts a near-collision mid-line
 k = 2  # the middle eigenvalue of a 5 x 5 matrix
@@ -201,8 +201,8 @@ collide.smoothing_explorer(A, B, k=k, ts=ts, alpha=0.5)
 # spectrum: the gaps around lambda_7 (k = 15 // 2) and the spread of all 15 eigenvalues, at initialization:
 
 # %%
-from eignotes import data as hdata
-from eignotes import recipes
+from eignotes.training import data as hdata
+from eignotes.training import recipes
 
 data = hdata.prepare_housing(seed=0)
 # cpu and full: the post's recipe (all training rows, 75 epochs); quick: a smoke test

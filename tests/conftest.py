@@ -10,7 +10,8 @@ import torch
 if not torch.cuda.is_available():
     # Inherited by nbmake's notebook kernels too; the notebooks' helpers leave interpreted Triton out by design.
     os.environ.setdefault("TRITON_INTERPRET", "1")
-# Inherited by the notebook kernels that nbmake starts: the explorers (eignotes.widgets) draw a static figure there.
+# Inherited by the notebook kernels that nbmake starts: the explorers (eignotes.course.widgets) draw a static figure
+# there.
 os.environ.setdefault("EIGNOTES_STATIC_WIDGETS", "1")
 
 # The tests draw figures without a screen: they pick their backend here (the package never picks one for them).

@@ -12,7 +12,7 @@ import types
 
 import numpy as np
 
-from eignotes import experiments
+from eignotes.course import experiments
 from eignotes.linalg import _cupy
 from eignotes.linalg import dense as dense_mod
 

@@ -1,12 +1,12 @@
-"""What notebook 07 runs (eignotes.collide), against independent references."""
+"""What notebook 07 runs (eignotes.course.collide), against independent references."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from eignotes import collide
-from eignotes import data as D
+from eignotes.course import collide
+from eignotes.training import data as D
 
 
 def test_pencil_line_is_symmetric_and_kinks():

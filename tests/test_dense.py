@@ -9,9 +9,9 @@ import torch
 from conftest import random_symmetric
 
 import eignotes
-from eignotes.dlpack import cupy_status
 from eignotes.linalg import _dense_numba
 from eignotes.linalg import dense as dense_mod
+from eignotes.linalg.dlpack import cupy_status
 
 CUPY_OK, CUPY_WHY = cupy_status()
 needs_cupy = pytest.mark.skipif(not CUPY_OK, reason=f"CuPy backend not usable here: {CUPY_WHY}")
@@ -480,7 +480,7 @@ def test_cupy_path_batching_and_dtypes(backend, shape, gen):
 
 def test_blog_cupy_function_matches_eigh(gen, monkeypatch):
     """The benchmark's anchor (the blog's CuPy function) gives torch.linalg.eigh's value and gradient."""
-    from eignotes.suites import BlogCupyKth
+    from eignotes.bench.suites import BlogCupyKth
 
     calls = cupy_stand_in.install(monkeypatch)
     A = random_symmetric((4,), 9, torch.float64, gen).requires_grad_()
@@ -529,7 +529,7 @@ def test_cupy_training_path_does_not_synchronize(B, n, gen):
 def test_reduction_layouts_times_both_kernels_and_names_the_choice():
     """Notebook 05's table: one row per n, both kernels timed (positive), the speed-up their ratio, and the kernel
     the backend picks as lanes_for says."""
-    from eignotes import experiments
+    from eignotes.course import experiments
 
     t = experiments.reduction_layouts([5, 100], 64, lanes=32, min_run_time=0.01)
     assert list(t.index) == [5, 100]

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from eignotes import dlpack
+from eignotes.linalg import dlpack
 
 CUPY_OK, CUPY_WHY = dlpack.cupy_status()
 

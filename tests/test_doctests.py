@@ -35,7 +35,7 @@ def _import(name: str):
 
 
 def test_the_walk_finds_the_package():
-    assert {"eignotes.dlpack", "eignotes.linalg.dense", "eignotes.linalg.tridiagonal"} <= set(MODULES)
+    assert {"eignotes.linalg.dlpack", "eignotes.linalg.dense", "eignotes.linalg.tridiagonal"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -46,5 +46,5 @@ def test_docstring_examples(name):
 
 
 def test_dlpack_has_an_example_that_runs_without_a_gpu():
-    failed, attempted = doctest.testmod(_import("eignotes.dlpack"), optionflags=OPTIONS, report=False)
+    failed, attempted = doctest.testmod(_import("eignotes.linalg.dlpack"), optionflags=OPTIONS, report=False)
     assert failed == 0 and attempted >= 1

@@ -1,5 +1,5 @@
-"""The worked solutions of the notebooks' exercises (eignotes.solutions): each runs, and gives what an independent
-reference gives (NumPy, SciPy, scikit-learn, torch.linalg autograd, finite differences, a count by hand).
+"""The worked solutions of the notebooks' exercises (eignotes.course.solutions): each runs, and gives what an
+independent reference gives (NumPy, SciPy, scikit-learn, torch.linalg autograd, finite differences, a count by hand).
 Timing solutions are checked for what they predict and for the shape of what they measure, not for speeds (the
 machine's load moves those)."""
 import math
@@ -12,9 +12,11 @@ import scipy.stats
 import torch
 from conftest import random_symmetric
 
-from eignotes import collide, models, recipes, solutions
-from eignotes.data import prepare_housing
+from eignotes import models
+from eignotes.course import collide, solutions
 from eignotes.linalg import capped_simplex_projection, kth_eigvalsh_smooth, tridiagonal_to_dense
+from eignotes.training import recipes
+from eignotes.training.data import prepare_housing
 
 F64 = torch.float64
 

@@ -5,9 +5,9 @@ not."""
 import pytest
 import torch
 
-from eignotes import data as D
-from eignotes import recipes
-from eignotes import stream as st
+from eignotes.training import data as D
+from eignotes.training import recipes
+from eignotes.training import stream as st
 
 fitstream = pytest.importorskip(
     "fitstream", reason="fitstream is not installed (make setup tries `pip install --ignore-requires-python "

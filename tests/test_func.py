@@ -8,7 +8,8 @@ import torch
 from conftest import random_symmetric
 from torch.func import functional_call, grad, hessian, jacrev, stack_module_state, vmap
 
-from eignotes import kth_eigvalsh, kth_eigvalsh_tridiagonal, recipes, tridiagonal_backends
+from eignotes import kth_eigvalsh, kth_eigvalsh_tridiagonal, tridiagonal_backends
+from eignotes.training import recipes
 
 F64 = torch.float64
 TOL = dict(rtol=1e-10, atol=1e-10)

@@ -1,5 +1,5 @@
-"""The fused CPU training steps (eignotes.fused), tridiagonal, dense and pencil, exact and smoothed, against the
-eager PyTorch step, autograd and PyTorch's own kernels: gradients on hard matrices, whole epochs of training with
+"""The fused CPU training steps (eignotes.training.fused), tridiagonal, dense and pencil, exact and smoothed, against
+the eager PyTorch step, autograd and PyTorch's own kernels: gradients on hard matrices, whole epochs of training with
 schedules, runs trained together (one alpha per run), frozen runs, NaN, and when they apply."""
 import copy
 import dataclasses
@@ -10,9 +10,10 @@ import pytest
 import torch
 from scipy.linalg import eigh_tridiagonal
 
-from eignotes import data as D
-from eignotes import fused, models, recipes, runs
-from eignotes import stream as st
+from eignotes import models
+from eignotes.training import data as D
+from eignotes.training import fused, recipes, runs
+from eignotes.training import stream as st
 
 pytestmark = pytest.mark.skipif(not fused._tri_numba.AVAILABLE, reason="the fused step is a numba kernel")
 
@@ -536,8 +537,8 @@ def test_pencil_float32_gradients_equal_autograd_to_rounding(gen):
 
 
 def test_alpha_per_row_is_left_to_the_eager_step(small):
-    """alpha one per run ((R, 1), as eignotes.runs sets it) or one for all is fused; one per row of the batch is
-    the eager op's broadcasting, which the fused step does not imitate: it falls back (and says why when asked)."""
+    """alpha one per run ((R, 1), as eignotes.training.runs sets it) or one for all is fused; one per row of the batch
+    is the eager op's broadcasting, which the fused step does not imitate: it falls back (and says why when asked)."""
     m = _model(5, 2, kind="pencil", alpha=1.0, dtype=torch.float32)
     m.alpha = torch.tensor([1.0])
     assert fused.fusable(m, "adam")[0]

@@ -1,5 +1,5 @@
-"""Whole-step CUDA graphs (eignotes.graphs), tested without a GPU: a stand-in graph whose replay calls the captured
-step function exercises the bookkeeping (warm-up per shape, capture, static index buffers, the last partial
+"""Whole-step CUDA graphs (eignotes.training.graphs), tested without a GPU: a stand-in graph whose replay calls the
+captured step function exercises the bookkeeping (warm-up per shape, capture, static index buffers, the last partial
 batch, a second batch size) and the optimizer arrangements (learning rate and beta1 in tensors that the OneCycle
 schedule reaches), inside the real training loops, against today's eager loops. The CUDA capture itself needs a
 GPU (benchmarks/gpu_check.sh); on a machine with one, test_cuda_graph_replay_equals_eager runs it."""
@@ -8,9 +8,9 @@ import warnings
 import pytest
 import torch
 
-from eignotes import graphs, recipes, runs
-from eignotes import stream as st
-from eignotes.data import prepare_housing
+from eignotes.training import graphs, recipes, runs
+from eignotes.training import stream as st
+from eignotes.training.data import prepare_housing
 
 
 class StandInGraph:

@@ -5,10 +5,12 @@ import json
 import pytest
 import torch
 
-from eignotes import data as D
 from eignotes import models as M
-from eignotes import plotting, recipes, train
-from eignotes import stream as st
+from eignotes.course import plotting
+from eignotes.training import cli as train
+from eignotes.training import data as D
+from eignotes.training import recipes
+from eignotes.training import stream as st
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +191,7 @@ def test_models_take_a_leading_runs_dimension(kind, gen):
 def test_training_devices_chooses_by_measurement(small):
     """The CPU alone is the answer without timing anything; with two candidates the faster one per model wins
     (a stand-in timer says which), and the table carries every measured time."""
-    from eignotes import experiments
+    from eignotes.course import experiments
 
     chosen, table = experiments.training_devices(small, dim=5, candidates=["cpu"])
     assert chosen == {"dense": torch.device("cpu"), "tridiagonal": torch.device("cpu")}
@@ -212,7 +214,7 @@ def test_training_devices_chooses_by_measurement(small):
 
 
 def test_scaling_study_takes_a_device_per_model(small):
-    from eignotes import experiments
+    from eignotes.course import experiments
 
     df = experiments.scaling_study([("tridiagonal", 3), ("dense", 3)], seeds=[0, 1], epochs=1,
                                    data=small.head(128, 64), device={"tridiagonal": "cpu", "dense": "cpu"},

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import eignotes
-from eignotes import models, recipes
-from eignotes import train as train_cli
+from eignotes import models
+from eignotes.training import cli as train_cli
+from eignotes.training import recipes
 
 
 def test_pencil_builds_symmetric_matrices_from_one_linear_layer():
@@ -53,7 +54,7 @@ def test_every_model_takes_alpha(kind):
 
 
 def test_stacked_pencil_runs_evaluate_each_run():
-    """Parameters with a leading runs dimension (as eignotes.runs stacks them), the index buffers shared."""
+    """Parameters with a leading runs dimension (as eignotes.training.runs stacks them), the index buffers shared."""
     ms = [recipes.build_model("pencil", num_features=8, dim=5, seed=s, alpha=0.3) for s in range(3)]
     params, _ = torch.func.stack_module_state(ms)
     x = torch.randn(3, 4, 8)
@@ -102,7 +103,7 @@ def test_cli_refuses_bad_alpha_and_init(tmp_path, bad):
 def test_pencil_recipe_trains_every_epoch():
     """The post's recipe has no early stopping: every epoch of the OneCycle schedule runs, the epoch is still
     selected on validation."""
-    from eignotes import data as D
+    from eignotes.training import data as D
 
     assert recipes.blog_recipe("pencil", 15).early_stopping is False
     assert recipes._default_patience(recipes.blog_recipe("pencil", 15), 75) > 75

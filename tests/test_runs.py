@@ -1,13 +1,14 @@
-"""Runs together (eignotes.runs.train_runs) against R separate runs of the same seeds: per-epoch validation losses
-and parameters to float tolerance, selected and stopping epochs exactly, frozen runs that do not move; bad input."""
+"""Runs together (eignotes.training.runs.train_runs) against R separate runs of the same seeds: per-epoch validation
+losses and parameters to float tolerance, selected and stopping epochs exactly, frozen runs that do not move; bad
+input."""
 import json
 
 import pytest
 import torch
 
-from eignotes import data as D
-from eignotes import recipes, runs
-from eignotes import stream as st
+from eignotes.training import data as D
+from eignotes.training import recipes, runs
+from eignotes.training import stream as st
 
 SEEDS = [0, 1, 2]
 
@@ -137,7 +138,7 @@ def test_runs_must_share_kind_and_shape(housing64):
 def test_cli_runs_write_what_separate_runs_write(tmp_path):
     """`--runs 3 --seed 4` equals `--seed 4`, `--seed 5`, `--seed 6` run one by one: the same files, the same
     selected epochs, test RMSE to float tolerance; plus the summary table."""
-    from eignotes import train
+    from eignotes.training import cli as train
 
     common = ["--model", "tridiagonal", "--dim", "4", "--epochs", "3"]
     assert train.main([*common, "--runs", "3", "--seed", "4", "--out", str(tmp_path / "together")]) == 0
@@ -157,7 +158,7 @@ def test_cli_runs_write_what_separate_runs_write(tmp_path):
 
 @pytest.mark.parametrize("bad", [["--runs", "0"], ["--seed", "-1"]])
 def test_cli_refuses_bad_runs(tmp_path, bad):
-    from eignotes import train
+    from eignotes.training import cli as train
 
     with pytest.raises(SystemExit):
         train.main(["--model", "tridiagonal", "--out", str(tmp_path), *bad])

@@ -7,8 +7,11 @@ import sys
 import pytest
 import torch
 
-from eignotes import bench, config, reproduce, suites
-from eignotes.timing import time_interleaved
+from eignotes import config
+from eignotes.bench import cli as bench
+from eignotes.bench import suites
+from eignotes.bench.timing import time_interleaved
+from eignotes.course import reproduce
 
 
 def test_scale_switch(monkeypatch):
@@ -59,7 +62,7 @@ def test_bench_quick_writes_well_formed_results(tmp_path):
 
 def test_slow_callables_are_timed_once_after_their_lazy_call(monkeypatch):
     """The probe's clock is faked (a loaded machine must not decide the test): 'slow' reads 10 s, 'fast' 0 s."""
-    from eignotes import timing
+    from eignotes.bench import timing
 
     calls = {"fast": 0, "slow": 0}
 
@@ -105,7 +108,7 @@ def test_reproduce_runs_notebooks_and_collects_figures(tmp_path):
     src.mkdir()
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(
-        "import matplotlib.pyplot as plt\nfrom eignotes.plotting import save_figure\n"
+        "import matplotlib.pyplot as plt\nfrom eignotes.course.plotting import save_figure\n"
         "fig, ax = plt.subplots(); ax.plot([1, 2]); save_figure(fig, 'tiny')\nprint('ran')"
     )]
     nbformat.write(nb, src / "01_tiny.ipynb")
@@ -176,7 +179,7 @@ def test_goals_on_cpu_take_the_slowest_shape_and_ignore_other_dims():
 @pytest.mark.parametrize("backend", ["svg", "pdf"])
 def test_importing_the_plotting_module_keeps_the_users_backend(backend):
     """No DISPLAY, no kernel: the import must still leave matplotlib's backend to the user."""
-    code = ("import matplotlib; matplotlib.use(%r); import eignotes.plotting, eignotes.widgets; "
+    code = ("import matplotlib; matplotlib.use(%r); import eignotes.course.plotting, eignotes.course.widgets; "
             "print(matplotlib.get_backend())" % backend)
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "MPLBACKEND")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
@@ -186,7 +189,7 @@ def test_importing_the_plotting_module_keeps_the_users_backend(backend):
 def test_save_figure_writes_only_where_asked(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
-    from eignotes.plotting import FIGURES_ENV, save_figure
+    from eignotes.course.plotting import FIGURES_ENV, save_figure
 
     fig, ax = plt.subplots()
     monkeypatch.delenv(FIGURES_ENV, raising=False)

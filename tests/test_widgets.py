@@ -1,4 +1,5 @@
-"""The notebook explorers (eignotes.widgets): what they draw, the headless rule, the widget's redraw, input checks."""
+"""The notebook explorers (eignotes.course.widgets): what they draw, the headless rule, the widget's redraw, input
+checks."""
 import re
 
 import matplotlib.pyplot as plt  # headless: conftest chose the Agg backend
@@ -9,7 +10,7 @@ from conftest import random_symmetric
 from matplotlib.figure import Figure
 
 import eignotes
-from eignotes import widgets
+from eignotes.course import widgets
 
 F64 = torch.float64
 EPS = torch.finfo(F64).eps
@@ -25,9 +26,9 @@ def _close_figures():
 
 @pytest.fixture
 def saved(monkeypatch):
-    """The names passed to save_figure (the module calls eignotes.plotting.save_figure)."""
+    """The names passed to save_figure (the module calls eignotes.course.plotting.save_figure)."""
     names = []
-    monkeypatch.setattr(eignotes.plotting, "save_figure", lambda fig, name: names.append(name))
+    monkeypatch.setattr(eignotes.course.plotting, "save_figure", lambda fig, name: names.append(name))
     return names
 
 
@@ -301,7 +302,7 @@ def test_in_a_kernel_static_shows_once_and_widget_builds(monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
-    setup = ("import os, torch\nfrom eignotes.widgets import bisection_explorer\n"
+    setup = ("import os, torch\nfrom eignotes.course.widgets import bisection_explorer\n"
              "d = torch.tensor([2, -1, 0.5, 3, 1.0], dtype=torch.float64)\n"
              "e = torch.tensor([1, 0.7, -0.4, 0.9], dtype=torch.float64)")
     cells = [setup,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ..dlpack import _require_cupy, torch_stream
+from .dlpack import _require_cupy, torch_stream
 
 
 def _batched(A: torch.Tensor):

@@ -23,9 +23,9 @@ from typing import SupportsIndex
 
 import torch
 
-from ..dlpack import cupy_status
 from . import _checks, _dense_numba, _dense_triton, _inverse_iteration
 from ._grad import DenseOuter, save_vectors
+from .dlpack import cupy_status
 from .tridiagonal import _NITER, PIVMIN
 
 __all__ = ["kth_eigvalsh"]

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from . import config, fused, models
+from .. import config, models
+from . import fused
 from . import stream as st
 from .data import HousingData
 
@@ -102,12 +103,12 @@ def build_model(kind: str, *, num_features: int, dim: int, backend: str = "auto"
 def training_device(model: nn.Module | Sequence[nn.Module], optimizer: str, *,
                     cuda_graphs: bool = False) -> torch.device:
     """Where `fit` trains when no device is given: the CPU for the exact dense and tridiagonal models where the fused
-    CPU step (eignotes.fused) applies (to every model of a sequence: runs trained together), else config.device()
-    (CUDA where there is a GPU). At the blog's batch sizes PyTorch's eager step on a GPU is launch-bound: an epoch
-    of the dim-45 models took 8.5 s (dense) and 0.62 s (tridiagonal) on an H100, against 0.16 s and 0.011 s with
-    the fused step on a 2-core CPU (benchmarks/results/). The pencil and the smoothed models have a fused CPU step
-    too, but no GPU run has compared the two places for them yet: they keep config.device(). cuda_graphs=True asks
-    for the GPU's graphed step: then config.device()."""
+    CPU step (eignotes.training.fused) applies (to every model of a sequence: runs trained together), else
+    config.device() (CUDA where there is a GPU). At the blog's batch sizes PyTorch's eager step on a GPU is
+    launch-bound: an epoch of the dim-45 models took 8.5 s (dense) and 0.62 s (tridiagonal) on an H100, against 0.16 s
+    and 0.011 s with the fused step on a 2-core CPU (benchmarks/results/). The pencil and the smoothed models have a
+    fused CPU step too, but no GPU run has compared the two places for them yet: they keep config.device().
+    cuda_graphs=True asks for the GPU's graphed step: then config.device()."""
     ms = [model] if isinstance(model, nn.Module) else list(model)
     measured = (models.MultivariateSpectral, models.TridiagonalSpectral)
     if not cuda_graphs and all(type(m) in measured and m.alpha is None and fused.fusable(m, optimizer)[0]
@@ -118,9 +119,9 @@ def training_device(model: nn.Module | Sequence[nn.Module], optimizer: str, *,
 
 def step_kind(model: nn.Module, optimizer: str, device: torch.device | str, fused_step: bool | None,
               cuda_graphs: bool = False) -> str:
-    """Which training step the loops take for this model, as a run's summary records it: "fused" (eignotes.fused's
-    compiled CPU step), "cuda graphs" (asked for on a CUDA device; a step that cannot be captured runs eagerly, with
-    a warning) or "eager"."""
+    """Which training step the loops take for this model, as a run's summary records it: "fused"
+    (eignotes.training.fused's compiled CPU step), "cuda graphs" (asked for on a CUDA device; a step that cannot be
+    captured runs eagerly, with a warning) or "eager"."""
     if cuda_graphs and torch.device(device).type == "cuda":
         return "cuda graphs"
     return "fused" if fused_step is not False and fused.fusable(model, optimizer, device=device)[0] else "eager"
@@ -148,10 +149,10 @@ def fit(kind: str, data: HousingData, *, dim: int, epochs: int, lr: float | None
 
     Returns (model restored to its best validation epoch, history DataFrame, summary dict). `progress` is an
     optional stage (a progress bar, a live plot) put at the end of the stream. cuda_graphs: replay each step as a
-    CUDA graph on a CUDA device (eignotes.graphs; opt-in, not yet verified on a GPU). fused_step: as in
-    eignotes.stream.train_epochs (None: the compiled CPU step of eignotes.fused where it applies). device: None
-    trains where `training_device` says (the CPU for the exact dense and tridiagonal models where the fused step
-    applies, else CUDA where there is a GPU).
+    CUDA graph on a CUDA device (eignotes.training.graphs; opt-in, not yet verified on a GPU). fused_step: as in
+    eignotes.training.stream.train_epochs (None: the compiled CPU step of eignotes.training.fused where it applies).
+    device: None trains where `training_device` says (the CPU for the exact dense and tridiagonal models where the
+    fused step applies, else CUDA where there is a GPU).
     """
     recipe = blog_recipe(kind, dim).replace(lr=lr, batch_size=batch_size, weight_decay=weight_decay)
     patience = _default_patience(recipe, epochs) if patience is None else patience
@@ -192,7 +193,7 @@ def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequ
              alpha: float | None | Sequence[float | None] = None, init: str = "default",
              cuda_graphs: bool = False, fused_step: bool | None = None,
              ) -> list[tuple[nn.Module, pd.DataFrame, dict[str, Any]]]:
-    """`fit` for several seeds trained together in one stream (eignotes.runs): one (model restored to its best
+    """`fit` for several seeds trained together in one stream (eignotes.training.runs): one (model restored to its best
     validation epoch, history, summary) per seed, equal to `fit`'s for that seed to float tolerance. One seed
     is `fit` itself. `progress` is a stage over the runs' events (lists per run). alpha: one for all runs, or a
     sequence with one per run (seeds may then repeat: the same seed with several alphas). device: as in `fit`."""

@@ -14,7 +14,7 @@ The headless rule. A kernel cannot tell whether a front end is attached (nbmake 
 start real kernels), so the choice is explicit. `interactive=None` (auto) builds the widget only when ipywidgets
 imports, we run inside an IPython kernel (`get_ipython()` has a `kernel`), and EIGNOTES_STATIC_WIDGETS is not
 "1"; `interactive=False` forces one static figure, `interactive=True` forces the widget. Either way the figure
-of the default value is passed to `eignotes.plotting.save_figure` (a PNG when the headless runner asks for
+of the default value is passed to `eignotes.course.plotting.save_figure` (a PNG when the headless runner asks for
 figures). Static mode returns that matplotlib Figure, interactive mode a VBox(slider, output); end a notebook
 cell with the call so that it is shown, once.
 
@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..config import STATIC_WIDGETS_ENV, in_kernel
+from ..linalg import kth_eigvalsh, sturm_count, tridiagonal_to_dense
 from . import plotting
-from .config import STATIC_WIDGETS_ENV, in_kernel
-from .linalg import kth_eigvalsh, sturm_count, tridiagonal_to_dense
 from .plotting import plt
 
 if TYPE_CHECKING:
@@ -291,7 +291,7 @@ def collision_explorer(A: torch.Tensor, B: torch.Tensor, *, k: int, ts: torch.Te
     A, B: symmetric (n, n) matrices (computed in float64). k: the highlighted eigenvalue (ascending; negative counts
     from the largest). ts: increasing 1-D tensor of t values, the curves' grid and the slider's range and step.
     t: the value drawn first (and the one saved). interactive: None (auto), False (static) or True, see the
-    module docstring. name: the figure's name for `eignotes.plotting.save_figure`.
+    module docstring. name: the figure's name for `eignotes.course.plotting.save_figure`.
 
     Returns the matplotlib Figure (static) or an ipywidgets VBox(slider, output) (interactive).
     """

@@ -1,4 +1,4 @@
-"""Notebook 06 (scaling with dim, several seeds): worked solutions. `eignotes.solutions.show(6)`."""
+"""Notebook 06 (scaling with dim, several seeds): worked solutions. `eignotes.course.solutions.show(6)`."""
 from __future__ import annotations
 
 import itertools
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..data import HousingData
+from ...training.data import HousingData
 from ..experiments import runs_cost
 
 
@@ -22,8 +22,8 @@ def exercise_1(data: HousingData, *, dim: int = 15, runs: Sequence[int] = (2, 4,
     line, and the prediction for R = 8 follows. If c(2) is close to 1, the fixed part a dominates and more runs come
     almost for free; if close to 2, nothing is shared. Which model shares more depends on dim: the dense model's
     work per run grows like dim^3 (one reduction to tridiagonal form per matrix), the tridiagonal model's like dim.
-    On the CPU the training loops take the fused step (eignotes.fused: the whole step in one compiled call), whose
-    fixed part is small, so c(2) is well above 1: on a 2-core CPU at dim 45, 16 runs cost 11.0 times one dense
+    On the CPU the training loops take the fused step (eignotes.training.fused: the whole step in one compiled call),
+    whose fixed part is small, so c(2) is well above 1: on a 2-core CPU at dim 45, 16 runs cost 11.0 times one dense
     run's epoch and 8.4 times one tridiagonal run's. With PyTorch's eager step (fused_step=False), whose fixed part
     is two dozen framework operations per step, they cost 4.5 and 2.6 times a (five times slower) run: the larger
     a is, the more the runs share (benchmarks/results/, `python -m eignotes.bench --suite runs`).
@@ -36,7 +36,7 @@ def exercise_1(data: HousingData, *, dim: int = 15, runs: Sequence[int] = (2, 4,
     compare the trend, not the digits, on a quiet machine.
 
     Returns, per model kind, {"predicted": {R: c(R)}, "measured": {R: c(R)}}, both relative to one run timed beside
-    each R (eignotes.experiments.runs_cost; the first of `epochs` epochs warms up and is dropped).
+    each R (eignotes.course.experiments.runs_cost; the first of `epochs` epochs warms up and is dropped).
     """
     runs = sorted(set(runs) | {2})
     table = runs_cost(data, dim=dim, runs_list=runs, epochs=epochs)
@@ -84,8 +84,8 @@ def exercise_3(summary: pd.DataFrame) -> dict[str, float]:
     (O(F dim)), a bisection of a fixed number of O(dim) Sturm counts and one O(dim) eigenvector solve: p = 1 for
     large dim. The dense model forms sum_i x_i A_i (O(F dim^2)) and reduces it to tridiagonal form ((4/3) dim^3):
     p between 2 and 3, tending to 3. The fit says otherwise at these sizes: at the cpu scale on a 2-core CPU, with
-    the fused CPU training steps (eignotes.fused, the default), about 0.6 for the tridiagonal model (dims 15 to 100)
-    and 1.4 for the dense one (dims 15 and 45); with PyTorch's eager step they were 0.2 to 0.5 and 0.6 (an epoch
+    the fused CPU training steps (eignotes.training.fused, the default), about 0.6 for the tridiagonal model (dims 15
+    to 100) and 1.4 for the dense one (dims 15 and 45); with PyTorch's eager step they were 0.2 to 0.5 and 0.6 (an epoch
     of a tenth of a second also moves with the machine's load). Write the time as a + b dim^p: a step also costs
     a fixed amount that does not grow with dim (Python, dispatch, the update of each parameter tensor, and for the
     eager step two dozen framework operations), and at these dims that fixed part is a large share of the time, so

@@ -40,9 +40,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ..models import feature_norms
 from . import fused, graphs
 from .data import HousingData
-from .models import feature_norms
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,7 +59,7 @@ def make_optimizer(name: str, params: Iterable[torch.Tensor], *, lr: float,
     every parameter: at the blog's small batches the per-parameter loop of the default step was a fifth of a
     tridiagonal training step); on a GPU, PyTorch's default (multi-tensor) step, as before: the fused step has not
     been timed on a GPU here yet. The arithmetic is the same. for_graphs: the capturable optimizer a CUDA-graph
-    step needs (eignotes.graphs.graph_optimizer)."""
+    step needs (eignotes.training.graphs.graph_optimizer)."""
     params = list(params)
     if for_graphs:
         return graphs.graph_optimizer(OPTIMIZERS[name], params, lr=lr, weight_decay=weight_decay)
@@ -119,16 +119,16 @@ def train_epochs(
     variance of the training targets (100 times worse than predicting their mean) warns once (RuntimeWarning) and
     marks each such event with diverged=True: lower the learning rate.
 
-    cuda_graphs: on a CUDA device, replay each training step as a CUDA graph (eignotes.graphs): opt-in, not yet
+    cuda_graphs: on a CUDA device, replay each training step as a CUDA graph (eignotes.training.graphs): opt-in, not yet
     verified on a GPU. A model whose step cannot be captured trains eagerly, with a one-line warning saying why.
     Ignored elsewhere.
 
-    fused_step: None (default) trains with eignotes.fused's compiled CPU step where it applies (the dense,
+    fused_step: None (default) trains with eignotes.training.fused's compiled CPU step where it applies (the dense,
     tridiagonal or pencil model, exact or smoothed, with Adam/AdamW, no regularizer and no hooks, on the CPU: about
     5x faster an epoch at the blog's batch sizes for the exact models, 2x for the smoothed pencil model, the same
     arithmetic; the optimizer's step() and its hooks are not called, each .grad holds the last step's gradient),
     else with the eager PyTorch step; False always takes the eager step; True asks for the fused step and raises
-    ValueError, saying why, where it does not apply (eignotes.fused.fusable).
+    ValueError, saying why, where it does not apply (eignotes.training.fused.fusable).
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")

@@ -1,12 +1,12 @@
 """Notebook 07 (when eigenvalues collide: the smoothed k-th eigenvalue): worked solutions.
-`eignotes.solutions.show(7)`."""
+`eignotes.course.solutions.show(7)`."""
 from __future__ import annotations
 
 import math
 
 import torch
 
-from ..linalg import kth_eigvalsh, kth_eigvalsh_smooth, smooth_weights
+from ...linalg import kth_eigvalsh, kth_eigvalsh_smooth, smooth_weights
 
 
 def exercise_1() -> dict[str, object]:

@@ -1,4 +1,5 @@
-"""Whole-step CUDA graphs for the training loops (eignotes.stream, eignotes.runs): opt-in, not yet GPU-verified.
+"""Whole-step CUDA graphs for the training loops (eignotes.training.stream, eignotes.training.runs): opt-in, not yet
+GPU-verified.
 
 At the blog's batch sizes a GPU training step is a few hundred tiny kernels, and launching them costs more than
 their arithmetic. A CUDA graph records a step's kernels once and replays them with one launch. `StepGraph` wraps

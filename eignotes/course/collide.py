@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from . import recipes
-from .data import HousingData, prepare_housing
-from .linalg import capped_simplex_projection, kth_eigvalsh, kth_eigvalsh_smooth, smooth_weights
+from ..linalg import capped_simplex_projection, kth_eigvalsh, kth_eigvalsh_smooth, smooth_weights
+from ..training import recipes
+from ..training.data import HousingData, prepare_housing
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -116,7 +116,7 @@ def alpha_runs(alphas: Sequence[float], repeats: int, *, dim: int = 15, epochs: 
                data: HousingData | None = None, device: torch.device | str = "cpu", init: str = "default"
                ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The Moreau post's experiment: `repeats` runs (seeds 0 .. repeats-1) of the pencil model for each alpha, all
-    trained together in one stream (eignotes.runs, one alpha per run), with the post's recipe (Adam, lr 1e-2,
+    trained together in one stream (eignotes.training.runs, one alpha per run), with the post's recipe (Adam, lr 1e-2,
     batch 64, OneCycle over `epochs`) and no early stopping, as in the post.
 
     Returns (runs, histories): runs has one row per run with `auc` (the mean validation RMSE over the epochs, the
@@ -151,7 +151,7 @@ def auc_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def boosting_baseline(data: HousingData, seed: int = 0) -> float:
     """Test RMSE (dollars) of scikit-learn's HistGradientBoostingRegressor with its defaults on the same training
-    rows (eignotes.experiments.gradient_boosting_baseline, notebook 04's measured baseline)."""
+    rows (eignotes.course.experiments.gradient_boosting_baseline, notebook 04's measured baseline)."""
     from .experiments import gradient_boosting_baseline
 
     return gradient_boosting_baseline(data, seed=seed)["test RMSE ($)"]

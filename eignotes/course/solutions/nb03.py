@@ -1,11 +1,11 @@
-"""Notebook 03 (a custom autograd function): worked solutions. `eignotes.solutions.show(3)`."""
+"""Notebook 03 (a custom autograd function): worked solutions. `eignotes.course.solutions.show(3)`."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from ...linalg import kth_eigvalsh
 from ..experiments import saved_bytes
-from ..linalg import kth_eigvalsh
 
 
 def exercise_1() -> type[torch.autograd.Function]:
@@ -39,7 +39,7 @@ def exercise_2(B: int, n: int, dtype: torch.dtype = torch.float32) -> dict[str, 
 
     Prediction: eigh's backward formula needs the eigenvalues and all eigenvectors, so autograd keeps B (n + n^2)
     numbers; KthEigval keeps one eigenvector per matrix, B n numbers; times the bytes per number (4 in float32).
-    At n = 200 that is 201 times less. Measured with saved_tensors_hooks (`eignotes.experiments.saved_bytes`).
+    At n = 200 that is 201 times less. Measured with saved_tensors_hooks (`eignotes.course.experiments.saved_bytes`).
     """
 
     class KthEigval(torch.autograd.Function):  # notebook 03's function

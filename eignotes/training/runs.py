@@ -31,9 +31,9 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
+from ..models import MultivariateSpectral, PencilSpectral, feature_norms
 from . import fused, graphs
 from .data import HousingData
-from .models import MultivariateSpectral, PencilSpectral, feature_norms
 from .stream import OPTIMIZERS, Event, make_optimizer
 
 # Validation rows evaluated at once for all runs: bounds the memory of R x rows x dim x dim dense matrices.
@@ -128,9 +128,9 @@ def train_runs(
     validation epoch); the last event also carries models (the R models, loaded with their runs' final parameters).
     The stream ends after n_epochs, or when every run has stopped: early (after `patience` epochs without a new best
     validation loss; None: never) or by diverging (a NaN or infinite training loss: that run is frozen and
-    reported, the others go on). cuda_graphs: as in eignotes.stream.train_epochs (opt-in, CUDA only, not yet
-    verified on a GPU). fused_step: as in eignotes.stream.train_epochs (None: eignotes.fused's compiled CPU step
-    for all R runs where it applies).
+    reported, the others go on). cuda_graphs: as in eignotes.training.stream.train_epochs (opt-in, CUDA only, not yet
+    verified on a GPU). fused_step: as in eignotes.training.stream.train_epochs (None: eignotes.training.fused's
+    compiled CPU step for all R runs where it applies).
     """
     _check_models(models)
     if len(seeds) != len(models):

@@ -5,7 +5,7 @@ per exercise, `exercise_1`, `exercise_2`, ...: its docstring is the answer in wo
 and it returns what the exercise asks for, so that `tests/test_exercises.py` can check it against an independent
 reference. Try each exercise before you open its solution.
 
->>> from eignotes import solutions
+>>> from eignotes.course import solutions
 >>> sorted(solutions.exercises(5))
 [1, 2, 3]
 """

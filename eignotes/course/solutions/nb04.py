@@ -1,4 +1,4 @@
-"""Notebook 04 (dense and tridiagonal models): worked solutions. `eignotes.solutions.show(4)`."""
+"""Notebook 04 (dense and tridiagonal models): worked solutions. `eignotes.course.solutions.show(4)`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -6,8 +6,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..data import HousingData
-from ..models import feature_norms
+from ...models import feature_norms
+from ...training.data import HousingData
 
 
 @torch.no_grad()

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.utils.benchmark as tbench
 
+from ..linalg.dlpack import cupy_status
+
 
 @dataclass
 class Timing:
@@ -85,3 +87,15 @@ def time_interleaved(fns: dict[str, Callable[[], object]], *, min_run_time: floa
         q1, med, q3 = (float(v) for v in torch.tensor(ts, dtype=torch.float64).quantile(quartiles))
         out[label] = Timing(label=label, median=med, iqr=q3 - q1, repeats=len(ts))
     return out
+
+
+def random_symmetric(B: int, n: int, dtype: torch.dtype, device: torch.device | str, seed: int = 0) -> torch.Tensor:
+    """A seeded (B, n, n) batch of random symmetric matrices (drawn on the CPU, so every device gets the same)."""
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(B, n, n, generator=g, dtype=dtype)
+    return ((A + A.mT) / 2).to(device)
+
+
+def cupy_usable(device: torch.device) -> bool:
+    """Whether CuPy rows run: a CUDA device and a working CuPy (tests substitute a NumPy stand-in)."""
+    return device.type == "cuda" and cupy_status()[0]

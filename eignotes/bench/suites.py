@@ -1,6 +1,6 @@
 """Benchmark suites, the speed goals and the results files behind `python -m eignotes.bench` (`make bench`).
 
-Every case is timed with eignotes.timing (warm-up first, the device synchronized, median and IQR over repeats,
+Every case is timed with eignotes.bench.timing (warm-up first, the device synchronized, median and IQR over repeats,
 interleaved with its baseline from the same run); the ratio is baseline time / case time (above 1: faster).
 `run` writes DIR/<date>_<device>[_<suites>].json, a markdown table and a plot of the ratios (.png) beside it.
 """
@@ -18,26 +18,25 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from . import (
+from .. import (
     config,
-    experiments,
-    fused,
     kth_eigvalsh,
     kth_eigvalsh_smooth,
     kth_eigvalsh_tridiagonal,
     kth_eigvalsh_tridiagonal_smooth,
-    recipes,
     tridiagonal_to_dense,
 )
-from . import stream as st
-from .data import prepare_housing
-from .dlpack import cupy_status
-from .experiments import random_symmetric
-from .linalg import _dense_triton, tridiagonal_backends
-from .timing import Timing, time_interleaved
+from ..linalg import _dense_triton, tridiagonal_backends
+from ..linalg.dlpack import cupy_status
+from ..training import fused, recipes
+from ..training import stream as st
+from ..training.data import prepare_housing
+from .timing import Timing, cupy_usable, random_symmetric, time_interleaved
 
 if TYPE_CHECKING:
-    from .data import HousingData
+    from matplotlib.figure import Figure
+
+    from ..training.data import HousingData
 
 SUITES = ("dense", "tridiagonal", "training", "runs", "smooth")
 # A callable slower than this per call (torch.linalg looping over 16384 matrices on a GPU) is timed once.
@@ -81,7 +80,7 @@ class BlogCupyKth(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, A: torch.Tensor, k: int) -> torch.Tensor:
-        from .linalg import _cupy
+        from ..linalg import _cupy
 
         if not ctx.needs_input_grad[0]:
             return _cupy.eigvalsh(A, True)[..., k]
@@ -121,7 +120,7 @@ def suite_dense(device: torch.device, dtype: torch.dtype, shapes: Iterable[tuple
     """kth_eigvalsh forward vs torch.linalg.eigvalsh; forward+backward vs torch.linalg.eigh autograd; on a GPU
     also the blog's CuPy function as the anchor."""
     out = []
-    has_cupy = experiments.cupy_usable(device)
+    has_cupy = cupy_usable(device)
     base_backends = ["torch"] + (["cupy"] if has_cupy else []) + (["numba"] if device.type == "cpu" else [])
     for B, n in shapes:
         A = random_symmetric(B, n, dtype, device)
@@ -222,7 +221,7 @@ def suite_training(device: torch.device, dim: int, epochs: int = 4,
                    data: HousingData | None = None) -> list[dict[str, Any]]:
     """Seconds per epoch of the blog's training settings (dense: batch 10; tridiagonal: batch 64) for each variant,
     and the eigen-overhead ratio: the epoch with the real op over the same epoch with the eigenvalue replaced by
-    trace / dim, both with the eager PyTorch step (the default on the CPU is the fused step of eignotes.fused,
+    trace / dim, both with the eager PyTorch step (the default on the CPU is the fused step of eignotes.training.fused,
     timed in its own row; where it does not apply, as on a GPU, the eager row is left out). The first of `epochs`
     epochs pays for compilation and caches and is dropped; the median and IQR are over the others."""
     data = data or prepare_housing()
@@ -272,7 +271,7 @@ def suite_pencil(device: torch.device, dim: int = 15, repeats: int = 15, epochs:
     `alpha`, and the post's experiment, `repeats` runs each of alpha 0.001, 0.1 and 5 trained together. Seconds per
     epoch, the first of `epochs` dropped. Where the fused step does not apply (a GPU) there is nothing to compare:
     no rows."""
-    from . import runs
+    from ..training import runs
 
     data = data or prepare_housing()
     recipe = recipes.blog_recipe("pencil", dim)
@@ -302,12 +301,12 @@ def suite_pencil(device: torch.device, dim: int = 15, repeats: int = 15, epochs:
 
 def suite_runs(device: torch.device, dim: int, runs_list: Sequence[int] = (1, 4, 16, 64), epochs: int = 2,
                data: HousingData | None = None, verbose: bool = True) -> list[dict[str, Any]]:
-    """Epoch time of R runs trained together (eignotes.runs) against one run of the same recipe (the baseline,
+    """Epoch time of R runs trained together (eignotes.training.runs) against one run of the same recipe (the baseline,
     `stream.train_epochs`), dense and tridiagonal at the blog's batch sizes. Each row's `cost` is the time of the R
     runs over one run's (the goals hold it at R = 16) and `throughput` R / cost (run-epochs per second, relative to
     one run). The first of `epochs` epochs warms up and is dropped. verbose: a [bench] line on stderr per
     measurement (the benchmark command's log); a notebook's table needs none."""
-    from . import runs
+    from ..training import runs
 
     data = data or prepare_housing()
     out = []
@@ -615,9 +614,33 @@ def run(suites: Sequence[str], *, quick: bool, device: torch.device, out_dir: Pa
     (out_dir / f"{stem}.md").write_text(to_markdown(meta, rows, scored))
     import matplotlib.pyplot as plt
 
-    from .plotting import bench_ratios
 
     fig = bench_ratios(rows, title=f"eignotes benchmark, {meta['device_name']}, {meta['date']}")
     fig.savefig(out_dir / f"{stem}.png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def bench_ratios(rows: Iterable[dict[str, Any]], *, title: str) -> Figure:
+    """Speed-up of every benchmark case over its baseline from the same run (log scale; right of 1 = faster).
+
+    rows: the dicts `eignotes.bench` writes (suite, case, shape, dtype, label, baseline, ratio); rows without a
+    baseline are left out. Returns the figure (the bench saves it beside its results file).
+    """
+    rows = [r for r in rows if r.get("ratio")]
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 0.6 + 0.28 * max(len(rows), 1)))
+    labels = [f"{r['suite']} {r['case']} {tuple(r['shape'])} {r['dtype']}: {r['label']}" for r in rows]
+    ratios = [r["ratio"] for r in rows]
+    ax.barh(range(len(rows)), ratios, color=["tab:blue" if v >= 1 else "tab:red" for v in ratios])
+    ax.set_yticks(range(len(rows)), labels, fontsize=7)
+    ax.axvline(1.0, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("baseline time / case time (log scale; right of 1: faster than its baseline)")
+    for y, v in enumerate(ratios):
+        ax.text(v, y, f" {v:.3g}x", va="center", fontsize=7)
+    ax.invert_yaxis()
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

@@ -1,4 +1,4 @@
-"""Notebook 05 (tridiagonal kernels): worked solutions. `eignotes.solutions.show(5)`."""
+"""Notebook 05 (tridiagonal kernels): worked solutions. `eignotes.course.solutions.show(5)`."""
 from __future__ import annotations
 
 import math

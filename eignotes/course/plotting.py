@@ -19,10 +19,10 @@ if TYPE_CHECKING:
     import torch
     from matplotlib.figure import Figure
 
-    from .stream import Event
-    from .timing import Timing
+    from ..bench.timing import Timing
+    from ..training.stream import Event
 
-from .config import FIGURES_ENV, in_kernel
+from ..config import FIGURES_ENV, in_kernel
 
 
 def save_figure(fig: Figure, name: str, folder: str | os.PathLike | None = None) -> Path | None:
@@ -227,7 +227,7 @@ def plot_progress(events: Iterable[Event], *, max_step: int, feature_names: Sequ
     nbmake keeps the final figure); outside Jupyter it draws an ordinary figure at the end. The left title gives
     the best validation RMSE and its epoch; when `test_fn(best_event)` is given, it is called once at the end and
     the test RMSE of the selected model is added. `png=path` writes the final figure, `gif=path` an animation of
-    the updates. Events need `step`, `train_rmse_dollars`, `val_loss` and `val_rmse_dollars` (eignotes.stream's
+    the updates. Events need `step`, `train_rmse_dollars`, `val_loss` and `val_rmse_dollars` (eignotes.training.stream's
     train_epochs with augment(validation(data))); `feature_norms`, where present, fills the right panel, its
     y axis named `norm_label` (the tridiagonal model's matrices are T_i, not A_i).
     Returns the list of events.
@@ -346,27 +346,4 @@ def scaling(summary: pd.DataFrame, *, title: str = "scaling with dim", name: str
     ax2.set_ylabel("seconds per epoch, a setting's seeds together (log scale)", fontsize=FONT)
     ax2.set_title("time per epoch against dim (log-log)", fontsize=FONT)
     save_figure(fig, name or title)
-    return fig
-
-
-def bench_ratios(rows: Iterable[dict[str, Any]], *, title: str) -> Figure:
-    """Speed-up of every benchmark case over its baseline from the same run (log scale; right of 1 = faster).
-
-    rows: the dicts `eignotes.bench` writes (suite, case, shape, dtype, label, baseline, ratio); rows without a
-    baseline are left out. Returns the figure (the bench saves it beside its results file).
-    """
-    rows = [r for r in rows if r.get("ratio")]
-    fig, ax = plt.subplots(figsize=(9, 0.6 + 0.28 * max(len(rows), 1)))
-    labels = [f"{r['suite']} {r['case']} {tuple(r['shape'])} {r['dtype']}: {r['label']}" for r in rows]
-    ratios = [r["ratio"] for r in rows]
-    ax.barh(range(len(rows)), ratios, color=["tab:blue" if v >= 1 else "tab:red" for v in ratios])
-    ax.set_yticks(range(len(rows)), labels, fontsize=7)
-    ax.axvline(1.0, color="k", lw=0.8)
-    ax.set_xscale("log")
-    ax.set_xlabel("baseline time / case time (log scale; right of 1: faster than its baseline)")
-    for y, v in enumerate(ratios):
-        ax.text(v, y, f" {v:.3g}x", va="center", fontsize=7)
-    ax.invert_yaxis()
-    ax.set_title(title)
-    fig.tight_layout()
     return fig

@@ -25,7 +25,7 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path:
     candidates = [Path(explicit)] if explicit else []
     if os.environ.get("EIGNOTES_DATA"):
         candidates.append(Path(os.environ["EIGNOTES_DATA"]))
-    candidates += [Path(__file__).resolve().parents[1] / "data", _COLAB]
+    candidates += [Path(__file__).resolve().parents[2] / "data", _COLAB]
     for c in candidates:
         if (c / "california_housing_train.csv.gz").exists() or (c / "california_housing_train.csv").exists():
             return c

@@ -1,6 +1,6 @@
 """Benchmark command: `python -m eignotes.bench [--suite dense,tridiagonal,training] [--quick] [--out DIR]`.
 
-It parses the options and calls eignotes.suites.run, which times every case next to its baseline from the same run
+It parses the options and calls eignotes.bench.suites.run, which times every case next to its baseline from the same run
 and writes DIR/<date>_<device>.json, a markdown table and a plot of the ratios.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from . import config
+from .. import config
 from .suites import DEFAULT_SLOW_S, SUITES, run
 
 

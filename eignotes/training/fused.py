@@ -1,6 +1,6 @@
 """Fused CPU training steps: forward, MSE loss, backward and the Adam/AdamW update as a few compiled calls (numba),
 for the tridiagonal, the dense and the pencil model, exact or smoothed, used by the training loops
-(eignotes.stream, eignotes.runs) by default where they apply.
+(eignotes.training.stream, eignotes.training.runs) by default where they apply.
 
 Why: at the blog's batch sizes (dense 10 rows, tridiagonal and pencil 64) an eager training step is two or three
 dozen small PyTorch operations, each a few microseconds of framework work, around the eigenvalue kernel; the
@@ -54,12 +54,12 @@ from torch.nn.modules import module as _module
 from torch.nn.utils import parametrize
 from torch.optim import optimizer as _optimizer
 
-from .linalg import _dense_numba, _tri_numba
-from .linalg import smooth as _smooth
-from .linalg import tridiagonal as _tridiagonal
-from .linalg.dense import NUMBA_MAX_N
-from .linalg.tridiagonal import _NITER, PIVMIN
-from .models import MultivariateSpectral, PencilSpectral, TridiagonalSpectral
+from ..linalg import _dense_numba, _tri_numba
+from ..linalg import smooth as _smooth
+from ..linalg import tridiagonal as _tridiagonal
+from ..linalg.dense import NUMBA_MAX_N
+from ..linalg.tridiagonal import _NITER, PIVMIN
+from ..models import MultivariateSpectral, PencilSpectral, TridiagonalSpectral
 
 __all__ = ["fusable", "check_request", "TridiagonalStep", "DenseStep", "PencilStep", "make_step"]
 
@@ -79,7 +79,7 @@ def _step_params(model: nn.Module) -> list[torch.Tensor]:
 
 def _alpha_ok(alpha, runs: int) -> bool:
     """A smoothing the fused step takes: None, a finite positive float, or a tensor of them that needs no gradient,
-    one for all (one element) or one per run ((runs, 1), as eignotes.runs sets it); not one per row."""
+    one for all (one element) or one per run ((runs, 1), as eignotes.training.runs sets it); not one per row."""
     if alpha is None:
         return True
     if isinstance(alpha, torch.Tensor):

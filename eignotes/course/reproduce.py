@@ -1,4 +1,4 @@
-"""Run every notebook headless: `python -m eignotes.reproduce --out build`.
+"""Run every notebook headless: `python -m eignotes.course.reproduce --out build`.
 
 Executed notebooks go to OUT/notebooks, their figures (PNG) to OUT/figures. The scale comes from EIGNOTES_SCALE
 (default: full with a CUDA GPU, cpu without one). Each notebook's kernel is told where figures go, and that no
@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import config
-from .config import FIGURES_ENV, STATIC_WIDGETS_ENV
+from .. import config
+from ..config import FIGURES_ENV, STATIC_WIDGETS_ENV
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,12 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     import nbformat
     from nbclient import NotebookClient
 
-    src = Path(args.notebooks) if args.notebooks else Path(__file__).resolve().parents[1] / "notebooks"
+    src = Path(args.notebooks) if args.notebooks else Path(__file__).resolve().parents[2] / "notebooks"
     out = Path(args.out).resolve()
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     # What the notebooks' kernels need to know travels in their own environment; this process's stays untouched.
-    # No front end watches these kernels, so the explorers of eignotes.widgets draw one static figure.
+    # No front end watches these kernels, so the explorers of eignotes.course.widgets draw one static figure.
     kernel_env = {**os.environ, FIGURES_ENV: str(out / "figures"), STATIC_WIDGETS_ENV: "1"}
     books = sorted(src.glob("[0-9][0-9]_*.ipynb"))
     if not books:

@@ -1,9 +1,9 @@
-"""Notebook 02 (the gradient of an eigenvalue and its kink): worked solutions. `eignotes.solutions.show(2)`."""
+"""Notebook 02 (the gradient of an eigenvalue and its kink): worked solutions. `eignotes.course.solutions.show(2)`."""
 from __future__ import annotations
 
 import torch
 
-from ..linalg import kth_eigvalsh
+from ...linalg import kth_eigvalsh
 
 
 def exercise_1(A: torch.Tensor) -> dict[str, torch.Tensor]:

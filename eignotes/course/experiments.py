@@ -23,26 +23,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from . import recipes
-from .data import HousingData, prepare_housing
-from .dlpack import cupy_status
-from .linalg import kth_eigvalsh_tridiagonal, tridiagonal_backends, tridiagonal_to_dense
-from .timing import Timing, time_fn, time_interleaved
+from ..bench.timing import Timing, cupy_usable, random_symmetric, time_fn, time_interleaved
+from ..linalg import kth_eigvalsh_tridiagonal, tridiagonal_backends, tridiagonal_to_dense
+from ..training import recipes
+from ..training.data import HousingData, prepare_housing
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-def random_symmetric(B: int, n: int, dtype: torch.dtype, device: torch.device | str, seed: int = 0) -> torch.Tensor:
-    """A seeded (B, n, n) batch of random symmetric matrices (drawn on the CPU, so every device gets the same)."""
-    g = torch.Generator().manual_seed(seed)
-    A = torch.randn(B, n, n, generator=g, dtype=dtype)
-    return ((A + A.mT) / 2).to(device)
-
-
-def cupy_usable(device: torch.device) -> bool:
-    """Whether CuPy rows run: a CUDA device and a working CuPy (tests substitute a NumPy stand-in)."""
-    return device.type == "cuda" and cupy_status()[0]
 
 
 def warmup_eigvalsh(B: int, n: int, device: torch.device, dtype: torch.dtype = torch.float32,
@@ -52,7 +39,7 @@ def warmup_eigvalsh(B: int, n: int, device: torch.device, dtype: torch.dtype = t
     On the CPU, `with_eignotes` adds eignotes' own op (its numba backend) twice: for all n eigenvalues (the same
     task as the others) and for the k = n // 2 one only (what a model needs). On a GPU the CuPy row is the
     computation eignotes' op runs there. slow_s: a variant whose warm call takes longer is timed once
-    (`eignotes.timing.time_interleaved`; its Timing then says repeats=1), so that one pathologically slow library
+    (`eignotes.bench.timing.time_interleaved`; its Timing then says repeats=1), so that one pathologically slow library
     (a busy machine, a GPU loop over the matrices) does not hold the run for minutes.
     """
     A = random_symmetric(B, n, dtype, device)
@@ -60,7 +47,7 @@ def warmup_eigvalsh(B: int, n: int, device: torch.device, dtype: torch.dtype = t
         An = A.numpy()
         fns = {"torch CPU": lambda: torch.linalg.eigvalsh(A), "NumPy CPU": lambda: np.linalg.eigvalsh(An)}
         if with_eignotes:
-            from .linalg import kth_eigvalsh
+            from ..linalg import kth_eigvalsh
 
             every = list(range(n))
             fns["eignotes CPU, all n"] = lambda: kth_eigvalsh(A, every)
@@ -68,7 +55,7 @@ def warmup_eigvalsh(B: int, n: int, device: torch.device, dtype: torch.dtype = t
     else:
         fns = {"torch CUDA": lambda: torch.linalg.eigvalsh(A)}
         if cupy_usable(device):
-            from .linalg import _cupy
+            from ..linalg import _cupy
 
             fns["CuPy (DLPack)"] = lambda: _cupy.eigvalsh(A, True)
     return list(time_interleaved(fns, min_run_time=min_run_time * len(fns), slow_s=slow_s).values())
@@ -110,7 +97,7 @@ def growth_exponents(series: dict[str, tuple[Sequence[float], Sequence[float]]])
     return pd.DataFrame(rows)
 
 
-RESULTS_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 # The committed GPU files the warm-up quotes: an H100 benchmark run (the (500, 100) forward rows) and a GPU check
 # whose experiments ran sweep_n([32, 33], 64, cuda) (benchmarks/gpu_check.sh): the batch of 64 is that script's.
 GPU_WARMUP_FILE = "2026-11-27_1936_nvidia-h100-80gb-hbm3_dense-tridiagonal.json"
@@ -256,7 +243,7 @@ def reduction_layouts(ns: Sequence[int], B: int, *, dtype: torch.dtype = torch.f
     backend picks for that batch (_dense_numba.lanes_for)."""
     import pandas as pd
 
-    from .linalg import _dense_numba
+    from ..linalg import _dense_numba
 
     if not _dense_numba.AVAILABLE:
         raise RuntimeError(f"the CPU kernels need numba: {_dense_numba.WHY}")
@@ -405,12 +392,12 @@ def training_devices(data: HousingData, *, dim: int, kinds: Sequence[str] = ("de
 
 def runs_cost(data: HousingData, *, dim: int, runs_list: Sequence[int], epochs: int = 2,
               device: torch.device | str | None = None) -> pd.DataFrame:
-    """What R runs trained together (eignotes.runs) cost against one run: seconds per epoch, that time over one
+    """What R runs trained together (eignotes.training.runs) cost against one run: seconds per epoch, that time over one
     run's (timed beside it), and the throughput (run-epochs per second relative to one run), dense and tridiagonal
     with the blog's recipes. The last of `epochs` epochs is timed."""
     import pandas as pd
 
-    from .suites import suite_runs
+    from ..bench.suites import suite_runs
 
     rows = suite_runs(torch.device(device) if device is not None else torch.device("cpu"), dim, runs_list,
                       epochs=epochs, data=data, verbose=False)

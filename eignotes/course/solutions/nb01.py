@@ -1,4 +1,4 @@
-"""Notebook 01 (timing eigensolvers): worked solutions. `eignotes.solutions.show(1)` prints this file."""
+"""Notebook 01 (timing eigensolvers): worked solutions. `eignotes.course.solutions.show(1)` prints this file."""
 from __future__ import annotations
 
 from collections.abc import Sequence

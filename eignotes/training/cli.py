@@ -1,0 +1,157 @@
+"""Train one spectral model on California Housing from the command line, with a progress bar.
+
+    python -m eignotes.train --model tridiagonal --dim 45 --epochs 500
+    python -m eignotes.train --model pencil --dim 15 --alpha 5 --epochs 75 --runs 5
+
+Writes OUT/<name>_history.csv (one row per epoch) and OUT/<name>_summary.json: the validation-selected epoch, its
+test RMSE in dollars (the test set is evaluated once, at the end), wall time and device. The defaults are the
+blog's recipes (eignotes.training.recipes); early stopping (patience epochs // 10) watches the validation split. A run
+that diverges says so (a warning, "diverged": true in the summary) and exits with status 3.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import data as data_mod
+from . import recipes
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", choices=recipes.KINDS, required=True)
+    ap.add_argument("--dim", type=int, default=45)
+    ap.add_argument("--epochs", type=int, default=500)
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--batch-size", type=int)
+    ap.add_argument("--weight-decay", type=float)
+    ap.add_argument("--patience", type=int, help="early-stopping patience in epochs (default epochs // 10)")
+    ap.add_argument("--backend", default="auto", help="eigenvalue backend, or 'linalg' for torch.linalg")
+    ap.add_argument("--device", default=None,
+                    help="cpu or cuda (default: the CPU where the fused CPU step applies, the dense and tridiagonal "
+                         "models without --alpha; else CUDA where there is a GPU)")
+    ap.add_argument("--seed", type=int, default=0, help="the run's seed: initialization and shuffling")
+    ap.add_argument("--split-seed", type=int, default=0,
+                    help="the seed of the validation split carved from the training rows (default 0, as the notebooks)")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="train seeds seed, seed+1, ... together in one stream (default 1: a single run)")
+    ap.add_argument("--alpha", type=float, default=None,
+                    help="Moreau smoothing of the eigenvalue (default: none, the exact eigenvalue; > 0 smooths)")
+    ap.add_argument("--init", choices=("default", "paper"), default="default",
+                    help="pencil model only: nn.Linear's initialization (default) or the spectral-neuron paper's")
+    ap.add_argument("--cuda-graphs", action="store_true",
+                    help="on a CUDA device, replay each training step as a CUDA graph (opt-in: not yet verified on "
+                         "a GPU; a model whose step cannot be captured trains eagerly, with a warning)")
+    ap.add_argument("--eager-step", action="store_true",
+                    help="train with the eager PyTorch step even where the fused CPU step applies "
+                         "(eignotes.training.fused: "
+                         "every model kind, exact or smoothed, with Adam/AdamW, on the CPU)")
+    ap.add_argument("--out", default="build/runs")
+    args = ap.parse_args(argv)
+    if args.dim < 2 or args.epochs < 1:
+        ap.error("need --dim >= 2 and --epochs >= 1")
+    if args.runs < 1:
+        ap.error(f"--runs must be at least 1, got {args.runs}")
+    if args.seed < 0:
+        ap.error(f"--seed must be non-negative, got {args.seed}")
+    if args.alpha is not None and not args.alpha >= 0:  # also refuses NaN
+        ap.error(f"--alpha must be a positive number (0: the exact eigenvalue), got {args.alpha}")
+    if args.init != "default" and args.model != "pencil":
+        ap.error("--init applies to --model pencil only")
+    if args.patience is not None and args.patience < 1:
+        ap.error("--patience must be at least 1 (epochs without a new best validation loss before stopping)")
+    from tqdm.auto import tqdm
+
+    data = data_mod.prepare_housing(seed=args.split_seed)  # one split for every run seed: runs compare fairly
+    if args.runs > 1:
+        return _main_runs(args, data)
+
+    def progress(stream):
+        with tqdm(total=args.epochs, desc=f"{args.model} dim {args.dim}", unit="epoch") as bar:
+            for ev in stream:
+                bar.update(1)
+                best = ev["best_val_loss"]  # None until a finite validation loss has been seen
+                bar.set_postfix(val=f"${ev['val_rmse_dollars']:,.0f}",
+                                best="n/a" if best is None else f"${data.dollars(best ** 0.5):,.0f}")
+                yield ev
+
+    _, history, summary = recipes.fit(
+        args.model, data, dim=args.dim, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+        weight_decay=args.weight_decay, patience=args.patience, backend=args.backend, device=args.device,
+        seed=args.seed, progress=progress, alpha=args.alpha or None, init=args.init, cuda_graphs=args.cuda_graphs,
+        fused_step=False if args.eager_step else None)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = _run_name(args, args.seed)
+    history.to_csv(out / f"{name}_history.csv", index=False)
+    (out / f"{name}_summary.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary, indent=1))
+    print(f"written: {out / (name + '_history.csv')} and {out / (name + '_summary.json')}")
+    if summary["diverged"]:
+        print(f"WARNING: this run diverged (the training loss exploded): its test RMSE "
+              f"${summary['test_rmse_dollars']:,.0f} means nothing; lower --lr (it was {summary['settings']['lr']:g})",
+              file=sys.stderr)
+        return 3
+    return 0
+
+
+def _run_name(args: argparse.Namespace, seed: int | None) -> str:
+    """<model>_dim<dim>[_alpha<a>][_paperinit][_seed<s>]: runs with other settings never overwrite each other."""
+    name = f"{args.model}_dim{args.dim}"
+    if args.alpha:
+        name += f"_alpha{args.alpha:g}"
+    if args.init != "default":
+        name += f"_{args.init}init"
+    return name if seed is None else f"{name}_seed{seed}"
+
+
+def _main_runs(args: argparse.Namespace, data: data_mod.HousingData) -> int:
+    """--runs R: seeds seed .. seed + R - 1 trained together; the files of R single runs and a summary table."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    seeds = list(range(args.seed, args.seed + args.runs))
+
+    def progress(stream):
+        with tqdm(total=args.epochs, desc=f"{args.model} dim {args.dim}, {args.runs} runs", unit="epoch") as bar:
+            for ev in stream:
+                bar.update(1)
+                vals = [v for v in ev["val_rmse_dollars"] if v == v]
+                bar.set_postfix(active=sum(ev["active"]), val_median=f"${pd.Series(vals).median():,.0f}")
+                yield ev
+
+    results = recipes.fit_runs(
+        args.model, data, dim=args.dim, epochs=args.epochs, seeds=seeds, lr=args.lr, batch_size=args.batch_size,
+        weight_decay=args.weight_decay, patience=args.patience, backend=args.backend, device=args.device,
+        progress=progress, alpha=args.alpha or None, init=args.init, cuda_graphs=args.cuda_graphs,
+        fused_step=False if args.eager_step else None)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = []
+    for (_, history, summary), seed in zip(results, seeds, strict=True):
+        name = _run_name(args, seed)
+        history.to_csv(out / f"{name}_history.csv", index=False)
+        (out / f"{name}_summary.json").write_text(json.dumps(summary, indent=1))
+        table.append({k: summary[k] for k in ("epochs_run", "best_epoch", "best_val_rmse_dollars",
+                                              "test_rmse_dollars", "diverged")} | {"seed": seed})
+    table = pd.DataFrame(table).set_index("seed")
+    path = out / f"{_run_name(args, None)}_seeds{seeds[0]}-{seeds[-1]}_runs.csv"
+    table.to_csv(path)
+    test = table.loc[~table["diverged"], "test_rmse_dollars"]
+    print(table.round(1).to_string())
+    if len(test):
+        q1, med, q3 = test.quantile([0.25, 0.5, 0.75])
+        print(f"test RMSE of the validation-selected epochs over {len(test)} runs: median ${med:,.0f} "
+              f"(IQR ${q1:,.0f} to ${q3:,.0f})")
+    print(f"written: {len(seeds)} histories and summaries, and {path}")
+    if table["diverged"].any():
+        print(f"WARNING: runs {list(table.index[table['diverged']])} diverged (a NaN or infinite loss) and were "
+              "stopped; the others finished. Lower --lr.", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
