@@ -4,9 +4,12 @@ blog-style CuPy function and CuPy's eigvalsh, float32 and float64, baseline in t
 
     PYTHONPATH=. python3 benchmarks/gpu_dense_triton_check.py      (from the repository root, on a CUDA machine)
 """
+import json
+
 import torch
 
 from eignotes import config, kth_eigvalsh
+from eignotes.bench.provenance import provenance
 from eignotes.bench.suites import BlogCupyKth
 from eignotes.bench.timing import time_interleaved
 from eignotes.course.experiments import cupy_usable, random_symmetric
@@ -14,6 +17,8 @@ from eignotes.linalg import _cupy
 
 dev = torch.device("cuda")
 print(config.device_name(dev), "torch", torch.__version__)
+# The log this script prints is the results file: its first lines say which code, command and device made it.
+print("provenance:", json.dumps(provenance(device=config.device_name(dev))))
 has_cupy = cupy_usable(dev)
 
 # correctness at the goal shapes, against float64 torch.linalg.eigh

@@ -9,18 +9,22 @@ against one, graphed-vs-eager parameter equality over 20 steps, whether a step s
 same epochs on this machine's CPU with the fused step (the CPU's default), and the Moreau post's pencil training
 (one run, and 45 runs with three alphas) on the GPU against the CPU's fused step.
 """
+import json
 import time
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 from eignotes import config
+from eignotes.bench.provenance import provenance
 from eignotes.training import data as D
 from eignotes.training import recipes, runs
 from eignotes.training import stream as st
 
 dev = torch.device("cuda")
 print(config.device_name(dev), "torch", torch.__version__)
+# The log this script prints is the results file: its first lines say which code, command and device made it.
+print("provenance:", json.dumps(provenance(device=config.device_name(dev))))
 full = D.prepare_housing(seed=0)
 
 

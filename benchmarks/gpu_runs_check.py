@@ -2,15 +2,20 @@
 
     PYTHONPATH=. python3 benchmarks/gpu_runs_check.py      (from the repository root, on a machine with a CUDA GPU)
 """
+import json
+
 import torch
 
 from eignotes import config
+from eignotes.bench.provenance import provenance
 from eignotes.training import data as D
 from eignotes.training import recipes, runs
 from eignotes.training import stream as st
 
 dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 print(config.device_name(dev), "torch", torch.__version__)
+# The log this script prints is the results file: its first lines say which code, command and device made it.
+print("provenance:", json.dumps(provenance(device=config.device_name(dev))))
 full = D.prepare_housing(seed=0)
 small = full.head(1200, 400)
 for kind in ("tridiagonal", "dense"):

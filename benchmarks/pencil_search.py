@@ -19,6 +19,8 @@ import time
 import pandas as pd
 import torch
 
+from eignotes import config
+from eignotes.bench.provenance import as_markdown, provenance
 from eignotes.training import recipes
 from eignotes.training.data import prepare_housing
 
@@ -45,6 +47,8 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="write the markdown table here")
     ap.add_argument("--groups", default=None, help="comma-separated indices into GRID (default: all)")
     args = ap.parse_args()
+    # taken before the run (the code that ran); the pencil models train on config.device() (recipes.training_device)
+    prov = provenance(device=config.device_name(config.device()))
     data = prepare_housing(seed=0)
     rows = []
     picked = [GRID[int(i)] for i in args.groups.split(",")] if args.groups else GRID
@@ -69,7 +73,7 @@ def main() -> None:
     ).reset_index()
     pick = df.loc[df["val_rmse"].idxmin()]
     text = [f"# Pencil search ({platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads)",
-            "", "Per setting (dollars; validation and test medians over seeds):", "",
+            "", *as_markdown(prov), "", "Per setting (dollars; validation and test medians over seeds):", "",
             markdown(groups), "",
             "Every run:", "", markdown(df), "",
             f"Validation-selected single model: dim {int(pick['dim'])}, {int(pick['epochs'])} epochs, lr "

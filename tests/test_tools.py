@@ -30,7 +30,11 @@ def test_bench_quick_writes_well_formed_results(tmp_path):
     assert bench.main(["--quick", "--out", str(tmp_path)]) == 0
     (js,) = tmp_path.glob("*.json")
     data = json.loads(js.read_text())
-    assert data["meta"]["device_name"] and data["meta"]["quick"] is True
+    meta = data["meta"]
+    assert meta["device_name"] and meta["quick"] is True
+    assert meta["command"] == f"python -m eignotes.bench --quick --out {tmp_path}", "the command that made the file"
+    assert meta["dirty"] in (True, False, "unknown") and meta["date"]
+    assert meta["commit"] == "unknown" or len(meta["commit"]) == 40
     rows = data["results"]
     assert {r["suite"] for r in rows} == {"dense", "tridiagonal", "training", "runs", "smooth"}
     smooth = [r for r in rows if r["suite"] == "smooth"]
@@ -54,7 +58,7 @@ def test_bench_quick_writes_well_formed_results(tmp_path):
         assert r["median_s"] > 0 and r["iqr_s"] >= 0 and r["repeats"] >= 1
         assert (r["ratio"] is None) == (r["baseline"] is None)
     md = js.with_suffix(".md").read_text()
-    assert md.startswith("# Benchmark") and "## Goals" in md
+    assert md.startswith("# Benchmark") and "## Goals" in md and f"- commit: {meta['commit']}" in md
     assert [g["met"] for g in data["goals"]].count(None) >= 4, "GPU goals, dim-45 goals and the smoothed op's goal " \
         "are not scored in quick mode"
     assert js.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -2,7 +2,7 @@
 Above the core; the course may import it, it imports nothing from the course."""
 import importlib
 
-_MODULES = ("cli", "suites", "timing")
+_MODULES = ("cli", "provenance", "suites", "timing")
 __all__ = list(_MODULES)
 
 

@@ -1,7 +1,8 @@
 """Benchmark command: `python -m eignotes.bench [--suite dense,tridiagonal,training] [--quick] [--out DIR]`.
 
 It parses the options and calls eignotes.bench.suites.run, which times every case next to its baseline from the same run
-and writes DIR/<date>_<device>.json, a markdown table and a plot of the ratios.
+and writes DIR/<date>_<device>.json, a markdown table and a plot of the ratios, each with the commit, the dirty
+flag, this command line, the device and the date (eignotes.bench.provenance).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import torch
 
 from .. import config
+from .provenance import command_line
 from .suites import DEFAULT_SLOW_S, SUITES, run
 
 
@@ -35,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="a callable slower than this per call is timed once after its warm-up, not repeated")
     ap.add_argument("--epochs", type=int, default=None,
                     help="training suite: epochs per variant, the first dropped (default 5; 2 with --quick)")
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = ap.parse_args(argv)
     if args.epochs is not None and args.epochs < 2:
         ap.error("--epochs must be at least 2 (the first epoch pays for compilation and is dropped)")
@@ -46,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     dtypes = [getattr(torch, name.strip()) for name in args.dtype.split(",")]
     path = run(suites, quick=args.quick, device=device, out_dir=Path(args.out), dtypes=dtypes,
                dense_shapes=_shapes(args.dense_shapes), tri_shapes=_shapes(args.tri_shapes),
-               min_run_time=args.min_run_time, epochs=args.epochs, slow_s=args.slow_s)
+               min_run_time=args.min_run_time, epochs=args.epochs, slow_s=args.slow_s,
+               command=command_line("eignotes.bench", argv))
     print(path.with_suffix(".md").read_text())
     print(f"written: {path} and {path.with_suffix('.md')}")
     return 0

@@ -2,7 +2,8 @@
 
 Every case is timed with eignotes.bench.timing (warm-up first, the device synchronized, median and IQR over repeats,
 interleaved with its baseline from the same run); the ratio is baseline time / case time (above 1: faster).
-`run` writes DIR/<date>_<device>[_<suites>].json, a markdown table and a plot of the ratios (.png) beside it.
+`run` writes DIR/<date>_<device>[_<suites>].json, a markdown table and a plot of the ratios (.png) beside it; the
+JSON's "meta" holds the provenance (date, device_name, commit, dirty, command, environment; see .provenance).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from ..linalg.dlpack import cupy_status
 from ..training import fused, recipes
 from ..training import stream as st
 from ..training.data import prepare_housing
+from .provenance import as_markdown, provenance
 from .timing import Timing, cupy_usable, random_symmetric, time_interleaved
 
 if TYPE_CHECKING:
@@ -526,7 +528,7 @@ def goals_markdown(scored: Iterable[dict[str, Any]]) -> list[str]:
 def to_markdown(meta: dict[str, Any], rows: Iterable[dict[str, Any]],
                 scored: Iterable[dict[str, Any]] | None = None) -> str:
     lines = [f"# Benchmark {meta['date']} on {meta['device_name']}", ""]
-    lines += [f"- {k}: {v}" for k, v in meta.items() if k not in ("date",)]
+    lines += as_markdown({k: v for k, v in meta.items() if k != "date"})
     lines += ["", "ratio = baseline median / case median (above 1: the case is faster)", ""]
     lines += ["| suite | case | shape (B, n) | dtype | label | median ms | IQR ms | baseline | ratio |",
               "|" + "---|" * 9]
@@ -550,7 +552,10 @@ def to_markdown(meta: dict[str, Any], rows: Iterable[dict[str, Any]],
 def run(suites: Sequence[str], *, quick: bool, device: torch.device, out_dir: Path,
         dtypes: Sequence[torch.dtype] | None = None, dense_shapes: Sequence[tuple[int, int]] | None = None,
         tri_shapes: Sequence[tuple[int, int]] | None = None, min_run_time: float | None = None,
-        epochs: int | None = None, slow_s: float | None = DEFAULT_SLOW_S) -> Path:
+        epochs: int | None = None, slow_s: float | None = DEFAULT_SLOW_S, command: str | None = None) -> Path:
+    """Time the suites on device and write the results files into out_dir; returns the JSON file's path.
+
+    command: the command line recorded in the files (default: this process's, `provenance.command_line`)."""
     dense_shapes_arg, tri_shapes_arg = dense_shapes, tri_shapes  # overrides from the command line, if any
     if quick:
         dense_shapes, tri_shapes, mrt = [(8, 20)], [(64, 20)], 0.05
@@ -584,9 +589,14 @@ def run(suites: Sequence[str], *, quick: bool, device: torch.device, out_dir: Pa
                               min_run_time=mrt, slow_s=slow_s) if quick
                  else suite_smooth(device, min_run_time=mrt, slow_s=slow_s))
     now = _dt.datetime.now()
+    prov = provenance(device=config.device_name(device), command=command, date=now)
     meta = {
-        "date": now.isoformat(timespec="seconds"),
-        "device_name": config.device_name(device),
+        "date": prov["date"],
+        "device_name": prov["device"],
+        "commit": prov["commit"],
+        "dirty": prov["dirty"],
+        "command": prov["command"],
+        "environment": prov["environment"],
         "torch": torch.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
