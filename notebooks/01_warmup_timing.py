@@ -120,15 +120,16 @@ if stored is None:
           f"benchmarks/results/: {experiments.GPU_WARMUP_FILE} and {experiments.GPU_SWEEP_FILE}.")
 else:
     print("STORED figures, read from committed files; nothing in this table was measured in this run.")
-    for (file, dev_name, date), _ in stored.groupby(["file", "device", "date"]):
-        print(f"  benchmarks/results/{file}: {dev_name}, {date}")
+    for (file, dev_name, date, commit), _ in stored.groupby(["file", "device", "date", "commit"]):
+        print(f"  benchmarks/results/{file}: {dev_name}, {date}, commit {commit}")
     display(stored.set_index(["date", "batch", "n", "what"])[["median (ms)", "timed calls"]].round(3))
 
 # %% [markdown]
 # Two things to see in the stored table. At (500, 100), PyTorch on the H100 took about 800 ms (a single timed call:
 # each call loops over the 500 matrices), against about 6 ms for CuPy's batched solver. At batch 64, PyTorch's time
 # jumps by two orders of magnitude from n = 32 to n = 33, where CuPy's barely moves: the cliff of the next section.
-# ("timed calls" is `<NA>` for the sweep rows: that log kept only the medians.)
+# ("timed calls" is `<NA>` for the sweep rows: their run kept only the medians. "commit unknown": these files
+# predate the commit being recorded in results files.)
 
 # %% [markdown]
 # ## DLPack: one buffer, two libraries

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -98,45 +97,43 @@ def growth_exponents(series: dict[str, tuple[Sequence[float], Sequence[float]]])
 
 
 RESULTS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
-# The committed GPU files the warm-up quotes: an H100 benchmark run (the (500, 100) forward rows) and a GPU check
-# whose experiments ran sweep_n([32, 33], 64, cuda) (benchmarks/gpu_check.sh): the batch of 64 is that script's.
+# The committed GPU results the warm-up quotes, both JSON: an H100 benchmark run (its (500, 100) forward rows) and
+# the n = 32 / 33 sweep at batch 64 of an H100 GPU check (sweep_n([32, 33], 64, cuda), benchmarks/gpu_check.sh).
 GPU_WARMUP_FILE = "2026-11-27_1936_nvidia-h100-80gb-hbm3_dense-tridiagonal.json"
-GPU_SWEEP_FILE = "2026-11-28_0405_nvidia-h100-80gb-hbm3_gpu-check-log.txt"
-_GPU_SWEEP_BATCH = 64
+GPU_SWEEP_FILE = "2026-11-28_0406_nvidia-h100-80gb-hbm3_warmup-sweep.json"
 
 
 def stored_gpu_warmup(results_dir: str | Path | None = None) -> pd.DataFrame | None:
-    """The GPU figures of the warm-up as stored in committed results files (not measured by this call): full
+    """The GPU figures of the warm-up as stored in committed JSON results files (not measured by this call): full
     eigvalsh of 500 x 100 x 100 float32 by torch and CuPy, and the n = 32 / 33 step at batch 64, with the device,
-    date and file of each figure. None where the files are absent (an installed package has no benchmarks/)."""
-    import ast
-
+    date, file and commit ("unknown" where the file predates provenance recording) of each figure. None where the
+    files are absent (an installed package has no benchmarks/)."""
     import pandas as pd
 
     folder = Path(results_dir) if results_dir is not None else RESULTS_DIR
-    bench, log = folder / GPU_WARMUP_FILE, folder / GPU_SWEEP_FILE
-    if not (bench.exists() and log.exists()):
+    bench, sweep = folder / GPU_WARMUP_FILE, folder / GPU_SWEEP_FILE
+    if not (bench.exists() and sweep.exists()):
         return None
-    doc = json.loads(bench.read_text())
-    device, date = doc["meta"]["device_name"], doc["meta"]["date"][:10]
     names = {"torch.linalg.eigvalsh": "torch CUDA (all eigenvalues)",
              "blog CuPy function": "CuPy, batched (all eigenvalues)",
-             "kth_eigvalsh[cupy]": "eignotes, cupy backend (all, then one)"}
-    rows = [{"device": device, "date": date, "file": bench.name, "batch": r["shape"][0], "n": r["shape"][1],
-             "what": names[r["label"]], "median (ms)": r["median_s"] * 1e3, "timed calls": r["repeats"]}
-            for r in doc["results"] if r["suite"] == "dense" and r["case"] == "forward"
-            and tuple(r["shape"]) == (500, 100) and r["dtype"] == "float32" and r["label"] in names]
-    lines = log.read_text().splitlines()
-    # nvidia-smi's table: a header "name, driver_version, ..." and, on the next line, the GPU's name first
-    first = next(lines[i + 1] for i, ln in enumerate(lines[:-1]) if ln.startswith("name,")).split(",")[0]
-    stamp = re.search(r"(\d{4}-\d{2}-\d{2})_", log.name)
-    line = next(ln for ln in lines if ln.startswith("{'torch CUDA'"))
-    for label, (ns, secs) in ast.literal_eval(line).items():
-        what = {"torch CUDA": names["torch.linalg.eigvalsh"], "CuPy (DLPack)": names["blog CuPy function"]}[label]
-        for n, t in zip(ns, secs, strict=True):
-            rows.append({"device": first, "date": stamp.group(1) if stamp else "", "file": log.name,
-                         "batch": _GPU_SWEEP_BATCH, "n": n, "what": what, "median (ms)": t * 1e3,
-                         "timed calls": None})
+             "kth_eigvalsh[cupy]": "eignotes, cupy backend (all, then one)",
+             "torch CUDA": "torch CUDA (all eigenvalues)", "CuPy (DLPack)": "CuPy, batched (all eigenvalues)"}
+    rows = []
+    for path in (bench, sweep):
+        doc = json.loads(path.read_text())
+        meta = doc["meta"]
+        source = {"device": meta["device_name"], "date": meta["date"][:10], "file": path.name,
+                  "commit": meta.get("commit", "unknown")}
+        for r in doc["results"]:
+            if path == bench:
+                if not (r["suite"] == "dense" and r["case"] == "forward" and tuple(r["shape"]) == (500, 100)
+                        and r["dtype"] == "float32" and r["label"] in names):
+                    continue
+                batch, n = r["shape"]
+            else:
+                batch, n = r["batch"], r["n"]
+            rows.append({**source, "batch": batch, "n": n, "what": names[r["label"]],
+                         "median (ms)": r["median_s"] * 1e3, "timed calls": r["repeats"]})
     out = pd.DataFrame(rows)
     out["timed calls"] = out["timed calls"].astype("Int64")
     return out
@@ -325,10 +322,10 @@ def gradient_boosting_baseline(data: HousingData, *, seed: int = 0) -> dict[str,
     early-stopping split) fitted on our training rows; its validation and test RMSE in dollars. Trees ignore the
     scaling of the features, so the scaled inputs give what the raw ones would.
 
-    The fit runs on one OpenMP thread: the model is the same (each feature's histogram is built by one thread), a
-    fit of our 13600 training rows takes a fraction of a second on one core (0.2 s on the 2-core machine of
-    benchmarks/results/), while on two threads of that machine, with another job keeping a core busy, OpenMP's
-    waiting threads made fits take from 1.4 s to over two minutes."""
+    The fit runs on one OpenMP thread: the model is the same (each feature's histogram is built by one thread), and
+    a fit of our 13600 training rows is short on one core (the returned seconds say how short here), while on two
+    threads of a 2-core machine with another job keeping a core busy, OpenMP's waiting threads made fits take many
+    times longer."""
     import time
 
     from sklearn.ensemble import HistGradientBoostingRegressor
