@@ -23,17 +23,17 @@ def exercise_1(data: HousingData, *, dim: int = 15, runs: Sequence[int] = (2, 4,
     almost for free; if close to 2, nothing is shared. Which model shares more depends on dim: the dense model's
     work per run grows like dim^3 (one reduction to tridiagonal form per matrix), the tridiagonal model's like dim.
     On the CPU the training loops take the fused step (eignotes.training.fused: the whole step in one compiled call),
-    whose fixed part is small, so c(2) is well above 1: on a 2-core CPU at dim 45, 16 runs cost 11.0 times one dense
-    run's epoch and 8.4 times one tridiagonal run's. With PyTorch's eager step (fused_step=False), whose fixed part
-    is two dozen framework operations per step, they cost 4.5 and 2.6 times a (five times slower) run: the larger
-    a is, the more the runs share (benchmarks/results/, `python -m eignotes.bench --suite runs`).
+    whose fixed part is small, so c(2) is well above 1. PyTorch's eager step (fused_step=False) has a larger fixed
+    part (two dozen framework operations per step), so its runs share more, on top of a slower run: the larger a
+    is, the more the runs share. The runs suite (`python -m eignotes.bench --suite runs`) measured both on a 2-core
+    CPU at dim 45: benchmarks/results/2026-11-28_1337_x86-64-cpu-2-threads_training-runs.md (the fused step) and
+    2026-11-28_0515_x86-64-cpu-2-threads_training-runs.md (the eager step, before the fused one existed).
     Whether the measurement falls above or below the line depends on the step. With the eager step the costs fell
     below it at large R: b itself shrank as R grew, because the eigenvalue op and the matrix products got the runs'
     matrices as one larger batch, which costs less per matrix (notebook 05's time against the batch size). With the
-    fused step they can fall above it (notebook 04 at dim 45: 11.6x for 16 dense runs against 10.4x predicted from
-    R = 4): one run already keeps both cores busy, so a larger batch has nothing left to gain. Timings move with the
-    machine's load, and a second busy process on a 2-core machine can slow these small steps many times over:
-    compare the trend, not the digits, on a quiet machine.
+    fused step they can fall above it: one run already keeps both cores busy, so a larger batch has nothing left
+    to gain. Timings move with the machine's load, and a second busy process on a 2-core machine can slow these
+    small steps many times over: compare the trend, not the digits, on a quiet machine.
 
     Returns, per model kind, {"predicted": {R: c(R)}, "measured": {R: c(R)}}, both relative to one run timed beside
     each R (eignotes.course.experiments.runs_cost; the first of `epochs` epochs warms up and is dropped).
@@ -83,10 +83,10 @@ def exercise_3(summary: pd.DataFrame) -> dict[str, float]:
     Prediction from the operations, per row of the data: the tridiagonal model evaluates two Linear layers
     (O(F dim)), a bisection of a fixed number of O(dim) Sturm counts and one O(dim) eigenvector solve: p = 1 for
     large dim. The dense model forms sum_i x_i A_i (O(F dim^2)) and reduces it to tridiagonal form ((4/3) dim^3):
-    p between 2 and 3, tending to 3. The fit says otherwise at these sizes: at the cpu scale on a 2-core CPU, with
-    the fused CPU training steps (eignotes.training.fused, the default), about 0.6 for the tridiagonal model (dims 15
-    to 100) and 1.4 for the dense one (dims 15 and 45); with PyTorch's eager step they were 0.2 to 0.5 and 0.6 (an epoch
-    of a tenth of a second also moves with the machine's load). Write the time as a + b dim^p: a step also costs
+    p between 2 and 3, tending to 3. The fit (the returned exponents) says otherwise at these sizes: on a small CPU
+    both come out below those p, the fused CPU training steps' (eignotes.training.fused, the default) less far
+    below than PyTorch's eager step's (and an epoch of a tenth of a second also moves with the machine's load).
+    Write the time as a + b dim^p: a step also costs
     a fixed amount that does not grow with dim (Python, dispatch, the update of each parameter tensor, and for the
     eager step two dozen framework operations), and at these dims that fixed part is a large share of the time, so
     the fitted slope on log-log axes lies below p; the larger the fixed part, the flatter the line, which is why
