@@ -1,8 +1,10 @@
-"""The scale switch, the benchmark command (quick mode, well-formed output only) and the notebook runner."""
+"""The scale switch, the benchmark command (quick mode, well-formed output, provenance), the notebook runner and the
+README's figures (rendered from the results files)."""
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -227,3 +229,49 @@ def test_runs_goals_read_the_16_run_row():
     assert dense["met"] is True and tri["met"] is False and tri["measured"] == "2.50x"
     assert scored["dense model, dim 45: one run's epoch (blog's batch size)", "CPU"]["met"] is False  # 0.9 > 0.8 s
     assert scored["tridiagonal model, dim 45: one run's epoch (blog's batch size)", "CPU"]["met"] is None
+
+
+def _readme_figures():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "readme_figures.py"
+    spec = importlib.util.spec_from_file_location("readme_figures", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclass looks its module up there
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_readme_figures_are_the_results_files():
+    """Every measured figure in the README is rendered from benchmarks/results/*.json: the check fails on a figure
+    typed by hand or a results file added without rerunning `python tools/readme_figures.py`."""
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "tools/readme_figures.py", "--check"], cwd=root, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_readme_figures_take_the_newest_full_run_and_catch_edits(tmp_path):
+    rf = _readme_figures()
+    fig = rf.FIGURES[0]
+
+    def write(name, fwdbwd_s, quick=False):
+        rows = [{"suite": fig.suite, "case": fig.case, "shape": list(fig.shape), "dtype": fig.dtype, "label": label,
+                 "median_s": s, "baseline": base}
+                for label, s, base in ((fig.label, fwdbwd_s, "torch.linalg.eigh autograd"),
+                                       ("torch.linalg.eigh autograd", 0.1, None))]
+        meta = {"device_name": "x86_64 CPU, 2 threads", "quick": quick, "commit": "abc", "command": "make bench"}
+        (tmp_path / name).write_text(json.dumps({"meta": meta, "results": rows}))
+
+    write("2026-01-01_0000_cpu.json", 0.01)
+    write("2026-01-02_0000_cpu.json", 0.005)
+    write("2026-01-03_0000_cpu_quick.json", 0.001, quick=True)  # quick runs never reach the README
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{rf.BEGIN}\n{rf.END}\nend\n")
+    assert rf.main(["--readme", str(readme), "--results", str(tmp_path)]) == 0
+    text = readme.read_text()
+    assert "| 5 ms |" in text and "20.0x" in text and "2026-01-02_0000_cpu.json" in text, text
+    assert len([ln for ln in text.splitlines() if ln.startswith("| ")]) == 2, "header and the one figure held"
+    assert rf.main(["--readme", str(readme), "--results", str(tmp_path), "--check"]) == 0
+    readme.write_text(text.replace("20.0x", "25.0x"))
+    assert rf.main(["--readme", str(readme), "--results", str(tmp_path), "--check"]) == 1

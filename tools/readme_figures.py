@@ -1,0 +1,152 @@
+"""Write the README's measured figures from the JSON results files in benchmarks/results/.
+
+The README holds no measured number typed by hand: its table of figures sits between two marker lines and is
+rendered here, each row from the newest full (not --quick) results file that holds that figure, with the file it
+came from. After adding a results file, rerun this; `make test` runs the check (tests/test_tools.py).
+
+    python tools/readme_figures.py            rewrite the block in README.md
+    python tools/readme_figures.py --check    exit 1 (and show the difference) when README.md is not up to date
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BEGIN = "<!-- figures: written by tools/readme_figures.py from benchmarks/results/*.json; do not edit by hand -->"
+END = "<!-- end of figures -->"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One row of the table: a results row (suite, case, shape, dtype, label) measured on a device kind ("cpu" or
+    "gpu"), against `versus` (the label of another row of the same file and case) or, without one, against the
+    row's own baseline."""
+    what: str
+    device: str
+    suite: str
+    case: str
+    shape: tuple[int, int]
+    label: str
+    versus: str | None = None
+    dtype: str = "float32"
+
+
+FIGURES = (
+    Figure("dense op, fwd+bwd (1024, 45)", "cpu", "dense", "forward+backward", (1024, 45),
+           "kth_eigvalsh[numba] fwd+bwd"),
+    Figure("dense op, fwd+bwd (500, 100)", "cpu", "dense", "forward+backward", (500, 100),
+           "kth_eigvalsh[numba] fwd+bwd"),
+    Figure("tridiagonal op, fwd+bwd (16384, 45)", "cpu", "tridiagonal", "forward+backward", (16384, 45),
+           "tridiagonal[numba] fwd+bwd"),
+    Figure("dense model epoch, dim 45, fused step", "cpu", "training", "dense epoch, dim 45", (13600, 45),
+           "dense, eignotes", versus="dense, eignotes, eager step"),
+    Figure("tridiagonal model epoch, dim 45, fused step", "cpu", "training", "tridiagonal epoch, dim 45",
+           (13600, 45), "tridiagonal, eignotes", versus="tridiagonal, eignotes, eager step"),
+    Figure("pencil model epoch, dim 15, alpha 5, fused step", "cpu", "training", "pencil epoch, dim 15, alpha 5",
+           (13600, 15), "pencil epoch, dim 15, alpha 5: fused step (default)"),
+    Figure("dense op (cupy), fwd+bwd (500, 100)", "gpu", "dense", "forward+backward", (500, 100),
+           "kth_eigvalsh[cupy] fwd+bwd"),
+    Figure("tridiagonal op (triton), fwd+bwd (16384, 45)", "gpu", "tridiagonal", "forward+backward", (16384, 45),
+           "tridiagonal[triton] fwd+bwd"),
+    Figure("dense model epoch, dim 45, eager step", "gpu", "training", "dense epoch, dim 45", (13600, 45),
+           "dense, eignotes"),
+    Figure("tridiagonal model epoch, dim 45, eager step", "gpu", "training", "tridiagonal epoch, dim 45",
+           (13600, 45), "tridiagonal, eignotes"),
+)
+
+
+def _kind(meta: dict) -> str:
+    return "cpu" if "CPU" in meta.get("device_name", "") else "gpu"
+
+
+def load_results(results: Path) -> list[tuple[str, dict]]:
+    """(file name, parsed JSON) of every full benchmark results file, newest first (names start with the date)."""
+    out = []
+    for path in sorted(results.glob("*.json"), reverse=True):
+        doc = json.loads(path.read_text())
+        if isinstance(doc, dict) and "meta" in doc and isinstance(doc.get("results"), list) \
+                and not doc["meta"].get("quick"):
+            out.append((path.name, doc))
+    return out
+
+
+def _row(doc: dict, fig: Figure, label: str) -> dict | None:
+    for r in doc["results"]:
+        if (r.get("suite"), r.get("case"), tuple(r.get("shape") or ()), r.get("dtype"), r.get("label")) == \
+                (fig.suite, fig.case, fig.shape, fig.dtype, label) and r.get("median_s") is not None:
+            return r
+    return None
+
+
+def _time(seconds: float) -> str:
+    return f"{seconds * 1e3:.3g} ms" if seconds < 1 else f"{seconds:.3g} s"
+
+
+def _ratio(r: float) -> str:
+    return f"{r:,.0f}x" if r >= 100 else f"{r:.1f}x"
+
+
+def render_row(fig: Figure, files: list[tuple[str, dict]], results: Path) -> str | None:
+    """The table row of one figure from the newest file that holds it and its baseline; None if none does."""
+    for name, doc in files:
+        if _kind(doc["meta"]) != fig.device:
+            continue
+        row = _row(doc, fig, fig.label)
+        base = row and _row(doc, fig, fig.versus or row.get("baseline") or "")
+        if not (row and base):
+            continue
+        md = name[: -len(".json")] + ".md"
+        link = md if (results / md).exists() else name
+        what = fig.what if fig.dtype == "float32" else f"{fig.what}, {fig.dtype}"
+        base_label = base["label"].removeprefix(f"{fig.case}: ")
+        return (f"| {what} | {doc['meta']['device_name']} | {_time(row['median_s'])} | "
+                f"{base_label}: {_time(base['median_s'])} | {_ratio(base['median_s'] / row['median_s'])} | "
+                f"[{link[:15]}](benchmarks/results/{link}) |")
+    return None
+
+
+def render(results: Path) -> list[str]:
+    """The lines between the markers: a table with one row per figure that some results file holds."""
+    files = load_results(results)
+    lines = ["| figure | device | eignotes | baseline, same run | speed-up | results file |", "|" + "---|" * 6]
+    return lines + [r for r in (render_row(f, files, results) for f in FIGURES) if r is not None]
+
+
+def update(text: str, block: list[str]) -> str:
+    """text with the lines between BEGIN and END replaced by block."""
+    lines = text.splitlines()
+    try:
+        i, j = lines.index(BEGIN), lines.index(END)
+    except ValueError:
+        raise SystemExit(f"README has no figures block: add the lines\n{BEGIN}\n{END}") from None
+    return "\n".join(lines[: i + 1] + block + lines[j:]) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 when the README's figures are not up to date")
+    ap.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
+    args = ap.parse_args(argv)
+    text = args.readme.read_text()
+    new = update(text, render(args.results))
+    if args.check:
+        if new != text:
+            sys.stdout.writelines(difflib.unified_diff(text.splitlines(True), new.splitlines(True),
+                                                       str(args.readme), "from benchmarks/results"))
+            print(f"\n{args.readme.name}'s figures differ from the results files: run python tools/readme_figures.py")
+            return 1
+        return 0
+    if new != text:
+        args.readme.write_text(new)
+        print(f"rewrote the figures in {args.readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
