@@ -34,7 +34,8 @@ step() { echo; echo "=== $* ($(date -u +%T))"; }
     step "experiments on the GPU (small sizes)"
     timeout "$T_EXP" $py - <<'PY' 2>&1
 import torch
-from eignotes import experiments, tridiagonal_backends
+from eignotes import tridiagonal_backends
+from eignotes.course import experiments
 dev = torch.device("cuda")
 print("tridiagonal backends on cuda:", tridiagonal_backends(dev))
 for row in experiments.tridiagonal_accuracy(device=dev):

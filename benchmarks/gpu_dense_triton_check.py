@@ -9,11 +9,10 @@ import json
 import torch
 
 from eignotes import config, kth_eigvalsh
-from eignotes.bench.provenance import provenance
 from eignotes.bench.suites import BlogCupyKth
-from eignotes.bench.timing import time_interleaved
-from eignotes.course.experiments import cupy_usable, random_symmetric
+from eignotes.bench.timing import cupy_usable, random_symmetric, time_interleaved
 from eignotes.linalg import _cupy
+from eignotes.provenance import provenance
 
 dev = torch.device("cuda")
 print(config.device_name(dev), "torch", torch.__version__)

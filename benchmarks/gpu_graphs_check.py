@@ -16,7 +16,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from eignotes import config
-from eignotes.bench.provenance import provenance
+from eignotes.provenance import provenance
 from eignotes.training import data as D
 from eignotes.training import recipes, runs
 from eignotes.training import stream as st

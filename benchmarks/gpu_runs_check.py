@@ -7,7 +7,7 @@ import json
 import torch
 
 from eignotes import config
-from eignotes.bench.provenance import provenance
+from eignotes.provenance import provenance
 from eignotes.training import data as D
 from eignotes.training import recipes, runs
 from eignotes.training import stream as st

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from eignotes import config
-from eignotes.bench.provenance import as_markdown, provenance
+from eignotes.provenance import as_markdown, provenance
 from eignotes.training import recipes
 from eignotes.training.data import prepare_housing
 

@@ -65,3 +65,10 @@ def describe() -> str:
     dev = device()
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     return f"scale={scale()}  device={name}  torch={torch.__version__}"
+
+
+def slug(device_name: str) -> str:
+    """A device label as a file-name part: "NVIDIA H100 80GB HBM3" -> "nvidia-h100-80gb-hbm3"."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9]+", "-", device_name).strip("-").lower()

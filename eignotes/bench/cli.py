@@ -2,7 +2,7 @@
 
 It parses the options and calls eignotes.bench.suites.run, which times every case next to its baseline from the same run
 and writes DIR/<date>_<device>.json, a markdown table and a plot of the ratios, each with the commit, the dirty
-flag, this command line, the device and the date (eignotes.bench.provenance).
+flag, this command line, the device and the date (eignotes.provenance).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .. import config
-from .provenance import command_line
+from ..provenance import command_line
 from .suites import DEFAULT_SLOW_S, SUITES, run
 
 

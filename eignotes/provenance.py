@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 FIELDS = ("commit", "dirty", "command", "device", "date", "environment")
 # Variables that change a measurement without changing the command line.
 _ENV_KEYS = ("EIGNOTES_SCALE", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TRITON_INTERPRET",
