@@ -4,16 +4,24 @@ The blog trained on Colab's sample_data split (17000 train / 3000 test rows), wi
 total_bedrooms, population and households, a StandardScaler fitted on the training frame, and RMSE reported in
 dollars. We keep that and carve a seeded validation split out of the training rows, for early stopping and model
 selection; the scaler is fitted on what remains for training, so validation rows never shape the preprocessing.
+
+The files are read with NumPy and standardized by hand (the mean and the population standard deviation of each
+column, as scikit-learn's StandardScaler computes them): building the training data loads neither pandas nor
+scikit-learn. `load_colab_split` alone returns pandas DataFrames, importing pandas when called.
 """
 from __future__ import annotations
 
+import gzip
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LOG_COLUMNS = ("total_rooms", "total_bedrooms", "population", "households")
 TARGET = "median_house_value"
@@ -35,14 +43,42 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path:
     )
 
 
+def _read_part(root: Path, part: str) -> tuple[list[str], np.ndarray]:
+    """One of Colab's CSV files (gzipped or not): its column names and its rows, float64."""
+    path = root / f"california_housing_{part}.csv.gz"
+    opener = gzip.open if path.exists() else open
+    path = path if path.exists() else root / f"california_housing_{part}.csv"
+    with opener(path, "rt") as f:
+        names = f.readline().strip().split(",")
+        rows = np.loadtxt(f, delimiter=",", dtype=np.float64, ndmin=2)
+    if rows.shape[1] != len(names):
+        raise ValueError(f"{path}: {len(names)} column names, {rows.shape[1]} columns")
+    return names, rows
+
+
 def load_colab_split(folder: str | os.PathLike | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The two frames (train 17000 rows, test 3000 rows) as Colab ships them."""
+    """The two frames (train 17000 rows, test 3000 rows) as Colab ships them (imports pandas)."""
+    import pandas as pd
+
     root = data_dir(folder)
-    frames = []
-    for part in ("train", "test"):
-        path = root / f"california_housing_{part}.csv.gz"
-        frames.append(pd.read_csv(path if path.exists() else root / f"california_housing_{part}.csv"))
-    return frames[0], frames[1]
+    return tuple(pd.DataFrame(rows, columns=names) for names, rows in (_read_part(root, p) for p in ("train", "test")))
+
+
+def _standardize(fit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column, the mean and the population standard deviation (ddof 0) of `fit`, computed as scikit-learn's
+    StandardScaler computes them (the sum, then the two-pass variance with its correction term, on a column-major
+    copy as a DataFrame's), so that the data are the same to the last bit as when the scaler made them; a constant
+    column gets scale 1."""
+    X = np.asfortranarray(fit)
+    n = X.shape[0]
+    mean = X.sum(axis=0) / n
+    dev = X - mean
+    correction = dev.sum(axis=0)
+    dev **= 2
+    var = (dev.sum(axis=0) - correction**2 / n) / n
+    scale = np.sqrt(var)
+    scale[var < 10 * np.finfo(np.float64).eps] = 1.0
+    return mean, scale
 
 
 @dataclass
@@ -88,35 +124,30 @@ class HousingData:
 def prepare_housing(*, val_fraction: float = 0.2, seed: int = 0, folder: str | os.PathLike | None = None,
                     dtype: torch.dtype = torch.float32) -> HousingData:
     """The blog's features and scaling on the Colab split, plus a seeded validation split from the training rows."""
-    from sklearn.preprocessing import StandardScaler
-
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    train, test = load_colab_split(folder)
-
-    def features(df):
-        df = df.copy()
-        for c in LOG_COLUMNS:
-            df[c] = np.log(df[c])
-        return df
-
-    train, test = features(train), features(test)
+    root = data_dir(folder)
+    (cols, train), (test_cols, test) = _read_part(root, "train"), _read_part(root, "test")
+    if test_cols != cols:
+        raise ValueError(f"the train and test files have other columns: {cols} and {test_cols}")
+    logged = [cols.index(c) for c in LOG_COLUMNS]
+    for rows in (train, test):
+        rows[:, logged] = np.log(rows[:, logged])
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(train))
     n_val = int(round(val_fraction * len(train)))
-    val, fit = train.iloc[perm[:n_val]], train.iloc[perm[n_val:]]
-    cols = list(train.columns)  # the target is scaled with the features, as the blog does
-    scaler = StandardScaler().fit(fit[cols])
+    val, fit = train[perm[:n_val]], train[perm[n_val:]]
+    mean, scale = _standardize(fit)  # the target is scaled with the features, as the blog does
     names = [c for c in cols if c != TARGET]
     t_idx = cols.index(TARGET)
 
-    def tensors(df):
-        z = scaler.transform(df[cols])
+    def tensors(rows):
+        z = (rows - mean) / scale
         return torch.tensor(np.delete(z, t_idx, axis=1), dtype=dtype), torch.tensor(z[:, t_idx], dtype=dtype)
 
     (Xf, yf), (Xv, yv), (Xt, yt) = tensors(fit), tensors(val), tensors(test)
     return HousingData(
         Xf, yf, Xv, yv, Xt, yt, names,
-        label_mean=float(scaler.mean_[t_idx]), label_scale=float(scaler.scale_[t_idx]),
+        label_mean=float(mean[t_idx]), label_scale=float(scale[t_idx]),
         notes={"val_fraction": val_fraction, "seed": seed, "rows": (len(fit), len(val), len(test))},
     )
