@@ -165,3 +165,22 @@ def test_cuda_graph_replay_equals_eager(small):
                              cuda_graphs=graphed))
         out[graphed] = _params(model)
     torch.testing.assert_close(out[True], out[False], rtol=1e-4, atol=1e-6)
+
+
+def test_graphed_runs_hold_a_frozen_run_as_eager_runs(stand_in, small):
+    """A run that diverges (NaN) is frozen in the graphed step as in the eager one: held after each replay, outside
+    the graph; the summary's step kind is the graphed one."""
+    out = {}
+    for graphed in (False, True):
+        models = [recipes.build_model("tridiagonal", num_features=small.num_features, dim=6, seed=s)
+                  for s in (0, 1, 2)]
+        with torch.no_grad():
+            models[1].diag.bias.fill_(float("nan"))
+        with pytest.warns(RuntimeWarning, match="diverged"):
+            evs = list(runs.train_runs(models, small, seeds=[0, 1, 2], batch_size=64, lr=1e-2, n_epochs=3,
+                                       optimizer="adam", weight_decay=0.0, fused_step=False, cuda_graphs=graphed))
+        assert evs[-1]["diverged"] == [False, True, False]
+        out[graphed] = [_params(m) for m in models], evs[-1]["step_kind"]
+    assert (out[False][1], out[True][1]) == ("eager", "cuda graphs")
+    for r in (0, 2):
+        torch.testing.assert_close(out[True][0][r], out[False][0][r], rtol=1e-4, atol=1e-6)

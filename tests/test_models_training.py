@@ -151,16 +151,23 @@ def test_train_cli(tmp_path):
     assert train.main(["--model", "tridiagonal", "--dim", "3", "--epochs", "1", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "tridiagonal_dim3_seed0_summary.json").read_text())
     assert summary["epochs_run"] == 1 and summary["test_rmse_dollars"] > 0
+    assert summary["step"] == "fused" and summary["diverged"] is False
     assert (tmp_path / "tridiagonal_dim3_seed0_history.csv").read_text().startswith("step,")
+    assert (tmp_path / "tridiagonal_dim3_seeds0-0_runs.csv").read_text().startswith("seed,")
 
 
-def test_train_cli_says_when_a_run_diverges(tmp_path, capsys):
+@pytest.mark.parametrize("runs", [1, 2])
+def test_train_cli_says_when_a_run_diverges(tmp_path, capsys, runs):
+    """One run or two, the same rule and the same answer: a warning, diverged true in every summary, status 3."""
     with pytest.warns(RuntimeWarning, match="diverged"):
         code = train.main(["--model", "tridiagonal", "--dim", "7", "--epochs", "2", "--lr", "1e9",
-                           "--out", str(tmp_path)])
+                           "--runs", str(runs), "--out", str(tmp_path)])
     assert code == 3
-    summary = json.loads((tmp_path / "tridiagonal_dim7_seed0_summary.json").read_text())
-    assert summary["diverged"] is True
+    for seed in range(runs):
+        summary = json.loads((tmp_path / f"tridiagonal_dim7_seed{seed}_summary.json").read_text())
+        assert summary["diverged"] is True and summary["epochs_run"] == 1
+    table = (tmp_path / f"tridiagonal_dim7_seeds0-{runs - 1}_runs.csv").read_text().splitlines()
+    assert len(table) == runs + 1 and all(line.endswith(",True") for line in table[1:])
     assert "diverged" in capsys.readouterr().err
 
 

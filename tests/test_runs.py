@@ -1,6 +1,6 @@
 """Runs together (eignotes.training.runs.train_runs) against R separate runs of the same seeds: per-epoch validation
-losses and parameters to float tolerance, selected and stopping epochs exactly, frozen runs that do not move; bad
-input."""
+losses and parameters to float tolerance, selected and stopping epochs exactly, frozen runs that do not move, the
+divergence rule per run, the progress stage of one seed; the Tracker's rule; bad input."""
 import json
 
 import pytest
@@ -89,12 +89,14 @@ def test_smoothed_and_exact_runs_do_not_mix(housing64):
         next(iter(runs.train_runs(models, housing64, seeds=[0, 1], batch_size=32, lr=1e-2, n_epochs=1)))
 
 
-def test_a_diverging_run_is_stopped_alone(housing64):
+@pytest.mark.parametrize("fused_step", [None, False])
+def test_a_diverging_run_is_stopped_alone(housing64, fused_step):
     models = [recipes.build_model("tridiagonal", num_features=8, dim=4, seed=s).double() for s in SEEDS]
     with torch.no_grad():
         models[1].diag.bias.fill_(float("nan"))
-    evs = list(runs.train_runs(models, housing64, seeds=SEEDS, batch_size=64, lr=1e-2, n_epochs=3,
-                               optimizer="adam", weight_decay=0.0))
+    with pytest.warns(RuntimeWarning, match="run 1 of 3 diverged"):
+        evs = list(runs.train_runs(models, housing64, seeds=SEEDS, batch_size=64, lr=1e-2, n_epochs=3,
+                                   optimizer="adam", weight_decay=0.0, fused_step=fused_step))
     assert [ev["diverged"] for ev in evs] == [[False, True, False]] * 3
     assert evs[-1]["active"] == [True, False, True] and len(evs) == 3
     assert evs[-1]["best_step"][0] is not None and evs[-1]["best_step"][1] is None
@@ -102,10 +104,67 @@ def test_a_diverging_run_is_stopped_alone(housing64):
     assert finite[0] == finite[0] and finite[2] == finite[2], "the others trained on"
 
 
+@pytest.mark.parametrize("fused_step", [None, False])
+def test_a_finite_loss_100_times_the_variance_diverges_too(housing64, fused_step):
+    """The rule of one run holds for every run: run 0 at a huge learning rate explodes to a finite loss far over
+    100 times the targets' variance; it is frozen (its parameters stop moving), flagged and warned about once,
+    while run 1 trains on."""
+    data = housing64
+    models = [recipes.build_model("tridiagonal", num_features=8, dim=4, seed=s).double() for s in (0, 1)]
+    big, small_lr = 1e9, 1e-2
+    # one optimizer for all runs: give run 0 a huge loss by scaling its parameters instead of its learning rate
+    with torch.no_grad():
+        for p in models[0].parameters():
+            p.mul_(big)
+    with pytest.warns(RuntimeWarning, match="diverged") as caught:
+        evs = list(runs.train_runs(models, data, seeds=[0, 1], batch_size=64, lr=small_lr, n_epochs=3,
+                                   optimizer="adam", weight_decay=0.0, fused_step=fused_step))
+    assert len([w for w in caught if "diverged" in str(w.message)]) == 1
+    limit = runs.DIVERGENCE_FACTOR * float(data.y_train.var(correction=0))
+    assert limit < evs[0]["train_loss"][0] < float("inf")
+    assert [ev["diverged"] for ev in evs] == [[True, False]] * 3 and len(evs) == 3
+    assert evs[-1]["active"] == [False, True] and evs[-1]["train_loss"][0] == pytest.approx(
+        evs[1]["train_loss"][0], rel=1e-9), "frozen after epoch 1"
+    assert evs[-1]["train_loss"][1] < evs[0]["train_loss"][1]
+
+
+def test_tracker_rule():
+    t = runs.Tracker(patience=2, diverges_above=10.0)
+    assert [t.observe(s, v) for s, v in enumerate([3.0, float("nan"), 2.0, 2.0, 2.5], 1)] == [
+        True, False, True, False, False]
+    assert (t.best, t.best_step, t.stopped, t.active) == (2.0, 3, True, False)
+    t = runs.Tracker(diverges_above=10.0)
+    assert not t.diverges(10.0) and t.active and t.diverges(10.5) and t.diverged and not t.active
+    assert runs.Tracker().diverges(float("inf")) and runs.Tracker().diverges(float("nan"))
+    t = runs.Tracker(mode="max", min_delta=0.5)
+    assert [t.observe(s, v) for s, v in enumerate([1.0, 1.4, 1.6], 1)] == [True, False, True]
+    for bad in (dict(patience=0), dict(patience=1.5), dict(mode="up"), dict(min_delta=-1.0)):
+        with pytest.raises(ValueError):
+            runs.Tracker(**bad)
+
+
+def test_one_seed_through_fit_runs_calls_the_progress_stage():
+    """One seed is one run of the same loop: the caller's progress stage sees every epoch (lists of one run)."""
+    seen = []
+
+    def progress(stream):
+        for ev in stream:
+            seen.append((ev["step"], len(ev["val_loss"])))
+            yield ev
+
+    for fit in (lambda **kw: recipes.fit_runs(seeds=[3], **kw)[0], lambda **kw: recipes.fit(seed=3, **kw)):
+        seen.clear()
+        _, history, summary = fit(kind="tridiagonal", data=D.prepare_housing(seed=0).head(300, 100), dim=4, epochs=3,
+                                  patience=10,
+                                  progress=progress)
+        assert seen == [(1, 1), (2, 1), (3, 1)] and list(history["step"]) == [1, 2, 3]
+        assert summary["runs_together"] == 1 and summary["settings"]["seed"] == 3
+
+
 def test_stream_ends_when_every_run_stopped(housing64):
     models = [recipes.build_model("tridiagonal", num_features=8, dim=4, seed=s).double() for s in SEEDS]
     evs = list(runs.train_runs(models, housing64, seeds=SEEDS, batch_size=64, lr=0.0, n_epochs=20,
-                               optimizer="sgd", weight_decay=0.0, patience=1))
+                               optimizer="adam", weight_decay=0.0, patience=1))
     assert len(evs) == 2 and all(evs[-1]["stopped_early"]), "lr 0: no run improves after epoch 1"
 
 
@@ -116,6 +175,7 @@ def test_stream_ends_when_every_run_stopped(housing64):
     (dict(patience=0), "patience"),
     (dict(n_epochs=0), "n_epochs"),
     (dict(optimizer="lbfgs"), "optimizer"),
+    (dict(optimizer="sgd"), "optimizer"),
 ])
 def test_bad_input(housing64, bad, match):
     kw = dict(models=[recipes.build_model("tridiagonal", num_features=8, dim=4, seed=s) for s in SEEDS],

@@ -1,12 +1,12 @@
-"""The training stream and its stages: composition with pipe, each stage's rule, collect, honest evaluation, and
-what a diverging run reports."""
+"""The training stream and its stages: composition with pipe, each stage's rule, collect, honest evaluation, what
+a diverging run reports, and train_epochs as the runs loop with one run."""
 import warnings
 
 import pytest
 import torch
 
 from eignotes.training import data as D
-from eignotes.training import recipes
+from eignotes.training import recipes, runs
 from eignotes.training import stream as st
 
 
@@ -104,6 +104,7 @@ def test_train_epochs_keys_and_endless_stream(small):
     assert [ev["step"] for ev in out] == [1, 2, 3]
     ev = out[-1]
     assert ev["model"] is m and ev["train_time_sec"] > 0 and ev["lr"] == 1e-2 and len(ev["feature_norms"]) == 8
+    assert ev["step_kind"] == "fused" and "diverged" not in ev
     assert ev["val_loss"] == pytest.approx(st.rmse(m, small.X_val, small.y_val) ** 2, rel=1e-6)
     assert ev["val_rmse_dollars"] == pytest.approx(small.dollars(ev["val_loss"] ** 0.5))
     assert ev["train_rmse_dollars"] == pytest.approx(small.dollars(ev["train_loss"] ** 0.5))
@@ -116,7 +117,7 @@ def test_train_epochs_keys_and_endless_stream(small):
 def test_train_loss_is_the_mean_minibatch_loss(small):
     """With lr = 0 the weights never move, so the epoch's mean minibatch MSE equals the MSE over all rows."""
     m = recipes.build_model("dense", num_features=8, dim=4, seed=0)
-    (ev,) = st.pipe(st.train_epochs(m, small, batch_size=7, lr=0.0, optimizer="sgd", weight_decay=0.0), st.take(1))
+    (ev,) = st.pipe(st.train_epochs(m, small, batch_size=7, lr=0.0, optimizer="adam", weight_decay=0.0), st.take(1))
     assert ev["train_loss"] == pytest.approx(st.rmse(m, small.X_train, small.y_train) ** 2, rel=1e-5)
 
 
@@ -129,42 +130,58 @@ def test_rmse_leaves_the_mode_it_found(small, mode):
     assert m.training == (mode == "train")
 
 
-def test_a_diverging_run_warns_and_is_marked(small):
+def test_a_diverging_run_warns_is_marked_and_ends_the_stream(small):
+    """The loop's rule: a training loss over DIVERGENCE_FACTOR times the targets' variance warns once, marks the
+    event and ends the stream (the run is frozen)."""
     m = recipes.build_model("tridiagonal", num_features=8, dim=4, seed=0)
     with pytest.warns(RuntimeWarning, match="diverged") as caught:
         out = list(st.train_epochs(m, small, n_epochs=3, batch_size=64, lr=1e9, optimizer="adam", weight_decay=0.0))
     assert len([w for w in caught if "diverged" in str(w.message)]) == 1, "one warning per run, not per epoch"
-    assert all(ev.get("diverged") for ev in out)
+    assert len(out) == 1 and out[0]["diverged"] is True
+    assert out[0]["train_loss"] > st.DIVERGENCE_FACTOR * float(small.y_train.double().var(correction=0))
     m = recipes.build_model("tridiagonal", num_features=8, dim=4, seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a healthy run warns about nothing
         healthy = list(st.train_epochs(m, small, n_epochs=2, batch_size=64, lr=1e-2))
-    assert not any("diverged" in ev for ev in healthy)
+    assert len(healthy) == 2 and not any("diverged" in ev for ev in healthy)
 
 
-def test_a_nan_loss_raises(small):
+@pytest.mark.parametrize("fused_step", [None, False])
+def test_a_nan_loss_ends_the_stream_without_raising(small, fused_step):
+    """A NaN loss is a diverged run like any other (it used to raise FloatingPointError)."""
     m = recipes.build_model("tridiagonal", num_features=8, dim=4, seed=0)
     with torch.no_grad():
         m.diag.bias.fill_(float("nan"))
-    with pytest.raises(FloatingPointError, match="lower the learning rate"):
-        next(st.train_epochs(m, small, n_epochs=1, batch_size=64, lr=1e-2))
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        out = list(st.train_epochs(m, small, n_epochs=5, batch_size=64, lr=1e-2, fused_step=fused_step))
+    assert len(out) == 1 and out[0]["diverged"] and out[0]["train_loss"] != out[0]["train_loss"]
 
 
-@pytest.mark.parametrize("name", ["adam", "adamw"])
-def test_the_fused_optimizer_steps_as_the_default_one(name, gen):
-    """make_optimizer takes PyTorch's fused Adam/AdamW where it runs; it must step as the default implementation."""
-    a = torch.nn.Linear(5, 3).double()
-    b = torch.nn.Linear(5, 3).double()
-    b.load_state_dict(a.state_dict())
-    fused = st.make_optimizer(name, a.parameters(), lr=1e-2, weight_decay=0.01)
-    plain = st.OPTIMIZERS[name](b.parameters(), lr=1e-2, weight_decay=0.01)
-    assert fused.defaults.get("fused") is True
-    for _ in range(20):
-        x = torch.randn(7, 5, dtype=torch.float64, generator=gen)
-        for model, opt in ((a, fused), (b, plain)):
-            opt.zero_grad()
-            model(x).square().sum().backward()
-            opt.step()
-    for p, q in zip(a.parameters(), b.parameters(), strict=True):
-        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-12)
-    assert not st.make_optimizer("sgd", a.parameters(), lr=1e-2, weight_decay=0.0).defaults.get("fused")
+@pytest.mark.parametrize("kind, fused_step", [("tridiagonal", None), ("dense", False), ("pencil", None)])
+def test_train_epochs_is_the_runs_loop_with_one_run(small, kind, fused_step):
+    """train_epochs and train_runs with one model are one loop: the same losses, the same parameters, exactly;
+    and train_epochs trains the caller's model in place (the event's model is the live one)."""
+    data = small.head(200, 100)
+    sched = st.one_cycle(lr=2e-2, n_epochs=3)
+    a = recipes.build_model(kind, num_features=8, dim=5, seed=1)
+    b = recipes.build_model(kind, num_features=8, dim=5, seed=1)
+    before = [p.detach().clone() for p in a.parameters()]
+    single = list(st.train_epochs(a, data, n_epochs=3, batch_size=16, lr=2e-2, optimizer="adam", scheduler=sched,
+                                  seed=4, fused_step=fused_step))
+    together = list(runs.train_runs([b], data, seeds=[4], n_epochs=3, batch_size=16, lr=2e-2, optimizer="adam",
+                                    scheduler=sched, fused_step=fused_step))
+    assert [ev["train_loss"] for ev in single] == [ev["train_loss"][0] for ev in together]
+    assert single[-1]["step_kind"] == together[-1]["step_kind"] == ("eager" if fused_step is False else "fused")
+    for p, q, p0 in zip(a.parameters(), b.parameters(), before, strict=True):
+        assert torch.equal(p, q) and not torch.equal(p, p0)
+        assert p.grad is not None and p.grad.shape == p.shape, "the last step's gradient, as after a plain loop"
+    assert all(ev["model"] is a for ev in single)
+
+
+def test_the_live_model_is_the_trained_one_at_every_event(small):
+    """Between two events the model does not move: the validation stage sees the weights of the epoch."""
+    m = recipes.build_model("tridiagonal", num_features=8, dim=4, seed=0)
+    seen = []
+    for ev in st.pipe(st.train_epochs(m, small, n_epochs=3, batch_size=64, lr=1e-2), st.augment(st.validation(small))):
+        seen.append((ev["val_loss"], st.rmse(ev["model"], small.X_val, small.y_val) ** 2))
+    assert all(v == pytest.approx(w, rel=1e-6) for v, w in seen) and seen[0][0] != seen[-1][0]

@@ -1,12 +1,15 @@
-"""Train one spectral model on California Housing from the command line, with a progress bar.
+"""Train spectral models on California Housing from the command line (one seed or several together).
 
     python -m eignotes.train --model tridiagonal --dim 45 --epochs 500
     python -m eignotes.train --model pencil --dim 15 --alpha 5 --epochs 75 --runs 5
 
-Writes OUT/<name>_history.csv (one row per epoch) and OUT/<name>_summary.json: the validation-selected epoch, its
-test RMSE in dollars (the test set is evaluated once, at the end), wall time and device. The defaults are the
-blog's recipes (eignotes.training.recipes); early stopping (patience epochs // 10) watches the validation split. A run
-that diverges says so (a warning, "diverged": true in the summary) and exits with status 3.
+Per run (seed), writes OUT/<name>_seed<s>_history.csv (one row per epoch) and OUT/<name>_seed<s>_summary.json: the
+validation-selected epoch, its test RMSE in dollars (the test set is evaluated once, at the end), wall time,
+device and the training step; and OUT/<name>_seeds<first>-<last>_runs.csv, a table of the runs. One run or
+several (--runs), the same loop and the same files (eignotes.training.recipes.fit_runs). The defaults are the blog's
+recipes (eignotes.training.recipes); early stopping (patience epochs // 10) watches the validation split. A run that
+diverges (eignotes.training.runs' rule) says so (a warning, "diverged": true in its summary), and the command then
+exits with status 3.
 """
 from __future__ import annotations
 
@@ -62,39 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--init applies to --model pencil only")
     if args.patience is not None and args.patience < 1:
         ap.error("--patience must be at least 1 (epochs without a new best validation loss before stopping)")
-    from tqdm.auto import tqdm
-
     data = data_mod.prepare_housing(seed=args.split_seed)  # one split for every run seed: runs compare fairly
-    if args.runs > 1:
-        return _main_runs(args, data)
-
-    def progress(stream):
-        with tqdm(total=args.epochs, desc=f"{args.model} dim {args.dim}", unit="epoch") as bar:
-            for ev in stream:
-                bar.update(1)
-                best = ev["best_val_loss"]  # None until a finite validation loss has been seen
-                bar.set_postfix(val=f"${ev['val_rmse_dollars']:,.0f}",
-                                best="n/a" if best is None else f"${data.dollars(best ** 0.5):,.0f}")
-                yield ev
-
-    _, history, summary = recipes.fit(
-        args.model, data, dim=args.dim, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-        weight_decay=args.weight_decay, patience=args.patience, backend=args.backend, device=args.device,
-        seed=args.seed, progress=progress, alpha=args.alpha or None, init=args.init, cuda_graphs=args.cuda_graphs,
-        fused_step=False if args.eager_step else None)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    name = _run_name(args, args.seed)
-    history.to_csv(out / f"{name}_history.csv", index=False)
-    (out / f"{name}_summary.json").write_text(json.dumps(summary, indent=1))
-    print(json.dumps(summary, indent=1))
-    print(f"written: {out / (name + '_history.csv')} and {out / (name + '_summary.json')}")
-    if summary["diverged"]:
-        print(f"WARNING: this run diverged (the training loss exploded): its test RMSE "
-              f"${summary['test_rmse_dollars']:,.0f} means nothing; lower --lr (it was {summary['settings']['lr']:g})",
-              file=sys.stderr)
-        return 3
-    return 0
+    return _train(args, data)
 
 
 def _run_name(args: argparse.Namespace, seed: int | None) -> str:
@@ -107,19 +79,24 @@ def _run_name(args: argparse.Namespace, seed: int | None) -> str:
     return name if seed is None else f"{name}_seed{seed}"
 
 
-def _main_runs(args: argparse.Namespace, data: data_mod.HousingData) -> int:
-    """--runs R: seeds seed .. seed + R - 1 trained together; the files of R single runs and a summary table."""
+def _train(args: argparse.Namespace, data: data_mod.HousingData) -> int:
+    """Seeds seed .. seed + runs - 1 trained together (one run: --runs 1); per run a history and a summary, and a
+    table of the runs; status 3 when any run diverged."""
     import pandas as pd
     from tqdm.auto import tqdm
 
     seeds = list(range(args.seed, args.seed + args.runs))
+    label = f"{args.model} dim {args.dim}" + (f", {args.runs} runs" if args.runs > 1 else "")
 
     def progress(stream):
-        with tqdm(total=args.epochs, desc=f"{args.model} dim {args.dim}, {args.runs} runs", unit="epoch") as bar:
+        with tqdm(total=args.epochs, desc=label, unit="epoch") as bar:
             for ev in stream:
                 bar.update(1)
                 vals = [v for v in ev["val_rmse_dollars"] if v == v]
-                bar.set_postfix(active=sum(ev["active"]), val_median=f"${pd.Series(vals).median():,.0f}")
+                bests = [data.dollars(b**0.5) for b in ev["best_val_loss"] if b is not None]
+                bar.set_postfix(active=sum(ev["active"]),
+                                val=f"${pd.Series(vals).median():,.0f}" if vals else "n/a",
+                                best=f"${pd.Series(bests).median():,.0f}" if bests else "n/a")
                 yield ev
 
     results = recipes.fit_runs(
@@ -136,19 +113,23 @@ def _main_runs(args: argparse.Namespace, data: data_mod.HousingData) -> int:
         (out / f"{name}_summary.json").write_text(json.dumps(summary, indent=1))
         table.append({k: summary[k] for k in ("epochs_run", "best_epoch", "best_val_rmse_dollars",
                                               "test_rmse_dollars", "diverged")} | {"seed": seed})
+    if len(results) == 1:
+        print(json.dumps(results[0][2], indent=1))
     table = pd.DataFrame(table).set_index("seed")
     path = out / f"{_run_name(args, None)}_seeds{seeds[0]}-{seeds[-1]}_runs.csv"
     table.to_csv(path)
     test = table.loc[~table["diverged"], "test_rmse_dollars"]
     print(table.round(1).to_string())
-    if len(test):
+    if len(test) > 1:
         q1, med, q3 = test.quantile([0.25, 0.5, 0.75])
         print(f"test RMSE of the validation-selected epochs over {len(test)} runs: median ${med:,.0f} "
               f"(IQR ${q1:,.0f} to ${q3:,.0f})")
-    print(f"written: {len(seeds)} histories and summaries, and {path}")
+    print(f"written: {len(seeds)} histories and summaries ({out / _run_name(args, seeds[0])}_history.csv, ...), "
+          f"and {path}")
     if table["diverged"].any():
-        print(f"WARNING: runs {list(table.index[table['diverged']])} diverged (a NaN or infinite loss) and were "
-              "stopped; the others finished. Lower --lr.", file=sys.stderr)
+        print(f"WARNING: runs {list(table.index[table['diverged']])} diverged (the training loss was not finite or "
+              "over 100 times the targets' variance) and were stopped; their test RMSE means nothing. Lower --lr "
+              f"(it was {results[0][2]['settings']['lr']:g}).", file=sys.stderr)
         return 3
     return 0
 

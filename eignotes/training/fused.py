@@ -1,6 +1,6 @@
 """Fused CPU training steps: forward, MSE loss, backward and the Adam/AdamW update as a few compiled calls (numba),
-for the tridiagonal, the dense and the pencil model, exact or smoothed, used by the training loops
-(eignotes.training.stream, eignotes.training.runs) by default where they apply.
+for the tridiagonal, the dense and the pencil model, exact or smoothed: the "fused" implementation of the step
+interface of eignotes.training.steps, which the training loop takes by default where it applies.
 
 Why: at the blog's batch sizes (dense 10 rows, tridiagonal and pencil 64) an eager training step is two or three
 dozen small PyTorch operations, each a few microseconds of framework work, around the eigenvalue kernel; the
@@ -33,11 +33,15 @@ call: the kernels solve the R * b matrices together.
 They apply (`fusable`) to TridiagonalSpectral, MultivariateSpectral and PencilSpectral, exact or smoothed (alpha a
 positive float, or a tensor of them that needs no gradient), backend "auto" or "numba" (dense and pencil: n <= the
 numba backend's limit), contiguous float32 or float64 parameters on the CPU that are the model's own (not
-parametrized) and all trained, no hooks on the model or the optimizer, Adam or AdamW (one parameter group over all
-the model's parameters; no amsgrad, maximize or capturable), no regularizer, the MSE loss. Elsewhere the loops take
-the eager step. The result equals the eager step's up to float rounding (tests/test_fused.py compares them,
-parameters after epochs of training, in float64 to 1e-8). After a step each parameter's .grad holds that step's
-gradient, as after an eager step. The model's settings (k, backend, alpha) are read when training starts.
+parametrized) and all trained, no hooks on the model, its parameters or every optimizer, Adam or AdamW, the MSE
+loss. Elsewhere the loop takes the eager step (eignotes.training.steps.choose_step decides, once per training).
+A step builds its own optimizer (`step.optimizer`, a torch.optim.Adam or AdamW over the model's parameters): it
+holds the hyperparameters a scheduler changes and PyTorch's own state tensors, and since the step built it, it has
+no step hooks of its own. Whether hooks are registered elsewhere is asked through eignotes.training._torch_private,
+the one place that reads private PyTorch attributes. The result equals the eager step's up to float rounding
+(tests/test_fused.py compares them, parameters after epochs of training, in float64 to 1e-8). After a step each
+parameter's .grad holds that step's gradient, as after an eager step. The model's settings (k, backend, alpha) are
+read when training starts.
 
 The compiled pieces are called one after the other from Python (build the matrices, the eigen kernels of
 eignotes.linalg, gradients, the update), each cached by numba with its own source file: a kernel that compiled
@@ -45,14 +49,10 @@ another file's kernel into itself would keep a stale copy in numba's cache when 
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.modules import module as _module
 from torch.nn.utils import parametrize
-from torch.optim import optimizer as _optimizer
 
 from ..linalg import _dense_numba, _tri_numba
 from ..linalg import smooth as _smooth
@@ -60,12 +60,14 @@ from ..linalg import tridiagonal as _tridiagonal
 from ..linalg.dense import NUMBA_MAX_N
 from ..linalg.tridiagonal import _NITER, PIVMIN
 from ..models import MultivariateSpectral, PencilSpectral, TridiagonalSpectral
+from . import _torch_private as _tp
 
 __all__ = ["fusable", "check_request", "TridiagonalStep", "DenseStep", "PencilStep", "make_step"]
 
 _MODELS = (TridiagonalSpectral, MultivariateSpectral, PencilSpectral)
 
-_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+# The optimizers whose update the kernels compute (_adam_row); AdamW is Adam with decoupled weight decay.
+_OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 
 def _step_params(model: nn.Module) -> list[torch.Tensor]:
@@ -95,11 +97,9 @@ def _runs_of(model: nn.Module) -> int:
     return p.shape[0] if p.ndim > (0 if isinstance(model, MultivariateSpectral) else 2) else 1
 
 
-def fusable(model: nn.Module, optimizer: torch.optim.Optimizer | str, *,
-            regularizer: Callable[[nn.Module], torch.Tensor] | None = None,
-            device: torch.device | str = "cpu") -> tuple[bool, str]:
-    """(True, "") when the fused CPU step can train `model` with `optimizer` (an optimizer or its name, as the
-    loops take it); else (False, why)."""
+def fusable(model: nn.Module, optimizer: str, *, device: torch.device | str = "cpu") -> tuple[bool, str]:
+    """(True, "") when the fused CPU step can train `model` with the optimizer named `optimizer` ("adam" or
+    "adamw"); else (False, why)."""
     if not _tri_numba.AVAILABLE:
         return False, _tri_numba.WHY
     if type(model) not in _MODELS:
@@ -114,8 +114,6 @@ def fusable(model: nn.Module, optimizer: torch.optim.Optimizer | str, *,
         return False, f"the fused step uses the numba kernel, the model asks for backend={model.backend!r}"
     if not isinstance(model, TridiagonalSpectral) and model.dim > NUMBA_MAX_N:
         return False, f"dim {model.dim} is above the dense numba backend's limit ({NUMBA_MAX_N})"
-    if regularizer is not None:
-        return False, "the fused step has no regularizer term"
     if any(parametrize.is_parametrized(m) for m in model.modules()):
         return False, "the model is parametrized (torch.nn.utils.parametrize): its tensors are computed"
     own = list(model.parameters())
@@ -129,24 +127,17 @@ def fusable(model: nn.Module, optimizer: torch.optim.Optimizer | str, *,
     dtypes = {p.dtype for p in own}
     if len(dtypes) != 1 or not dtypes <= {torch.float32, torch.float64}:
         return False, f"the fused step needs float32 or float64 parameters of one dtype, got {sorted(map(str, dtypes))}"
-    hooked = [m for m in model.modules() if any(getattr(m, h, None) for h in _HOOKS)]
-    if hooked or any(getattr(_module, "_global" + h, None) for h in _HOOKS):
-        return False, "the model (or every module) has forward or backward hooks, which the fused step would skip"
-    if any(getattr(p, "_post_accumulate_grad_hooks", None) or getattr(p, "_backward_hooks", None) for p in own):
-        return False, "a parameter has gradient hooks, which the fused step would skip"
-    name = optimizer if isinstance(optimizer, str) else type(optimizer).__name__.lower()
-    if name not in ("adam", "adamw"):
-        return False, f"the fused step implements Adam and AdamW, not {name}"
-    if not isinstance(optimizer, str):
-        group = optimizer.param_groups[0]
-        if len(optimizer.param_groups) != 1 or group.get("amsgrad") or group.get("maximize") or \
-                group.get("capturable") or group.get("differentiable"):
-            return False, "the fused step implements plain Adam/AdamW (one group, no amsgrad/maximize/capturable)"
-        if len(group["params"]) != len(own) or any(not any(q is p for q in group["params"]) for p in own):
-            return False, "the optimizer does not train exactly the model's parameters"
-        if optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks or \
-                _optimizer._global_optimizer_pre_hooks or _optimizer._global_optimizer_post_hooks:
-            return False, "the optimizer has step hooks, which the fused step would skip"
+    if optimizer not in _OPTIMIZERS:
+        return False, f"the fused step implements Adam and AdamW, not {optimizer!r}"
+    try:
+        if any(_tp.module_hooks(m) for m in model.modules()) or _tp.global_module_hooks():
+            return False, "the model (or every module) has forward or backward hooks, which the fused step would skip"
+        if any(_tp.tensor_hooks(p) for p in own):
+            return False, "a parameter has gradient hooks, which the fused step would skip"
+        if _tp.global_optimizer_hooks():
+            return False, "optimizer step hooks are registered for every optimizer, which the fused step would skip"
+    except _tp.MissingPrivate as exc:  # cannot tell whether hooks would be skipped: the eager step runs them all
+        return False, str(exc)
     return True, ""
 
 
@@ -432,16 +423,22 @@ def _flat2(t: torch.Tensor, runs: int) -> np.ndarray:
 
 
 class _Step:
-    """What the fused steps share: NumPy views of the parameters and of PyTorch's own Adam state (made once: the
-    loops update those tensors in place and never replace them), the gradient buffers (each parameter's .grad is a
-    view of its buffer), per-shape work buffers, and the update's hyperparameters (the update itself runs in the
-    gradient kernels, per run, right after that run's gradients)."""
+    """What the fused steps share: the step interface of eignotes.training.steps (`kind`, `optimizer`, a call on
+    the batch's rows, `freeze`, `scheduled`), NumPy views of the parameters and of PyTorch's own Adam state (made
+    once: the steps update those tensors in place and never replace them), the gradient buffers (each parameter's
+    .grad is a view of its buffer), per-shape work buffers, and the update's hyperparameters (the update itself runs
+    in the gradient kernels, per run, right after that run's gradients)."""
 
-    def __init__(self, model, optimizer, X, y, total, frozen):
+    kind = "fused"
+
+    def __init__(self, model, X, y, total, frozen=None, *, optimizer="adamw", lr=1e-3, weight_decay=0.01):
         ok, why = fusable(model, optimizer, device=X.device)
         if not ok:
             raise ValueError(f"the fused step cannot train this model: {why}")
         params = _step_params(model)
+        # the step's own optimizer: a record of the hyperparameters (which schedulers change) and of the state
+        optimizer = _OPTIMIZERS[optimizer](params, lr=lr, weight_decay=weight_decay)
+        _tp.mark_stepped(optimizer)  # its step() is never called: the scheduler must not warn that it was not
         R = self.runs = _runs_of(model)  # a leading runs dimension, if any
         dtype = params[0].dtype
         if X.dtype != dtype or y.dtype != dtype:
@@ -452,10 +449,9 @@ class _Step:
         self.X, self.y = (t.numpy() for t in self._data)
         state = optimizer.state
         for p in params:  # PyTorch's own state entries: the optimizer stays a true record of the training
-            if not state[p]:
-                state[p]["step"] = torch.zeros((), dtype=torch.float32)
-                state[p]["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state[p]["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state[p]["step"] = torch.zeros((), dtype=torch.float32)
+            state[p]["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state[p]["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
         self.p = [_flat2(p, R) for p in params]
         self.m = [_flat2(state[p]["exp_avg"], R) for p in params]
         self.v = [_flat2(state[p]["exp_avg_sq"], R) for p in params]
@@ -469,7 +465,7 @@ class _Step:
         self.count = float(self.step_views[0])
         self._hp = np.empty(7)
         self.optimizer, self.group = optimizer, optimizer.param_groups[0]
-        self.decoupled = bool(self.group.get("decoupled_weight_decay", isinstance(optimizer, torch.optim.AdamW)))
+        self.decoupled = isinstance(optimizer, torch.optim.AdamW)
         self.total = total.detach().numpy().reshape(R)
         self.frozen = (np.zeros(R, dtype=np.uint8) if frozen is None
                        else frozen.detach().numpy().view(np.uint8).reshape(R))
@@ -484,6 +480,14 @@ class _Step:
         self.niter = _NITER[dtype]
         self.pivmin, self.half = self.X.dtype.type(PIVMIN), self.X.dtype.type(0.5)
         self._buffers: dict[object, tuple | np.ndarray] = {}  # work arrays by shape (a batch's R * b, or a tag)
+
+    def freeze(self, r: int) -> None:
+        """Run r's parameters and optimizer state stay as they are from the next step on (the kernels read the
+        mask at every step)."""
+        self.frozen[r] = 1
+
+    def scheduled(self) -> None:
+        """After a scheduler step: nothing to do (the kernels read the rate and betas at every step)."""
 
     def _indices(self, idx: torch.Tensor) -> np.ndarray:
         ix = np.ascontiguousarray(idx.numpy()).reshape(self.runs, -1)
@@ -507,7 +511,6 @@ class _Step:
     def _hyper(self) -> np.ndarray:
         """This step's Adam/AdamW hyperparameters for _adam_row, from the optimizer's param_groups (as a scheduler
         left them); counts the step in the optimizer's state."""
-        self.optimizer._opt_called = True  # what optimizer.step() tells a scheduler (no warning at its step)
         group = self.group
         lr, (beta1, beta2) = float(group["lr"]), (float(b) for b in group["betas"])
         eps, wd = float(group["eps"]), float(group["weight_decay"])
@@ -523,22 +526,23 @@ class _Step:
 
 class TridiagonalStep(_Step):
     """The fused step for a TridiagonalSpectral model (or its stacked runs: parameters with a leading runs
-    dimension) and its Adam/AdamW optimizer: `step(idx)` trains on the rows idx ((b,) for one run, (R, b) for R
-    runs, each its own rows), adds each run's sum of squared errors to `total` ((), or (R,)) and returns None.
-    `frozen`, a (R,) bool tensor or None, freezes the runs where it is True at the time of the step: their
-    parameters and optimizer state stay as they are.
+    dimension) with Adam or AdamW (`optimizer`, `lr`, `weight_decay`): `step(idx)` trains on the rows idx ((b,) for
+    one run, (R, b) for R runs, each its own rows), adds each run's sum of squared errors to `total` ((), or (R,))
+    and returns None. `frozen`, a (R,) bool tensor or None, freezes the runs where it is True at the time of the
+    step (as `freeze(r)` does): their parameters and optimizer state stay as they are.
 
     A smoothed model (alpha) takes the path of kth_eigvalsh_tridiagonal_smooth: two coarse eigenvalues and two
     Sturm counts per matrix place the window of eigenvalues that can carry weight, the window's eigenvalues and
     gradient factors come from the same kernel, the weights from the same projections.
 
     The parameters, the optimizer's state, `total` and `frozen` are read and written through NumPy views of their
-    memory. The optimizer's step() is not called (fusable refuses an optimizer with step hooks); its schedulers see
-    the step as they would."""
+    memory. The optimizer's step() is not called (fusable refuses where step hooks are registered for every
+    optimizer; the step's own has none unless a caller adds them); its schedulers see the step as they would."""
 
-    def __init__(self, model: TridiagonalSpectral, optimizer: torch.optim.Optimizer, X: torch.Tensor,
-                 y: torch.Tensor, total: torch.Tensor, frozen: torch.Tensor | None = None):
-        super().__init__(model, optimizer, X, y, total, frozen)
+    def __init__(self, model: TridiagonalSpectral, X: torch.Tensor, y: torch.Tensor, total: torch.Tensor,
+                 frozen: torch.Tensor | None = None, *, optimizer: str = "adamw", lr: float = 1e-3,
+                 weight_decay: float = 0.01):
+        super().__init__(model, X, y, total, frozen, optimizer=optimizer, lr=lr, weight_decay=weight_decay)
 
     def __call__(self, idx: torch.Tensor) -> None:
         ix = self._indices(idx)
@@ -604,9 +608,10 @@ class DenseStep(_SymmetricStep):
     """The fused step for a MultivariateSpectral model (or its stacked runs), exact or smoothed, as
     TridiagonalStep."""
 
-    def __init__(self, model: MultivariateSpectral, optimizer: torch.optim.Optimizer, X: torch.Tensor,
-                 y: torch.Tensor, total: torch.Tensor, frozen: torch.Tensor | None = None):
-        super().__init__(model, optimizer, X, y, total, frozen)
+    def __init__(self, model: MultivariateSpectral, X: torch.Tensor, y: torch.Tensor, total: torch.Tensor,
+                 frozen: torch.Tensor | None = None, *, optimizer: str = "adamw", lr: float = 1e-3,
+                 weight_decay: float = 0.01):
+        super().__init__(model, X, y, total, frozen, optimizer=optimizer, lr=lr, weight_decay=weight_decay)
         self.sig = np.ones((self.runs, max(self.n - 1, 1)))
 
     def __call__(self, idx: torch.Tensor) -> None:
@@ -628,9 +633,10 @@ class PencilStep(_SymmetricStep):
     run), as TridiagonalStep: M = embed(bias + W x), the eigenvalue, the MSE, dL/dbias = sum G and dL/dW = sum G x^T
     for the packed gradient G of the matrix, the Adam/AdamW update."""
 
-    def __init__(self, model: PencilSpectral, optimizer: torch.optim.Optimizer, X: torch.Tensor,
-                 y: torch.Tensor, total: torch.Tensor, frozen: torch.Tensor | None = None):
-        super().__init__(model, optimizer, X, y, total, frozen)
+    def __init__(self, model: PencilSpectral, X: torch.Tensor, y: torch.Tensor, total: torch.Tensor,
+                 frozen: torch.Tensor | None = None, *, optimizer: str = "adamw", lr: float = 1e-3,
+                 weight_decay: float = 0.01):
+        super().__init__(model, X, y, total, frozen, optimizer=optimizer, lr=lr, weight_decay=weight_decay)
         n = self.n
         self.off = float(model._embed_scale.view(n, n)[1, 0]) if n > 1 else 1.0
 
@@ -648,29 +654,27 @@ class PencilStep(_SymmetricStep):
                       m[0], m[1], v[0], v[1], self._hyper())
 
 
-def check_request(requested: bool | None, model: nn.Module, optimizer: torch.optim.Optimizer | str, *,
-                  regularizer: Callable[[nn.Module], torch.Tensor] | None = None,
+def check_request(requested: bool | None, model: nn.Module, optimizer: str, *,
                   device: torch.device | str | None = None) -> None:
     """The loops' argument check of fused_step, at the call: TypeError unless None, True or False; with True,
     ValueError saying why the fused step cannot train `model` (device None: the model's)."""
     if requested is not None and not isinstance(requested, bool):
         raise TypeError(f"fused_step must be None, True or False, got {requested!r}")
     if requested:
-        ok, why = fusable(model, optimizer, regularizer=regularizer,
-                          device=device if device is not None else next(model.parameters()).device)
+        ok, why = fusable(model, optimizer, device=device if device is not None else next(model.parameters()).device)
         if not ok:
             raise ValueError(f"fused_step=True, but the fused step cannot train this model: {why}")
 
 
-def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, X: torch.Tensor, y: torch.Tensor,
-              total: torch.Tensor, *, requested: bool | None,
-              regularizer: Callable[[nn.Module], torch.Tensor] | None = None,
-              frozen: torch.Tensor | None = None) -> Callable[[torch.Tensor], None] | None:
-    """The fused step for a training loop, or None for the eager one. requested: None (the fused step where it
-    applies), True (the fused step, or ValueError saying why it cannot be), False (the eager step)."""
+def make_step(model: nn.Module, X: torch.Tensor, y: torch.Tensor, total: torch.Tensor, *, optimizer: str,
+              lr: float, weight_decay: float, requested: bool | None,
+              frozen: torch.Tensor | None = None) -> _Step | None:
+    """The fused step for a training loop (with its own `optimizer`: "adam" or "adamw"), or None for the eager
+    one. requested: None (the fused step where it applies), True (the fused step, or ValueError saying why it cannot
+    be), False (the eager step)."""
     if requested is False:
         return None
-    ok, why = fusable(model, optimizer, regularizer=regularizer, device=X.device)
+    ok, why = fusable(model, optimizer, device=X.device)
     if ok and X.dtype != next(model.parameters()).dtype:
         ok, why = False, "the data's dtype is not the parameters' (the eager step raises its own error)"
     if not ok:
@@ -678,4 +682,4 @@ def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, X: torch.Tenso
             raise ValueError(f"fused_step=True, but the fused step cannot train this model: {why}")
         return None
     cls = {TridiagonalSpectral: TridiagonalStep, MultivariateSpectral: DenseStep, PencilSpectral: PencilStep}
-    return cls[type(model)](model, optimizer, X, y, total, frozen)
+    return cls[type(model)](model, X, y, total, frozen, optimizer=optimizer, lr=lr, weight_decay=weight_decay)

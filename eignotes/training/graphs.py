@@ -1,10 +1,11 @@
-"""Whole-step CUDA graphs for the training loops (eignotes.training.stream, eignotes.training.runs): opt-in, not yet
-GPU-verified.
+"""Whole-step CUDA graphs for the training loop (eignotes.training.runs): the "cuda graphs" step of
+eignotes.training.steps, opt-in, not yet GPU-verified.
 
 At the blog's batch sizes a GPU training step is a few hundred tiny kernels, and launching them costs more than
 their arithmetic. A CUDA graph records a step's kernels once and replays them with one launch. `StepGraph` wraps
 a step function `step(idx) -> loss` (forward, loss, backward, optimizer step, loss accumulation: all of it reads
-the training rows through the index tensor `idx`):
+the training rows through the index tensor `idx`); `GraphStep` is that wrapper around the eager step
+(eignotes.training.steps.EagerStep), with the step interface the loop calls:
 
 - elsewhere than on CUDA, or when disabled, it calls the function (the eager loop: the same code);
 - on CUDA, each new batch shape (the full batch, the epoch's last partial batch, a new batch size) runs eagerly
@@ -12,18 +13,19 @@ the training rows through the index tensor `idx`):
   then is captured once into a graph with a static index buffer, and from then on every step with that shape is
   one copy of the indices into the buffer and one replay. Graphs share one memory pool.
 
-What a captured step needs, which the loops arrange when graphs are on (`graph_optimizer`):
+What a captured step needs, which eignotes.training.steps.choose_step arranges when graphs are on
+(`graph_optimizer`):
 - an optimizer whose state lives on the device (Adam/AdamW with capturable=True), with the learning rate and
   Adam's beta1 held in device tensors, so that the OneCycle schedule, stepped between epochs outside the graph,
   reaches the replays (`sync_schedule` copies what the scheduler set into those tensors);
 - ops without host synchronization or allocation outside PyTorch's caching allocator: the tridiagonal model's
   Triton kernel and the dense Triton kernel (backend="triton"). `capturable(model)` says whether a model
-  qualifies; the loops fall back to eager steps with a one-line message otherwise (CuPy's solver and the
-  smoothed ops' window search synchronize the host).
+  qualifies; the loop takes the eager step with a one-line message otherwise (CuPy's solver and the smoothed
+  ops' window search synchronize the host).
 
 Status: the bookkeeping (warm-up, capture per shape, static buffers, replay) is tested on the CPU with a
 stand-in graph that replays the captured function; no GPU run has verified the CUDA path yet, so it stays off
-by default (`cuda_graphs=False` in the loops and `--cuda-graphs` on the command line).
+by default (`cuda_graphs=False` in the loop and `--cuda-graphs` on the command line).
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["StepGraph", "capturable", "use_graphs", "graph_optimizer", "sync_schedule", "WARMUP"]
+__all__ = ["StepGraph", "GraphStep", "capturable", "use_graphs", "graph_optimizer", "sync_schedule", "WARMUP"]
 
 # Eager steps per batch shape before its capture (cuBLAS workspaces, autotuning and optimizer state are set up by
 # then). Each is a real training step.
@@ -58,7 +60,7 @@ def capturable(model: nn.Module) -> tuple[bool, str]:
 
 
 def use_graphs(requested: bool, model: nn.Module, device: torch.device) -> bool:
-    """Whether the loops capture their steps: asked for, on CUDA, and a model whose step can be captured (else a
+    """Whether the loop captures its steps: asked for, on CUDA, and a model whose step can be captured (else a
     one-line warning says why training goes on eagerly)."""
     if not requested or device.type != "cuda":
         return False
@@ -71,17 +73,15 @@ def use_graphs(requested: bool, model: nn.Module, device: torch.device) -> bool:
 
 def graph_optimizer(opt_cls: type[torch.optim.Optimizer], params: list[torch.Tensor], *, lr: float,
                     weight_decay: float) -> torch.optim.Optimizer:
-    """An optimizer for captured steps: capturable Adam/AdamW (SGD as is) with lr and beta1 as device tensors.
+    """An optimizer for captured steps: capturable Adam/AdamW with lr and beta1 as device tensors.
 
     PyTorch allows capturable=True on accelerators only; on the CPU (the stand-in tests) the same tensors drive
     the single-tensor step instead."""
     device = params[0].device
     lr_t = torch.tensor(float(lr), device=device)
     flags = {"capturable": True} if device.type == "cuda" else {"foreach": False}
-    if opt_cls in (torch.optim.Adam, torch.optim.AdamW):
-        betas = (torch.tensor(0.9, device=device), torch.tensor(0.999, device=device))
-        return opt_cls(params, lr=lr_t, betas=betas, weight_decay=weight_decay, **flags)
-    return opt_cls(params, lr=lr_t, weight_decay=weight_decay, foreach=False)
+    betas = (torch.tensor(0.9, device=device), torch.tensor(0.999, device=device))
+    return opt_cls(params, lr=lr_t, betas=betas, weight_decay=weight_decay, **flags)
 
 
 def sync_schedule(opt: torch.optim.Optimizer) -> None:
@@ -137,7 +137,7 @@ class StepGraph:
     def __init__(self, step: Callable[[torch.Tensor], torch.Tensor], device: torch.device, enabled: bool,
                  warmup: int = WARMUP, graph_factory: Callable[[Any], Any] | None = None):
         self.step = step
-        self.enabled = bool(enabled)  # the loops ask for it on CUDA only (use_graphs)
+        self.enabled = bool(enabled)  # the loop asks for it on CUDA only (use_graphs)
         self.warmup = warmup
         self.factory = graph_factory or _CudaGraph
         self.graphs: dict[tuple[int, ...], tuple[Any, torch.Tensor, torch.Tensor]] = {}
@@ -175,3 +175,30 @@ class StepGraph:
         self.graphs[shape] = (graph, static_idx, static_loss)
         graph.replay()  # capture records only: this step's work runs now
         return static_loss
+
+
+class GraphStep:
+    """The "cuda graphs" step (eignotes.training.steps): `eager`'s update (anything with update(idx), hold(),
+    freeze(r) and an optimizer made by graph_optimizer) replayed through a StepGraph; frozen runs are held after
+    each replay, outside the graph. kind says "eager" once a capture failed and training went on eagerly."""
+
+    def __init__(self, eager: Any, device: torch.device, *, warmup: int = WARMUP,
+                 graph_factory: Callable[[Any], Any] | None = None):
+        self.eager, self.optimizer = eager, eager.optimizer
+        self.graph = StepGraph(eager.update, device, True, warmup=warmup, graph_factory=graph_factory)
+
+    @property
+    def kind(self) -> str:
+        return "cuda graphs" if self.graph.enabled else "eager"
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        out = self.graph(idx)
+        self.eager.hold()
+        return out
+
+    def freeze(self, r: int) -> None:
+        self.eager.freeze(r)
+
+    def scheduled(self) -> None:
+        """After a scheduler step: its beta1 into the tensor the captured step reads (sync_schedule)."""
+        sync_schedule(self.optimizer)

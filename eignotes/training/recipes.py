@@ -4,11 +4,14 @@
 - tridiagonal: Adam, lr 5e-3, no weight decay, batch 64, OneCycleLR over the epochs (warm-up 0.1, linear);
 - pencil (the Moreau post's A_0 + sum_i x_i A_i): Adam, lr 1e-2, no weight decay, batch 64, OneCycleLR over the
   epochs (warm-up 0.1, linear), 75 epochs in the post, no early stopping (the post's runs train every epoch; a
-  stop before the rate has annealed costs accuracy: median test RMSE $53,716 with patience 7 against $53,372
-  without, 5 seeds at alpha 5, benchmarks/results/);
+  stop before the rate has annealed costs accuracy, measured in
+  benchmarks/results/2026-11-28_pencil-science_x86-64-cpu-2-threads.md);
 - all: MSE loss, k = dim // 2; dense and tridiagonal stop early with patience epochs // 10 (on the validation
   split here, where the blog watched the test set); every run selects its epoch on the validation split. Every
   model takes alpha (None: the exact eigenvalue; > 0: Moreau-smoothed).
+
+`fit_runs` trains one seed or several together (eignotes.training.runs: one loop, one run is R = 1); `fit` is
+`fit_runs` with one seed.
 
 >>> blog_recipe("dense", dim=45).lr, blog_recipe("dense", dim=30).lr, patience_for(500)
 (5e-05, 0.0001, 50)
@@ -25,7 +28,7 @@ import torch
 from torch import nn
 
 from .. import config, models
-from . import fused
+from . import fused, runs
 from . import stream as st
 from .data import HousingData
 
@@ -105,9 +108,10 @@ def training_device(model: nn.Module | Sequence[nn.Module], optimizer: str, *,
     """Where `fit` trains when no device is given: the CPU for the exact dense and tridiagonal models where the fused
     CPU step (eignotes.training.fused) applies (to every model of a sequence: runs trained together), else
     config.device() (CUDA where there is a GPU). At the blog's batch sizes PyTorch's eager step on a GPU is
-    launch-bound: an epoch of the dim-45 models took 8.5 s (dense) and 0.62 s (tridiagonal) on an H100, against 0.16 s
-    and 0.011 s with the fused step on a 2-core CPU (benchmarks/results/). The pencil and the smoothed models have a
-    fused CPU step too, but no GPU run has compared the two places for them yet: they keep config.device().
+    launch-bound, and the fused step on a 2-core CPU trains these models faster an epoch than the eager one on an
+    H100 (benchmarks/results/2026-11-27_1931_nvidia-h100-80gb-hbm3_training.md against the CPU training results
+    there). The pencil and the smoothed models
+    have a fused CPU step too, but no GPU run has compared the two places for them yet: they keep config.device().
     cuda_graphs=True asks for the GPU's graphed step: then config.device()."""
     ms = [model] if isinstance(model, nn.Module) else list(model)
     measured = (models.MultivariateSpectral, models.TridiagonalSpectral)
@@ -115,16 +119,6 @@ def training_device(model: nn.Module | Sequence[nn.Module], optimizer: str, *,
                                for m in ms):
         return torch.device("cpu")
     return config.device()
-
-
-def step_kind(model: nn.Module, optimizer: str, device: torch.device | str, fused_step: bool | None,
-              cuda_graphs: bool = False) -> str:
-    """Which training step the loops take for this model, as a run's summary records it: "fused"
-    (eignotes.training.fused's compiled CPU step), "cuda graphs" (asked for on a CUDA device; a step that cannot be
-    captured runs eagerly, with a warning) or "eager"."""
-    if cuda_graphs and torch.device(device).type == "cuda":
-        return "cuda graphs"
-    return "fused" if fused_step is not False and fused.fusable(model, optimizer, device=device)[0] else "eager"
 
 
 def epochs_stream(model: nn.Module, data: HousingData, recipe: Recipe, *, epochs: int,
@@ -145,45 +139,20 @@ def fit(kind: str, data: HousingData, *, dim: int, epochs: int, lr: float | None
         fused_step: bool | None = None,
         ) -> tuple[nn.Module, pd.DataFrame, dict[str, Any]]:
     """Train with the blog's recipe (any field overridable), selecting the epoch and stopping early on the
-    validation split; the test RMSE of the selected model is measured once, at the end.
+    validation split; the test RMSE of the selected model is measured once, at the end. `fit_runs` with one seed.
 
     Returns (model restored to its best validation epoch, history DataFrame, summary dict). `progress` is an
-    optional stage (a progress bar, a live plot) put at the end of the stream. cuda_graphs: replay each step as a
-    CUDA graph on a CUDA device (eignotes.training.graphs; opt-in, not yet verified on a GPU). fused_step: as in
+    optional stage (a progress bar, a live plot) put at the end of the stream; its events are the loop's
+    (eignotes.training.runs.train_runs: per-run values in lists, here of one entry). cuda_graphs: replay each step as
+    a CUDA graph on a CUDA device (eignotes.training.graphs; opt-in, not yet verified on a GPU). fused_step: as in
     eignotes.training.stream.train_epochs (None: the compiled CPU step of eignotes.training.fused where it applies).
     device: None trains where `training_device` says (the CPU for the exact dense and tridiagonal models where the
     fused step applies, else CUDA where there is a GPU).
     """
-    recipe = blog_recipe(kind, dim).replace(lr=lr, batch_size=batch_size, weight_decay=weight_decay)
-    patience = _default_patience(recipe, epochs) if patience is None else patience
-    model = build_model(kind, num_features=data.num_features, dim=dim, backend=backend, seed=seed, alpha=alpha,
-                        init=init)
-    device = (torch.device(device) if device is not None
-              else training_device(model, recipe.optimizer, cuda_graphs=cuda_graphs))
-    model.to(device)
-    stages = [st.augment(st.validation(data)), st.augment(st.spectral_norms), st.keep_best("val_loss"),
-              st.early_stop("val_loss", patience)]
-    stream = st.pipe(epochs_stream(model, data, recipe, epochs=epochs, device=device, seed=seed,
-                                   cuda_graphs=cuda_graphs, fused_step=fused_step), *stages)
-    if progress is not None:
-        stream = progress(stream)
-    t0 = time.perf_counter()
-    history = st.collect(stream)
-    wall = time.perf_counter() - t0
-    last = history.attrs["last"]
-    st.restore_best(model, last)
-    summary = {
-        "model": kind, "dim": dim, "epochs_run": int(history["step"].iloc[-1]), "epochs_max": epochs,
-        "best_epoch": int(last["best_step"]), "best_val_rmse_dollars": data.dollars(last["best_val_loss"] ** 0.5),
-        "test_rmse_dollars": st.test_rmse(model, data),
-        "seconds_per_epoch": float(history["train_time_sec"].median()), "wall_seconds": wall,
-        "diverged": "diverged" in history and bool(history["diverged"].eq(True).any()),
-        "device": config.device_name(device),
-        "step": step_kind(model, recipe.optimizer, device, fused_step, cuda_graphs),
-        "settings": {**dataclasses.asdict(recipe), "seed": seed, "backend": backend, "patience": patience,
-                     "alpha": alpha, "init": init},
-    }
-    return model, history, summary
+    (result,) = fit_runs(kind, data, dim=dim, epochs=epochs, seeds=[seed], lr=lr, batch_size=batch_size,
+                         weight_decay=weight_decay, patience=patience, backend=backend, device=device,
+                         progress=progress, alpha=alpha, init=init, cuda_graphs=cuda_graphs, fused_step=fused_step)
+    return result
 
 
 def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequence[int], lr: float | None = None,
@@ -193,41 +162,40 @@ def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequ
              alpha: float | None | Sequence[float | None] = None, init: str = "default",
              cuda_graphs: bool = False, fused_step: bool | None = None,
              ) -> list[tuple[nn.Module, pd.DataFrame, dict[str, Any]]]:
-    """`fit` for several seeds trained together in one stream (eignotes.training.runs): one (model restored to its best
-    validation epoch, history, summary) per seed, equal to `fit`'s for that seed to float tolerance. One seed
-    is `fit` itself. `progress` is a stage over the runs' events (lists per run). alpha: one for all runs, or a
-    sequence with one per run (seeds may then repeat: the same seed with several alphas). device: as in `fit`."""
-    from . import runs
+    """Train one model per seed with the blog's recipe, all together in one stream (eignotes.training.runs; one
+    seed is one run, R = 1), each selecting its epoch and stopping early on the validation split; the test RMSE of
+    each selected model is measured once, at the end. Returns one (model restored to its best validation epoch,
+    history DataFrame, summary dict) per seed, each equal to that seed trained alone to float tolerance.
 
+    `progress` is a stage over the loop's events (per-run values in lists), put at the end of the stream. alpha: one
+    for all runs, or a sequence with one per run (seeds may then repeat: the same seed with several alphas). The
+    summary's "step" is the step that trained (fused, cuda graphs or eager: eignotes.training.steps), as the loop
+    chose it; "diverged" says whether the run met the loop's divergence rule. device: as in `fit`."""
     alphas = list(alpha) if isinstance(alpha, Sequence) else [alpha] * len(seeds)
     if len(alphas) != len(seeds):
         raise ValueError(f"need one alpha per run: {len(seeds)} seeds, {len(alphas)} alphas")
-    if len(seeds) == 1:
-        return [fit(kind, data, dim=dim, epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
-                    patience=patience, backend=backend, device=device, seed=seeds[0], progress=None,
-                    alpha=alphas[0], init=init, cuda_graphs=cuda_graphs, fused_step=fused_step)]
     recipe = blog_recipe(kind, dim).replace(lr=lr, batch_size=batch_size, weight_decay=weight_decay)
     patience = _default_patience(recipe, epochs) if patience is None else patience
-    models = [build_model(kind, num_features=data.num_features, dim=dim, backend=backend, seed=s, alpha=a,
-                          init=init) for s, a in zip(seeds, alphas, strict=True)]
+    ms = [build_model(kind, num_features=data.num_features, dim=dim, backend=backend, seed=s, alpha=a, init=init)
+          for s, a in zip(seeds, alphas, strict=True)]
     device = (torch.device(device) if device is not None
-              else training_device(models, recipe.optimizer, cuda_graphs=cuda_graphs))
-    for m in models:
+              else training_device(ms, recipe.optimizer, cuda_graphs=cuda_graphs))
+    for m in ms:
         m.to(device)
-    runs.check_memory(models[0], len(seeds), recipe.batch_size, device)
+    runs.check_memory(ms[0], len(seeds), recipe.batch_size, device)
     schedule = st.one_cycle(lr=recipe.lr, n_epochs=epochs) if recipe.schedule == "one_cycle" else None
-    stream = runs.train_runs(models, data, seeds=list(seeds), batch_size=recipe.batch_size, lr=recipe.lr,
+    stream = runs.train_runs(ms, data, seeds=list(seeds), batch_size=recipe.batch_size, lr=recipe.lr,
                              n_epochs=epochs, optimizer=recipe.optimizer, weight_decay=recipe.weight_decay,
                              scheduler=schedule, patience=patience, device=device, cuda_graphs=cuda_graphs,
                              fused_step=fused_step)
     if progress is not None:
         stream = progress(stream)
-    step = step_kind(models[0], recipe.optimizer, device, fused_step, cuda_graphs)
     t0 = time.perf_counter()
     events = list(stream)
     wall = time.perf_counter() - t0
     import pandas as pd
 
+    last = events[-1]
     out = []
     for r, seed in enumerate(seeds):
         rows = []
@@ -241,19 +209,18 @@ def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequ
             if not ev["active"][r]:  # the run's last epoch: later ones did not move it
                 break
         history = pd.DataFrame(rows)
-        model = events[-1]["models"][r]
-        best_state = events[-1]["best_states"][r]
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        best = events[-1]["best_val_loss"][r]
+        model = last["models"][r]
+        if last["best_states"][r] is not None:
+            model.load_state_dict(last["best_states"][r])
+        best = last["best_val_loss"][r]
         summary = {
             "model": kind, "dim": dim, "epochs_run": len(rows), "epochs_max": epochs,
-            "best_epoch": events[-1]["best_step"][r],
+            "best_epoch": last["best_step"][r],
             "best_val_rmse_dollars": None if best is None else data.dollars(best**0.5),
             "test_rmse_dollars": st.test_rmse(model, data),
             "seconds_per_epoch": float(history["train_time_sec"].median()), "wall_seconds": wall,
-            "runs_together": len(seeds), "diverged": bool(events[-1]["diverged"][r]),
-            "device": config.device_name(device), "step": step,
+            "runs_together": len(seeds), "diverged": bool(last["diverged"][r]),
+            "device": config.device_name(device), "step": last["step_kind"],
             "settings": {**dataclasses.asdict(recipe), "seed": seed, "backend": backend, "patience": patience,
                          "alpha": alphas[r], "init": init},
         }
