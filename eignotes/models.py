@@ -244,7 +244,3 @@ def feature_norms(model: nn.Module) -> torch.Tensor:
         return ends.abs().amax(-1)
     raise TypeError(f"feature_norms needs a spectral model, got {type(model).__name__}")
 
-
-def spectral_penalty(model: nn.Module, alpha: float) -> torch.Tensor:
-    """alpha * sum_i ||A_i||_2: a regularizer that bounds the model's sensitivity to each feature."""
-    return alpha * feature_norms(model).sum()
