@@ -1,15 +1,18 @@
 """One switch for how big the notebooks' work is: EIGNOTES_SCALE = quick | cpu | full.
 
 - quick: seconds per notebook; what the test suite runs (nbmake).
-- cpu:   sizes a 2-core laptop finishes in minutes; the default without a GPU.
-- full:  the blog's sizes; the default with a CUDA GPU (Colab).
+- cpu:   sizes a 2-core laptop finishes in minutes; the default without a GPU, and on Colab with or without one
+         (a lecture's sizes: a Colab GPU runtime must not silently start the blog's hour-long runs).
+- full:  the blog's sizes; the default with a CUDA GPU outside Colab, on Colab an explicit choice.
 
-Notebooks ask `pick(quick=..., cpu=..., full=...)` and run the same code at every scale.
+Notebooks ask `pick(quick=..., cpu=..., full=...)` and run the same code at every scale; their setup cell calls
+`use_scale(SCALE)` with the one line a reader edits to choose.
 """
 from __future__ import annotations
 
 import os
 import platform
+import sys
 from typing import TypeVar
 
 import torch
@@ -19,13 +22,48 @@ SCALES = ("quick", "cpu", "full")
 _T = TypeVar("_T")
 
 
+# What each scale costs, said without figures (measured times live in results files, not here).
+SCALE_COSTS = {"quick": "seconds per notebook (a smoke test: its numbers mean little)",
+               "cpu": "minutes per notebook on a laptop CPU or a Colab runtime (a lecture's sizes)",
+               "full": "the blog's sizes: the training notebooks run for an hour or more, even on a GPU"}
+
+
+def on_colab() -> bool:
+    """Whether this runs in a Colab kernel."""
+    return "google.colab" in sys.modules
+
+
+def default_scale() -> str:
+    """The scale without EIGNOTES_SCALE: cpu on Colab (GPU or not: a lecture's sizes) and without a CUDA GPU,
+    full with one elsewhere."""
+    return "full" if torch.cuda.is_available() and not on_colab() else "cpu"
+
+
 def scale() -> str:
     value = os.environ.get("EIGNOTES_SCALE", "").strip().lower()
     if not value:
-        return "full" if torch.cuda.is_available() else "cpu"
+        return default_scale()
     if value not in SCALES:
         raise ValueError(f"EIGNOTES_SCALE must be one of {SCALES}, got {value!r}")
     return value
+
+
+def use_scale(value: str | None = None) -> str:
+    """A notebook's setup line: None keeps the scale in effect (EIGNOTES_SCALE, else the default), a name sets it
+    for this kernel. Prints the scale, what it costs and how to change it; returns it."""
+    if value is not None:
+        value = value.strip().lower()
+        if value not in SCALES:
+            raise ValueError(f"the scale must be one of {SCALES}, got {value!r}")
+        os.environ["EIGNOTES_SCALE"] = value
+    current = scale()
+    why = ("chosen" if value is not None else "from EIGNOTES_SCALE" if os.environ.get("EIGNOTES_SCALE")
+           else "the default " + ("on Colab" if on_colab() else "with a CUDA GPU" if current == "full"
+                                  else "without a CUDA GPU"))
+    print(f"scale: {current} ({why}): {SCALE_COSTS[current]}")
+    others = "; ".join(f'"{s}": {SCALE_COSTS[s]}' for s in SCALES if s != current)
+    print(f"  to change it, set SCALE in this cell and run it again: {others}")
+    return current
 
 
 def pick(*, quick: _T, cpu: _T, full: _T) -> _T:

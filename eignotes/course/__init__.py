@@ -2,7 +2,7 @@
 (`python -m eignotes.course.reproduce`). Above the core and the bench: it may use every package of the design card."""
 import importlib
 
-_MODULES = ("collide", "experiments", "plotting", "reproduce", "solutions", "widgets")
+_MODULES = ("claims", "collide", "experiments", "plotting", "reproduce", "solutions", "summaries", "widgets")
 __all__ = list(_MODULES)
 
 

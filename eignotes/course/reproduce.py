@@ -3,6 +3,9 @@
 Executed notebooks go to OUT/notebooks, their figures (PNG) to OUT/figures. The scale comes from EIGNOTES_SCALE
 (default: full with a CUDA GPU, cpu without one). Each notebook's kernel is told where figures go, and that no
 front end is attached (widgets draw one static figure), in its own environment.
+
+The exit status is non-zero when an executed notebook's output holds a ClaimWarning (eignotes.course.claims: a
+sentence of its text that the run contradicts); each such warning is printed.
 """
 from __future__ import annotations
 
@@ -14,6 +17,18 @@ from pathlib import Path
 
 from .. import config
 from ..config import FIGURES_ENV, STATIC_WIDGETS_ENV
+
+
+def claim_warnings(nb) -> list[str]:
+    """The ClaimWarning lines in an executed notebook's outputs (eignotes.course.claims.check writes them)."""
+    found = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            text = out.get("text", "")
+            if not text and out.get("output_type") == "error":
+                text = "\n".join(out.get("traceback", []))
+            found += [f"cell {i}: {line.strip()}" for line in str(text).splitlines() if "ClaimWarning" in line]
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"running {len(books)} notebooks: {config.describe()}", flush=True)
     t_all = time.perf_counter()
+    contradicted = {}
     for i, path in enumerate(books, 1):
         t0 = time.perf_counter()
         print(f"[{i}/{len(books)}] {path.name} ...", end=" ", flush=True)
@@ -49,11 +65,17 @@ def main(argv: list[str] | None = None) -> int:
         target = out / "notebooks" / path.name
         nbformat.write(nb, target)
         print(f"done in {time.perf_counter() - t0:.0f} s -> {target}", flush=True)
+        if found := claim_warnings(nb):
+            contradicted[path.name] = found
     figs = sorted((out / "figures").glob("*.png"))
     print(f"\nall notebooks ran in {time.perf_counter() - t_all:.0f} s")
     print(f"executed notebooks: {out / 'notebooks'}")
     print(f"figures ({len(figs)}): {out / 'figures'}")
-    return 0
+    for name, found in contradicted.items():
+        print(f"\n{name}: {len(found)} claim(s) contradicted by this run:", file=sys.stderr)
+        for line in found:
+            print(f"  {line}", file=sys.stderr)
+    return 1 if contradicted else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,164 @@
+"""The notebooks' computed summaries and the stored measurements they quote, as tested functions: a notebook cell
+calls one and prints its lines, so that no cell holds the logic of a templated paragraph.
+
+- onecycle_rate, schedule_stopping, schedule_stopping_lines: what early stopping does to the one-cycle schedule,
+  read from the committed results of benchmarks/schedule_stopping.py (notebook 04);
+- study_lines: the scaling study's summary (notebook 06);
+- alpha_lines: the alpha experiment's summary (notebook 07).
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .claims import seeds_tell_apart
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+
+
+def onecycle_rate(epoch: int, epochs: int, *, pct_start: float = 0.1) -> float:
+    """The learning rate of epoch `epoch` (1-based) under the recipes' OneCycleLR over `epochs` epochs (stepped
+    once per epoch, linear, as eignotes.training.stream.one_cycle builds it), as a fraction of its peak.
+
+    >>> round(onecycle_rate(1, 100), 3), round(onecycle_rate(10, 100), 6), round(onecycle_rate(100, 100), 6)
+    (0.04, 1.0, 4e-06)
+    """
+    import torch
+
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=epochs, pct_start=pct_start,
+                                                anneal_strategy="linear")
+    for _ in range(epoch - 1):
+        opt.step()
+        sched.step()
+    return float(opt.param_groups[0]["lr"])
+
+
+def _newest(pattern: str, results_dir: str | Path | None) -> Path | None:
+    folder = Path(results_dir) if results_dir is not None else RESULTS_DIR
+    files = sorted(folder.glob(pattern)) if folder.is_dir() else []
+    return files[-1] if files else None
+
+
+def schedule_stopping(results_dir: str | Path | None = None) -> pd.DataFrame | None:
+    """The newest committed `*_schedule-stopping_*.json` (benchmarks/schedule_stopping.py) as a table: one row per
+    setting (model, dim, epoch budget) and policy, with the median over seeds of the best validation RMSE, of the
+    epoch each run stopped at and of the rate it was training at then (a fraction of the peak; 1 for a constant
+    rate), the seeds' validation RMSEs, and the file's device, date and commit. None where no such file exists."""
+    import pandas as pd
+
+    path = _newest("*_schedule-stopping_*.json", results_dir)
+    if path is None:
+        return None
+    doc = json.loads(path.read_text())
+    meta = doc.get("meta", {})
+    rows = []
+    for r in doc["rows"]:
+        stops = [run["epochs_run"] for run in r["runs"]]
+        rates = [onecycle_rate(e, r["epochs"]) if r.get("schedule") == "one_cycle" else 1.0 for e in stops]
+        rows.append({"model": r["kind"], "dim": r["dim"], "epochs": r["epochs"], "policy": r["policy"],
+                     "runs": len(r["runs"]), "median val RMSE ($)": r["median_val_rmse_dollars"],
+                     "median epochs run": statistics.median(stops), "median rate at the stop": statistics.median(rates),
+                     "val RMSEs": [run["best_val_rmse_dollars"] for run in r["runs"]],
+                     "file": path.name, "device": meta.get("device", "unknown"),
+                     "date": meta.get("date", "unknown"), "commit": meta.get("commit", "unknown")})
+    return pd.DataFrame(rows)
+
+
+def schedule_stopping_lines(table: pd.DataFrame | None) -> tuple[list[str], bool | None]:
+    """What the schedule-and-stopping measurement says, one line per setting, and whether it backs the claim that
+    early stopping cut the one-cycle schedule while its rate was still high and ended with a higher validation RMSE
+    than training the whole budget (every setting: the stop came before the rate had fallen to a tenth of its peak
+    and its median validation RMSE is above the full budget's). (lines, None) where there is no table."""
+    if table is None or not len(table):
+        return ["no committed results of benchmarks/schedule_stopping.py: nothing to quote"], None
+    first = table.iloc[0]
+    lines = [f"stored measurement, not this run: benchmarks/results/{first['file']} ({first['device']}, "
+             f"{first['date']}, commit {first['commit']}); {first['runs']} seeds per row, judged on validation"]
+    holds = True
+    for (kind, dim, epochs), part in table.groupby(["model", "dim", "epochs"], sort=False):
+        by = part.set_index("policy")
+        parts = []
+        for policy, row in by.iterrows():
+            stop = (f", stopped at epoch {row['median epochs run']:g} (median) with the rate at "
+                    f"{row['median rate at the stop']:.0%} of its peak" if "stop" in policy and
+                    row["median rate at the stop"] < 1 else "")
+            parts.append(f"{policy} ${row['median val RMSE ($)']:,.0f}{stop}")
+        lines.append(f"{kind} dim {dim}, {epochs} epochs, median validation RMSE: " + "; ".join(parts))
+        if {"onecycle+stop", "onecycle full"} <= set(by.index):
+            cut, full = by.loc["onecycle+stop"], by.loc["onecycle full"]
+            verdict = seeds_tell_apart(cut["val RMSEs"], full["val RMSEs"])
+            lines.append(f"  onecycle+stop against onecycle full: {verdict['verdict']}")
+            high = cut["median rate at the stop"] > 0.1
+            holds &= bool(high and cut["median val RMSE ($)"] > full["median val RMSE ($)"])
+    return lines, bool(holds)
+
+
+def study_lines(runs: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
+    """The scaling study's summary (notebook 06): settings ranked by their median validation RMSE among those that
+    converged, whether the seeds tell the two best apart (the exact permutation test, p <= 0.05), the chosen
+    setting's test RMSE (the test set read once, for the chosen setting only), and the fitted exponent of seconds
+    per epoch against dim for each kind."""
+    lines = []
+    converged = summary[summary["converged"]].sort_values("val_median")
+    short = summary[~summary["converged"]]
+    lines.append(f"{len(runs)} runs, {len(summary)} settings; converged (definition above): {len(converged)}"
+                 + ("; not converged: " + ", ".join(f"{m} {d}" for m, d in zip(short["model"], short["dim"],
+                                                                            strict=True)) if len(short) else ""))
+    if not len(converged):
+        return lines + ["no setting converged within this scale's budget: nothing is ranked"]
+    lines.append("ranked by median validation RMSE: " + ", ".join(
+        f"{m} {d} ${v:,.0f}" for m, d, v in zip(converged["model"], converged["dim"], converged["val_median"],
+                                                strict=True)))
+    first = converged.iloc[0]
+    if len(converged) > 1:
+        second = converged.iloc[1]
+        a = runs[(runs["model"] == first["model"]) & (runs["dim"] == first["dim"])]["val_rmse_dollars"]
+        b = runs[(runs["model"] == second["model"]) & (runs["dim"] == second["dim"])]["val_rmse_dollars"]
+        verdict = seeds_tell_apart(a.to_numpy(), b.to_numpy())
+        lines.append(f"the two best, {first['model']} {first['dim']} and {second['model']} {second['dim']}, "
+                     f"by validation: {verdict['verdict']}")
+    lines.append(f"chosen: {first['model']} dim {first['dim']}; its test RMSE, read once: median "
+                 f"${first['test_median']:,.0f} over {first['runs']} seeds (IQR ${first['test_q1']:,.0f} to "
+                 f"${first['test_q3']:,.0f})")
+    for kind, part in summary.sort_values("dim").groupby("model"):
+        if len(part) < 2:
+            continue
+        p = float(np.polyfit(np.log(part["dim"].to_numpy(float)), np.log(part["sec_per_epoch"].to_numpy(float)), 1)[0])
+        lo, hi = part.iloc[0], part.iloc[-1]
+        lines.append(f"{kind}: seconds per epoch {lo['sec_per_epoch']:.3g} at dim {lo['dim']}, "
+                     f"{hi['sec_per_epoch']:.3g} at dim {hi['dim']} ({hi['dim'] / lo['dim']:.1f}x the dim, "
+                     f"{hi['sec_per_epoch'] / lo['sec_per_epoch']:.1f}x the time): fitted exponent {p:.2f}")
+    return lines
+
+
+def alpha_lines(runs: pd.DataFrame, table: pd.DataFrame, *, chosen_alpha: float) -> list[str]:
+    """The alpha experiment's summary (notebook 07): alphas ordered by median area under the validation curve,
+    whether the seeds tell the two lowest apart and alpha 5 from 0.1 (the exact permutation test), and whether the
+    test set would have picked another alpha than validation did."""
+    order = table.sort_values("auc_median")
+    lines = ["alphas by median area under the validation curve, lowest first: " + ", ".join(
+        f"{a:g} (${v:,.0f})" for a, v in zip(order["alpha"], order["auc_median"], strict=True))]
+
+    def auc(a):
+        return runs.loc[runs["alpha"] == a, "auc_val_rmse"].to_numpy()
+
+    pairs = [tuple(order["alpha"].iloc[:2])]
+    if {5.0, 0.1} <= set(order["alpha"]) and set(pairs[0]) != {5.0, 0.1}:
+        pairs.append((5.0, 0.1))
+    for a, b in pairs:
+        lines.append(f"area, alpha {a:g} against {b:g}: {seeds_tell_apart(auc(a), auc(b))['verdict']}")
+    by_test = table.sort_values("test_median")
+    lines.append("median test RMSE by alpha, lowest first: " + ", ".join(
+        f"{a:g} ${v:,.0f}" for a, v in zip(by_test["alpha"], by_test["test_median"], strict=True))
+        + ("; validation's choice also has the lowest" if by_test["alpha"].iloc[0] == chosen_alpha
+           else f"; the test set would have picked {by_test['alpha'].iloc[0]:g}, validation picked "
+                f"{chosen_alpha:g} (the test set only reports)"))
+    return lines

@@ -1,0 +1,86 @@
+"""eignotes.course.summaries: the notebooks' templated summaries and the stored measurements they quote."""
+import json
+
+import pandas as pd
+import pytest
+
+from eignotes.course import summaries
+from eignotes.course.experiments import summarize_study
+
+
+def test_onecycle_rate_matches_the_recipes_scheduler():
+    import torch
+
+    from eignotes.training.stream import one_cycle
+
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = one_cycle(lr=1.0, n_epochs=60)(opt)
+    for epoch in range(1, 61):
+        assert summaries.onecycle_rate(epoch, 60) == pytest.approx(opt.param_groups[0]["lr"], abs=1e-12), epoch
+        opt.step()
+        sched.step()
+
+
+def _write_results(folder, cut_val, full_val, cut_stop):
+    def row(policy, vals, stops, schedule="one_cycle"):
+        runs = [{"seed": i, "best_val_rmse_dollars": v, "test_rmse_dollars": v + 500, "best_epoch": s - 5,
+                 "epochs_run": s, "diverged": False} for i, (v, s) in enumerate(zip(vals, stops, strict=True))]
+        return {"kind": "tridiagonal", "dim": 15, "epochs": 60, "policy": policy, "schedule": schedule,
+                "runs": runs, "median_val_rmse_dollars": sorted(vals)[2], "median_test_rmse_dollars": 0}
+
+    doc = {"meta": {"device": "a CPU", "date": "2026-12-01T00:00", "commit": "abc"},
+           "rows": [row("onecycle+stop", cut_val, [cut_stop] * 5), row("onecycle full", full_val, [60] * 5),
+                    row("constant+stop", full_val, [40] * 5, schedule=None)]}
+    (folder / "2026-12-01_0000_schedule-stopping_a-cpu.json").write_text(json.dumps(doc))
+
+
+def test_schedule_stopping_reads_the_newest_file_and_checks_the_claim(tmp_path):
+    assert summaries.schedule_stopping(tmp_path) is None
+    assert summaries.schedule_stopping_lines(None)[1] is None
+    _write_results(tmp_path, [56000, 56100, 56200, 56300, 56400], [55000, 55100, 55200, 55300, 55400], 42)
+    table = summaries.schedule_stopping(tmp_path)
+    cut = table.set_index("policy").loc["onecycle+stop"]
+    assert cut["median epochs run"] == 42
+    assert cut["median rate at the stop"] == pytest.approx(summaries.onecycle_rate(42, 60))
+    assert table.set_index("policy").loc["constant+stop", "median rate at the stop"] == 1.0
+    lines, holds = summaries.schedule_stopping_lines(table)
+    assert holds and "abc" in lines[0] and "tell them apart" in lines[-1]
+    # the stop came late (the rate already below a tenth of its peak): the claim does not hold
+    _write_results(tmp_path, [56000, 56100, 56200, 56300, 56400], [55000, 55100, 55200, 55300, 55400], 59)
+    assert summaries.schedule_stopping_lines(summaries.schedule_stopping(tmp_path))[1] is False
+
+
+def _runs():
+    rows = []
+    for model, dim, base, best in (("tridiagonal", 15, 55000, 50), ("tridiagonal", 45, 56000, 45),
+                                   ("dense", 15, 54000, 40)):
+        for seed in range(5):
+            rows.append({"model": model, "dim": dim, "seed": seed, "epochs_run": 60, "epochs_max": 60,
+                         "best_epoch": best if model == "tridiagonal" else 60, "still_improving": model == "dense",
+                         "val_rmse_dollars": base + 10 * seed, "test_rmse_dollars": base + 700 + 10 * seed,
+                         "seconds_per_epoch": 0.01 * dim})
+    return pd.DataFrame(rows)
+
+
+def test_study_lines_rank_by_validation_and_test_only_the_chosen_setting():
+    runs = _runs()
+    summary = summarize_study(runs)
+    lines = summaries.study_lines(runs, summary)
+    assert "not converged: dense 15" in lines[0]
+    assert lines[1].startswith("ranked by median validation RMSE: tridiagonal 15 $55,020, tridiagonal 45")
+    assert "p = 0.00794" in lines[2] or "tell them apart" in lines[2]
+    assert "chosen: tridiagonal dim 15" in lines[3] and "$55,720" in lines[3]
+    assert sum("test RMSE" in line for line in lines) == 1
+    assert "fitted exponent 1.00" in lines[-1]
+
+
+def test_alpha_lines_compare_five_with_a_tenth():
+    runs = pd.DataFrame([{"alpha": a, "seed": s, "auc_val_rmse": base + s, "test_rmse": base + 600 + s}
+                         for a, base in ((0.001, 58000), (0.1, 57000), (5.0, 56000), (25.0, 56500))
+                         for s in range(5)])
+    table = runs.groupby("alpha").agg(auc_median=("auc_val_rmse", "median"),
+                                      test_median=("test_rmse", "median")).reset_index()
+    lines = summaries.alpha_lines(runs, table, chosen_alpha=5.0)
+    assert lines[0].startswith("alphas by median area under the validation curve, lowest first: 5")
+    assert any(line.startswith("area, alpha 5 against 0.1") for line in lines)
+    assert lines[-1].endswith("validation's choice also has the lowest")
