@@ -21,6 +21,9 @@
 
 # %%
 # Setup: on Colab, install eignotes (Colab's own torch and CuPy stay as they are); elsewhere, nothing to do.
+# The scale, in one line: None keeps the default (cpu on Colab, GPU or not, and without a GPU), or choose
+# "quick" (seconds), "cpu" (minutes: a lecture's sizes) or "full" (the blog's sizes: several times longer).
+SCALE = None
 import subprocess
 import sys
 
@@ -33,16 +36,17 @@ import torch
 from IPython.display import display
 
 import eignotes
-from eignotes.config import describe, device, pick
+from eignotes.config import describe, device, pick, use_scale
 from eignotes.course import experiments, plotting
 
+use_scale(SCALE)
 print(describe())
 
 # %% [markdown]
 # ## The batch
 #
-# `pick` chooses sizes by the scale switch `EIGNOTES_SCALE` (quick for tests, cpu for a laptop, full for a GPU):
-# the same code runs at every scale. A variant whose warm call takes longer than `slow_s` seconds is timed once
+# `pick` chooses sizes by the scale of the setup cell (quick for tests, cpu for a lecture, full for the blog's
+# sizes): the same code runs at every scale. A variant whose warm call takes longer than `slow_s` seconds is timed once
 # (its row then says 1 repeat): on a busy machine one library can become very slow, and the notebook should not
 # wait minutes for it.
 #
@@ -59,6 +63,46 @@ slow_s = pick(quick=0.5, cpu=3.0, full=3.0)  # a variant whose warm call takes l
 print(f"{B} matrices of {n} x {n}, float32; the middle eigenvalue is k = n // 2 = {n // 2}")
 
 # %% [markdown]
+# ## A timing loop, written out
+#
+# Before a helper does it for us, the rules above as a loop: a warm-up call per variant, then rounds that
+# alternate the variants, each call timed between two device synchronizations (`torch.cuda.synchronize` waits
+# for the GPU; on the CPU it is not needed), and the median and IQR over the rounds.
+
+# %%
+import time
+
+import numpy as np
+
+A_demo = torch.randn(B, n, n).to(device())
+A_demo = (A_demo + A_demo.mT) / 2
+variants = {"torch": lambda: torch.linalg.eigvalsh(A_demo),
+            "eignotes, k-th only": lambda: eignotes.kth_eigvalsh(A_demo, n // 2)}
+
+
+def sync():
+    if A_demo.is_cuda:
+        torch.cuda.synchronize()
+
+
+for fn in variants.values():  # warm-up: loading, compilation, caches
+    fn()
+times = {name: [] for name in variants}
+for _ in range(pick(quick=3, cpu=7, full=7)):  # alternating rounds: a slowdown hits every variant alike
+    for name, fn in variants.items():
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times[name].append(time.perf_counter() - t0)
+for name, ts in times.items():
+    q1, med, q3 = np.percentile(ts, [25, 50, 75])
+    print(f"{name:20s} median {med * 1e3:8.2f} ms, IQR {(q3 - q1) * 1e3:.2f} ms over {len(ts)} rounds")
+
+# %% [markdown]
+# `experiments.warmup_eigvalsh` below runs the same loop (through `torch.utils.benchmark`, which also picks the
+# number of calls per round) for every library at once.
+#
 # ## On the CPU: PyTorch, NumPy and eignotes
 #
 # PyTorch and NumPy both call LAPACK's symmetric eigensolver, which reduces each matrix to tridiagonal form and
@@ -102,8 +146,9 @@ fig = plotting.bar_timings(rows, title=f"eigenvalues of {B} x {n} x {n} float32,
 table.set_index("variant").round(2)
 
 # %% [markdown]
-# The bars start at zero, so their lengths compare as the times do; the whiskers span the interquartile range,
-# and where a whisker is short next to its bar, the ratios in the last column are well measured. "eignotes CPU,
+# The bars start at zero, so their lengths compare as the times do; each whisker is as wide as the interquartile
+# range (median ± IQR/2), and where a whisker is short next to its bar, the ratios in the last column are well
+# measured. "eignotes CPU,
 # all n" does the same work as the LAPACK rows; "k-th only" does less, and is the one a model uses.
 
 # %% [markdown]
@@ -158,14 +203,14 @@ else:
 # A dense symmetric eigensolver costs O(n³) flops for large n. Whether a timing shows that is a question for the
 # data: on log-log axes a power law t ∝ n^p is a straight line of slope p, so the figure draws a reference line of
 # slope 3 beside the measurements, and the table after it fits p. On CUDA, PyTorch uses a batched solver only up to
-# n = 32 (dotted line); on a CPU there is no such limit.
+# n = 32 (a dotted line marks it on a GPU run); on a CPU there is no such limit.
 
 # %%
 ns = pick(quick=[8, 32, 33], cpu=[16, 24, 32, 33, 48, 64, 100], full=[16, 24, 32, 33, 48, 64, 100])
 dev = device()
 series = experiments.sweep_n(ns, B, dev, min_run_time=run_time / 2, slow_s=slow_s)
 fig = plotting.line_sweep(series, x_label="n", title=f"all eigenvalues of {B} matrices, {dev.type}, this run",
-                                   logx=True, slopes=(3,), mark_x=32.5,
+                                   logx=True, slopes=(3,), mark_x=32.5 if dev.type == "cuda" else None,
                                    mark_label="n = 32 | 33: the largest n that PyTorch batches on CUDA",
                                    name="01_sweep_n")
 growth = experiments.growth_exponents(series)
@@ -176,7 +221,16 @@ growth.set_index("series").round(2)
 # how much slower the largest n ran than the smallest, beside the ratio a cube law would give; "fitted exponent" is
 # the slope of the best straight line through all points, and the last column the slope between the two largest n.
 # An exponent below 3 means the O(n³) flops do not yet dominate at these sizes: per-matrix overheads and memory
-# traffic, which grow more slowly, still take a large share.
+# traffic, which grow more slowly, still take a large share. An exponent above 3 between two sizes means the code
+# changed strategy between them: eignotes' CPU backend reduces matrices up to n = 80 many at a time, side by side in
+# memory, and larger ones one at a time, which is slower per matrix ([notebook 05](05_tridiagonal_kernels.ipynb),
+# its optional part), so its lines can steepen across n = 80. The cell below names each such segment.
+
+# %%
+for label, (xs, ts) in series.items():
+    steep = [f"n = {a} to {b}: {np.log(tb / ta) / np.log(b / a):.2f}"
+             for a, b, ta, tb in zip(xs, xs[1:], ts, ts[1:], strict=False) if np.log(tb / ta) / np.log(b / a) > 3]
+    print(f"{label}: segments steeper than n^3: {', '.join(steep) if steep else 'none'}")
 
 # %% [markdown]
 # ## Exercises
