@@ -25,7 +25,7 @@ _T = TypeVar("_T")
 # What each scale costs, said without figures (measured times live in results files, not here).
 SCALE_COSTS = {"quick": "seconds per notebook (a smoke test: its numbers mean little)",
                "cpu": "minutes per notebook on a laptop CPU or a Colab runtime (a lecture's sizes)",
-               "full": "the blog's sizes: the training notebooks run for an hour or more, even on a GPU"}
+               "full": "the blog's sizes: the training notebooks take several times the cpu scale's minutes"}
 
 
 def on_colab() -> bool:

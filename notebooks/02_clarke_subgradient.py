@@ -21,6 +21,9 @@
 
 # %%
 # Setup: on Colab, install eignotes (Colab's own torch and CuPy stay as they are); elsewhere, nothing to do.
+# The scale, in one line: None keeps the default (cpu on Colab, GPU or not, and without a GPU), or choose
+# "quick" (seconds), "cpu" (minutes: a lecture's sizes) or "full" (the blog's sizes: several times longer).
+SCALE = None
 import subprocess
 import sys
 
@@ -31,9 +34,10 @@ if "google.colab" in sys.modules:
 import torch
 
 import eignotes
-from eignotes.config import describe
+from eignotes.config import describe, use_scale
 from eignotes.course import plotting, widgets
 
+use_scale(SCALE)
 print(describe())
 
 # %% [markdown]

@@ -9,9 +9,9 @@
 #
 # **You will learn** the Sturm count (how many eigenvalues lie below x, from one O(n) recurrence); bisection on it,
 # and how many steps it needs in float32 and float64; the eigenvector by a twisted factorization and the gradient
-# it gives; how the dense op on the CPU reduces a dense matrix to this case, and why it reduces small matrices many
-# at a time, side by side in memory; how accurate the kernels are on hard
-# inputs; and how their time grows with n and with the batch, against a dense solver.
+# it gives; how the dense op on the CPU reduces a dense matrix to this case; how accurate the kernels are on hard
+# inputs; and how their time grows with n and with the batch, against a dense solver. An optional part at the end
+# shows why the CPU reduces small matrices many at a time, side by side in memory.
 #
 # **It assumes** the gradient q qᵀ of an eigenvalue ([notebook 02](02_clarke_subgradient.ipynb)), the tridiagonal
 # model of [notebook 04](04_dense_vs_tridiagonal.ipynb), and how to read log-log timing plots
@@ -20,6 +20,9 @@
 
 # %%
 # Setup: on Colab, install eignotes (Colab's own torch and CuPy stay as they are); elsewhere, nothing to do.
+# The scale, in one line: None keeps the default (cpu on Colab, GPU or not, and without a GPU), or choose
+# "quick" (seconds), "cpu" (minutes: a lecture's sizes) or "full" (the blog's sizes: several times longer).
+SCALE = None
 import subprocess
 import sys
 
@@ -30,9 +33,10 @@ if "google.colab" in sys.modules:
 import torch
 
 import eignotes
-from eignotes.config import describe, device, pick
+from eignotes.config import describe, device, pick, use_scale
 from eignotes.course import experiments, plotting, widgets
 
+use_scale(SCALE)
 print(describe())
 
 # %% [markdown]
@@ -61,7 +65,7 @@ print("eigenvalues (lambda_0 .. lambda_4):", [round(v, 4) for v in lams.tolist()
 # alone tells how many eigenvalues lie left of x. With 0-based indices, λ_k is where the count steps from k to k + 1.
 
 # %% [markdown]
-# ## Bisection, one step at a time
+# ## 2. Bisection
 #
 # The count alone finds any eigenvalue: start with the Gershgorin interval (it holds every eigenvalue), count at
 # its midpoint, and keep the half that still holds the step from k to k + 1. Slide through the steps: the shaded
@@ -72,10 +76,10 @@ print("eigenvalues (lambda_0 .. lambda_4):", [round(v, 4) for v in lams.tolist()
 widgets.bisection_explorer(d, e, k=2)
 
 # %% [markdown]
-# What to see: left, the bracket after 3 steps is still wide, λ₂ (red, dotted) inside it, and the diamond shows the
-# count at its midpoint that decides the next half; right, the bracket width falls as a straight line on the log
-# scale (it halves every step), and the dashed lines mark float32's and float64's resolution, each labelled with the
-# step at which the width crosses it, if it does within the 30 steps drawn.
+# What to see: left, the bracket after 3 steps (shaded) is still wide, λ₂ (red, dotted) inside it, the dashed level
+# k + ½ crossed by λ₂'s step, and the diamond the count at the midpoint that decides the next half; right, the
+# bracket width falls as a straight line on the log scale (it halves every step), and the dashed lines mark
+# float32's and float64's resolution, each labelled with the step at which the width crosses it.
 
 # %%
 hist = widgets.bisection_history(d, e, k=2, steps=60)
@@ -87,16 +91,16 @@ for dtype in (torch.float32, torch.float64):
           f"{int((width > level).sum())} steps on this matrix")
 
 # %% [markdown]
-# ## 2. Bisection, 3. the eigenvector, 4. the gradient
-#
-# **Bisection**: start from the Gershgorin interval, which holds every eigenvalue; halve it, keeping the half where
-# the count crosses k. The kernels take a fixed number of steps, 28 in float32 and 56 in float64 (`_NITER` in
+# How many steps? The kernels take a fixed number, 28 in float32 and 56 in float64 (`_NITER` in
 # `eignotes/linalg/tridiagonal.py`), enough for any input: each matrix is first scaled by a power of two so that its
 # largest entry lies in [0.5, 1], after which its Gershgorin interval is at most 6 wide and its norm at least 1/2.
 # After s steps the midpoint of the bracket is within 3 · 2⁻ˢ of λ_k, which is below half a unit in the last place of
 # the norm (2⁻²⁵ in float32, 2⁻⁵⁴ in float64) from s = 27 and s = 56 on; float32 takes one step more than it needs.
 # Each step is one O(n) count. (The counts printed above use the explorer's criterion, a bracket narrower than
 # eps · ‖T‖, on one unscaled matrix; the kernels' fixed counts must hold for every input.)
+
+# %% [markdown]
+# ## 3. The eigenvector and the gradient
 #
 # **Eigenvector** (only when a gradient is needed): one *twisted factorization* of T − λI, combining the
 # top-down pivots above with bottom-up ones and starting from the index where they meet best. It is one O(n)
@@ -117,7 +121,7 @@ print("d-gradient error:", grad_errors[0])
 print("e-gradient error:", grad_errors[1])
 
 # %% [markdown]
-# ## 5. Back to dense matrices
+# ## 4. Back to dense matrices
 #
 # Every symmetric matrix is orthogonally similar to a tridiagonal one: n − 2 Householder reflections
 # Q = H₁ ⋯ Hₙ₋₂ give A = Q T Qᵀ, in about (4/3) n³ flops (LAPACK's first step too). Then λ_k(A) = λ_k(T), and if
@@ -138,47 +142,11 @@ dense_error = (ours.grad - ref.grad).abs().max().item()
 print("largest gradient difference:", dense_error)
 
 # %% [markdown]
-# ### One matrix at a time, or many side by side
-#
-# Step i of the reduction updates the *trailing block*, the lower-right (n − i − 1) × (n − i − 1) part not yet
-# reduced, row by row. A CPU's vector instructions apply one operation to several numbers at once (16 float32 numbers
-# per AVX-512 instruction, 8 per AVX2 one), and along a row there are at most n − 1 numbers: at n = 15 less than one
-# instruction's worth, so the loops spend more on their own bookkeeping than on arithmetic. A batch of small matrices
-# offers a better axis: store 64 matrices side by side, so that entry (r, c) of all 64 is one contiguous run, and let
-# every loop run across the matrices, four full AVX-512 vectors per step whatever n is. The arithmetic is the same;
-# only the memory layout changes. Both kernels spread the batch over the cores (one matrix, or one block of 64, per
-# thread at a time).
-#
-# The table times the reduction alone (not the whole dense op) for one batch of 1,024 random matrices in float32
-# (1,024 matrices at the cpu scale, 128 at the quick scale), in alternating rounds, per matrix, and names the kernel
-# the backend picks for that batch (`eignotes.linalg._dense_numba.lanes_for`).
-
-# %%
-B_layouts = pick(quick=128, cpu=1024, full=1024)
-layouts = experiments.reduction_layouts(pick(quick=[5, 15], cpu=[5, 15, 45, 80, 100],
-                                                      full=[5, 15, 45, 80, 100]),
-                                                 B_layouts, min_run_time=pick(quick=0.02, cpu=0.2, full=0.3))
-print(f"batch of {B_layouts} float32 matrices; microseconds per matrix; speed-up = one at a time / side by side")
-layouts.round(3)
-
-# %% [markdown]
-# What to see: side by side wins most where the matrices are smallest (several times at n = 5 and 15), and the
-# advantage shrinks as n grows: a block of 64 matrices of n = 100 takes 2.6 MB, more than the per-core cache of
-# common CPUs, while one matrix's rows are long enough by then to fill the vector units. Around n = 100 the two are
-# close: in the measurements behind `lanes_for` (n = 100 and 128, batches of 64 to 500, the same 2-core machine) they
-# stayed within about 30% of each other, blocks ahead at some sizes and behind at others, so the backend keeps the
-# simpler one-matrix kernel above n = 80 in float32 (above 56 in float64, where a vector holds half as many numbers
-# and the one-matrix kernel was faster from n = 64), even where this table shows blocks slightly ahead. It also wants
-# full blocks: 64 side by side from 128 matrices, 32 from 64, 8 for small matrices (n <= 24) from 8; otherwise one at
-# a time. The dense model of [notebook 04](04_dense_vs_tridiagonal.ipynb) at dim 45 trains on 10 matrices a step, so
-# its training reduces them one at a time; its runs trained together, and the evaluation of a whole split, take the
-# blocks.
-
-# %% [markdown]
 # ## Accuracy on hard inputs
 #
-# Error of every eigenvalue against SciPy's float64 bisection, in units of eps · ‖T‖ (so 1 means one unit in the
-# last place of the norm): Wilkinson matrices (pairs of nearly equal eigenvalues), glued Wilkinson matrices,
+# Error of every eigenvalue against eigenvalues computed to 40 significant digits (mpmath; a float64 reference
+# such as LAPACK's bisection errs by about one unit itself), in units of eps · ‖T‖ (1 means one unit in the last
+# place of the norm): Wilkinson matrices (pairs of nearly equal eigenvalues), glued Wilkinson matrices,
 # exactly repeated eigenvalues, entries of size 1e-30 and 1e30 (each matrix is scaled by a power of two first, so
 # the squares in the recurrence stay in range even in float32), n = 1 and 2. A float32 column is empty (NaN) where
 # the input is not representable in float32.
@@ -190,8 +158,8 @@ table = pd.DataFrame(experiments.tridiagonal_accuracy(device=device())).set_inde
 table.round(2)
 
 # %% [markdown]
-# What to see: every entry is a small multiple of one unit in the last place, for each backend and dtype, on every
-# case, including the nearly equal pairs and the extreme scales.
+# What to see: every entry is a few units in the last place at most (below 10: the summary checks it), for each
+# backend and dtype, on every case, including the nearly equal pairs and the extreme scales.
 
 # %% [markdown]
 # ## Speed: tridiagonal vs dense, against n and against the batch size
@@ -204,13 +172,14 @@ table.round(2)
 ns = pick(quick=[8, 16], cpu=[15, 45, 100, 200], full=[15, 45, 100, 200])
 Bs = pick(quick=[16, 64], cpu=[64, 256, 1024], full=[1024, 16384, 65536])
 speed = experiments.tridiagonal_speed(ns, Bs, device(), min_run_time=pick(quick=0.02, cpu=0.2, full=0.3))
+tri_label = next(c for c in speed["vs n"] if c.startswith("tridiagonal"))
 fig1 = plotting.line_sweep(speed["vs n"], x_label="n", logx=True, slopes=(1, 3),
+                           anchors={1: tri_label, 3: "dense torch.linalg.eigh"},
                                     title=f"forward+backward, batch {max(Bs)}, {device().type}",
                                     name="05_speed_vs_n")
 speed_table = pd.DataFrame({label: dict(zip(xs, [t * 1e3 for t in ts], strict=True))
                             for label, (xs, ts) in speed["vs n"].items()})
 speed_table.index.name = "n"
-tri_label = next(c for c in speed_table.columns if c.startswith("tridiagonal"))
 if "dense torch.linalg.eigh" in speed_table:  # the dense runs are left out where the batch would be too large
     speed_table["dense / tridiagonal"] = speed_table["dense torch.linalg.eigh"] / speed_table[tri_label]
 print(f"forward+backward time in ms at batch {max(Bs)}")
@@ -258,7 +227,10 @@ growth_B.set_index("series")[["x from", "x to", "time ratio", "fitted exponent"]
 print(f"gradients: tridiagonal op against the dense op, largest difference {max(grad_errors):.1e}; "
       f"dense numba backend against torch.linalg {dense_error:.1e}")
 worst = table.drop(columns="n").max().max()
-print(f"accuracy: the largest error on the hard inputs is {worst:.2f} eps * ||T||")
+from eignotes.course import claims
+
+claims.check("every error on the hard inputs is below 10 units in the last place", worst < 10,
+             f"the largest is {worst:.2f} eps * ||T||", every_scale=True)
 ratios = speed_table.get("dense / tridiagonal", pd.Series(dtype=float)).dropna()
 if len(ratios):
     print(f"speed at n = {ratios.index[-1]}, batch {max(Bs)}: the tridiagonal op's forward+backward is "
@@ -273,3 +245,49 @@ for _, r in growth_n.iterrows():
 # place; and a dense matrix reduced to tridiagonal form once gets the same treatment, which is why eignotes' dense op
 # beats a full eigendecomposition. Next, [notebook 06](06_scaling.ipynb) uses the cheap tridiagonal model to ask
 # whether larger matrices fit the data better.
+
+# %% [markdown]
+# ## Optional deep dive: one matrix at a time, or many side by side
+#
+# Step i of the reduction updates the *trailing block*, the lower-right (n − i − 1) × (n − i − 1) part not yet
+# reduced, row by row. A CPU's vector instructions apply one operation to several numbers at once (16 float32 numbers
+# per AVX-512 instruction, 8 per AVX2 one), and along a row there are at most n − 1 numbers: at n = 15 less than one
+# instruction's worth, so the loops spend more on their own bookkeeping than on arithmetic. A batch of small matrices
+# offers a better axis: store 64 matrices side by side, so that entry (r, c) of all 64 is one contiguous run, and let
+# every loop run across the matrices, four full AVX-512 vectors per step whatever n is. The arithmetic is the same;
+# only the memory layout changes. Both kernels spread the batch over the cores (one matrix, or one block of 64, per
+# thread at a time).
+#
+# The table times the reduction alone (not the whole dense op) for one batch of 1,024 random matrices in float32
+# (1,024 matrices at the cpu scale, 128 at the quick scale), in alternating rounds, per matrix, and names the kernel
+# the backend picks for that batch (`eignotes.linalg._dense_numba.lanes_for`).
+
+# %%
+B_layouts = pick(quick=128, cpu=1024, full=1024)
+layouts = experiments.reduction_layouts(pick(quick=[5, 15], cpu=[5, 15, 45, 80, 100],
+                                                      full=[5, 15, 45, 80, 100]),
+                                                 B_layouts, min_run_time=pick(quick=0.02, cpu=0.2, full=0.3))
+print(f"batch of {B_layouts} float32 matrices; microseconds per matrix; speed-up = one at a time / side by side")
+layouts.round(3)
+
+# What to see: the speed-up column is the one-at-a-time time over the side-by-side time (above 1: side by side
+# is faster). Side by side should win most where the matrices are smallest, since a row of a small matrix fills
+# less of a vector; the check below tests that on this run. At larger n, a block of 64 matrices of n = 100 takes
+# 2.6 MB, more than the per-core cache of common CPUs, while one matrix's rows are long enough to fill the vector
+# units, so the two come closer. The backend's choice (last column) is a fixed rule: one at a time above n = 80 in
+# float32 (above 56 in float64), and full blocks only (64 side by side from 128 matrices, 32 from 64, 8 for
+# n <= 24 from 8). The rule was set from earlier measurements at other batch sizes; where this run shows side by
+# side ahead at an n the rule gives to one matrix at a time, the check below prints it, so the rule can be
+# revisited. The dense model of [notebook 04](04_dense_vs_tridiagonal.ipynb) trains on 10 matrices a step, so it
+# reduces them one at a time; its runs trained together, and the evaluation of a whole split, take the blocks.
+
+# %%
+from eignotes.course import claims
+
+speedup = layouts["speed-up"]
+small = speedup.index[: max(1, len(speedup) // 2)]
+claims.check("side by side wins most where the matrices are smallest", speedup.idxmax() in small,
+             ", ".join(f"n = {n}: {v:.2f}x" for n, v in speedup.items()))
+against = [n for n in speedup.index if speedup[n] > 1 and layouts.loc[n, "the backend picks"] == "one at a time"]
+print("n where this run finds side by side faster but the backend picks one at a time: "
+      + (", ".join(f"{n} ({speedup[n]:.2f}x)" for n in against) if against else "none"))

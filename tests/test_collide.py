@@ -118,3 +118,22 @@ def test_auc_histograms_mark_every_run():
         np.testing.assert_allclose(sorted(ticks[0].get_xdata()), runs.loc[runs["alpha"] == a, "auc_val_rmse"] / 1e3)
         assert f"alpha = {a:g}: 3 runs" in ax.get_title(loc="left")
     plt.close(fig)
+
+
+def test_auc_strips_show_every_run_and_each_median():
+    import matplotlib.pyplot as plt  # conftest chose the Agg backend
+    import pandas as pd
+
+    runs = pd.DataFrame({"alpha": [0.1] * 5 + [5.0] * 5, "seed": list(range(5)) * 2,
+                         "auc_val_rmse": [60_300.0, 60_540.0, 60_850.0, 60_300.0, 60_400.0,
+                                          59_760.0, 59_175.0, 59_240.0, 59_500.0, 59_600.0]})
+    fig = collide.plot_auc_strips(runs, title="t")
+    ax = fig.axes[0]
+    dots = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]
+    bars = [ln for ln in ax.get_lines() if ln.get_marker() != "o"]
+    for i, a in enumerate((0.1, 5.0)):
+        values = runs.loc[runs["alpha"] == a, "auc_val_rmse"] / 1e3
+        np.testing.assert_allclose(sorted(dots[i].get_xdata()), sorted(values))  # equal values stay two dots
+        np.testing.assert_allclose(bars[i].get_xdata(), [values.median()] * 2)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["alpha = 0.1\n(5 runs)", "alpha = 5\n(5 runs)"]
+    plt.close(fig)

@@ -62,3 +62,46 @@ def test_sync_check_catches_an_edit(tmp_path):
     src.cells.append(nbformat.v4.new_markdown_cell("a new cell"))
     src.cells[-2].source = nb.cells[-1].source
     assert _mismatch(src, nb) == f"{len(nb.cells) + 1} cells in the source, {len(nb.cells)} in the notebook"
+
+
+# A lecture's length: the markdown a reader must read, outside sections marked optional, stays under this many words.
+LECTURE_WORDS = 1700
+
+
+def lecture_words(nb) -> int:
+    """Words in a notebook's markdown cells outside optional sections: a heading whose title contains "optional"
+    opens one, which lasts until the next heading of the same or a higher level."""
+    import re
+
+    words, optional_level = 0, None
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for line in cell.source.splitlines():
+            heading = re.match(r"^(#+)\s+(.*)", line)
+            if heading:
+                level = len(heading.group(1))
+                if "optional" in heading.group(2).lower():
+                    optional_level = level
+                elif optional_level is not None and level <= optional_level:
+                    optional_level = None
+            if optional_level is None:
+                words += len(line.split())
+    return words
+
+
+def test_lecture_words_skips_optional_sections():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title\none two three"),
+                nbformat.v4.new_markdown_cell("## Optional deep dive: more\nfour five six seven"),
+                nbformat.v4.new_code_cell("x = 1  # not markdown"),
+                nbformat.v4.new_markdown_cell("### still optional\neight"),
+                nbformat.v4.new_markdown_cell("## Back to the lecture\nnine ten")]
+    assert lecture_words(nb) == 2 + 3 + 5 + 2  # a heading's "#" marks count as a word
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_notebook_is_a_lecture_long(source):
+    words = lecture_words(jupytext.read(source))
+    assert words <= LECTURE_WORDS, (f"{source.name}: {words} words of markdown outside optional sections; move detail "
+                                    f"into an 'Optional deep dive' section at the end (limit {LECTURE_WORDS})")

@@ -56,7 +56,7 @@ def _runs():
                                    ("dense", 15, 54000, 40)):
         for seed in range(5):
             rows.append({"model": model, "dim": dim, "seed": seed, "epochs_run": 60, "epochs_max": 60,
-                         "best_epoch": best if model == "tridiagonal" else 60, "still_improving": model == "dense",
+                         "best_epoch": best if model == "tridiagonal" else 60, "best_at_end": model == "dense",
                          "val_rmse_dollars": base + 10 * seed, "test_rmse_dollars": base + 700 + 10 * seed,
                          "seconds_per_epoch": 0.01 * dim})
     return pd.DataFrame(rows)
@@ -78,9 +78,9 @@ def test_alpha_lines_compare_five_with_a_tenth():
     runs = pd.DataFrame([{"alpha": a, "seed": s, "auc_val_rmse": base + s, "test_rmse": base + 600 + s}
                          for a, base in ((0.001, 58000), (0.1, 57000), (5.0, 56000), (25.0, 56500))
                          for s in range(5)])
-    table = runs.groupby("alpha").agg(auc_median=("auc_val_rmse", "median"),
-                                      test_median=("test_rmse", "median")).reset_index()
-    lines = summaries.alpha_lines(runs, table, chosen_alpha=5.0)
+    table = runs.groupby("alpha").agg(auc_median=("auc_val_rmse", "median")).reset_index()
+    lines = summaries.alpha_lines(runs, table)
     assert lines[0].startswith("alphas by median area under the validation curve, lowest first: 5")
-    assert any(line.startswith("area, alpha 5 against 0.1") for line in lines)
-    assert lines[-1].endswith("validation's choice also has the lowest")
+    assert lines[1].startswith("area, alpha 5 against 25: p = 0.0476 <= 0.05")
+    assert lines[2].startswith("area, alpha 5 against 0.1")
+    assert not any("test" in line for line in lines)

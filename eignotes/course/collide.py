@@ -259,6 +259,27 @@ def plot_auc_histograms(runs: pd.DataFrame, *, title: str) -> Figure:
     return fig
 
 
+def plot_auc_strips(runs: pd.DataFrame, *, title: str) -> Figure:
+    """The area under the validation curve of every run, one row per alpha: a dot per run (jittered up and down so
+    that equal values stay apart) and a bar at each alpha's median. With a handful of runs per alpha a histogram
+    has more bins than values; a strip shows each one."""
+    from .plotting import plt
+
+    alphas = sorted(runs["alpha"].unique())
+    fig, ax = plt.subplots(figsize=(8, 0.8 * len(alphas) + 1.6), layout="constrained")
+    rng = np.random.default_rng(0)
+    for i, a in enumerate(alphas):
+        v = runs.loc[runs["alpha"] == a, "auc_val_rmse"].to_numpy() / 1e3
+        ax.plot(v, i + rng.uniform(-0.12, 0.12, len(v)), "o", color=f"C{i}", alpha=0.75, ms=6)
+        ax.plot([np.median(v)] * 2, [i - 0.3, i + 0.3], color="black", lw=2)
+    ax.set_yticks(range(len(alphas)), [f"alpha = {a:g}\n({(runs['alpha'] == a).sum()} runs)" for a in alphas])
+    ax.set_ylim(-0.6, len(alphas) - 0.4)
+    ax.set_xlabel("area under the validation curve: mean validation RMSE over the epochs ($ thousands)")
+    ax.set_title(f"{title}; dots: runs, bars: medians")
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
 def _explorer_figure(A, B, k, ts, alpha):
     from .plotting import plt
 

@@ -91,7 +91,8 @@ def _fit_texts(fig: Figure, ax: Any) -> None:
 
 def bar_timings(rows: Iterable[Timing | dict[str, Any]], *, title: str, baseline: str | None = None,
                 name: str | None = None, log: bool = False) -> Figure:
-    """Median time per call (ms) with interquartile-range whiskers, one row per variant.
+    """Median time per call (ms) with whiskers as wide as the interquartile range (median ± IQR/2: a Timing keeps
+    the IQR's width, not its ends), one row per variant.
 
     rows: Timing objects or dicts (label, median, iqr; seconds; a dict may name its own "baseline" row). Bars start
     at zero on a linear axis, so their lengths compare as the times do; `log=True` draws points instead of bars (a
@@ -117,7 +118,8 @@ def bar_timings(rows: Iterable[Timing | dict[str, Any]], *, title: str, baseline
         ax.set_xlim(0, max(m + h for m, h in zip(med, half, strict=True)) * 1.5)
     ax.set_yticks(ys, labels, fontsize=FONT)
     ax.tick_params(axis="x", labelsize=FONT)
-    ax.set_xlabel("median time per call (ms" + (", log scale" if log else "") + "); whiskers: interquartile range",
+    ax.set_xlabel("median time per call (ms" + (", log scale" if log else "")
+                  + "); whiskers: median ± IQR/2 (as wide as the IQR)",
                   fontsize=FONT)
     ax.invert_yaxis()
     for y, m, h, b in zip(ys, med, half, bases, strict=True):
@@ -138,12 +140,14 @@ def bar_timings(rows: Iterable[Timing | dict[str, Any]], *, title: str, baseline
 
 def line_sweep(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, x_label: str, title: str,
                name: str | None = None, logx: bool = False, mark_x: float | None = None,
-               mark_label: str | None = None, slopes: Sequence[float] = ()) -> Figure:
+               mark_label: str | None = None, slopes: Sequence[float] = (),
+               anchors: Mapping[float, str] | None = None) -> Figure:
     """Median time (ms, log y) against x for several named series: {name: (xs, seconds)}.
 
     logx: a log x axis too (log-log: a power law x^p is a straight line of slope p), with plain ticks at the x
-    values used. slopes: reference lines x^p, drawn dashed through the first series' last point, to compare growth
-    rates by eye (meaningful on log-log axes). mark_x: a dotted vertical line there, named by mark_label.
+    values used. slopes: reference lines x^p, drawn through the last point of the series that `anchors[p]` names
+    (default: the first series), to compare growth rates by eye (meaningful on log-log axes); anchor the n^3 line
+    on the series it describes. mark_x: a dotted vertical line there, named by mark_label.
     """
     fig, ax = plt.subplots(figsize=(8, 4.8))
     xs_all: list[float] = []
@@ -151,12 +155,14 @@ def line_sweep(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
         ax.plot(xs, [t * 1e3 for t in ts], marker="o", label=label)
         xs_all += list(xs)
     if slopes and series:
-        xs0, ts0 = next(iter(series.values()))
-        x_end, y_end = xs0[-1], ts0[-1] * 1e3
         grid = sorted(set(xs_all))
         for p, style in zip(slopes, ("--", "-.", ":"), strict=False):
+            key = (anchors or {}).get(p)
+            xs0, ts0 = series[key] if key in series else next(iter(series.values()))
+            x_end, y_end = xs0[-1], ts0[-1] * 1e3
+            through = f", through {key}'s last point" if key in series else ""
             ax.plot(grid, [y_end * (x / x_end) ** p for x in grid], ls=style, color="k", lw=1,
-                    label=f"reference: proportional to {x_label}^{p:g}")
+                    label=f"reference: proportional to {x_label}^{p:g}{through}")
     ax.set_yscale("log")
     if logx:
         ax.set_xscale("log")
@@ -220,7 +226,7 @@ def sturm_staircase(xs: torch.Tensor | np.ndarray | Sequence[float], counts: tor
 def plot_progress(events: Iterable[Event], *, max_step: int, feature_names: Sequence[str] | None = None,
                   every: int = 1, test_fn: Callable[[Event], float] | None = None, title: str = "",
                   name: str | None = None, png: str | None = None, gif: str | None = None,
-                  norm_label: str = "||A_i||_2") -> list[Event]:
+                  norm_label: str = "||A_i||_2", log_errors: bool = False) -> list[Event]:
     """Consume a training stream and draw it: errors (left) and per-feature spectral norms (right).
 
     Live in Jupyter and on Colab (one figure, updated in place through an IPython display handle; headless
@@ -229,7 +235,8 @@ def plot_progress(events: Iterable[Event], *, max_step: int, feature_names: Sequ
     the test RMSE of the selected model is added. `png=path` writes the final figure, `gif=path` an animation of
     the updates. Events need `step`, `train_rmse_dollars`, `val_loss` and `val_rmse_dollars` (eignotes.training.stream's
     train_epochs with augment(validation(data))); `feature_norms`, where present, fills the right panel, its
-    y axis named `norm_label` (the tridiagonal model's matrices are T_i, not A_i).
+    y axis named `norm_label` (the tridiagonal model's matrices are T_i, not A_i). log_errors=True draws the errors
+    on a log scale, so that the first epochs' large errors do not flatten the later ones.
     Returns the list of events.
     """
     import numpy as np
@@ -253,7 +260,10 @@ def plot_progress(events: Iterable[Event], *, max_step: int, feature_names: Sequ
         ax_err.axvline(best["step"], color="k", ls=":", lw=1)
         ax_err.set_xlim(1, max(max_step, 2))
         ax_err.set_xlabel("epoch")
-        ax_err.set_ylabel("RMSE ($)")
+        ax_err.set_ylabel("RMSE ($, log scale)" if log_errors else "RMSE ($)")
+        if log_errors:
+            ax_err.set_yscale("log")
+            _plain_log_values(ax_err.yaxis)
         ax_err.legend()
         # "\\$": a bare "$" would start matplotlib's math mode
         ax_err.set_title(f"{title + ': ' if title else ''}best val \\${best['val_rmse_dollars']:,.0f} "
@@ -299,15 +309,17 @@ def plot_progress(events: Iterable[Event], *, max_step: int, feature_names: Sequ
     return history
 
 
-def scaling(summary: pd.DataFrame, *, title: str = "scaling with dim", name: str | None = None,
+def scaling(summary: pd.DataFrame, *, title: str = "validation RMSE against dim", name: str | None = None,
             references: Mapping[str, float] | None = None) -> Figure:
-    """Median test RMSE (IQR band over seeds) and seconds per epoch against dim, one line per model kind.
+    """Median validation RMSE (IQR band over seeds) and seconds per epoch against dim, one line per model kind.
 
-    references: {label: dollars}, horizontal lines on the error panel, each named in the legend (labels written on
-    the lines collide when two values are close). The legends sit below the axes: the reference lines cross the
-    whole panel, so a legend inside would cover one. The dim axes are logarithmic with plain ticks at the dims
+    The error panel shows the validation split, what settings are ranked by: a test figure belongs to the chosen
+    setting only, and is printed, not plotted. references: {label: dollars}, optional horizontal lines, each named
+    in the legend (the series draws none by default: published figures selected on a test set do not compare with
+    validation errors). The legends sit below the axes. The dim axes are logarithmic with plain ticks at the dims
     used. The time panel draws, for each kind, a dotted line proportional to dim through its smallest dim: without
-    it, a panel scaled to a narrow range of times makes slow growth look steep.
+    it, a panel scaled to a narrow range of times makes slow growth look steep. Its value labels sit on a white
+    ground above and right of their points, clear of the lines.
     """
     from matplotlib.ticker import FuncFormatter
 
@@ -315,13 +327,14 @@ def scaling(summary: pd.DataFrame, *, title: str = "scaling with dim", name: str
     for i, (kind, part) in enumerate(summary.groupby("model")):
         part = part.sort_values("dim")
         color = f"C{i}"
-        ax1.plot(part["dim"], part["test_median"], marker="o", color=color, label=f"{kind} (median over seeds)")
-        ax1.fill_between(part["dim"], part["test_q1"], part["test_q3"], color=color, alpha=0.2)
+        ax1.plot(part["dim"], part["val_median"], marker="o", color=color,
+                 label=f"{kind}: median over seeds, band: IQR")
+        ax1.fill_between(part["dim"], part["val_q1"], part["val_q3"], color=color, alpha=0.2)
         ax2.plot(part["dim"], part["sec_per_epoch"], marker="o", color=color, label=kind)
-        for j, (d, t) in enumerate(zip(part["dim"], part["sec_per_epoch"], strict=True)):
-            ha = "left" if j == 0 else "right" if j == len(part) - 1 else "center"  # clear of the axes' edges
-            ax2.annotate(f"{t:.2g} s", (d, t), xytext=(0, -13), textcoords="offset points", ha=ha,
-                         fontsize=FONT - 1, color=color)
+        for d, t in zip(part["dim"], part["sec_per_epoch"], strict=True):
+            ax2.annotate(f"{t:.2g} s", (d, t), xytext=(5, 7), textcoords="offset points", ha="left",
+                         fontsize=FONT - 1, color=color,
+                         bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.85})
         if len(part) > 1:
             d0, t0 = part["dim"].iloc[0], part["sec_per_epoch"].iloc[0]
             ax2.plot(part["dim"], t0 * part["dim"] / d0, ls=":", lw=1.2, color=color,
@@ -337,11 +350,11 @@ def scaling(summary: pd.DataFrame, *, title: str = "scaling with dim", name: str
         ax.tick_params(labelsize=FONT)
         ax.legend(fontsize=FONT - 1, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     ax1.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-    ax1.set_ylabel("test RMSE ($); band: IQR over seeds", fontsize=FONT)
+    ax1.set_ylabel("validation RMSE ($)", fontsize=FONT)
     ax1.set_title(title, fontsize=FONT)
     ax2.set_yscale("log")
-    if len(summary):  # room under the lowest point for its value
-        ax2.set_ylim(bottom=float(summary["sec_per_epoch"].min()) / 1.3)
+    if len(summary):  # room above the highest point for its value
+        ax2.set_ylim(top=float(summary["sec_per_epoch"].max()) * 1.6)
     _plain_log_values(ax2.yaxis)
     ax2.set_ylabel("seconds per epoch, a setting's seeds together (log scale)", fontsize=FONT)
     ax2.set_title("time per epoch against dim (log-log)", fontsize=FONT)

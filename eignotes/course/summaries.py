@@ -3,7 +3,8 @@ calls one and prints its lines, so that no cell holds the logic of a templated p
 
 - onecycle_rate, schedule_stopping, schedule_stopping_lines: what early stopping does to the one-cycle schedule,
   read from the committed results of benchmarks/schedule_stopping.py (notebook 04);
-- study_lines: the scaling study's summary (notebook 06);
+- stored_training_figures, study_lines: the benchmark suites' stored training figures and the scaling study's
+  summary (notebook 06);
 - alpha_lines: the alpha experiment's summary (notebook 07).
 """
 from __future__ import annotations
@@ -101,6 +102,27 @@ def schedule_stopping_lines(table: pd.DataFrame | None) -> tuple[list[str], bool
     return lines, bool(holds)
 
 
+def stored_training_figures(results_dir: str | Path | None = None) -> pd.DataFrame | None:
+    """The training-epoch and runs-together figures of the benchmark suites as stored in committed JSON results
+    (the newest `*_training.json` of a GPU and the newest `*_training-runs.json` of a CPU): one row per case and
+    variant with its median seconds, and the file, device and date it comes from. Not measured by this call; None
+    where no such file exists."""
+    import pandas as pd
+
+    folder = Path(results_dir) if results_dir is not None else RESULTS_DIR
+    files = [f for f in (_newest("*nvidia*_training.json", folder), _newest("*cpu*_training-runs.json", folder)) if f]
+    rows = []
+    for path in files:
+        doc = json.loads(path.read_text())
+        meta = doc.get("meta", {})
+        for r in doc.get("results", []):
+            if r.get("suite") in ("training", "runs") and r.get("median_s") is not None:
+                rows.append({"file": path.name, "device": meta.get("device_name", meta.get("device", "unknown")),
+                             "case": r.get("case"), "variant": r.get("label"), "median (s)": r.get("median_s"),
+                             "ratio to baseline": r.get("ratio")})
+    return pd.DataFrame(rows) if rows else None
+
+
 def study_lines(runs: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
     """The scaling study's summary (notebook 06): settings ranked by their median validation RMSE among those that
     converged, whether the seeds tell the two best apart (the exact permutation test, p <= 0.05), the chosen
@@ -139,10 +161,10 @@ def study_lines(runs: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
     return lines
 
 
-def alpha_lines(runs: pd.DataFrame, table: pd.DataFrame, *, chosen_alpha: float) -> list[str]:
-    """The alpha experiment's summary (notebook 07): alphas ordered by median area under the validation curve,
-    whether the seeds tell the two lowest apart and alpha 5 from 0.1 (the exact permutation test), and whether the
-    test set would have picked another alpha than validation did."""
+def alpha_lines(runs: pd.DataFrame, table: pd.DataFrame) -> list[str]:
+    """The alpha experiment's lines (notebook 07): alphas ordered by median area under the validation curve, and
+    whether the seeds tell the two lowest apart and alpha 5 from 0.1 (the exact permutation test, p <= 0.05). Only
+    validation figures: the test set reports the chosen alpha elsewhere."""
     order = table.sort_values("auc_median")
     lines = ["alphas by median area under the validation curve, lowest first: " + ", ".join(
         f"{a:g} (${v:,.0f})" for a, v in zip(order["alpha"], order["auc_median"], strict=True))]
@@ -155,10 +177,4 @@ def alpha_lines(runs: pd.DataFrame, table: pd.DataFrame, *, chosen_alpha: float)
         pairs.append((5.0, 0.1))
     for a, b in pairs:
         lines.append(f"area, alpha {a:g} against {b:g}: {seeds_tell_apart(auc(a), auc(b))['verdict']}")
-    by_test = table.sort_values("test_median")
-    lines.append("median test RMSE by alpha, lowest first: " + ", ".join(
-        f"{a:g} ${v:,.0f}" for a, v in zip(by_test["alpha"], by_test["test_median"], strict=True))
-        + ("; validation's choice also has the lowest" if by_test["alpha"].iloc[0] == chosen_alpha
-           else f"; the test set would have picked {by_test['alpha'].iloc[0]:g}, validation picked "
-                f"{chosen_alpha:g} (the test set only reports)"))
     return lines

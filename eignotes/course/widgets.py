@@ -369,18 +369,18 @@ def draw_bisection(ax_stairs: Axes, ax_width: Axes, d: torch.Tensor, e: torch.Te
     ax_stairs.step(xs.numpy(), sturm_count(d, e, xs).numpy(), where="post", color="tab:blue", lw=1.5,
                    label="Sturm count: #eigenvalues < x")
     first_other = next((j for j in range(len(lams)) if j != k), None)
-    for j, lam in enumerate(lams.tolist()):
-        label = f"lambda_{k} (the target)" if j == k else ("the other eigenvalues" if j == first_other else None)
-        ax_stairs.axvline(lam, color="tab:red" if j == k else "tab:gray", ls=":", lw=1.5 if j == k else 1,
-                          label=label)
-    ax_stairs.axvspan(lo, hi, color="tab:orange", alpha=0.25, label=f"bracket after {step} steps")
+    ax_stairs.axvspan(lo, hi, color="tab:orange", alpha=0.25, label=f"bracket after {step} steps", zorder=1)
     for x in (lo, hi):  # the edges stay visible when the bracket is too narrow to shade
-        ax_stairs.axvline(x, color="tab:orange", lw=1)
-    ax_stairs.axhline(k + 0.5, color="k", ls="--", lw=0.8)
+        ax_stairs.axvline(x, color="tab:orange", lw=1, zorder=1)
+    for j, lam in enumerate(lams.tolist()):  # drawn over the bracket: lambda_k often sits near one of its edges
+        label = f"lambda_{k} (the target)" if j == k else ("the other eigenvalues" if j == first_other else None)
+        ax_stairs.axvline(lam, color="tab:red" if j == k else "tab:gray", ls=":", lw=2 if j == k else 1,
+                          label=label, zorder=4 if j == k else 2)
+    ax_stairs.axhline(k + 0.5, color="k", ls="--", lw=0.8, label=f"count {k} + 1/2: lambda_{k}'s step crosses it")
     ax_stairs.plot([mid], [c], "D", color="k", ms=7, zorder=5, label="midpoint and its count")
     sign = ">" if c > k else "<="
     ax_stairs.text(0.02, 0.97, f"count(mid) = {c} {sign} k = {k}: keep the {keep} half\n"
-                               f"(lambda_{k} is where the count steps from {k} to {k + 1}, dashed)",
+                               f"(lambda_{k}, red dotted, is where the count steps from {k} to {k + 1})",
                    transform=ax_stairs.transAxes, fontsize=FONT, va="top",
                    bbox={"boxstyle": "round", "fc": "white", "alpha": 0.85, "lw": 0})
     ax_stairs.set_xlim(float(xs[0]), float(xs[-1]))
@@ -389,7 +389,8 @@ def draw_bisection(ax_stairs: Axes, ax_width: Axes, d: torch.Tensor, e: torch.Te
     ax_stairs.set_ylabel("count", fontsize=FONT + 1)
     ax_stairs.set_title(f"step {step} of {steps}: [lo, hi] = [{lo:.6g}, {hi:.6g}], width {hi - lo:.2e}",
                         fontsize=FONT + 1)
-    ax_stairs.legend(fontsize=FONT, loc="lower right")
+    # below the axes: inside, the legend covered the bracket whenever it lay in the lower right
+    ax_stairs.legend(fontsize=FONT, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     _style(ax_stairs)
 
     widths = (history["hi"] - history["lo"]).numpy()
