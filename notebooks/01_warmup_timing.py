@@ -183,7 +183,7 @@ else:
 # through the other, and no bytes move. On the CPU, `torch.from_numpy` plays the same game with NumPy.
 
 # %%
-if torch.cuda.is_available() and eignotes.linalg.dlpack.cupy_status()[0]:
+if eignotes.linalg.dlpack.cupy_available():
     t = torch.arange(4.0, device="cuda")
     a = eignotes.linalg.dlpack.to_cupy(t)
     a[0] = 42.0

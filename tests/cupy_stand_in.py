@@ -45,7 +45,8 @@ def install(monkeypatch) -> list[str]:
     monkeypatch.setattr(_cupy, "_require_cupy", lambda: fake)
     monkeypatch.setattr(_cupy, "torch_stream", lambda device=None: contextlib.nullcontext())
     real = dense_mod.resolve_dense_backend
-    monkeypatch.setattr(dense_mod, "resolve_dense_backend",
-                        lambda backend, device, n=0: "cupy" if backend == "cupy" else real(backend, device, n))
+    stand_in = lambda backend, device, n=0: "cupy" if backend == "cupy" else real(backend, device, n)  # noqa: E731
+    monkeypatch.setattr(dense_mod, "resolve_dense_backend", stand_in)
+    monkeypatch.setattr(dense_mod, "_resolve_cached", stand_in)  # what eager calls use
     monkeypatch.setattr(experiments, "cupy_usable", lambda device: True)
     return calls

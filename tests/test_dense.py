@@ -11,10 +11,10 @@ from conftest import random_symmetric
 import eignotes
 from eignotes.linalg import _dense_numba
 from eignotes.linalg import dense as dense_mod
-from eignotes.linalg.dlpack import cupy_status
+from eignotes.linalg.dlpack import cupy_available
 
-CUPY_OK, CUPY_WHY = cupy_status()
-needs_cupy = pytest.mark.skipif(not CUPY_OK, reason=f"CuPy backend not usable here: {CUPY_WHY}")
+CUPY = cupy_available()
+needs_cupy = pytest.mark.skipif(not CUPY, reason=f"CuPy backend not usable here: {CUPY.reason}")
 TOL = {torch.float32: 2e-5, torch.float64: 1e-12}  # relative to the spectral norm
 # numba: the compiled reduction + tridiagonal kernel; numba-lanes: the same with every batch reduced by the lanes
 # kernel (8 matrices side by side, padding included), which the numba backend otherwise picks for larger batches of
@@ -299,6 +299,7 @@ def test_auto_backend_on_cpu(gen, monkeypatch):
     real = _dense_numba.solve
     monkeypatch.setattr(_dense_numba, "solve", lambda *a: calls.append(tuple(a[0].shape)) or real(*a))
     monkeypatch.setattr(dense_mod, "NUMBA_MAX_N", 6)
+    monkeypatch.setattr(dense_mod, "_resolve_cached", dense_mod.resolve_dense_backend)  # no cached choice
     eignotes.kth_eigvalsh(random_symmetric((2,), 6, torch.float64, gen), 0)
     eignotes.kth_eigvalsh(random_symmetric((2,), 7, torch.float64, gen), 0)
     assert calls == [(2, 6, 6)]
@@ -428,6 +429,23 @@ def test_bad_backend():
         eignotes.kth_eigvalsh(torch.eye(3), 0, backend="cupy")
     with pytest.raises(RuntimeError, match="needs a CPU tensor"):
         eignotes.kth_eigvalsh(torch.eye(3, device="meta"), 0, backend="numba")
+
+
+def test_backend_tables_and_kernels_answer_with_one_availability_type():
+    """dense_backends as tridiagonal_backends: one Availability per backend; an explicit unusable backend raises with
+    its reason in one wording for every op; every kernel module says whether it loads with an Availability."""
+    from eignotes.linalg import _dense_triton, _smooth_numba, _tri_numba, _tri_triton
+    from eignotes.linalg.availability import Availability
+
+    cpu = dense_mod.dense_backends("cpu")
+    assert set(cpu) == {"torch", "numba", "cupy", "triton"} and all(isinstance(a, Availability) for a in cpu.values())
+    assert cpu["torch"] and not cpu["cupy"] and cpu["cupy"].reason == "CuPy needs a CUDA tensor"
+    with pytest.raises(RuntimeError, match="backend='cupy' is not usable on cpu: CuPy needs a CUDA tensor"):
+        dense_mod.resolve_dense_backend("cupy", torch.device("cpu"), 4)
+    with pytest.raises(RuntimeError, match="backend='numba' is not usable on meta: numba needs a CPU tensor"):
+        dense_mod.resolve_dense_backend("numba", torch.device("meta"), 4)
+    for kernel in (_dense_numba, _dense_triton, _tri_numba, _tri_triton, _smooth_numba):
+        assert isinstance(kernel.available, Availability)
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)

@@ -14,7 +14,7 @@ import eignotes
 from eignotes.linalg import _dense_triton
 from eignotes.linalg import dense as dense_mod
 
-RUNS = _dense_triton.AVAILABLE and (torch.cuda.is_available() or _dense_triton.interpreted())
+RUNS = _dense_triton.available and (torch.cuda.is_available() or _dense_triton.interpreted())
 pytestmark = pytest.mark.skipif(not RUNS, reason="the Triton kernel needs Triton, and a GPU or TRITON_INTERPRET=1")
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 TOL = {torch.float32: 4e-6, torch.float64: 1e-13}  # relative to the spectral norm

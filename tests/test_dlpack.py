@@ -2,13 +2,14 @@ import pytest
 import torch
 
 from eignotes.linalg import dlpack
+from eignotes.linalg.availability import Availability
 
-CUPY_OK, CUPY_WHY = dlpack.cupy_status()
+CUPY = dlpack.cupy_available()
 
 
-def test_status_gives_a_reason():
-    ok, why = dlpack.cupy_status()
-    assert isinstance(ok, bool) and isinstance(why, str) and why
+def test_availability_is_truthy_exactly_when_usable_with_a_reason_otherwise():
+    cupy = dlpack.cupy_available()
+    assert isinstance(cupy, Availability) and bool(cupy) == (cupy.reason == "")
 
 
 def test_to_cupy_rejects_cpu_tensor():
@@ -21,7 +22,7 @@ def test_to_cupy_rejects_non_tensor():
         dlpack.to_cupy([1, 2, 3])
 
 
-@pytest.mark.skipif(not CUPY_OK, reason=f"CuPy not usable here: {CUPY_WHY}")
+@pytest.mark.skipif(not CUPY, reason=f"CuPy not usable here: {CUPY.reason}")
 def test_round_trip_shares_memory():
     t = torch.arange(6.0, device="cuda")
     a = dlpack.to_cupy(t)

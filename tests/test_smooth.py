@@ -292,7 +292,7 @@ def test_compiled_helpers_match_the_torch_ones(gen):
     from eignotes.linalg import _smooth_numba, _tri_torch
     from eignotes.linalg import tridiagonal as tri
 
-    if not _smooth_numba.AVAILABLE:
+    if not _smooth_numba.available:
         pytest.skip("numba is not importable here")
     d = torch.randn(30, 9, dtype=torch.float64, generator=gen) * 1e3
     e = torch.randn(30, 8, dtype=torch.float64, generator=gen) * 1e3

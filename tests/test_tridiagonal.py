@@ -13,6 +13,7 @@ import torch
 import eignotes
 from eignotes.linalg import _tri_triton
 from eignotes.linalg import tridiagonal as tri
+from eignotes.linalg.availability import Availability
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -331,9 +332,9 @@ def test_numba_gradient_factors_match_its_vectors(dtype, n, gen):
 
 def test_backend_availability_is_truthy_exactly_when_usable(monkeypatch):
     cpu = tri.tridiagonal_backends("cpu")
-    assert set(cpu) == {"torch", "numba", "triton"} and all(isinstance(a, tri.Availability) for a in cpu.values())
+    assert set(cpu) == {"torch", "numba", "triton"} and all(isinstance(a, Availability) for a in cpu.values())
     assert cpu["torch"] and cpu["torch"].usable and cpu["torch"].reason == "" and str(cpu["torch"]) == "usable"
-    if eignotes.linalg._tri_numba.AVAILABLE:  # numba is a dependency: this is the usual case
+    if eignotes.linalg._tri_numba.available:  # numba is a dependency: this is the usual case
         assert bool(cpu["numba"]) is True and cpu["numba"].reason == ""
     # genuinely unusable: numba on a GPU tensor, Triton on a CPU tensor without its interpreter
     numba_gpu = tri.tridiagonal_backends("cuda")["numba"]
@@ -346,29 +347,29 @@ def test_backend_availability_is_truthy_exactly_when_usable(monkeypatch):
 
 
 def test_availability_values():
-    assert tri.Availability(True) == tri.Availability(True, "")
-    assert repr(tri.Availability(False, "why")) == "Availability(usable=False, reason='why')"
+    assert Availability(True) == Availability(True, "")
+    assert repr(Availability(False, "why")) == "Availability(usable=False, reason='why')"
     with pytest.raises(ValueError, match="empty exactly when"):
-        tri.Availability(False)  # unusable needs a reason
+        Availability(False)  # unusable needs a reason
     with pytest.raises(ValueError, match="empty exactly when"):
-        tri.Availability(True, "but")
+        Availability(True, "but")
     with pytest.raises(TypeError, match="bool"):
-        tri.Availability("yes", "")
+        Availability("yes", "")
     with pytest.raises(AttributeError):  # frozen
-        tri.Availability(True).usable = False
+        Availability(True).usable = False
 
 
 def test_backend_resolution_follows_availability(monkeypatch):
     """"auto" takes a backend where it is usable and skips it where not; an explicit unusable backend raises with
     the reason."""
-    table = {"torch": tri.Availability(True), "numba": tri.Availability(True), "triton": tri.Availability(True)}
+    table = {"torch": Availability(True), "numba": Availability(True), "triton": Availability(True)}
     monkeypatch.setattr(tri, "tridiagonal_backends", lambda device: dict(table))
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     assert tri.resolve_tridiagonal_backend("auto", cpu) == "numba"
     assert tri.resolve_tridiagonal_backend("auto", gpu) == "triton"
     assert tri.resolve_tridiagonal_backend("triton", cpu) == "triton"
-    table["numba"] = tri.Availability(False, "numba is broken here")
-    table["triton"] = tri.Availability(False, "Triton is broken here")
+    table["numba"] = Availability(False, "numba is broken here")
+    table["triton"] = Availability(False, "Triton is broken here")
     assert tri.resolve_tridiagonal_backend("auto", cpu) == "torch"
     assert tri.resolve_tridiagonal_backend("auto", gpu) == "torch"
     with pytest.raises(RuntimeError, match="not usable on cpu: numba is broken here"):
@@ -507,7 +508,7 @@ def test_sturm_count_refuses_sparse_points_and_counts_dense_ones():
     np.testing.assert_array_equal(eignotes.sturm_count(d, e, x).numpy(), want)
 
 
-@pytest.mark.skipif(not tri._tri_numba.AVAILABLE, reason="the CPU cluster kernel needs numba")
+@pytest.mark.skipif(not tri._tri_numba.available, reason="the CPU cluster kernel needs numba")
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_cluster_repair_kernel_gives_the_eigenspace_projectors(dtype):
     """The CPU repair (inverse iteration with Gram-Schmidt in each run of close eigenvalues) against SciPy's

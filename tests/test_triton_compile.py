@@ -96,7 +96,8 @@ def compile_script(script: str, expected: int, timeout: int = 900) -> None:
     assert proc.stdout.count("ok") == expected
 
 
-needs_triton = pytest.mark.skipif(not _tri_triton.AVAILABLE, reason=f"Triton not importable: {_tri_triton.WHY}")
+needs_triton = pytest.mark.skipif(not _tri_triton.available,
+                                  reason=f"Triton not importable: {_tri_triton.available.reason}")
 
 
 @needs_triton

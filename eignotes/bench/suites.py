@@ -28,7 +28,7 @@ from .. import (
     tridiagonal_to_dense,
 )
 from ..linalg import _dense_triton, tridiagonal_backends
-from ..linalg.dlpack import cupy_status
+from ..linalg.dlpack import cupy_available
 from ..training import fused, recipes
 from ..training import stream as st
 from ..training.data import prepare_housing
@@ -127,7 +127,7 @@ def suite_dense(device: torch.device, dtype: torch.dtype, shapes: Iterable[tuple
     for B, n in shapes:
         A = random_symmetric(B, n, dtype, device)
         # the one-launch Triton kernel (opt-in) is timed on a GPU wherever it holds the matrix on chip
-        gpu_triton = device.type == "cuda" and _dense_triton.AVAILABLE and n <= _dense_triton.MAX_N
+        gpu_triton = device.type == "cuda" and _dense_triton.available and n <= _dense_triton.MAX_N
         backends = base_backends + (["triton"] if gpu_triton else [])
         fwd, fwdbwd = _dense_callables(A, n // 2, backends, has_cupy)
         measured = {}
@@ -613,7 +613,13 @@ def run(suites: Sequence[str], *, quick: bool, device: torch.device, out_dir: Pa
     except Exception:
         pass
     if device.type == "cuda":
-        meta["cupy"] = cupy_status()[1]
+        cupy_here = cupy_available()
+        if cupy_here:
+            import cupy
+
+            meta["cupy"] = cupy.__version__
+        else:
+            meta["cupy"] = cupy_here.reason
     out_dir.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", meta["device_name"]).strip("-").lower()
     part = "" if set(suites) == set(SUITES) else "_" + "-".join(suites)  # two partial runs in one minute stay apart

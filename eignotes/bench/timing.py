@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.utils.benchmark as tbench
 
-from ..linalg.dlpack import cupy_status
+from ..linalg import Availability, dense_backends
 
 
 @dataclass
@@ -96,6 +96,6 @@ def random_symmetric(B: int, n: int, dtype: torch.dtype, device: torch.device | 
     return ((A + A.mT) / 2).to(device)
 
 
-def cupy_usable(device: torch.device) -> bool:
+def cupy_usable(device: torch.device) -> Availability:
     """Whether CuPy rows run: a CUDA device and a working CuPy (tests substitute a NumPy stand-in)."""
-    return device.type == "cuda" and cupy_status()[0]
+    return dense_backends(device)["cupy"]

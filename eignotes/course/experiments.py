@@ -259,8 +259,8 @@ def reduction_layouts(ns: Sequence[int], B: int, *, dtype: torch.dtype = torch.f
 
     from ..linalg import _dense_numba
 
-    if not _dense_numba.AVAILABLE:
-        raise RuntimeError(f"the CPU kernels need numba: {_dense_numba.WHY}")
+    if not _dense_numba.available:
+        raise RuntimeError(f"the CPU kernels need numba: {_dense_numba.available.reason}")
     rows = []
     for n in ns:
         A = random_symmetric(B, n, dtype, "cpu", seed=n).numpy()

@@ -6,6 +6,8 @@ from typing import SupportsIndex
 
 import torch
 
+from .availability import USABLE, Availability
+
 BACKENDS_DENSE = ("auto", "torch", "numba", "cupy", "triton")
 BACKENDS_TRIDIAGONAL = ("auto", "torch", "numba", "triton")
 _HALF = (torch.float16, torch.bfloat16)
@@ -74,6 +76,36 @@ def normalize_k(k: SupportsIndex | Sequence[SupportsIndex] | torch.Tensor, n: in
 def check_backend(backend: str, allowed: tuple[str, ...]) -> None:
     if backend not in allowed:
         raise ValueError(f"backend must be one of {allowed}, got {backend!r}")
+
+
+def pick_backend(backend: str, device: torch.device, table: dict[str, Availability], auto: Sequence[str]) -> str:
+    """Every op's backend rule: an explicit backend runs where its Availability in `table` is truthy and raises
+    with its reason otherwise; "auto" takes the first usable one of `auto` (which ends with one always usable)."""
+    if backend != "auto":
+        avail = table[backend]
+        if not avail:
+            raise RuntimeError(f"backend={backend!r} is not usable on {device}: {avail.reason}")
+        return backend
+    return next(b for b in auto if table[b])
+
+
+def numba_on(device: torch.device, kernel: Availability) -> Availability:
+    """A numba kernel's Availability on `device`: where numba loads, on CPU tensors."""
+    if not kernel:
+        return kernel
+    return USABLE if device.type == "cpu" else Availability(False, "numba needs a CPU tensor (it runs on the CPU only)")
+
+
+def triton_on(device: torch.device, kernel: Availability, interpreted: bool) -> Availability:
+    """A Triton kernel's Availability on `device`: where Triton loads, on CUDA tensors with a visible GPU, or on CPU
+    tensors under Triton's interpreter (slow: for testing the GPU kernel without a GPU)."""
+    if not kernel:
+        return kernel
+    if device.type == "cuda":
+        return USABLE if torch.cuda.is_available() else Availability(False, "no CUDA device is visible to PyTorch")
+    if device.type == "cpu" and interpreted:
+        return USABLE
+    return Availability(False, "Triton needs a CUDA tensor (or TRITON_INTERPRET=1 for CPU tensors)")
 
 
 def select_last(x: torch.Tensor, ks: list[int]) -> torch.Tensor:

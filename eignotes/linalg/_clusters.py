@@ -25,7 +25,7 @@ from ._checks import select_last
 CLUSTER_TOL = 1e-3
 
 
-if _tri_numba.AVAILABLE:
+if _tri_numba.available:
     from numba import njit, prange
 
     @njit(cache=True)
@@ -180,7 +180,7 @@ def repair_tridiagonal(d: torch.Tensor, e: torch.Tensor, ks: list[int], vals: to
     flag = clustered(vals, ks, norm)
     if not bool(flag.any()):
         return vecs
-    if _tri_numba.AVAILABLE and vecs.device.type == "cpu" and vecs.is_contiguous():
+    if _tri_numba.available and vecs.device.type == "cpu" and vecs.is_contiguous():
         uniq = sorted(set(ks))
         L, V = vals, vecs
         if uniq != list(ks):  # the kernel wants each eigenvalue once, ascending

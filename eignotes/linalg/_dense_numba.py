@@ -30,9 +30,9 @@ import torch
 
 from . import _clusters, _tri_numba
 
-AVAILABLE, WHY = _tri_numba.AVAILABLE, _tri_numba.WHY
+available = _tri_numba.available
 
-if AVAILABLE:
+if available:
     from numba import njit, prange
 
     # A column whose entries below the subdiagonal have a sum of squares below this counts as tridiagonal already

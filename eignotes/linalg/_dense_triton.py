@@ -39,9 +39,9 @@ import torch
 
 from . import _clusters
 from ._checks import select_last
-from ._tri_triton import AVAILABLE, WHY, interpreted
+from ._tri_triton import available, interpreted
 
-__all__ = ["AVAILABLE", "WHY", "MAX_N", "solve", "interpreted"]
+__all__ = ["available", "MAX_N", "solve", "interpreted"]
 
 # The largest n held on chip: a 128 x 128 float32 block is 64 registers per thread at 8 warps. Above it the
 # dense op's other backends are used.
@@ -54,7 +54,7 @@ TINY64, TINY32 = 2.0**-600, 2.0**-100
 # Points counted per multisection pass (one per thread of a warp).
 MULTISECTION = 32
 
-if AVAILABLE:
+if available:
     import triton
     import triton.language as tl
 
@@ -218,8 +218,8 @@ def solve(A: torch.Tensor, ks: Sequence[int], lower: bool, want_vectors: bool, n
     """A (B, n, n) float32/float64 on CUDA (or on the CPU under the interpreter), n <= MAX_N, as given.
 
     Returns (vals (B, m), vecs (B, n, m) or None); NaN for a matrix with a non-finite entry in its triangle."""
-    if not AVAILABLE:
-        raise RuntimeError(WHY)
+    if not available:
+        raise RuntimeError(available.reason)
     B, n = A.shape[0], A.shape[-1]
     if n > MAX_N:
         raise ValueError(f"the Triton dense kernel holds n <= {MAX_N} on chip, got n = {n}")

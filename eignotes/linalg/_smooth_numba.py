@@ -10,9 +10,9 @@ import torch
 
 from . import _tri_numba
 
-AVAILABLE = _tri_numba.AVAILABLE
+available = _tri_numba.available
 
-if AVAILABLE:
+if available:
     from numba import njit, prange
 
     @njit(cache=True)
@@ -94,9 +94,10 @@ if AVAILABLE:
 
     @njit(cache=True)
     def _project(y, r, q):
-        """q = the projection of y (m,), ascending, onto {0 <= q <= 1, sum q = r}: f(nu) = sum clip(y + nu, 0, 1)
-        has breaks at -y_j (slope +1) and 1 - y_j (slope -1), each list descending in j; merging the two (no sort)
-        walks the breaks in ascending order until f reaches r, the segment is solved, then one Newton step."""
+        """q = the projection of y (m,), ascending, onto {0 <= q <= 1, sum q = r}: smooth.capped_simplex_projection's
+        algorithm. f(nu) = sum clip(y + nu, 0, 1) has breaks at -y_j (slope +1) and 1 - y_j (slope -1), each list
+        descending in j; merging the two (no sort) walks the breaks in ascending order until f reaches r, the
+        segment is solved, then one Newton step."""
         m = y.shape[0]
         if r <= 0:
             q[:] = 0.0

@@ -14,15 +14,20 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from .availability import USABLE, Availability
+
 try:
     from numba import njit, prange
 
-    AVAILABLE, WHY = True, ""
+    available = USABLE
 except Exception as exc:  # pragma: no cover - exercised only where numba is missing
-    AVAILABLE, WHY = False, f"numba is not importable ({type(exc).__name__}: {exc})"
+    available = Availability(False, f"numba is not importable ({type(exc).__name__}: {exc})")
+
+# kept for eignotes.training.fused until it reads the Availability
+AVAILABLE, WHY = available, available.reason
 
 
-if AVAILABLE:
+if available:
 
     # Matrices bisected together: each Sturm recurrence is a chain of dependent divisions, bound by their latency;
     # 32 independent chains (four 8-wide or two 16-wide vectors) keep the divider busy. Measured on a 2-core AVX2
@@ -266,7 +271,7 @@ def coprime_stride(count: int) -> int:
 
 
 def _stride(B: int) -> int:
-    return coprime_stride(-(-B // LANES)) if AVAILABLE else 1
+    return coprime_stride(-(-B // LANES)) if available else 1
 
 
 @functools.lru_cache(maxsize=256)

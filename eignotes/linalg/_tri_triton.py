@@ -17,13 +17,15 @@ from collections.abc import Sequence
 
 import torch
 
+from .availability import USABLE, Availability
+
 try:
     import triton
     import triton.language as tl
 
-    AVAILABLE, WHY = True, ""
+    available = USABLE
 except Exception as exc:  # pragma: no cover - Triton missing (e.g. not Linux)
-    AVAILABLE, WHY = False, f"Triton is not importable ({type(exc).__name__}: {exc})"
+    available = Availability(False, f"Triton is not importable ({type(exc).__name__}: {exc})")
 
 
 # Triton reads TRITON_INTERPRET when a kernel is decorated, i.e. when this module is imported: record it then.
@@ -35,7 +37,7 @@ def interpreted() -> bool:
     return _INTERPRETED
 
 
-if AVAILABLE:
+if available:
 
     @triton.jit
     def _guard(q, pivmin):
@@ -274,8 +276,8 @@ def solve_fused(d: torch.Tensor, e: torch.Tensor, k: int, niter: int, pivmin: fl
                 block: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """d (B, n), e (B, n-1) raw (any scale, non-finite entries allowed), any row strides, one k: (vals (B,),
     prods (B, 2n - 1) or None), in one launch; NaN for a matrix with a non-finite entry."""
-    if not AVAILABLE:
-        raise RuntimeError(WHY)
+    if not available:
+        raise RuntimeError(available.reason)
     B, n = d.shape
     if e.shape[-1] == 0:
         e = d.new_zeros(B, 1)
@@ -305,8 +307,8 @@ def solve(
 
     Returns (vals (B, m), vecs (B, m, n) or None). One launch per requested k (usually one).
     """
-    if not AVAILABLE:
-        raise RuntimeError(WHY)
+    if not available:
+        raise RuntimeError(available.reason)
     B, n = d.shape
     m = len(ks)
     dT = d.t().contiguous()  # (n, B): coalesced across lanes

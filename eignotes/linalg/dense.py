@@ -1,10 +1,17 @@
 """kth_eigvalsh: the k-th eigenvalue of a batch of dense symmetric matrices, differentiable, on CPU and GPU.
 
-Two PyTorch custom ops do the work, so that torch.compile(fullgraph=True) traces through them:
+Two PyTorch custom ops hold the kernels, so that torch.compile(fullgraph=True) traces through them:
 
 - ``eignotes::kth_eigvalsh`` (inference): eigenvalues only, no eigenvectors computed.
 - ``eignotes::kth_eigh`` (training): the selected eigenvalues and only their eigenvectors, which backward uses:
   dL/dA = sum_k g_k q_k q_k^T.
+
+Dispatch, the same in every op of eignotes.linalg: without a gradient an eager call runs the kernels directly and
+a traced one (torch.compile, torch.func) the values op, whose vmap rule torch.func uses. With a gradient, one of two
+autograd Functions: _KthEighEager for eager calls (no dispatcher, which costs more than the kernel on a training
+step's small batch; it saves the vectors without returning them) and _KthEighTraced under torch.compile and
+torch.func (its forward is the eigh op; torch.func needs setup_context, a vmap rule and the saved vectors
+returned as outputs). The custom ops have no autograd formula of their own.
 
 At a repeated eigenvalue lambda_k is not differentiable; q q^T for any unit q in its eigenspace is an element of
 the Clarke subdifferential, and that is what backward returns (for the q the solver happened to produce).
@@ -18,6 +25,7 @@ launch, each matrix on chip; see _dense_triton; not yet verified on a GPU, so "a
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import SupportsIndex
 
@@ -25,10 +33,11 @@ import torch
 
 from . import _checks, _dense_numba, _dense_triton, _inverse_iteration
 from ._grad import DenseOuter, save_vectors
-from .dlpack import cupy_status
+from .availability import USABLE, Availability
+from .dlpack import cupy_available
 from .tridiagonal import _NITER, PIVMIN
 
-__all__ = ["kth_eigvalsh"]
+__all__ = ["kth_eigvalsh", "dense_backends"]
 
 
 def _uplo(lower: bool) -> str:
@@ -154,19 +163,6 @@ def _(A, k, lower, backend):
     return A.new_empty(A.shape[:-2] + (len(k),)), A.new_empty(A.shape[:-2] + (n, len(k)))
 
 
-def _setup_context(ctx, inputs, output):
-    ctx.save_for_backward(output[1])
-
-
-def _backward(ctx, grad_vals, grad_vecs):
-    (Q,) = ctx.saved_tensors
-    # grad_vecs only flows in a second backward; DenseOuter raises there with an explanation.
-    return DenseOuter.apply(Q, grad_vals), None, None, None
-
-
-_kth_eigh_op.register_autograd(_backward, setup_context=_setup_context)
-
-
 # torch.func.vmap: the op is batched over leading dimensions already, so its vmap rule only moves the vmapped
 # dimension to the front of the batch (nested vmaps apply the rule once per level).
 @_kth_eigvalsh_op.register_vmap
@@ -174,30 +170,32 @@ def _(info, in_dims, A, k, lower, backend):
     return _kth_eigvalsh_op(A.movedim(in_dims[0], 0), k, lower, backend), 0
 
 
-class _KthEighFunc(torch.autograd.Function):
-    """The training path under torch.func's transforms (grad, vmap(grad), jacrev): the custom op's autograd formula
-    cannot run there (its generated Function has no setup_context), so this Function repeats it in the form
-    torch.func extends: a pure forward, setup_context, and a vmap rule that moves the vmapped dimension into the
-    batch. Returns (values, vectors); only the values have a gradient formula."""
+class _KthEighTraced(torch.autograd.Function):
+    """The training path under torch.compile and torch.func's transforms (grad, vmap(grad), jacrev): the custom op
+    (which torch.compile traces through its fake kernel) inside the form torch.func extends: a pure forward,
+    setup_context, and a vmap rule that moves the vmapped dimension into the batch. Returns (values, vectors); only
+    the values have a gradient formula."""
 
     @staticmethod
     def forward(A, k, lower, backend):
-        return _eigh_impl(A, k, lower, backend)
+        return _kth_eigh_op(A, k, lower, backend)
 
     setup_context = staticmethod(save_vectors)
 
     @staticmethod
     def backward(ctx, grad_vals, grad_vecs):
         (Q,) = ctx.saved_tensors
+        # grad_vecs only flows in a second backward; DenseOuter raises there with an explanation.
         return DenseOuter.apply(Q, grad_vals), None, None, None
 
     @staticmethod
     def vmap(info, in_dims, A, k, lower, backend):
-        return _KthEighFunc.apply(A.movedim(in_dims[0], 0), k, lower, backend), (0, 0)
+        return _KthEighTraced.apply(A.movedim(in_dims[0], 0), k, lower, backend), (0, 0)
 
 
 class _KthEighEager(torch.autograd.Function):
-    """The training path outside torch.compile: the custom op's kernels and formula without its dispatch cost."""
+    """The training path of eager calls: _KthEighTraced's kernels and formula without the dispatcher, and without
+    returning the vectors (saved here, not an output: one autograd node per call)."""
 
     @staticmethod
     def forward(ctx, A, k, lower, backend):
@@ -220,36 +218,39 @@ class _KthEighEager(torch.autograd.Function):
 NUMBA_MAX_N = 512
 
 
-def resolve_dense_backend(backend: str, device: torch.device, n: int = 0) -> str:
-    _checks.check_backend(backend, _checks.BACKENDS_DENSE)
-    if backend == "torch":
-        return "torch"
-    if backend == "triton":  # opt-in: "auto" does not pick it until a GPU run has verified and timed it
-        if not _dense_triton.AVAILABLE:
-            raise RuntimeError(f"backend='triton' is not usable: {_dense_triton.WHY}")
-        if not (device.type == "cuda" or (device.type == "cpu" and _dense_triton.interpreted())):
-            raise RuntimeError(f"backend='triton' needs a CUDA tensor (or TRITON_INTERPRET=1 for CPU tensors), "
-                               f"got one on {device}")
-        if n > _dense_triton.MAX_N:
-            raise RuntimeError(f"backend='triton' holds n <= {_dense_triton.MAX_N} on chip, got n = {n}; use "
-                               "backend='auto'")
-        return "triton"
+def dense_backends(device: torch.device | str = "cpu", n: int | None = None) -> dict[str, Availability]:
+    """{backend: Availability} for each backend of kth_eigvalsh on `device` (for n x n matrices, if n is given: the
+    Triton kernel holds n <= MAX_N on chip). Truthy exactly where the backend can run; else its ``reason`` says why.
+
+    >>> print(dense_backends("cpu")["cupy"])
+    not usable: CuPy needs a CUDA tensor
+    """
+    device = torch.device(device)
     if device.type != "cuda":
-        if backend == "cupy":
-            raise RuntimeError(f"backend='cupy' needs a CUDA tensor, got one on {device}")
-        if backend == "numba":
-            if device.type != "cpu":
-                raise RuntimeError(f"backend='numba' needs a CPU tensor, got one on {device}")
-            if not _dense_numba.AVAILABLE:
-                raise RuntimeError(f"backend='numba' is not usable: {_dense_numba.WHY}")
-            return "numba"
-        return "numba" if device.type == "cpu" and _dense_numba.AVAILABLE and n <= NUMBA_MAX_N else "torch"
-    if backend == "numba":
-        raise RuntimeError(f"backend='numba' needs a CPU tensor, got one on {device}")
-    ok, why = cupy_status()
-    if backend == "cupy" and not ok:
-        raise RuntimeError(f"backend='cupy' is not usable: {why}")
-    return "cupy" if ok else "torch"
+        cupy = Availability(False, "CuPy needs a CUDA tensor")
+    else:
+        cupy = cupy_available()
+    triton = _checks.triton_on(device, _dense_triton.available, _dense_triton.interpreted())
+    if triton and n is not None and n > _dense_triton.MAX_N:
+        triton = Availability(False, f"the Triton kernel holds n <= {_dense_triton.MAX_N} on chip, got n = {n}; "
+                                     "use backend='auto'")
+    return {"torch": USABLE, "numba": _checks.numba_on(device, _dense_numba.available), "cupy": cupy,
+            "triton": triton}
+
+
+def resolve_dense_backend(backend: str, device: torch.device, n: int = 0) -> str:
+    """The backend a call on `device` with n x n matrices runs: `backend` itself where usable (else RuntimeError
+    with the reason); for "auto" CuPy on CUDA, numba on the CPU up to n = NUMBA_MAX_N, where usable, else torch.
+    "triton" is opt-in: "auto" does not pick it until a GPU run has verified and timed it."""
+    _checks.check_backend(backend, _checks.BACKENDS_DENSE)
+    if device.type == "cuda":
+        auto: tuple[str, ...] = ("cupy", "torch")
+    else:
+        auto = ("numba", "torch") if n <= NUMBA_MAX_N else ("torch",)
+    return _checks.pick_backend(backend, device, dense_backends(device, n), auto)
+
+
+_resolve_cached = functools.lru_cache(maxsize=64)(resolve_dense_backend)  # eager calls: no re-checks
 
 
 def kth_eigvalsh(
@@ -307,23 +308,17 @@ def kth_eigvalsh(
     if not isinstance(lower, bool):
         raise TypeError(f"lower must be a bool, got {type(lower).__name__}")
     ks, scalar = _checks.normalize_k(k, A.shape[-1])
-    resolved = resolve_dense_backend(backend, A.device, A.shape[-1])
+    compiling = torch.compiler.is_compiling()
+    resolved = (resolve_dense_backend if compiling else _resolve_cached)(backend, A.device, A.shape[-1])
     dtype = A.dtype
     work = A.to(_checks.compute_dtype(dtype))
-    # torch.compile traces the custom ops; torch.func's transforms (vmap, grad, jacrev) go through the values op's
-    # vmap rule or _KthEighFunc; a plain eager call skips the dispatcher, which costs more than the kernel on a
-    # training step's small batch.
-    compiling = torch.compiler.is_compiling()
-    transformed = torch._C._are_functorch_transforms_active()
+    # Two paths (see the module docstring): eager calls skip the dispatcher, which costs more than the kernel on a
+    # training step's small batch; torch.compile and torch.func's transforms go through the custom ops.
+    traced = compiling or torch._C._are_functorch_transforms_active()
     if _checks.needs_grad(work):
-        if compiling:
-            vals = _kth_eigh_op(work, ks, lower, resolved)[0]
-        elif transformed:
-            vals = _KthEighFunc.apply(work, ks, lower, resolved)[0]
-        else:
-            vals = _KthEighEager.apply(work, ks, lower, resolved)
+        vals = _KthEighTraced.apply(work, ks, lower, resolved)[0] if traced else _KthEighEager.apply(
+            work, ks, lower, resolved)
     else:
-        via_op = compiling or transformed  # vmap reaches the kernels through the op's vmap rule
-        vals = _kth_eigvalsh_op(work, ks, lower, resolved) if via_op else _values_impl(work, ks, lower, resolved)
+        vals = _kth_eigvalsh_op(work, ks, lower, resolved) if traced else _values_impl(work, ks, lower, resolved)
     vals = vals.to(dtype)
     return vals.squeeze(-1) if scalar else vals

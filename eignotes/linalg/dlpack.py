@@ -11,12 +11,12 @@ tensor viewing the memory of a. These lines need a CUDA GPU and CuPy, so doctest
     >>> from_cupy(a).data_ptr() == t.data_ptr()  # doctest: +SKIP
     True
 
-Anywhere, with or without a GPU: `cupy_status()` says whether CuPy can run here, and why not if it cannot;
-`to_cupy` refuses a CPU tensor; and `from_cupy` takes any DLPack exporter, so the same sharing shows on the CPU
-with a NumPy array:
+Anywhere, with or without a GPU: `cupy_available()` says whether CuPy can run here (an Availability: truthy
+when it can, with the reason when it cannot); `to_cupy` refuses a CPU tensor; and `from_cupy` takes any DLPack
+exporter, so the same sharing shows on the CPU with a NumPy array:
 
-    >>> ok, why = cupy_status()
-    >>> isinstance(ok, bool), isinstance(why, str) and why != ""
+    >>> cupy = cupy_available()
+    >>> isinstance(cupy, Availability), bool(cupy) == (cupy.reason == "")
     (True, True)
     >>> to_cupy(torch.ones(3))
     Traceback (most recent call last):
@@ -42,34 +42,36 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .availability import USABLE, Availability
+
 if TYPE_CHECKING:  # an optional dependency: only named in annotations
     import cupy
 
-__all__ = ["to_cupy", "from_cupy", "torch_stream", "cupy_status"]
+__all__ = ["to_cupy", "from_cupy", "torch_stream", "cupy_available"]
 
 
 @functools.lru_cache(maxsize=None)
-def cupy_status() -> tuple[bool, str]:
-    """(True, version) where CuPy can run on a GPU here, else (False, why not)."""
+def cupy_available() -> Availability:
+    """Whether CuPy can run on a GPU here (its version: `cupy.__version__` once this is truthy), and if not, why."""
     try:
         import cupy
     except Exception as exc:  # ImportError, or a broken CUDA install raising at import
-        return False, f"CuPy is not importable ({type(exc).__name__}: {exc}); install cupy-cuda12x"
+        return Availability(False, f"CuPy is not importable ({type(exc).__name__}: {exc}); install cupy-cuda12x")
     if not torch.cuda.is_available():
-        return False, "no CUDA device is visible to PyTorch"
+        return Availability(False, "no CUDA device is visible to PyTorch")
     try:
         if cupy.cuda.runtime.getDeviceCount() < 1:
-            return False, "CuPy sees no CUDA device"
+            return Availability(False, "CuPy sees no CUDA device")
         cupy.zeros(1)  # the first allocation is where a driver/runtime mismatch shows up
     except Exception as exc:
-        return False, f"CuPy cannot use the GPU ({type(exc).__name__}: {exc})"
-    return True, cupy.__version__
+        return Availability(False, f"CuPy cannot use the GPU ({type(exc).__name__}: {exc})")
+    return USABLE
 
 
 def _require_cupy():
-    ok, why = cupy_status()
-    if not ok:
-        raise RuntimeError(f"CuPy is not usable here: {why}")
+    cupy_here = cupy_available()
+    if not cupy_here:
+        raise RuntimeError(f"CuPy is not usable here: {cupy_here.reason}")
     import cupy
 
     return cupy

@@ -46,7 +46,8 @@ def capped_simplex_projection(y: torch.Tensor, r: int) -> torch.Tensor:
     equation with breaks at -y_j and 1 - y_j: the breaks are sorted, the function's value at each is a cumulative
     sum, the segment that crosses r is found and solved exactly, then one Newton step on the recomputed active set
     removes the cumulative sum's rounding. Computed in float64; returned in float64. A row with a NaN or an
-    infinite entry gets NaN.
+    infinite entry gets NaN. The ops' compiled CPU path (_smooth_numba._project, chosen in _window_value) runs the
+    same algorithm on ascending eigenvalues, whose two lists of breaks come sorted: a merge replaces the sort.
 
     >>> capped_simplex_projection(torch.tensor([-2.0, -0.5, 0.0, 2.0]), 2)
     tensor([0.0000, 0.2500, 0.7500, 1.0000], dtype=torch.float64)
@@ -160,7 +161,7 @@ def _windows(d: torch.Tensor, e: torch.Tensor, k: int, a64: torch.Tensor, lam: t
     """_window_of's union window ks, and (per_matrix) each matrix's own window as offsets into it: lo, hi (B,)
     int64 (a matrix with a non-finite entry gets the whole union)."""
     n, B = d.shape[-1], d.shape[0]
-    if d.device.type == "cpu" and _smooth_numba.AVAILABLE:  # one compiled pass; its Sturm counts in float64
+    if d.device.type == "cpu" and _smooth_numba.available:  # one compiled pass; its Sturm counts in float64
         first_b, last_b, okn = _smooth_numba.window_bounds(d, e, lam, a64, k, _COARSE if coarse else 0, PIVMIN)
         if not okn.any():
             return [k], np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64)
@@ -199,12 +200,17 @@ def _windows(d: torch.Tensor, e: torch.Tensor, k: int, a64: torch.Tensor, lam: t
 
 
 def _window_value(mu_w: torch.Tensor, ks: list[int], n: int, k: int, a64: torch.Tensor, rows=None):
-    """Weights (B, m) and the alpha term (B,) from the window's eigenvalues mu_w (B, m), ascending: the entries
-    above the window are 1 in both projections, those below 0, so each projection is solved on the window with
-    its target lowered by the ones above. rows = (lo, hi): each row's own window (offsets; CPU only), outside
-    which its weights are 0 and its entries are not read."""
+    """Weights (..., m) and the alpha term dq = ||q*_r||^2 - ||q*_{r-1}||^2 (...), float64, from the window's
+    eigenvalues mu_w (..., m), ascending, and alpha (...) float64: the entries above the window are 1 in both
+    projections, those below 0, so each projection is solved on the window with its target lowered by the ones
+    above. rows = (lo, hi): each row's own window (offsets; CPU only), outside which its weights are 0 and its
+    entries are not read.
+
+    Every weight of the package comes from here: the compiled projections (_smooth_numba._project) in eager CPU
+    calls, capped_simplex_projection (the same algorithm, in tensor operations) on other devices, under
+    torch.compile and torch.func, or without numba."""
     r = n - k - (n - 1 - ks[-1])
-    if mu_w.device.type == "cpu" and _smooth_numba.AVAILABLE:
+    if mu_w.device.type == "cpu" and _smooth_numba.available and not _traced():
         batch = mu_w.shape[:-1]
         w, dq = _smooth_numba.weights(mu_w.reshape(-1, mu_w.shape[-1]), a64.expand(batch).reshape(-1), r, rows)
         return w.reshape(mu_w.shape), dq.reshape(batch)
@@ -270,10 +276,11 @@ def _smooth(values_all, window_vals, mu_shape_n, k, alpha, dtype, batch, device,
     """Shared body: values_all() -> (..., n) eigenvalues without grad; window_vals(ks) -> (..., m) differentiable."""
     with torch.no_grad():  # the envelope theorem: the weights are held fixed, for A's gradient and alpha's
         mu = values_all()
-        w, q_r, q_s = smooth_weights(mu, k, alpha.detach() if isinstance(alpha, torch.Tensor) else alpha)
+        a64 = _alpha_tensor(alpha.detach() if isinstance(alpha, torch.Tensor) else alpha, batch, device)
+        w, dq = _window_value(mu, list(range(mu_shape_n)), mu_shape_n, _checks.normalize_k(k, mu_shape_n)[0][0], a64)
     a = alpha if isinstance(alpha, torch.Tensor) else torch.tensor(float(alpha), dtype=torch.float64, device=device)
     a = a.to(device)
-    shift = 0.5 * a * (1 - (q_r.square().sum(-1) - q_s.square().sum(-1)))  # alpha/2 (1 - ||q_r||^2 + ||q_s||^2)
+    shift = 0.5 * a * (1 - dq)  # alpha/2 (1 - ||q_r||^2 + ||q_s||^2)
     if not grad:
         return ((w * mu.double()).sum(-1) + shift).to(dtype)
     # under torch.compile or torch.func's transforms the window cannot be read back from data: use every index
@@ -331,7 +338,7 @@ def kth_eigvalsh_smooth(
     grad = _checks.needs_grad(A) or (isinstance(alpha, torch.Tensor) and _checks.needs_grad(alpha))
     alpha_grad = isinstance(alpha, torch.Tensor) and _checks.needs_grad(alpha)
     if (not _traced() and not alpha_grad and A.numel() and isinstance(lower, bool)
-            and _dense.resolve_dense_backend(backend, A.device, n) == "numba"):
+            and _dense._resolve_cached(backend, A.device, n) == "numba"):
         ks = _checks.normalize_k(k, n)[0]
         work = A.to(_checks.compute_dtype(A.dtype)).reshape(-1, n, n)
         a64 = a_checked.reshape(-1)

@@ -12,7 +12,6 @@ the squares in the Sturm recurrence then neither overflow nor underflow, whateve
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Sequence
 from typing import SupportsIndex
@@ -21,8 +20,9 @@ import torch
 
 from . import _checks, _clusters, _tri_numba, _tri_torch, _tri_triton
 from ._grad import TridiagonalFactors, TridiagonalOuter, save_vectors
+from .availability import USABLE, Availability
 
-__all__ = ["kth_eigvalsh_tridiagonal", "tridiagonal_to_dense", "tridiagonal_backends", "Availability", "sturm_count",
+__all__ = ["kth_eigvalsh_tridiagonal", "tridiagonal_to_dense", "tridiagonal_backends", "sturm_count",
            "use_fused_triton"]
 
 # The pivot guard of the Sturm recurrence (LAPACK's PIVMIN = tiny * max(1, max e^2), for a matrix scaled into
@@ -36,51 +36,6 @@ PIVMIN = 2.0**-126
 _NITER = {torch.float32: 28, torch.float64: 56}
 
 
-@dataclasses.dataclass(frozen=True)
-class Availability:
-    """Whether a backend can run on a device, and if not, why. Truthy exactly when usable.
-
-    >>> Availability(True)
-    Availability(usable=True)
-    >>> bad = Availability(False, "numba runs on the CPU only")
-    >>> bool(bad), str(bad)
-    (False, 'not usable: numba runs on the CPU only')
-    """
-
-    usable: bool
-    reason: str = ""  # "" exactly when usable
-
-    def __post_init__(self) -> None:
-        # A usable backend with a reason, or an unusable one without, would read differently to `if avail[b]` and
-        # to a printed table: refuse both.
-        if not isinstance(self.usable, bool):
-            raise TypeError(f"usable must be a bool, got {type(self.usable).__name__}")
-        if self.usable == bool(self.reason):
-            raise ValueError("reason must be empty exactly when the backend is usable, got "
-                             f"usable={self.usable} with reason={self.reason!r}")
-
-    def __bool__(self) -> bool:
-        return self.usable
-
-    def __str__(self) -> str:
-        return "usable" if self.usable else f"not usable: {self.reason}"
-
-    def __repr__(self) -> str:
-        return "Availability(usable=True)" if self.usable else f"Availability(usable=False, reason={self.reason!r})"
-
-
-_USABLE = Availability(True)
-
-
-@functools.lru_cache(maxsize=None)
-def _triton_on_gpu() -> Availability:
-    if not _tri_triton.AVAILABLE:
-        return Availability(False, _tri_triton.WHY)
-    if not torch.cuda.is_available():
-        return Availability(False, "no CUDA device is visible to PyTorch")
-    return _USABLE
-
-
 def tridiagonal_backends(device: torch.device | str = "cpu") -> dict[str, Availability]:
     """{backend: Availability} for each backend of kth_eigvalsh_tridiagonal on `device`.
 
@@ -90,39 +45,19 @@ def tridiagonal_backends(device: torch.device | str = "cpu") -> dict[str, Availa
     >>> avail["torch"], bool(avail["torch"])
     (Availability(usable=True), True)
     >>> print(tridiagonal_backends("cuda")["numba"])
-    not usable: numba runs on the CPU only
+    not usable: numba needs a CPU tensor (it runs on the CPU only)
     """
     device = torch.device(device)
-    out = {"torch": _USABLE}
-    if not _tri_numba.AVAILABLE:
-        out["numba"] = Availability(False, _tri_numba.WHY)
-    elif device.type == "cpu":
-        out["numba"] = _USABLE
-    else:
-        out["numba"] = Availability(False, "numba runs on the CPU only")
-    if device.type == "cuda":
-        out["triton"] = _triton_on_gpu()
-    elif device.type == "cpu" and _tri_triton.AVAILABLE and _tri_triton.interpreted():
-        out["triton"] = _USABLE  # Triton's interpreter: slow, for testing the GPU kernel without a GPU
-    else:
-        out["triton"] = Availability(
-            False, _tri_triton.WHY or "Triton needs a CUDA tensor (or TRITON_INTERPRET=1 for CPU tensors)"
-        )
-    return out
+    return {"torch": USABLE, "numba": _checks.numba_on(device, _tri_numba.available),
+            "triton": _checks.triton_on(device, _tri_triton.available, _tri_triton.interpreted())}
 
 
 def resolve_tridiagonal_backend(backend: str, device: torch.device) -> str:
+    """The backend a call on `device` runs: `backend` itself where usable (else RuntimeError with the reason); for
+    "auto" triton on CUDA, numba on the CPU, where usable, else torch."""
     _checks.check_backend(backend, _checks.BACKENDS_TRIDIAGONAL)
-    avail = tridiagonal_backends(device)
-    if backend != "auto":
-        if not avail[backend]:
-            raise RuntimeError(f"backend={backend!r} is not usable on {device}: {avail[backend].reason}")
-        return backend
-    if device.type == "cuda" and avail["triton"]:
-        return "triton"
-    if device.type == "cpu" and avail["numba"]:
-        return "numba"
-    return "torch"
+    auto = ("triton", "torch") if device.type == "cuda" else ("numba", "torch")
+    return _checks.pick_backend(backend, device, tridiagonal_backends(device), auto)
 
 
 _resolve_cached = functools.lru_cache(maxsize=64)(resolve_tridiagonal_backend)  # eager calls: no re-checks
@@ -224,19 +159,6 @@ def _(diag, offdiag, k, backend):
     return diag.new_empty(batch + (m,)), diag.new_empty(batch + (m, n))
 
 
-def _setup_context(ctx, inputs, output):
-    ctx.save_for_backward(output[1])
-
-
-def _backward(ctx, grad_vals, grad_vecs):
-    (Q,) = ctx.saved_tensors
-    grad_d, grad_e = TridiagonalOuter.apply(Q, grad_vals)
-    return grad_d, grad_e, None, None
-
-
-_tri_eigh_op.register_autograd(_backward, setup_context=_setup_context)
-
-
 def _batched_front(info, in_dims, diag, offdiag):
     """diag and offdiag with the vmapped dimension first; an unbatched one is expanded (a view, no copy)."""
     def front(x, dim):
@@ -252,14 +174,14 @@ def _(info, in_dims, diag, offdiag, k, backend):
     return _tri_values_op(*_batched_front(info, in_dims, diag, offdiag), k, backend), 0
 
 
-class _TriEighFunc(torch.autograd.Function):
-    """The training path under torch.func's transforms (grad, vmap(grad), jacrev), in the form torch.func extends
-    (pure forward, setup_context, a vmap rule); the custom op's generated autograd Function cannot run there.
-    Returns (values, vectors); only the values have a gradient formula."""
+class _TriEighTraced(torch.autograd.Function):
+    """The training path under torch.compile and torch.func's transforms (grad, vmap(grad), jacrev): the custom op
+    inside the form torch.func extends (pure forward, setup_context, a vmap rule). Returns (values, vectors); only
+    the values have a gradient formula."""
 
     @staticmethod
     def forward(diag, offdiag, k, backend):
-        return _eigh_impl(diag, offdiag, k, backend)
+        return _tri_eigh_op(diag, offdiag, k, backend)
 
     setup_context = staticmethod(save_vectors)
 
@@ -271,7 +193,7 @@ class _TriEighFunc(torch.autograd.Function):
 
     @staticmethod
     def vmap(info, in_dims, diag, offdiag, k, backend):
-        return _TriEighFunc.apply(*_batched_front(info, in_dims, diag, offdiag), k, backend), (0, 0)
+        return _TriEighTraced.apply(*_batched_front(info, in_dims, diag, offdiag), k, backend), (0, 0)
 
 
 def _factors_impl(diag, offdiag, k, backend):
@@ -296,9 +218,9 @@ def _factors_impl(diag, offdiag, k, backend):
 
 
 class _TriEighEager(torch.autograd.Function):
-    """The training path outside torch.compile: the same kernels and formula as the custom op, without its
-    dispatch machinery, which costs more than the kernel itself on a training step's small batch. It saves the
-    gradient factors rather than the vectors, so that backward is a single product."""
+    """The training path of eager calls: _TriEighTraced's kernels and formula without the dispatcher, which costs
+    more than the kernel itself on a training step's small batch. It saves the gradient factors rather than the
+    vectors (not an output), so that backward is a single product."""
 
     @staticmethod
     def forward(ctx, diag, offdiag, k, backend, scalar):
@@ -383,24 +305,20 @@ def kth_eigvalsh_tridiagonal(
     _check_pair(diag, offdiag)
     ks, scalar = _checks.normalize_k(k, diag.shape[-1])
     compiling = torch.compiler.is_compiling()
-    # torch.func's transforms (vmap, grad, jacrev) go through the values op's vmap rule or _TriEighFunc; a plain
-    # eager call skips the dispatcher (see _TriEighEager).
-    transformed = torch._C._are_functorch_transforms_active()
     resolved = (resolve_tridiagonal_backend if compiling else _resolve_cached)(backend, diag.device)
     dtype = diag.dtype
     cdtype = _checks.compute_dtype(dtype)
     d, e = (diag, offdiag) if cdtype == dtype else (diag.to(cdtype), offdiag.to(cdtype))
+    # Two paths, as in kth_eigvalsh: eager calls skip the dispatcher (_TriEighEager); torch.compile and torch.func's
+    # transforms go through the custom ops (_TriEighTraced, the values op's vmap rule).
+    traced = compiling or torch._C._are_functorch_transforms_active()
     if _checks.needs_grad(d, e):
-        if compiling:
-            vals = _tri_eigh_op(d, e, ks, resolved)[0]
-        elif transformed:
-            vals = _TriEighFunc.apply(d, e, ks, resolved)[0]
-        else:
+        if not traced:
             vals = _TriEighEager.apply(d, e, ks, resolved, scalar)
             return vals if cdtype == dtype else vals.to(dtype)
+        vals = _TriEighTraced.apply(d, e, ks, resolved)[0]
     else:
-        via_op = compiling or transformed  # vmap reaches the kernels through the op's vmap rule
-        vals = _tri_values_op(d, e, ks, resolved) if via_op else _values_impl(d, e, ks, resolved)
+        vals = _tri_values_op(d, e, ks, resolved) if traced else _values_impl(d, e, ks, resolved)
     if cdtype != dtype:
         vals = vals.to(dtype)
     return vals.squeeze(-1) if scalar else vals
