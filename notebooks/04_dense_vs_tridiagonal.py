@@ -231,9 +231,9 @@ ours = pd.DataFrame([{"model": kind, "dim": DIM, "training rows": ROWS, "epochs 
                       "test RMSE ($)": round(test_rmse(restore_best(m, h[-1]), data))}
                      for kind, m, h in (("dense", dense, dense_hist), ("tridiagonal", tri, tri_hist))])
 display(ours.set_index("model"))
-for _, r in ours.iterrows():
-    claims.check(f"the {r['model']} run converged (its best epoch is not the last or next-to-last of the budget)",
-                 r["selected epoch"] < EPOCHS - 1, f"best epoch {r['selected epoch']} of a budget of {EPOCHS}")
+for _, r in ours.iterrows():  # a statement of fact about this run, not a claim of the text: printed either way
+    ended = "converged" if r["selected epoch"] < EPOCHS - 1 else "not converged: the budget ended its improvement"
+    print(f"{r['model']}: best epoch {r['selected epoch']} of a budget of {EPOCHS}: {ended}")
 
 # %% [markdown]
 # A selected epoch at or next to the last of the budget says the budget, not the model, ended the improvement
