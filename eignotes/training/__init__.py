@@ -5,7 +5,7 @@ It imports torch, NumPy, SciPy and numba only (pandas when a history is collecte
 """
 import importlib
 
-_MODULES = ("cli", "data", "fused", "graphs", "recipes", "runs", "stream")
+_MODULES = ("cli", "data", "fused", "graphs", "recipes", "runs", "steps", "stream")
 __all__ = list(_MODULES)
 
 
