@@ -10,7 +10,8 @@ alpha: None (or 0) uses the exact k-th eigenvalue; a positive alpha its Moreau-s
 `alpha` to a (runs, 1) tensor: one alpha per run.
 
 backend: "auto"/"numba"/"torch"/"cupy"/"triton" (dense) or "auto"/"numba"/"triton"/"torch" (tridiagonal) pick an
-eignotes kernel;
+eignotes kernel; the dense and pencil models with "auto" or "numba" make one call of kth_eigvalsh_affine over their
+packed parameters (affine_parameters), the others build matrices() and call kth_eigvalsh (or its smoothed version);
 "linalg" uses PyTorch's own torch.linalg.eigvalsh with its autograd, the blog's baseline, for side-by-side timing;
 "trace" replaces the eigenvalue by trace / dim, a trivial differentiable reduction of the same matrix, to measure
 how much of a training step the eigenvalue itself costs (never a model to use).
@@ -30,6 +31,7 @@ from .linalg import (
     kth_eigvalsh_tridiagonal_smooth,
     tridiagonal_to_dense,
 )
+from .linalg.affine import kth_eigvalsh_affine
 
 INITS = ("default", "paper")
 
@@ -56,7 +58,8 @@ def _dense_eig(M: torch.Tensor, k: int, alpha, backend: str) -> torch.Tensor:
 
 
 class Nondecreasing(nn.Module):
-    """A nondecreasing vector: start + cumsum(softplus(increments)), initialized to linspace(-1, 1, dim)."""
+    """A nondecreasing vector: start + cumsum(softplus(increments)) (summed from start on, as one cumsum),
+    initialized to linspace(-1, 1, dim)."""
 
     def __init__(self, dim: int):
         super().__init__()
@@ -69,7 +72,19 @@ class Nondecreasing(nn.Module):
 
     def forward(self) -> torch.Tensor:
         start = self.start.unsqueeze(-1)  # leading dimensions of stacked runs, if any, stay in front
-        return torch.cat([start, start + torch.cumsum(F.softplus(self.increments), -1)], -1)
+        return torch.cumsum(torch.cat([start, F.softplus(self.increments)], -1), -1)
+
+
+def _affine_eig(model, x: torch.Tensor) -> torch.Tensor:
+    """A dense or pencil model's forward as one op over its packed parameters (see affine_parameters)."""
+    _check_x(x, model.num_features)
+    base, coefs, scale = model.affine_parameters()
+    return kth_eigvalsh_affine(base, coefs, x, model.eigval_idx, alpha=model.alpha, scale=scale,
+                               backend=model.backend)
+
+
+# the backends whose forward goes through kth_eigvalsh_affine; the others keep matrices() + kth_eigvalsh
+_AFFINE_BACKENDS = ("auto", "numba")
 
 
 def _check_x(x: torch.Tensor, num_features: int):
@@ -100,6 +115,7 @@ class MultivariateSpectral(nn.Module):
         # entry (i, j) of A_i is packed entry [i, j]: one gather builds the symmetric matrices, and its backward
         # adds the gradients of (i, j) and (j, i) into their one parameter
         self.register_buffer("_sym_index", _packed_index(dim), persistent=False)
+        self.register_buffer("_diag_index", _packed_diagonal(dim), persistent=False)
         init = torch.randn(num_features, dim * (dim + 1) // 2, generator=generator) / (math.sqrt(dim) * num_features)
         self.A_packed = nn.Parameter(init)
 
@@ -113,7 +129,19 @@ class MultivariateSpectral(nn.Module):
         mu = torch.diag_embed(self.mu()).unsqueeze(-3)  # one diag(mu) for every row of x
         return mu + torch.einsum("...bf,...fij->...bij", x, self.feature_matrices())
 
+    def affine_parameters(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(base, coefs, scale) with M(x) = unpack(base + sum_i x_i coefs_i), the packed form kth_eigvalsh_affine
+        takes: base (P,) = diag(mu) packed (differentiable in mu), coefs = A_packed (num_features, P), scale None;
+        P = dim (dim + 1) / 2, entry (i, j), i >= j, at i (i + 1) / 2 + j. Stacked runs: (runs, P), (runs,
+        num_features, P)."""
+        mu = self.mu()
+        P = self.A_packed.shape[-1]
+        base = mu.new_zeros(mu.shape[:-1] + (P,)).index_copy(-1, self._diag_index, mu)
+        return base, self.A_packed, None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.backend in _AFFINE_BACKENDS:
+            return _affine_eig(self, x)
         return _dense_eig(self.matrices(x), self.eigval_idx, self.alpha, self.backend)
 
 
@@ -130,6 +158,12 @@ def _packed_index(dim: int) -> torch.Tensor:
     packed = torch.empty(dim, dim, dtype=torch.long)
     packed[rows, cols] = packed[cols, rows] = torch.arange(rows.numel())
     return packed.flatten()
+
+
+def _packed_diagonal(dim: int) -> torch.Tensor:
+    """(dim,) long: entry (i, i) of a packed lower triangle sits at i (i + 1) / 2 + i."""
+    i = torch.arange(dim)
+    return i * (i + 1) // 2 + i
 
 
 class PencilSpectral(nn.Module):
@@ -161,6 +195,8 @@ class PencilSpectral(nn.Module):
         scale = torch.full((dim, dim), 2.0**-0.5 if init == "paper" else 1.0)
         scale.diagonal().fill_(1.0)
         self.register_buffer("_embed_scale", scale.flatten(), persistent=False)
+        rows, cols = torch.tril_indices(dim, dim)
+        self.register_buffer("_packed_scale", scale[rows, cols], persistent=False)  # the same, per packed entry
         if init == "paper":
             self._paper_init()
 
@@ -195,7 +231,17 @@ class PencilSpectral(nn.Module):
         _check_x(x, self.num_features)
         return self._embed(_affine(x, self.linear))
 
+    def affine_parameters(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(base, coefs, scale) with M(x) = unpack(scale * (base + sum_i x_i coefs_i)), the packed form
+        kth_eigvalsh_affine takes: base = the layer's bias (P,), coefs = its weight transposed (num_features, P),
+        scale the embedding's per-entry factor (P,) ("paper" init: off-diagonal entries times 1 / sqrt 2), None for
+        the plain embedding. Stacked runs: (runs, P), (runs, num_features, P)."""
+        scale = self._packed_scale if self.init == "paper" else None
+        return self.linear.bias, self.linear.weight.transpose(-1, -2), scale
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.backend in _AFFINE_BACKENDS:
+            return _affine_eig(self, x)
         return _dense_eig(self.matrices(x), self.eigval_idx, self.alpha, self.backend)
 
 
