@@ -46,42 +46,107 @@ if available:
     # 1.2x and 1.55x at n = 128, 1.25x and 1.5x at n = 200; below it the full update's longer rows vectorize as well.
     LOWER_MIN_N = 64
 
-    @njit(cache=True, fastmath={"contract"})
-    def _reduce(W, d, e, tau, p, v):
-        """Householder reduction of the full symmetric (n, n) W in place. Out: d (n), e (n - 1), tau (n); the
-        reflector of step i, v with v[0] = 1 acting on rows i+1.., is left in W[i, i+1:]."""
+    # The Householder reduction has three kernels: _reduce (one matrix, the trailing block updated whole),
+    # _reduce_lower (one matrix, its lower triangle alone) and _tridiagonalize_lanes (blocks of matrices side by
+    # side, every loop across the block innermost). The helpers below are inlined by numba (inline="always"), so
+    # each kernel compiles them as if written in place, with its own fastmath flags, and no call per column: the
+    # two one-matrix kernels are one body (_reduce_columns) with the update chosen by a constant; the lanes kernel
+    # shares the reflector's scalars (_house) and the scan and scaling of the input (_triangle_max, _pow2_scale).
+    # Its loops stay its own: running across the block's matrices innermost is what makes every multiply-add a
+    # full vector, and a loop order shared with the one-matrix kernels would undo that.
+
+    @njit(inline="always")
+    def _house(alpha, s):
+        """The scalars of the reflector H = I - t v v^T (v[0] = 1) that maps (alpha, x) with ||x||^2 = s onto
+        (beta, 0): beta, t and the scale 1 / (alpha - beta) of x in v (no cancellation: alpha and -beta have the
+        same sign). float64."""
+        beta = -math.copysign(math.sqrt(alpha * alpha + s), alpha)
+        return beta, (beta - alpha) / beta, 1.0 / (alpha - beta)
+
+    @njit(inline="always")
+    def _reflector(W, i, d, e, tau, v):
+        """Column i of the one-matrix kernels: d[i], e[i], tau[i] and the reflector v (v[0] = 1, m = n - i - 1
+        entries). Returns its t, or 0.0 where the column is (nearly) tridiagonal already: H = I (see TINY_S), and
+        W[i, i+1:] is zeroed."""
+        n = W.shape[0]
+        m = n - i - 1
+        alpha = np.float64(W[i + 1, i])
+        s = 0.0  # in float64, squares included: float32 entries cannot underflow there
+        for j in range(i + 2, n):
+            x = np.float64(W[j, i])
+            s += x * x
+        d[i] = W[i, i]
+        if s < TINY_S:
+            tau[i] = 0.0
+            e[i] = alpha
+            out = W[i, i + 1 :]
+            for j in range(m):
+                out[j] = 0.0
+            return 0.0
+        beta, t, inv = _house(alpha, s)
+        tau[i] = t
+        e[i] = beta
+        v[0] = 1.0
+        for j in range(1, m):
+            v[j] = W[i + 1 + j, i] * inv
+        return t
+
+    @njit(inline="always")
+    def _triangle_max(A, b, lower):
+        """(whether every entry of matrix b's triangle read is finite, the largest absolute entry)."""
+        n = A.shape[1]
+        s = 0.0
+        finite = True
+        for r in range(n):
+            for c in range(r + 1):
+                x = A[b, r, c] if lower else A[b, c, r]
+                if not np.isfinite(x):
+                    finite = False
+                s = max(s, abs(x))
+        return finite, s
+
+    @njit(inline="always")
+    def _pow2_scale(s):
+        """The power of two that brings a largest entry s into [1, 2) (1 for s = 0): 2**ex itself can overflow."""
+        if s > 0.0:
+            _, ex = math.frexp(s)
+            return math.ldexp(1.0, ex - 1)
+        return 1.0
+
+    @njit(inline="always")
+    def _reduce_columns(W, d, e, tau, p, v, lower_only):
+        """Householder reduction of the symmetric (n, n) W in place, the trailing block updated whole or, with
+        `lower_only`, in its lower triangle alone (its upper triangle never read or written: half the work). Out:
+        d (n), e (n - 1), tau (n); the reflector of step i, v with v[0] = 1 acting on rows i+1.., is left in
+        W[i, i+1:]. Inlined into _reduce and _reduce_lower, each with lower_only a constant, so each keeps only its
+        own update loops, compiled with its own fastmath flags."""
         n = W.shape[0]
         for i in range(n - 2):
             m = n - i - 1
-            alpha = np.float64(W[i + 1, i])
-            s = 0.0  # in float64, squares included: float32 entries cannot underflow there
-            for j in range(i + 2, n):
-                x = np.float64(W[j, i])
-                s += x * x
-            d[i] = W[i, i]
-            if s < TINY_S:  # (nearly) tridiagonal in this column already: H = I (see TINY_S)
-                tau[i] = 0.0
-                e[i] = alpha
-                out = W[i, i + 1 :]
-                for j in range(m):
-                    out[j] = 0.0
+            t = _reflector(W, i, d, e, tau, v)
+            if t == 0.0:  # H = I
                 continue
-            beta = -math.copysign(math.sqrt(alpha * alpha + s), alpha)
-            t = (beta - alpha) / beta
-            inv = 1.0 / (alpha - beta)  # no cancellation: alpha and -beta have the same sign
-            tau[i] = t
-            e[i] = beta
-            v[0] = 1.0
-            for j in range(1, m):
-                v[j] = W[i + 1 + j, i] * inv
-            # p = t * A22 v, A22 = W[i+1:, i+1:] symmetric: accumulate its rows (contiguous, vectorized)
+            # p = t A22 v - (t^2 / 2) (v^T A22 v) v, then A22 <- A22 - v p^T - p v^T, A22 = W[i+1:, i+1:]
             for j in range(m):
                 p[j] = 0.0
-            for c in range(m):
-                vc = v[c]
-                row = W[i + 1 + c, i + 1 :]
+            if lower_only:
+                # row r holds A22[r, :r+1], which adds A22[r, c] v[c] to p[r] (a dot product) and A22[r, c] v[r]
+                # to p[c] (c < r; an axpy)
                 for r in range(m):
-                    p[r] += row[r] * vc
+                    row = W[i + 1 + r, i + 1 : i + 2 + r]
+                    vr = v[r]
+                    acc = 0.0
+                    for c in range(r):
+                        acc += row[c] * v[c]
+                        p[c] += row[c] * vr
+                    p[r] += acc + row[r] * vr
+            else:
+                # accumulate the rows of the symmetric A22 (contiguous, vectorized)
+                for c in range(m):
+                    vc = v[c]
+                    row = W[i + 1 + c, i + 1 :]
+                    for r in range(m):
+                        p[r] += row[r] * vc
             pv = 0.0
             for r in range(m):
                 p[r] *= t
@@ -89,13 +154,20 @@ if available:
             h = 0.5 * t * pv
             for r in range(m):
                 p[r] -= h * v[r]
-            # A22 <- A22 - v w^T - w v^T with w = p
-            for r in range(m):
-                vr = v[r]
-                pr = p[r]
-                row = W[i + 1 + r, i + 1 :]
-                for c in range(m):
-                    row[c] -= vr * p[c] + pr * v[c]
+            if lower_only:
+                for r in range(m):
+                    vr = v[r]
+                    pr = p[r]
+                    row = W[i + 1 + r, i + 1 : i + 2 + r]
+                    for c in range(r + 1):
+                        row[c] -= vr * p[c] + pr * v[c]
+            else:
+                for r in range(m):
+                    vr = v[r]
+                    pr = p[r]
+                    row = W[i + 1 + r, i + 1 :]
+                    for c in range(m):
+                        row[c] -= vr * p[c] + pr * v[c]
             out = W[i, i + 1 :]
             for j in range(m):
                 out[j] = v[j]
@@ -106,71 +178,16 @@ if available:
         d[n - 1] = W[n - 1, n - 1]
         tau[n - 1] = 0.0
 
+    @njit(cache=True, fastmath={"contract"})
+    def _reduce(W, d, e, tau, p, v):
+        """_reduce_columns with the whole trailing block updated (below LOWER_MIN_N its longer rows vectorize)."""
+        _reduce_columns(W, d, e, tau, p, v, False)
+
     @njit(cache=True, fastmath={"contract", "reassoc"})
     def _reduce_lower(W, d, e, tau, p, v):
-        """Householder reduction of the symmetric (n, n) W in place, its lower triangle read and updated (the
-        trailing block's upper triangle is never touched: half the work of a full update). Out: d (n), e (n - 1),
-        tau (n); the reflector of step i, v with v[0] = 1 acting on rows i+1.., is left in W[i, i+1:]. fastmath
-        "reassoc" lets the compiler vectorize the dot products of A22 v over the rows (a reordered sum)."""
-        n = W.shape[0]
-        for i in range(n - 2):
-            m = n - i - 1
-            alpha = np.float64(W[i + 1, i])
-            s = 0.0  # in float64, squares included: float32 entries cannot underflow there
-            for j in range(i + 2, n):
-                x = np.float64(W[j, i])
-                s += x * x
-            d[i] = W[i, i]
-            if s < TINY_S:  # (nearly) tridiagonal in this column already: H = I (see TINY_S)
-                tau[i] = 0.0
-                e[i] = alpha
-                out = W[i, i + 1 :]
-                for j in range(m):
-                    out[j] = 0.0
-                continue
-            beta = -math.copysign(math.sqrt(alpha * alpha + s), alpha)
-            t = (beta - alpha) / beta
-            inv = 1.0 / (alpha - beta)  # no cancellation: alpha and -beta have the same sign
-            tau[i] = t
-            e[i] = beta
-            v[0] = 1.0
-            for j in range(1, m):
-                v[j] = W[i + 1 + j, i] * inv
-            # p = t * A22 v, A22 = W[i+1:, i+1:] from its lower triangle: row r holds A22[r, :r+1], which adds
-            # A22[r, c] v[c] to p[r] (a dot product) and A22[r, c] v[r] to p[c] (c < r; an axpy)
-            for j in range(m):
-                p[j] = 0.0
-            for r in range(m):
-                row = W[i + 1 + r, i + 1 : i + 2 + r]
-                vr = v[r]
-                acc = 0.0
-                for c in range(r):
-                    acc += row[c] * v[c]
-                    p[c] += row[c] * vr
-                p[r] += acc + row[r] * vr
-            pv = 0.0
-            for r in range(m):
-                p[r] *= t
-                pv += p[r] * v[r]
-            h = 0.5 * t * pv
-            for r in range(m):
-                p[r] -= h * v[r]
-            # A22 <- A22 - v w^T - w v^T with w = p, lower triangle
-            for r in range(m):
-                vr = v[r]
-                pr = p[r]
-                row = W[i + 1 + r, i + 1 : i + 2 + r]
-                for c in range(r + 1):
-                    row[c] -= vr * p[c] + pr * v[c]
-            out = W[i, i + 1 :]
-            for j in range(m):
-                out[j] = v[j]
-        if n >= 2:
-            d[n - 2] = W[n - 2, n - 2]
-            e[n - 2] = W[n - 1, n - 2]
-            tau[n - 2] = 0.0
-        d[n - 1] = W[n - 1, n - 1]
-        tau[n - 1] = 0.0
+        """_reduce_columns with the lower triangle alone updated. fastmath "reassoc" lets the compiler vectorize
+        the dot products of A22 v over the rows (a reordered sum)."""
+        _reduce_columns(W, d, e, tau, p, v, True)
 
     @njit(parallel=True, cache=True)
     def _tridiagonalize(A, lower, keep, refl, d, e, tau, scale):
@@ -182,14 +199,7 @@ if available:
             W = refl[b] if keep else np.empty((n, n), dtype=A.dtype)
             p = np.empty(n, dtype=A.dtype)
             v = np.empty(n, dtype=A.dtype)
-            s = 0.0
-            finite = True
-            for r in range(n):
-                for c in range(r + 1):
-                    x = A[b, r, c] if lower else A[b, c, r]
-                    if not np.isfinite(x):
-                        finite = False
-                    s = max(s, abs(x))
+            finite, s = _triangle_max(A, b, lower)
             if not finite:
                 scale[b] = 1.0
                 for i in range(n):
@@ -202,10 +212,7 @@ if available:
                         for c in range(n):
                             W[r, c] = 0.0
                 continue
-            sc = 1.0
-            if s > 0.0:
-                _, ex = math.frexp(s)
-                sc = math.ldexp(1.0, ex - 1)  # largest entry in [1, 2): 2**ex itself can overflow
+            sc = _pow2_scale(s)
             scale[b] = sc
             inv = 1.0 / sc
             for r in range(n):
@@ -254,18 +261,10 @@ if available:
                 b = b0 + lane
                 if b >= B:
                     continue  # padding: a zero matrix
-                mx = 0.0
-                for r in range(n):
-                    for c in range(r + 1):
-                        x = A[b, r, c] if lower else A[b, c, r]
-                        if not np.isfinite(x):
-                            finite[lane] = False
-                        mx = max(mx, abs(x))
+                finite[lane], mx = _triangle_max(A, b, lower)
                 if not finite[lane]:
                     continue  # stays a zero matrix; marked NaN on the way out
-                if mx > 0.0:
-                    _, ex = math.frexp(mx)
-                    sc[lane] = math.ldexp(1.0, ex - 1)  # largest entry in [1, 2), as _tridiagonalize
+                sc[lane] = _pow2_scale(mx)
                 iv = 1.0 / sc[lane]
                 for r in range(n):
                     for c in range(r + 1):
@@ -285,9 +284,7 @@ if available:
                         inv[lane] = 0.0
                         ee[i, lane] = a
                     else:
-                        beta = -math.copysign(math.sqrt(a * a + s[lane]), a)
-                        t[lane] = (beta - a) / beta
-                        inv[lane] = 1.0 / (a - beta)
+                        beta, t[lane], inv[lane] = _house(a, s[lane])
                         ee[i, lane] = beta
                     tt[i, lane] = t[lane]
                 for lane in range(L):
