@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.eignotes-installed
 
-.PHONY: setup reproduce test lab bench sync clean
+.PHONY: setup reproduce test test-fast check lab bench sync clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +25,20 @@ setup: $(STAMP)
 reproduce: $(STAMP)
 	$(PY) -m eignotes.course.reproduce --out build
 
-# Lint (ruff), then unit tests, doctests, notebook-pair checks and every notebook (nbmake) at the quick scale.
-test: $(STAMP)
+# Static checks: lint (ruff), the layer contracts (import-linter), types of the core (mypy).
+check: $(STAMP)
 	$(VENV)/bin/ruff check eignotes tests tools notebooks benchmarks
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
+
+# The CI command: static checks, then unit tests, doctests, notebook-pair checks and every notebook (nbmake) at the
+# quick scale.
+test: check
 	EIGNOTES_SCALE=quick $(PY) -m pytest tests --nbmake notebooks -q -p no:cacheprovider
+
+# The edit-test loop: static checks and the unit tests not marked slow (tests/conftest.py lists them), no notebooks.
+test-fast: check
+	EIGNOTES_SCALE=quick $(PY) -m pytest tests -q -p no:cacheprovider -m "not slow"
 
 # After editing a notebook (its .py source, or the .ipynb in Jupyter): rewrite the other file of the pair.
 sync: $(STAMP)

@@ -12,6 +12,7 @@ import types
 
 import numpy as np
 
+from eignotes.bench import suites
 from eignotes.course import experiments
 from eignotes.linalg import _cupy
 from eignotes.linalg import dense as dense_mod
@@ -48,5 +49,6 @@ def install(monkeypatch) -> list[str]:
     stand_in = lambda backend, device, n=0: "cupy" if backend == "cupy" else real(backend, device, n)  # noqa: E731
     monkeypatch.setattr(dense_mod, "resolve_dense_backend", stand_in)
     monkeypatch.setattr(dense_mod, "_resolve_cached", stand_in)  # what eager calls use
-    monkeypatch.setattr(experiments, "cupy_usable", lambda device: True)
+    for module in (experiments, suites):  # each imported the check by name
+        monkeypatch.setattr(module, "cupy_usable", lambda device: True)
     return calls

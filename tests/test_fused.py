@@ -15,7 +15,7 @@ from eignotes.training import data as D
 from eignotes.training import fused, recipes, runs
 from eignotes.training import stream as st
 
-pytestmark = pytest.mark.skipif(not fused._tri_numba.AVAILABLE, reason="the fused step is a numba kernel")
+pytestmark = pytest.mark.skipif(not fused._tri_numba.available, reason="the fused step is a numba kernel")
 
 
 @pytest.fixture(scope="module")

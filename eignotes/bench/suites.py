@@ -29,10 +29,10 @@ from .. import (
 )
 from ..linalg import _dense_triton, tridiagonal_backends
 from ..linalg.dlpack import cupy_available
+from ..provenance import as_markdown, provenance
 from ..training import fused, recipes
 from ..training import stream as st
 from ..training.data import prepare_housing
-from .provenance import as_markdown, provenance
 from .timing import Timing, cupy_usable, random_symmetric, time_interleaved
 
 if TYPE_CHECKING:

@@ -23,9 +23,6 @@ try:
 except Exception as exc:  # pragma: no cover - exercised only where numba is missing
     available = Availability(False, f"numba is not importable ({type(exc).__name__}: {exc})")
 
-# kept for eignotes.training.fused until it reads the Availability
-AVAILABLE, WHY = available, available.reason
-
 
 if available:
 

@@ -42,11 +42,10 @@ from .tridiagonal import _NITER, PIVMIN
 
 __all__ = ["kth_eigvalsh_affine"]
 
-# whether numba loads here: the kernel modules' `available` (an Availability), `AVAILABLE` in older trees
-AVAILABLE = bool(getattr(_tri_numba, "available", getattr(_tri_numba, "AVAILABLE", False)))
+available = _tri_numba.available  # the compiled kernels load where numba does
 
 
-if AVAILABLE:
+if available:
     from numba import njit, prange
 
     @njit(cache=True)

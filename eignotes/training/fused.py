@@ -100,8 +100,8 @@ def _runs_of(model: nn.Module) -> int:
 def fusable(model: nn.Module, optimizer: str, *, device: torch.device | str = "cpu") -> tuple[bool, str]:
     """(True, "") when the fused CPU step can train `model` with the optimizer named `optimizer` ("adam" or
     "adamw"); else (False, why)."""
-    if not _tri_numba.AVAILABLE:
-        return False, _tri_numba.WHY
+    if not _tri_numba.available:
+        return False, _tri_numba.available.reason
     if type(model) not in _MODELS:
         return False, ("the fused step is written for TridiagonalSpectral, MultivariateSpectral and PencilSpectral, "
                        f"not {type(model).__name__}")
@@ -141,7 +141,7 @@ def fusable(model: nn.Module, optimizer: str, *, device: torch.device | str = "c
     return True, ""
 
 
-if _tri_numba.AVAILABLE:
+if _tri_numba.available:
     from numba import njit, prange
 
     @njit(cache=True)
