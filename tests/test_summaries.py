@@ -23,10 +23,11 @@ def test_onecycle_rate_matches_the_recipes_scheduler():
 
 def _write_results(folder, cut_val, full_val, cut_stop):
     def row(policy, vals, stops, schedule="one_cycle"):
-        runs = [{"seed": i, "best_val_rmse_dollars": v, "test_rmse_dollars": v + 500, "best_epoch": s - 5,
+        runs = [{"seed": i, "selection_rmse_dollars": v - 500, "assessment_rmse_dollars": v, "best_epoch": s - 5,
                  "epochs_run": s, "diverged": False} for i, (v, s) in enumerate(zip(vals, stops, strict=True))]
         return {"kind": "tridiagonal", "dim": 15, "epochs": 60, "policy": policy, "schedule": schedule,
-                "runs": runs, "median_val_rmse_dollars": sorted(vals)[2], "median_test_rmse_dollars": 0}
+                "runs": runs, "median_assessment_rmse_dollars": sorted(vals)[2],
+                "median_selection_rmse_dollars": sorted(vals)[2] - 500}
 
     doc = {"meta": {"device": "a CPU", "date": "2026-12-01T00:00", "commit": "abc"},
            "rows": [row("onecycle+stop", cut_val, [cut_stop] * 5), row("onecycle full", full_val, [60] * 5),
@@ -47,6 +48,9 @@ def test_schedule_stopping_reads_the_newest_file_and_checks_the_claim(tmp_path):
     assert holds and "abc" in lines[0] and "tell them apart" in lines[-1]
     # the stop came late (the rate already below a tenth of its peak): the claim does not hold
     _write_results(tmp_path, [56000, 56100, 56200, 56300, 56400], [55000, 55100, 55200, 55300, 55400], 59)
+    assert summaries.schedule_stopping_lines(summaries.schedule_stopping(tmp_path))[1] is False
+    # the whole budget did worse on the held-out half than the stopped runs: the claim does not hold either
+    _write_results(tmp_path, [55000, 55100, 55200, 55300, 55400], [56000, 56100, 56200, 56300, 56400], 42)
     assert summaries.schedule_stopping_lines(summaries.schedule_stopping(tmp_path))[1] is False
 
 

@@ -50,9 +50,10 @@ def _newest(pattern: str, results_dir: str | Path | None) -> Path | None:
 
 def schedule_stopping(results_dir: str | Path | None = None) -> pd.DataFrame | None:
     """The newest committed `*_schedule-stopping_*.json` (benchmarks/schedule_stopping.py) as a table: one row per
-    setting (model, dim, epoch budget) and policy, with the median over seeds of the best validation RMSE, of the
-    epoch each run stopped at and of the rate it was training at then (a fraction of the peak; 1 for a constant
-    rate), the seeds' validation RMSEs, and the file's device, date and commit. None where no such file exists."""
+    setting (model, dim, epoch budget) and policy, with the median over seeds of the held-out RMSE (each run's
+    selected epoch on the half of the validation split that no selection saw), of the epoch each run stopped at and
+    of the rate it was training at then (a fraction of the peak; 1 for a constant rate), the seeds' held-out RMSEs,
+    and the file's device, date and commit. None where no such file exists."""
     import pandas as pd
 
     path = _newest("*_schedule-stopping_*.json", results_dir)
@@ -65,9 +66,9 @@ def schedule_stopping(results_dir: str | Path | None = None) -> pd.DataFrame | N
         stops = [run["epochs_run"] for run in r["runs"]]
         rates = [onecycle_rate(e, r["epochs"]) if r.get("schedule") == "one_cycle" else 1.0 for e in stops]
         rows.append({"model": r["kind"], "dim": r["dim"], "epochs": r["epochs"], "policy": r["policy"],
-                     "runs": len(r["runs"]), "median val RMSE ($)": r["median_val_rmse_dollars"],
+                     "runs": len(r["runs"]), "median held-out RMSE ($)": r["median_assessment_rmse_dollars"],
                      "median epochs run": statistics.median(stops), "median rate at the stop": statistics.median(rates),
-                     "val RMSEs": [run["best_val_rmse_dollars"] for run in r["runs"]],
+                     "held-out RMSEs": [run["assessment_rmse_dollars"] for run in r["runs"]],
                      "file": path.name, "device": meta.get("device", "unknown"),
                      "date": meta.get("date", "unknown"), "commit": meta.get("commit", "unknown")})
     return pd.DataFrame(rows)
@@ -75,14 +76,15 @@ def schedule_stopping(results_dir: str | Path | None = None) -> pd.DataFrame | N
 
 def schedule_stopping_lines(table: pd.DataFrame | None) -> tuple[list[str], bool | None]:
     """What the schedule-and-stopping measurement says, one line per setting, and whether it backs the claim that
-    early stopping cut the one-cycle schedule while its rate was still high and ended with a higher validation RMSE
-    than training the whole budget (every setting: the stop came before the rate had fallen to a tenth of its peak
-    and its median validation RMSE is above the full budget's). (lines, None) where there is no table."""
+    early stopping cut the one-cycle schedule while its rate was still high, and that training the whole budget did
+    no worse on held-out data (every setting: the stop came before the rate had fallen to a tenth of its peak, and
+    the whole budget's median held-out RMSE is at most the stopped runs'). (lines, None) where there is no table."""
     if table is None or not len(table):
         return ["no committed results of benchmarks/schedule_stopping.py: nothing to quote"], None
     first = table.iloc[0]
     lines = [f"stored measurement, not this run: benchmarks/results/{first['file']} ({first['device']}, "
-             f"{first['date']}, commit {first['commit']}); {first['runs']} seeds per row, judged on validation"]
+             f"{first['date']}, commit {first['commit']}); {first['runs']} seeds per row; epochs selected on one "
+             "half of the validation split, policies judged on the other (held-out) half"]
     holds = True
     for (kind, dim, epochs), part in table.groupby(["model", "dim", "epochs"], sort=False):
         by = part.set_index("policy")
@@ -91,14 +93,14 @@ def schedule_stopping_lines(table: pd.DataFrame | None) -> tuple[list[str], bool
             stop = (f", stopped at epoch {row['median epochs run']:g} (median) with the rate at "
                     f"{row['median rate at the stop']:.0%} of its peak" if "stop" in policy and
                     row["median rate at the stop"] < 1 else "")
-            parts.append(f"{policy} ${row['median val RMSE ($)']:,.0f}{stop}")
-        lines.append(f"{kind} dim {dim}, {epochs} epochs, median validation RMSE: " + "; ".join(parts))
+            parts.append(f"{policy} ${row['median held-out RMSE ($)']:,.0f}{stop}")
+        lines.append(f"{kind} dim {dim}, {epochs} epochs, median held-out RMSE: " + "; ".join(parts))
         if {"onecycle+stop", "onecycle full"} <= set(by.index):
             cut, full = by.loc["onecycle+stop"], by.loc["onecycle full"]
-            verdict = seeds_tell_apart(cut["val RMSEs"], full["val RMSEs"])
+            verdict = seeds_tell_apart(cut["held-out RMSEs"], full["held-out RMSEs"])
             lines.append(f"  onecycle+stop against onecycle full: {verdict['verdict']}")
             high = cut["median rate at the stop"] > 0.1
-            holds &= bool(high and cut["median val RMSE ($)"] > full["median val RMSE ($)"])
+            holds &= bool(high and full["median held-out RMSE ($)"] <= cut["median held-out RMSE ($)"])
     return lines, bool(holds)
 
 
