@@ -104,6 +104,9 @@ class MultivariateSpectral(nn.Module):
     run on its own rows in one pass (eignotes.training.runs).
     """
 
+    _sym_index: torch.Tensor  # buffers (register_buffer)
+    _diag_index: torch.Tensor
+
     def __init__(self, *, num_features: int, dim: int, eigval_idx: int, backend: str = "auto",
                  generator: torch.Generator | None = None, alpha: float | None = None):
         super().__init__()
@@ -179,6 +182,10 @@ class PencilSpectral(nn.Module):
 
     Stacked runs: parameters with a leading runs dimension and x (runs, batch, features), as MultivariateSpectral.
     """
+
+    _sym_index: torch.Tensor  # buffers (register_buffer)
+    _embed_scale: torch.Tensor
+    _packed_scale: torch.Tensor
 
     def __init__(self, *, num_features: int, dim: int, eigval_idx: int | None = None, backend: str = "auto",
                  alpha: float | None = None, init: str = "default"):

@@ -19,7 +19,7 @@ def gershgorin(d: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return (d - r).amin(-1), (d + r).amax(-1)
 
 
-def _guard(q, pivmin):
+def _guard(q: torch.Tensor, pivmin: float) -> torch.Tensor:
     return torch.where(q.abs() < pivmin, -pivmin, q)
 
 
@@ -68,17 +68,15 @@ def twisted_vectors(d: torch.Tensor, e: torch.Tensor, lam: torch.Tensor, pivmin:
     dp = [_guard(dd[..., 0], pivmin)]
     for i in range(1, n):
         dp.append(_guard(dd[..., i] - e2[..., i - 1] / dp[-1], pivmin))
-    dm = [None] * n
-    dm[n - 1] = _guard(dd[..., n - 1], pivmin)
+    dm = [_guard(dd[..., n - 1], pivmin)]  # built from i = n - 1 down, reversed below
     for i in range(n - 2, -1, -1):
-        dm[i] = _guard(dd[..., i] - e2[..., i] / dm[i + 1], pivmin)
+        dm.append(_guard(dd[..., i] - e2[..., i] / dm[-1], pivmin))
+    dm.reverse()
     dp_t, dm_t = torch.stack(dp, -1), torch.stack(dm, -1)
     gamma = dp_t + dm_t - dd
     r = gamma.abs().argmin(-1)  # first index of the minimum, like the compiled kernels
-    x = [None] * n
     one = torch.ones_like(lam)
-    for i in range(n):
-        x[i] = torch.where(r == i, one, torch.zeros_like(lam))
+    x = [torch.where(r == i, one, torch.zeros_like(lam)) for i in range(n)]
     for i in range(n - 2, -1, -1):
         x[i] = torch.where(i < r, -e_[..., i] * x[i + 1] / dp_t[..., i], x[i])
     for i in range(1, n):

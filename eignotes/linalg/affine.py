@@ -200,7 +200,8 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return (t if t.is_contiguous() else t.contiguous()).numpy()
 
 
-_NO_SCALE = {torch.float32: np.empty(0, np.float32), torch.float64: np.empty(0, np.float64)}
+_NO_SCALE: dict[torch.dtype, np.ndarray] = {torch.float32: np.empty(0, np.float32),
+                                            torch.float64: np.empty(0, np.float64)}
 _NO_WEIGHTS = {np.dtype(np.float32): np.empty((0, 1), np.float32), np.dtype(np.float64): np.empty((0, 1))}
 _TORCH_DTYPE = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
@@ -486,7 +487,7 @@ def kth_eigvalsh_affine(
     resolved = _resolve(backend, x.device, n)
     B = x.shape[-2]
     out_batch = lead + (B,)
-    a64 = _smooth._alpha_tensor(alpha, out_batch, x.device) if smoothed else None
+    a64 = _smooth._alpha_tensor(alpha, out_batch, x.device) if alpha is not None else None  # None: not smoothed
     compiling = torch.compiler.is_compiling()
     transformed = torch._C._are_functorch_transforms_active()
     constant = (not isinstance(alpha, torch.Tensor) or not _checks.needs_grad(alpha)) and (
@@ -504,12 +505,12 @@ def kth_eigvalsh_affine(
     if compiling:
         vals = _kth_eigh_affine_op(*_flat3(base, coefs, x, lead), scale, ks, grad)[0]
     elif grad:
-        vals = _AffineEager.apply(base, coefs, x, scale, ks, a64.reshape(-1) if smoothed else None, lead, scalar)
+        vals = _AffineEager.apply(base, coefs, x, scale, ks, a64.reshape(-1) if a64 is not None else None, lead, scalar)
         return vals if vals.dtype == dtype else vals.to(dtype)
     else:
         A = _matrices_np(_runs_np(base, lead, 1), _runs_np(coefs, lead, 2), _runs_np(x, lead, 2),
                          _scale_np(scale, work), n)
-        if smoothed:
+        if a64 is not None:  # smoothed
             vals = _smooth._dense_numba_smooth(torch.from_numpy(A), ks[0], a64.reshape(-1), True, False)[0]
         else:
             vals = torch.from_numpy(_eigh_np(A, ks, False)[0])

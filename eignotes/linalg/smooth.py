@@ -79,7 +79,7 @@ def capped_simplex_projection(y: torch.Tensor, r: int) -> torch.Tensor:
     return torch.where(ok, q, torch.full((), math.nan, dtype=q.dtype, device=q.device))
 
 
-def _alpha_tensor(alpha: float | torch.Tensor, batch: torch.Size, device: torch.device) -> torch.Tensor:
+def _alpha_tensor(alpha: float | torch.Tensor, batch: tuple[int, ...], device: torch.device) -> torch.Tensor:
     """alpha as a float64 tensor broadcast to the batch shape, after checking it is finite and positive."""
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, torch.Tensor)):
         raise TypeError(f"alpha must be a positive float or a tensor of them, got {type(alpha).__name__}")
@@ -184,8 +184,7 @@ def _windows(d: torch.Tensor, e: torch.Tensor, k: int, a64: torch.Tensor, lam: t
     hi = lam[:, -1] + a64 + slack if k + 1 < n else torch.full_like(lo, math.inf)
     x = torch.stack([lo, hi], -1)
     ds, es, scale, _ = _tri._prepare(d, e)
-    counts = _tri_torch.sturm_count(ds, es * es, x.to(d.dtype) / scale[:, None], PIVMIN)
-    counts = counts.cpu().numpy()
+    counts = _tri_torch.sturm_count(ds, es * es, x.to(d.dtype) / scale[:, None], PIVMIN).cpu().numpy()
     first_b = np.minimum(counts[:, 0], k)
     last_b = np.maximum(counts[:, 1] - 1, min(k + 1, n - 1))
     first, last = int(first_b.min()), int(last_b.max())
@@ -249,6 +248,7 @@ def _dense_numba_smooth(A: torch.Tensor, k: int, a64: torch.Tensor, lower: bool,
     two = [k, k + 1] if k + 1 < n else [k]
     lam = _tri._tri_numba.solve(dt, et, two, _COARSE, piv, False)[0]
     ks, lo, hi = _windows(dt, et, k, a_s, lam, coarse=True)
+    assert lo is not None and hi is not None  # per_matrix: each matrix's window
     m = len(ks)
     vals = np.empty((B, m), dtype=d.dtype)
     vecs = np.empty((B, m, n) if want_grad else (0, m, n), dtype=d.dtype)

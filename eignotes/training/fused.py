@@ -49,6 +49,8 @@ another file's kernel into itself would keep a stale copy in numba's cache when 
 """
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 from torch import nn
@@ -76,6 +78,7 @@ def _step_params(model: nn.Module) -> list[torch.Tensor]:
         return [model.diag.weight, model.diag.bias, model.offdiag.weight, model.offdiag.bias]
     if isinstance(model, PencilSpectral):
         return [model.linear.weight, model.linear.bias]
+    model = cast(MultivariateSpectral, model)  # the third model class (fusable checks the type)
     return [model.mu.start, model.mu.increments, model.A_packed]
 
 
@@ -112,7 +115,7 @@ def fusable(model: nn.Module, optimizer: str, *, device: torch.device | str = "c
                        f"gradient with one element or one per run, got {model.alpha!r}")
     if model.backend not in ("auto", "numba"):
         return False, f"the fused step uses the numba kernel, the model asks for backend={model.backend!r}"
-    if not isinstance(model, TridiagonalSpectral) and model.dim > NUMBA_MAX_N:
+    if isinstance(model, (MultivariateSpectral, PencilSpectral)) and model.dim > NUMBA_MAX_N:
         return False, f"dim {model.dim} is above the dense numba backend's limit ({NUMBA_MAX_N})"
     if any(parametrize.is_parametrized(m) for m in model.modules()):
         return False, "the model is parametrized (torch.nn.utils.parametrize): its tensors are computed"
@@ -479,7 +482,12 @@ class _Step:
         self._alpha_rows: dict[int, torch.Tensor] = {}
         self.niter = _NITER[dtype]
         self.pivmin, self.half = self.X.dtype.type(PIVMIN), self.X.dtype.type(0.5)
-        self._buffers: dict[object, tuple | np.ndarray] = {}  # work arrays by shape (a batch's R * b, or a tag)
+        self._buffers: dict[object, tuple[np.ndarray, ...]] = {}  # work arrays by shape (a batch's R * b, or a tag)
+        self._matrices: dict[int, np.ndarray] = {}  # the dense and pencil steps' matrices, by R * b
+
+    def __call__(self, idx: torch.Tensor) -> None:
+        """Train every run on its rows idx ((b,) or (R, b)); each step class defines it."""
+        raise NotImplementedError
 
     def freeze(self, r: int) -> None:
         """Run r's parameters and optimizer state stay as they are from the next step on (the kernels read the
@@ -617,9 +625,9 @@ class DenseStep(_SymmetricStep):
     def __call__(self, idx: torch.Tensor) -> None:
         ix = self._indices(idx)
         RB, n, dt = ix.size, self.n, self.X.dtype
-        if RB not in self._buffers:
-            self._buffers[RB] = np.empty((RB, n, n), dt)
-        A = self._buffers[RB]
+        if RB not in self._matrices:
+            self._matrices[RB] = np.empty((RB, n, n), dt)
+        A = self._matrices[RB]
         p, g = self.p, self.g
         _dense_build(self.X, ix, p[0], p[1], p[2], A, self.sig)
         pred, vecs, w = self._eigen(A, ix.shape[1])
@@ -643,9 +651,9 @@ class PencilStep(_SymmetricStep):
     def __call__(self, idx: torch.Tensor) -> None:
         ix = self._indices(idx)
         RB, n, dt = ix.size, self.n, self.X.dtype
-        if RB not in self._buffers:
-            self._buffers[RB] = np.empty((RB, n, n), dt)
-        A = self._buffers[RB]
+        if RB not in self._matrices:
+            self._matrices[RB] = np.empty((RB, n, n), dt)
+        A = self._matrices[RB]
         p, g = self.p, self.g
         _pencil_build(self.X, ix, p[0], p[1], dt.type(self.off), A)
         pred, vecs, w = self._eigen(A, ix.shape[1])

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -71,7 +71,7 @@ def use_graphs(requested: bool, model: nn.Module, device: torch.device) -> bool:
     return ok
 
 
-def graph_optimizer(opt_cls: type[torch.optim.Optimizer], params: list[torch.Tensor], *, lr: float,
+def graph_optimizer(opt_cls: type[torch.optim.Adam], params: list[torch.Tensor], *, lr: float,
                     weight_decay: float) -> torch.optim.Optimizer:
     """An optimizer for captured steps: capturable Adam/AdamW with lr and beta1 as device tensors.
 
@@ -99,6 +99,15 @@ def sync_schedule(opt: torch.optim.Optimizer) -> None:
         if not isinstance(b1, torch.Tensor):
             t1.fill_(float(b1))
         group["betas"] = (t1, b2)
+
+
+class _GraphFactory(Protocol):
+    """What StepGraph needs of its graph class (_CudaGraph, or a stand-in): called with the memory pool, a graph
+    with capture(fn), pool() and replay(); side_stream(fn) runs fn eagerly on a side stream."""
+
+    def __call__(self, pool: Any) -> Any: ...
+
+    def side_stream(self, fn: Callable[[], Any]) -> Any: ...
 
 
 class _CudaGraph:
@@ -135,7 +144,7 @@ class StepGraph:
     On a replayed shape the returned tensor is the graph's static output: read it before the next call."""
 
     def __init__(self, step: Callable[[torch.Tensor], torch.Tensor], device: torch.device, enabled: bool,
-                 warmup: int = WARMUP, graph_factory: Callable[[Any], Any] | None = None):
+                 warmup: int = WARMUP, graph_factory: _GraphFactory | None = None):
         self.step = step
         self.enabled = bool(enabled)  # the loop asks for it on CUDA only (use_graphs)
         self.warmup = warmup
@@ -183,7 +192,7 @@ class GraphStep:
     each replay, outside the graph. kind says "eager" once a capture failed and training went on eagerly."""
 
     def __init__(self, eager: Any, device: torch.device, *, warmup: int = WARMUP,
-                 graph_factory: Callable[[Any], Any] | None = None):
+                 graph_factory: _GraphFactory | None = None):
         self.eager, self.optimizer = eager, eager.optimizer
         self.graph = StepGraph(eager.update, device, True, warmup=warmup, graph_factory=graph_factory)
 

@@ -166,7 +166,8 @@ def _stack(models: Sequence[nn.Module], device: torch.device) -> tuple[nn.Module
         owner, _, leaf = name.rpartition(".")
         setattr(stacked.get_submodule(owner) if owner else stacked, leaf, p)
         params[name] = p
-    stacked.alpha = _run_alphas(models, device)
+    # a float, a tensor or None: nn.Module.__setattr__ takes any value, its stub only tensors and modules
+    stacked.alpha = _run_alphas(models, device)  # type: ignore[assignment]
     return stacked, params
 
 
@@ -292,9 +293,10 @@ def _loop(models: list[nn.Module], data: HousingData, seeds: list[int], *, batch
         diverging = [r for r, t in enumerate(trackers) if t.active and t.diverges(train_loss[r])]
         for r in diverging:
             step.freeze(r)
-        event = {"step": epoch, "runs": R, "train_time_sec": seconds, "lr": lr_now, "step_kind": step.kind,
+        event: Event = {"step": epoch, "runs": R, "train_time_sec": seconds, "lr": lr_now, "step_kind": step.kind,
                  "train_loss": train_loss}
         if evaluate:
+            assert scratch is not None  # made when evaluate
             event.update(_evaluate(stacked_model, stacked, scratch, keys, X_val, y_val, data))
             for r, t in enumerate(trackers):
                 if not t.active:

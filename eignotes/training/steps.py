@@ -41,8 +41,10 @@ STEP_KINDS = ("fused", "cuda graphs", "eager")
 class Step(Protocol):
     """What the training loop needs of a step (see the module docstring)."""
 
-    kind: str
     optimizer: torch.optim.Optimizer
+
+    @property
+    def kind(self) -> str: ...  # read-only: a class attribute, or GraphStep's property
 
     def __call__(self, idx: torch.Tensor) -> object: ...
 
