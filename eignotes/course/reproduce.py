@@ -14,12 +14,13 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from .. import config
 from ..config import FIGURES_ENV, STATIC_WIDGETS_ENV
 
 
-def claim_warnings(nb) -> list[str]:
+def claim_warnings(nb: Any) -> list[str]:
     """The ClaimWarning lines in an executed notebook's outputs (eignotes.course.claims.check writes them)."""
     found = []
     for i, cell in enumerate(nb.cells):
