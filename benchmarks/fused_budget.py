@@ -27,9 +27,11 @@ CHILD = r"""
 import json, sys, torch
 kind, dim, epochs = sys.argv[1], int(sys.argv[2]), int(sys.argv[4])
 alpha = None if sys.argv[3] == "none" else float(sys.argv[3])
-try:
+import eignotes, pathlib
+assert pathlib.Path(eignotes.__file__).parent.parent.resolve() == pathlib.Path.cwd().resolve(), eignotes.__file__
+if (pathlib.Path("eignotes") / "training").is_dir():
     from eignotes.training import recipes, data as hdata
-except ImportError:  # the flat layout before the consolidation
+else:  # the flat layout before the consolidation
     from eignotes import recipes, data as hdata
 data = hdata.prepare_housing()
 _, hist, summary = recipes.fit(kind, data, dim=dim, epochs=epochs, alpha=alpha, patience=epochs + 1, device="cpu")
@@ -41,7 +43,9 @@ def _run(tree: Path, kind: str, dim: int, alpha, epochs: int, threads: int) -> d
     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": str(threads),
            "NUMBA_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     out = subprocess.run([sys.executable, "-c", CHILD, kind, str(dim), "none" if alpha is None else str(alpha),
-                          str(epochs)], cwd=tree, env=env, capture_output=True, text=True, check=True)
+                          str(epochs)], cwd=tree, env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"{tree}: {out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
