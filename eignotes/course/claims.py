@@ -14,6 +14,7 @@ of the difference of medians (`permutation_test`, `seeds_tell_apart`).
 from __future__ import annotations
 
 import itertools
+import math
 import warnings
 from collections.abc import Sequence
 
@@ -48,7 +49,8 @@ def check(claim: str, holds: bool, measured: str, *, every_scale: bool = False) 
 def permutation_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     """Exact two-sided permutation test of the difference of medians of two groups (e.g. two settings' seeds).
 
-    Every split of the pooled values into groups of len(a) and len(b) is tried; p is the share of splits whose
+    Every split of the pooled values into groups of len(a) and len(b) is tried (above EXACT_LIMIT splits, that
+    many random ones from a seeded generator, a Monte Carlo p); p is the share of splits whose
     difference of medians is at least as large in size as the observed one. "smallest p" is the p of two groups
     that do not overlap at all, the least p these group sizes can give: above 2 / C(n_a + n_b, n_a) (the observed
     split and its mirror), because a median ignores the extreme runs, so swapping them across the groups leaves the
@@ -65,11 +67,22 @@ def permutation_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float]
             "smallest p": _permutation_p(ranks[:len(a)], ranks[len(a):])}
 
 
+# Up to this many splits the test is exact (every split); above it (more than about 9 runs per group) it draws
+# this many random splits from a seeded generator: the p of a Monte Carlo test, (extreme + 1) / (draws + 1).
+EXACT_LIMIT = 200_000
+
+
 def _permutation_p(a: np.ndarray, b: np.ndarray) -> float:
     pooled = np.concatenate([a, b])
     n, na = len(pooled), len(a)
     observed = abs(float(np.median(a) - np.median(b)))
     tol = 1e-12 * max(1.0, observed)  # equal differences must count as equal despite rounding
+    if math.comb(n, na) > EXACT_LIMIT:
+        rng = np.random.default_rng(0)
+        splits = np.argsort(rng.random((EXACT_LIMIT, n)), axis=1)
+        groups = pooled[splits]
+        diffs = np.abs(np.median(groups[:, :na], axis=1) - np.median(groups[:, na:], axis=1))
+        return float((np.count_nonzero(diffs >= observed - tol) + 1) / (EXACT_LIMIT + 1))
     extreme = total = 0
     for idx in itertools.combinations(range(n), na):
         mask = np.zeros(n, dtype=bool)
