@@ -110,7 +110,8 @@ def main(argv=None) -> int:
         lines.append(f"| {r['kind']} | {r['dim']} | {r['epochs']} | {r['policy']} | "
                      f"${r['median_assessment_rmse_dollars']:,.0f} | ${r['median_selection_rmse_dollars']:,.0f} | "
                      f"{', '.join(str(x['epochs_run']) for x in r['runs'])} |")
-    lines += ["", "Exact permutation test of the assessment medians (two-sided):", "",
+    lines += ["", "Permutation test of the assessment medians (two-sided; exact, or a seeded Monte Carlo test above "
+              "200,000 splits: eignotes.course.claims.permutation_test):", "",
               "| model | dim | epochs | policies | p |", "|---|---|---|---|---|"]
     lines += [f"| {x['kind']} | {x['dim']} | {x['epochs']} | {x['a']} vs {x['b']} | {x['p']:.3f} |"
               for x in tests]

@@ -27,3 +27,17 @@ def gen():
 def random_symmetric(shape, n, dtype, gen):
     A = torch.randn(*shape, n, n, dtype=torch.float64, generator=gen)
     return ((A + A.transpose(-1, -2)) / 2).to(dtype)
+
+
+# The fast tier (`make test-fast`) leaves these out; `make test` (CI) runs everything. Slow here means the Triton
+# kernels under Triton's interpreter (NumPy, one program at a time), ahead-of-time compilation, whole CLI runs and
+# benchmark runs, fresh interpreters: each is a second or more on a 2-core machine.
+_SLOW_FILES = ("test_triton_compile.py", "test_dense_triton.py", "test_layers.py")
+_SLOW_PARTS = ("triton", "cli", "bench_quick", "reproduce_runs", "train_cli")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        name = item.nodeid.split("::")[-1].lower()
+        if item.path.name in _SLOW_FILES or any(part in name for part in _SLOW_PARTS):
+            item.add_marker(pytest.mark.slow)
