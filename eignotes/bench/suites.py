@@ -498,8 +498,9 @@ def goals(rows: Sequence[dict[str, Any]], device_type: str) -> list[dict[str, An
         ok_dim = ov is not None and ov["shape"][1] == GOAL_DIM
         add(f"{kind} model, dim {GOAL_DIM}: eigen-overhead ratio (epoch with the eigenvalue / with trace / dim)",
             "any", f"<= {limit}", ov["overhead_ratio"] if ok_dim else None, lambda v, lim=limit: v <= lim, "{:.2f}")
-    for kind, device, limit in (("dense", "CPU", 3.0), ("tridiagonal", "CPU", 2.0), ("dense", "GPU", 1.5),
-                                ("tridiagonal", "GPU", 1.5)):
+    # On the GPU a step's launches are a fixed cost the runs share; on the CPU the fused step has no such cost, so
+    # each run adds its own eigenvalue work and a CPU ratio goal would measure nothing shared (results README).
+    for kind, device, limit in (("dense", "GPU", 1.5), ("tridiagonal", "GPU", 1.5)):
         r16 = _find(rows, suite="runs", case=f"{kind} runs together, dim {GOAL_DIM}", label="16 runs together")
         add(f"{kind} model, dim {GOAL_DIM}: 16 runs together, epoch time over one run's", device, f"<= {limit}x",
             r16 and r16["cost"], lambda v, lim=limit: v <= lim, "{:.2f}x")
