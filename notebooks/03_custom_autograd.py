@@ -229,7 +229,7 @@ claims.check("written step by step, the function keeps less memory for backward 
 
 # %% [markdown]
 # A custom autograd function is a few lines: a forward that saves what backward needs, and a backward that applies
-# the formula. Written step by step, on the same LAPACK solver as torch.linalg, it saves memory (checked below);
+# the formula. Written step by step, on the same LAPACK solver as torch.linalg, it saves memory (checked above);
 # whether it also saves time, the verdict lines above say. A large gain in time comes when the kernel itself does
 # less, as eignotes' op does.
 # Next, [notebook 04](04_dense_vs_tridiagonal.ipynb) trains the blog's models with this op.

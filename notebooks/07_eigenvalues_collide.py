@@ -137,9 +137,10 @@ print(f"pencil model at initialization, over the first {len(lam0)} training rows
       f"median spread of the spectrum (lambda_14 - lambda_0) {(lam0[:, -1] - lam0[:, 0]).median():.2f}")
 
 # %% [markdown]
-# So alpha = 0.001 is far below the gaps (the exact eigenvalue, in practice), 0.1 a fraction of them, 5 spans most of
-# the spectrum and 25 all of it: the weights then spread over every eigenvalue, and the model loses the sharpness
-# of picking one (training moves the spectrum, so these are starting points, not fixed scales).
+# So alpha = 0.001 is far below the gaps (the exact eigenvalue, in practice), 0.1 a fraction of them, and 5 and 25
+# are of the order of the whole spread printed above, or larger: at initialization their weights reach every
+# eigenvalue, and the model loses the sharpness of picking one (training moves the spectrum, so these are starting
+# points, not fixed scales).
 
 # %%
 runs4, hist4 = collide.alpha_runs(alphas, 1, dim=15, epochs=epochs, data=data)
