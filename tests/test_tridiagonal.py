@@ -177,6 +177,9 @@ def test_several_k_in_one_cluster_give_the_projector(backend, dtype, name, ks):
     """The gradient of a sum of eigenvalues over (part of) a cluster is built from orthonormal vectors: for a whole
     cluster it is the projector P onto the eigenspace, and repeated k count twice (dd = diag P, de = 2 P_i,i+1)."""
     d, e = CASES[name]
+    if backend == "triton" and DEVICE == "cpu" and len(d) >= 21:
+        pytest.skip("interpreted Triton is slow; its n = 21 clusters are tested by the value and gradient tests, "
+                    "and this one on the compiled backends")
     dev = dev_for(backend)
     w, V = sl.eigh_tridiagonal(d, e)
     dt = torch.tensor(d, dtype=dtype, device=dev, requires_grad=True)
@@ -564,6 +567,8 @@ def test_fused_triton_path_on_hard_inputs(name, monkeypatch):
     k at both ends, both dtypes; its gradient equals the standard Triton path's (the same twisted factorization,
     which the tests above hold to the references), float64."""
     d, e = CASES[name]
+    if DEVICE == "cpu" and len(d) > 21:
+        pytest.skip("interpreted Triton is slow; the glued case runs where the kernel compiles (a GPU)")
     w = ref_eigvals(d, e)
     norm = max(np.abs(d).max(), np.abs(e).max() if len(e) else 0.0, 1e-300)
     n = len(d)
