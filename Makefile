@@ -31,14 +31,20 @@ check: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
+# The tests run in one worker process per core (pytest-xdist), each worker's numba and torch on one thread: on a
+# 2-core machine two single-threaded workers finish in about 60% of the time of one two-threaded process, whose
+# small kernels spend much of their time waking threads (and numba's threads, oversubscribed, spin).
+TEST_ENV := EIGNOTES_SCALE=quick NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1
+TEST_ARGS := -q -p no:cacheprovider -n auto
+
 # The CI command: static checks, then unit tests, doctests, notebook-pair checks and every notebook (nbmake) at the
 # quick scale.
 test: check
-	EIGNOTES_SCALE=quick $(PY) -m pytest tests --nbmake notebooks -q -p no:cacheprovider
+	$(TEST_ENV) $(PY) -m pytest tests --nbmake notebooks $(TEST_ARGS)
 
 # The edit-test loop: static checks and the unit tests not marked slow (tests/conftest.py lists them), no notebooks.
 test-fast: check
-	EIGNOTES_SCALE=quick $(PY) -m pytest tests -q -p no:cacheprovider -m "not slow"
+	$(TEST_ENV) $(PY) -m pytest tests $(TEST_ARGS) -m "not slow"
 
 # After editing a notebook (its .py source, or the .ipynb in Jupyter): rewrite the other file of the pair.
 sync: $(STAMP)
