@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -93,6 +94,82 @@ def _check_x(x: torch.Tensor, num_features: int):
                          f"runs), got {tuple(x.shape)}")
 
 
+class PackedMap:
+    """What a compiled training step (eignotes.training.fused) needs to know of a dense or pencil model, kept with
+    the model so that the step knows no layout: the tensors it trains (`params`, in order), the packed entries'
+    scale (`scale`: None or (P,)), and, in NumPy over (R, size) views of those tensors' memory (R: the runs stacked in
+    the parameters, 1 for a plain model), the arguments of kth_eigvalsh_affine they make (`forward`: base (R, P),
+    coefs (R, F, P)) and their gradients from the gradients of base and coefs (`backward`, written into the (R,
+    size) gradient arrays g). It is what affine_parameters computes, without autograd."""
+
+    params: list[torch.Tensor]
+    runs: int  # the runs stacked in the parameters (a leading dimension), 1 for a plain model
+    scale: torch.Tensor | None = None
+
+    def forward(self, p: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def backward(self, gbase: np.ndarray, gcoefs: np.ndarray, g: list[np.ndarray]) -> None:
+        raise NotImplementedError
+
+
+class _DenseMap(PackedMap):
+    """MultivariateSpectral: base = diag(mu) packed, mu = start + cumsum(softplus(increments)) (PyTorch's softplus:
+    linear above 20), coefs = A_packed."""
+
+    def __init__(self, model: MultivariateSpectral):
+        self.params = [model.mu.start, model.mu.increments, model.A_packed]
+        self.runs = model.A_packed.shape[0] if model.A_packed.ndim == 3 else 1
+        self.n, self.F, self.P = model.dim, model.num_features, model.A_packed.shape[-1]
+        self._diag = _packed_diagonal(model.dim).numpy()
+        self._work: tuple[np.ndarray, ...] | None = None
+
+    def forward(self, p):
+        start, inc, A = p
+        R, n = start.shape[0], self.n
+        if self._work is None or self._work[0].dtype != A.dtype:
+            self._work = (np.zeros((R, self.P), A.dtype), np.empty((R, n), A.dtype), np.ones((R, max(n - 1, 1))))
+        base, terms, sig = self._work
+        t = inc[:, : n - 1]
+        terms[:, 0] = start[:, 0]
+        terms[:, 1:] = np.where(t > 20, t, np.log1p(np.exp(np.minimum(t, 20))))
+        base[:, self._diag] = np.cumsum(terms, axis=1)  # one cumsum from start on, as the module's forward
+        sig[:, : n - 1] = np.where(t > 20, 1.0, 1.0 / (1.0 + np.exp(-np.minimum(t, 20).astype(np.float64))))
+        return base, A.reshape(R, self.F, self.P)
+
+    def backward(self, gbase, gcoefs, g):
+        gmu = gbase[:, self._diag].astype(np.float64)
+        n = self.n
+        g[0][:, 0] = gmu.sum(1)
+        if n > 1:  # d mu_i / d increments_j = sigmoid(increments_j) for i > j
+            g[1][:, : n - 1] = np.cumsum(gmu[:, :0:-1], axis=1)[:, ::-1] * self._work[2][:, : n - 1]
+        g[2][...] = gcoefs.reshape(g[2].shape)
+
+
+class _PencilMap(PackedMap):
+    """PencilSpectral: base = the Linear layer's bias, coefs = its weight transposed, scale its embedding's."""
+
+    def __init__(self, model: PencilSpectral):
+        self.params = [model.linear.weight, model.linear.bias]
+        self.runs = model.linear.weight.shape[0] if model.linear.weight.ndim == 3 else 1
+        self.scale = model.affine_parameters()[2]
+        self.F, self.P = model.num_features, model.linear.bias.shape[-1]
+        self._coefs: np.ndarray | None = None
+
+    def forward(self, p):
+        W, bias = p
+        R = W.shape[0]
+        if self._coefs is None or self._coefs.dtype != W.dtype:
+            self._coefs = np.empty((R, self.F, self.P), W.dtype)
+        np.copyto(self._coefs, W.reshape(R, self.P, self.F).transpose(0, 2, 1))
+        return bias, self._coefs
+
+    def backward(self, gbase, gcoefs, g):
+        g[1][...] = gbase
+        R = gbase.shape[0]
+        np.copyto(g[0].reshape(R, self.P, self.F), gcoefs.transpose(0, 2, 1))
+
+
 class MultivariateSpectral(nn.Module):
     """f(x) = lambda_k(diag(mu) + sum_i x_i A_i) with mu nondecreasing and each A_i symmetric.
 
@@ -141,6 +218,10 @@ class MultivariateSpectral(nn.Module):
         P = self.A_packed.shape[-1]
         base = mu.new_zeros(mu.shape[:-1] + (P,)).index_copy(-1, self._diag_index, mu)
         return base, self.A_packed, None
+
+    def packed_map(self) -> PackedMap:
+        """affine_parameters for a compiled training step: see PackedMap."""
+        return _DenseMap(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.backend in _AFFINE_BACKENDS:
@@ -246,6 +327,10 @@ class PencilSpectral(nn.Module):
         scale = self._packed_scale if self.init == "paper" else None
         return self.linear.bias, self.linear.weight.transpose(-1, -2), scale
 
+    def packed_map(self) -> PackedMap:
+        """affine_parameters for a compiled training step: see PackedMap."""
+        return _PencilMap(self)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.backend in _AFFINE_BACKENDS:
             return _affine_eig(self, x)
@@ -271,6 +356,11 @@ class TridiagonalSpectral(nn.Module):
     def feature_matrices(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(num_features, dim) diagonals and (num_features, dim - 1) off-diagonals: T(x) = T_0 + sum_i x_i T_i."""
         return self.diag.weight.T, self.offdiag.weight.T
+
+    def affine_parameters(self) -> list[torch.Tensor]:
+        """[W_d, b_d, W_e, b_e] with d = x W_d^T + b_d the diagonal and e = x W_e^T + b_e the off-diagonal (what a
+        compiled training step, eignotes.training.fused, trains, in this order)."""
+        return [self.diag.weight, self.diag.bias, self.offdiag.weight, self.offdiag.bias]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_x(x, self.num_features)

@@ -518,9 +518,9 @@ def test_a_nan_parameter_gives_nan_to_its_own_smoothed_pencil_run_only(gen):
     y = torch.randn(40, dtype=torch.float64, generator=gen)
     total = torch.zeros(2, dtype=torch.float64)
     idx = torch.stack([torch.arange(20), torch.arange(20, 40)])
-    fused.PencilStep(stacked, X, y, total, optimizer="adam", lr=1e-2, weight_decay=0.0)(idx)
+    fused.AffineStep(stacked, X, y, total, optimizer="adam", lr=1e-2, weight_decay=0.0)(idx)
     total1 = torch.zeros((), dtype=torch.float64)
-    fused.PencilStep(a1, X, y, total1, optimizer="adam", lr=1e-2, weight_decay=0.0)(idx[1])
+    fused.AffineStep(a1, X, y, total1, optimizer="adam", lr=1e-2, weight_decay=0.0)(idx[1])
     assert torch.isnan(total[0]) and float(total[1]) == pytest.approx(float(total1), rel=1e-12)
     assert torch.isnan(stacked.linear.weight[0]).all()
     torch.testing.assert_close(stacked.linear.weight[1].detach(), a1.linear.weight.detach(), rtol=1e-12, atol=0)
@@ -600,3 +600,36 @@ def test_summaries_record_the_step_that_trained(small, monkeypatch):
     monkeypatch.setattr(fused, "make_step", lambda *a, **k: calls.append(1) or original(*a, **k))
     recipes.fit_runs("tridiagonal", data, dim=4, epochs=2, seeds=[0, 1])
     assert len(calls) == 1, "the step is chosen once, before the first epoch"
+
+
+@pytest.mark.parametrize("kind, dim, init", [("dense", 1, "default"), ("dense", 6, "default"), ("pencil", 1, "default"),
+                                             ("pencil", 5, "default"), ("pencil", 5, "paper")])
+@pytest.mark.parametrize("nruns", [None, 3])
+def test_packed_map_is_affine_parameters_and_its_autograd(kind, dim, init, nruns, gen):
+    """What the fused step reads of a model (packed_map, NumPy) is what the model's forward computes
+    (affine_parameters, PyTorch): base, coefs and scale equal, and the gradients of the model's tensors from given
+    gradients of base and coefs equal PyTorch's autograd through affine_parameters, float64, plain and stacked runs
+    (and large increments, where the softplus is linear)."""
+    make = (lambda: models.MultivariateSpectral(num_features=3, dim=dim, eigval_idx=0)) if kind == "dense" else (
+        lambda: models.PencilSpectral(num_features=3, dim=dim, init=init))
+    stack = [make().double() for _ in range(nruns or 1)]
+    if kind == "dense" and dim > 1:
+        with torch.no_grad():
+            stack[0].mu.increments[0] = 25.0  # above softplus' threshold
+    model = stack[0] if nruns is None else runs._stack(stack, torch.device("cpu"))[0]
+    pmap = model.packed_map()
+    R = nruns or 1
+    assert pmap.runs == R and [id(p) for p in pmap.params] == [id(p) for p in fused._step_params(model)]
+    views = [p.detach().numpy().reshape(R, -1) if p.numel() else np.zeros((R, 1)) for p in pmap.params]
+    base, coefs = pmap.forward(views)
+    tb, tc, ts = model.affine_parameters()
+    np.testing.assert_allclose(base, tb.detach().reshape(R, -1).numpy(), rtol=1e-15, atol=0)
+    np.testing.assert_array_equal(coefs, tc.detach().reshape(R, 3, -1).numpy())
+    assert (pmap.scale is None) == (ts is None)
+    gb = torch.randn(tb.shape, dtype=torch.float64, generator=gen)
+    gc = torch.randn(tc.shape, dtype=torch.float64, generator=gen)
+    auto = torch.autograd.grad([tb, tc], [p for p in pmap.params if p.numel()], [gb, gc])
+    grads = [np.zeros_like(v) for v in views]
+    pmap.backward(gb.reshape(R, -1).numpy(), gc.reshape(R, 3, -1).numpy(), grads)
+    for a, g in zip(auto, [g for g, p in zip(grads, pmap.params, strict=True) if p.numel()], strict=True):
+        np.testing.assert_allclose(g, a.reshape(R, -1).numpy(), rtol=1e-12, atol=1e-14)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import SupportsIndex
+from typing import SupportsIndex, cast
 
 import numpy as np
 import torch
@@ -242,6 +242,19 @@ def _eigh_np(A: np.ndarray, ks: list[int], want_vectors: bool) -> tuple[np.ndarr
     return vals, (vecs if want_vectors else None)
 
 
+def _solve_np(A: np.ndarray, ks: list[int], a64: torch.Tensor | None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The forward's eigen part on the lower triangles of A (N, n, n), with vectors for the backward: exact (a64
+    None): values (N, m) and unit vectors (N, m, n) of the k in ks, weights None; smoothed (a64 (N,) float64, one
+    k): values (N,) float64, the window's vectors (N, m, n) and weights (N, m). The gradient of a value is
+    sum_t G_t v_t v_t^T (_backward_np). Shared by the op and eignotes.training.fused."""
+    if a64 is None:
+        vals, vecs = _eigh_np(A, ks, True)
+        return vals, cast(np.ndarray, vecs), None
+    value, V, w = _smooth._dense_numba_smooth(torch.from_numpy(A), ks[0], a64, True, True)
+    return value.numpy(), np.ascontiguousarray(V.transpose(-1, -2).numpy()), w.numpy()
+
+
 def _flat3(base: torch.Tensor, coefs: torch.Tensor, x: torch.Tensor, lead: tuple[int, ...]):
     """(R, P), (R, F, P), (R, B, F) views (copies where broadcast) over the leading dimensions `lead`."""
     R = math.prod(lead)
@@ -314,15 +327,9 @@ class _AffineEager(torch.autograd.Function):
         n = _side(base.shape[-1])
         bn, cn, xn = _runs_np(base, lead, 1), _runs_np(coefs, lead, 2), _runs_np(x, lead, 2)
         A = _matrices_np(bn, cn, xn, _scale_np(scale, x.dtype), n)
-        if a64 is None:
-            vals, vecs = _eigh_np(A, ks, True)
-            w = None
-            out = torch.from_numpy(vals)
-        else:
-            value, V, w = _smooth._dense_numba_smooth(torch.from_numpy(A), ks[0], a64, True, True)
-            vecs = np.ascontiguousarray(V.transpose(-1, -2).numpy())
-            out = value
-        out = out.reshape(lead + (B,) if scalar else lead + (B, len(ks)))
+        vals, vecs, wn = _solve_np(A, ks, a64)
+        w = None if wn is None else torch.from_numpy(wn)
+        out = torch.from_numpy(vals).reshape(lead + (B,) if scalar else lead + (B, len(ks)))
         ctx.lead, ctx.base_shape = lead, base.shape
         ctx.save_for_backward(torch.from_numpy(vecs), w, scale, x, coefs)
         return out

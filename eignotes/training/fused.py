@@ -13,17 +13,20 @@ Tridiagonal:
     g = 2 (lambda - y) / b;  dL/dd_i = g q_i^2,  dL/de_i = g 2 q_i q_{i+1}
     dL/dW_d = sum_b dL/dd x_b^T, ...                       (accumulated in float64)
 
-Dense: M = diag(mu) + sum_f x_f A_f with mu = start + cumsum(softplus(increments)) and A_f from its packed lower
-triangle; lambda and q by the numba kernels of kth_eigvalsh (Householder reduction, bisection, twisted
-factorization, back-transformation); dL/dA_f = sum_b g x_f q q^T (packed: the off-diagonal entries twice, as the
-symmetric gather's backward adds (i, j) and (j, i)), dL/dmu_i = sum_b g q_i^2, then back through cumsum and
-softplus. Pencil: M = embed(bias + W x) (the packed lower triangle, off-diagonal entries times the embedding's
-scale); dL/dbias = sum_b G, dL/dW = sum_b G x^T for the packed gradient G of the matrix.
+Dense and pencil (AffineStep): the model says what its parameters mean (its packed_map: the packed base and
+coefficients of kth_eigvalsh_affine they make, and the way back for their gradients); the matrices, the k-th
+eigenpair (or the smoothed eigenvalue's window of eigenpairs, its weights and value) and the gradients of base and
+coefficients come from that op's own compiled CPU kernels (eignotes.linalg.affine: _matrices_np, _solve_np,
+_backward_np), so a reader's own loop over the model's forward and this step compute one thing one way:
 
-Smoothed models (alpha, one float or one per run): the value and the window of eigenpairs that carry weight come
-from the smoothed ops' own CPU paths (kth_eigvalsh_smooth, kth_eigvalsh_tridiagonal_smooth: the window placed by
-Sturm counts, the weights by the capped-simplex projections), and the gradient is sum_j w_j v_j v_j^T in place of
-q q^T. These paths still make a few small PyTorch calls per step (on tensors, without autograd).
+    M_b = unpack(s * (A_0 + sum_f x_bf A_f)),  lambda_b = lambda_k(M_b)
+    g_b = 2 (lambda_b - y_b) / b,  G_b = g_b q q^T packed (smoothed: g_b sum_j w_j v_j v_j^T)
+    dL/dA_0 = sum_b G_b,  dL/dA_f = sum_b x_bf G_b    -> the model's parameters (packed_map.backward)
+
+Tridiagonal smoothed models (alpha, one float or one per run): the value and the window of eigenpairs that carry
+weight come from kth_eigvalsh_tridiagonal_smooth's own CPU path (the window placed by Sturm counts, the weights by
+the capped-simplex projection), and the gradient is sum_j w_j v_j v_j^T in place of q q^T. That path still makes a
+few small PyTorch calls per step (on tensors, without autograd).
 
 Then PyTorch's Adam/AdamW update, element by element, into the optimizer's own state tensors (exp_avg,
 exp_avg_sq, step), with the learning rate and betas read from its param_groups at every step, so schedulers
@@ -56,7 +59,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ..linalg import _dense_numba, _tri_numba
+from ..linalg import _tri_numba
+from ..linalg import affine as _affine
 from ..linalg import smooth as _smooth
 from ..linalg import tridiagonal as _tridiagonal
 from ..linalg.dense import NUMBA_MAX_N
@@ -64,7 +68,7 @@ from ..linalg.tridiagonal import _NITER, PIVMIN
 from ..models import MultivariateSpectral, PencilSpectral, TridiagonalSpectral
 from . import _torch_private as _tp
 
-__all__ = ["fusable", "check_request", "TridiagonalStep", "DenseStep", "PencilStep", "make_step"]
+__all__ = ["fusable", "check_request", "TridiagonalStep", "AffineStep", "make_step"]
 
 _MODELS = (TridiagonalSpectral, MultivariateSpectral, PencilSpectral)
 
@@ -73,13 +77,11 @@ _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 
 def _step_params(model: nn.Module) -> list[torch.Tensor]:
-    """The tensors a fused step trains, in the order of its buffers."""
+    """The tensors a fused step trains, in the order of its buffers: what the model says (its affine_parameters for
+    the tridiagonal model, its packed_map's for the dense and pencil models)."""
     if isinstance(model, TridiagonalSpectral):
-        return [model.diag.weight, model.diag.bias, model.offdiag.weight, model.offdiag.bias]
-    if isinstance(model, PencilSpectral):
-        return [model.linear.weight, model.linear.bias]
-    model = cast(MultivariateSpectral, model)  # the third model class (fusable checks the type)
-    return [model.mu.start, model.mu.increments, model.A_packed]
+        return model.affine_parameters()
+    return cast("MultivariateSpectral | PencilSpectral", model).packed_map().params
 
 
 def _alpha_ok(alpha, runs: int) -> bool:
@@ -96,8 +98,10 @@ def _alpha_ok(alpha, runs: int) -> bool:
 
 def _runs_of(model: nn.Module) -> int:
     """The number of runs stacked in the model's parameters (1 for a plain model)."""
-    p = _step_params(model)[0]
-    return p.shape[0] if p.ndim > (0 if isinstance(model, MultivariateSpectral) else 2) else 1
+    if isinstance(model, TridiagonalSpectral):
+        W = model.affine_parameters()[0]  # (n, F), or (R, n, F) stacked
+        return W.shape[0] if W.ndim == 3 else 1
+    return cast("MultivariateSpectral | PencilSpectral", model).packed_map().runs
 
 
 def fusable(model: nn.Module, optimizer: str, *, device: torch.device | str = "cpu") -> tuple[bool, str]:
@@ -244,164 +248,25 @@ if _tri_numba.available:
                 _adam_row(We, gWe, mWe, vWe, r, hp)
                 _adam_row(be, gbe, mbe, vbe, r, hp)
 
-    @njit(parallel=True, cache=True)
-    def _dense_build(X, idx, start, inc, Ap, A, sig):
-        """A[r * b + j] = diag(mu_r) + sum_f X[idx[r, j], f] A_f (lower triangle), mu_r = start + cumsum(softplus(
-        inc)) (PyTorch's softplus: linear above 20); sig (R, max(n - 1, 1)) gets softplus' derivatives. start (R, 1),
-        inc (R, max(n - 1, 1)), Ap (R, F * P): the packed lower triangles, entry (i, j), i >= j, at i (i + 1) / 2 + j.
-        """
+    @njit(cache=True)
+    def _residuals(pred, y, idx, frozen, total, g):
+        """Each run's sum of squared errors added to total (R,), and g[r * b + j, 0] = d loss / d prediction =
+        2 (pred - y) / b for the rows idx (R, b) (0 for a frozen run), in float64."""
         R, b = idx.shape
-        F = X.shape[1]
-        n = A.shape[1]
-        P = n * (n + 1) // 2
-        mu = np.empty((R, n), dtype=A.dtype)
         for r in range(R):
-            acc = start[r, 0]
-            mu[r, 0] = acc
-            for j in range(n - 1):
-                t = inc[r, j]
-                if t > 20.0:
-                    sp = t
-                    sig[r, j] = 1.0
-                else:
-                    sp = np.log1p(np.exp(t))
-                    sig[r, j] = 1.0 / (1.0 + np.exp(-np.float64(t)))
-                acc = acc + sp
-                mu[r, j + 1] = acc
-        for rb in prange(R * b):
-            r = rb // b
-            row = idx[r, rb - r * b]
-            c = np.zeros(P, dtype=A.dtype)
-            for f in range(F):
-                xf = X[row, f]
-                for q in range(P):
-                    c[q] += xf * Ap[r, f * P + q]
-            for i in range(n):
-                base = i * (i + 1) // 2
-                for j in range(i + 1):
-                    A[rb, i, j] = c[base + j]
-                A[rb, i, i] += mu[r, i]
+            sq = 0.0
+            for j in range(b):
+                res = np.float64(pred[r * b + j]) - np.float64(y[idx[r, j]])
+                sq += res * res
+                g[r * b + j, 0] = 0.0 if frozen[r] else 2.0 * res / b
+            total[r] += sq
 
     @njit(cache=True)
-    def _packed_outer(vecs, w, rb, gj, off, outer):
-        """outer = gj sum_t w[rb, t] v_t v_t^T packed (lower triangle, entry (i, j) at i (i + 1) / 2 + j), with the
-        off-diagonal entries times off: 2 when one packed entry stands for (i, j) and (j, i) (the symmetric
-        gather's backward adds both), times the pencil's embedding scale."""
-        m, n = vecs.shape[1], vecs.shape[2]
-        P = n * (n + 1) // 2
-        for q in range(P):
-            outer[q] = 0.0
-        for t in range(m):
-            if w[rb, t] == 0.0:  # a window entry of weight 0 (its vector may be a zero placeholder)
-                continue
-            gt = gj * np.float64(w[rb, t])
-            for i in range(n):
-                qi = gt * np.float64(vecs[rb, t, i])
-                base = i * (i + 1) // 2
-                for jj in range(i):
-                    outer[base + jj] += off * qi * vecs[rb, t, jj]
-                outer[base + i] += qi * vecs[rb, t, i]
-
-    @njit(cache=True)
-    def _row_outer(X, y, idx, pred, vecs, w, frozen, r, j, off, outer):
-        """Row j of run r: outer = its packed gradient of the matrix (d loss / d lambda times _packed_outer's sum);
-        returns the row's squared error."""
-        b = idx.shape[1]
-        res = pred[r * b + j] - np.float64(y[idx[r, j]])
-        gj = 0.0 if frozen[r] else 2.0 * res / b
-        _packed_outer(vecs, w, r * b + j, gj, off, outer)
-        return res * res
-
-    @njit(parallel=True, cache=True)
-    def _dense_grads(X, y, idx, pred, vecs, w, sig, g_start, g_inc, g_Ap, total, frozen, start, inc, Ap,
-                     m_start, m_inc, m_Ap, v_start, v_inc, v_Ap, hp):
-        """Each run's loss and gradients from the predictions pred (R * b,) float64 and the unit eigenvectors vecs
-        (R * b, m, n) the prediction weighs by w (R * b, m): dL/dA_f = sum g x_f sum_t w_t q_t q_t^T packed (an
-        off-diagonal entry stands for (i, j) and (j, i)), dL/dmu_i = its diagonal, back through cumsum and softplus
-        (sig); then the run's Adam update, as in _tri_grads."""
-        R, b = idx.shape
-        F = X.shape[1]
-        n = vecs.shape[2]
-        P = n * (n + 1) // 2
-        for r in prange(R):
-            sq = 0.0
-            gA = np.zeros(F * P)
-            gmu = np.zeros(n)
-            outer = np.empty(P)
-            for j in range(b):
-                row = idx[r, j]
-                sq += _row_outer(X, y, idx, pred, vecs, w, frozen, r, j, 2.0, outer)
-                for i in range(n):
-                    gmu[i] += outer[i * (i + 1) // 2 + i]
-                for f in range(F):
-                    xf = np.float64(X[row, f])
-                    for q in range(P):
-                        gA[f * P + q] += xf * outer[q]
-            total[r] += sq
-            for q in range(F * P):
-                g_Ap[r, q] = gA[q]
-            s = 0.0
-            for i in range(n):
-                s += gmu[i]
-            g_start[r, 0] = s
-            suffix = 0.0
-            for j in range(n - 2, -1, -1):
-                suffix += gmu[j + 1]
-                g_inc[r, j] = suffix * sig[r, j]
+    def _adam_runs(p, g, m, v, frozen, hp):
+        """_adam_row for every run that is not frozen."""
+        for r in range(p.shape[0]):
             if not frozen[r]:
-                _adam_row(start, g_start, m_start, v_start, r, hp)
-                _adam_row(inc, g_inc, m_inc, v_inc, r, hp)
-                _adam_row(Ap, g_Ap, m_Ap, v_Ap, r, hp)
-
-    @njit(parallel=True, cache=True)
-    def _pencil_build(X, idx, W, bias, off, A):
-        """A[r * b + j] = embed(bias_r + W_r x) (lower triangle) for x = X[idx[r, j]]: W (R, P * F), the Linear
-        weight (P, F) of run r flattened, bias (R, P), packed entry (i, j), i >= j, at i (i + 1) / 2 + j, the
-        off-diagonal entries times off (the embedding scale: 1, or 1 / sqrt 2 for the isometric embedding)."""
-        R, b = idx.shape
-        F = X.shape[1]
-        n = A.shape[1]
-        for rb in prange(R * b):
-            r = rb // b
-            row = idx[r, rb - r * b]
-            for i in range(n):
-                base = i * (i + 1) // 2
-                for j in range(i + 1):
-                    q = base + j
-                    c = bias[r, q]
-                    for f in range(F):
-                        c += X[row, f] * W[r, q * F + f]
-                    A[rb, i, j] = c if i == j else c * off
-
-    @njit(parallel=True, cache=True)
-    def _pencil_grads(X, y, idx, pred, vecs, w, off, gW, gb, total, frozen, W, bias, mW, mb, vW, vb, hp):
-        """Each run's loss and gradients for the pencil model, as _dense_grads: the packed gradient G of the
-        matrix (off-diagonal entries times 2 off), dL/dbias = sum G, dL/dW[q, f] = sum G_q x_f; then the run's Adam
-        update."""
-        R, b = idx.shape
-        F = X.shape[1]
-        n = vecs.shape[2]
-        P = n * (n + 1) // 2
-        for r in prange(R):
-            sq = 0.0
-            gWr = np.zeros(P * F)
-            gbr = np.zeros(P)
-            outer = np.empty(P)
-            for j in range(b):
-                row = idx[r, j]
-                sq += _row_outer(X, y, idx, pred, vecs, w, frozen, r, j, 2.0 * off, outer)
-                for q in range(P):
-                    gbr[q] += outer[q]
-                    for f in range(F):
-                        gWr[q * F + f] += outer[q] * np.float64(X[row, f])
-            total[r] += sq
-            for q in range(P):
-                gb[r, q] = gbr[q]
-            for q in range(P * F):
-                gW[r, q] = gWr[q]
-            if not frozen[r]:
-                _adam_row(W, gW, mW, vW, r, hp)
-                _adam_row(bias, gb, mb, vb, r, hp)
+                _adam_row(p, g, m, v, r, hp)
 
     @njit(cache=True)
     def _adam_row(p, g, m, v, r, hp):
@@ -483,7 +348,6 @@ class _Step:
         self.niter = _NITER[dtype]
         self.pivmin, self.half = self.X.dtype.type(PIVMIN), self.X.dtype.type(0.5)
         self._buffers: dict[object, tuple[np.ndarray, ...]] = {}  # work arrays by shape (a batch's R * b, or a tag)
-        self._matrices: dict[int, np.ndarray] = {}  # the dense and pencil steps' matrices, by R * b
 
     def __call__(self, idx: torch.Tensor) -> None:
         """Train every run on its rows idx ((b,) or (R, b)); each step class defines it."""
@@ -586,80 +450,37 @@ class TridiagonalStep(_Step):
         return value.numpy(), P.contiguous().numpy(), w.to(lam_w.dtype).numpy()
 
 
-class _SymmetricStep(_Step):
-    """What the dense and the pencil steps share: the k-th eigenpair (or the smoothed eigenvalue's window of
-    eigenpairs) of the R * b matrices they build."""
+class AffineStep(_Step):
+    """The fused step for a MultivariateSpectral or PencilSpectral model (or its stacked runs), exact or smoothed
+    (one alpha, or one per run), as TridiagonalStep. The model says what its parameters mean (its packed_map: the
+    packed base and coefs of kth_eigvalsh_affine they make, and the way back for their gradients); the matrices, the
+    eigenpairs (or the smoothed eigenvalue's window), and the gradients of base and coefs are the op's own compiled
+    kernels (eignotes.linalg.affine), so a model's own loop and this step compute one thing one way. Then the MSE's
+    gradient and the Adam/AdamW update."""
 
-    def _eigen(self, A: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A (R * b, n, n) lower triangles -> (values (R * b,) float64, unit vectors (R * b, m, n), weights
-        (R * b, m)): the exact k-th eigenpair (m = 1, weight 1), or the smoothed eigenvalue of the dense op's CPU
-        path (kth_eigvalsh_smooth) with its window's vectors and weights."""
-        RB, n, dt = A.shape[0], self.n, A.dtype
-        if self.alpha is not None:
-            value, V, w = _smooth._dense_numba_smooth(torch.from_numpy(A), self.k, self._alphas(b), True, True)
-            return (value.double().numpy(), np.ascontiguousarray(V.transpose(-1, -2).numpy()),
-                    np.ascontiguousarray(w.numpy()))
-        key = ("eig", RB)
-        if key not in self._buffers:
-            self._buffers[key] = (np.empty((RB, n, n), dt), np.empty((RB, n), dt), np.empty((RB, max(n - 1, 1)), dt),
-                                  np.empty((RB, n), dt), np.empty(RB), np.empty((RB, 1), dt), np.empty((RB, 1, n), dt),
-                                  np.empty(RB), np.ones((RB, 1), dt))
-        refl, d, e, tau, scale, vals, vecs, pred, ones = self._buffers[key]
-        _dense_numba.reduce_into(A, True, True, refl, d, e, tau, scale)
-        self._solve(d, e, vals, vecs, _tri_numba._no_array(dt, 3), want_vectors=True)
-        _dense_numba._back_transform(refl, tau, vecs, _tri_numba._NO_K, _tri_numba._NO_K, 1)
-        np.multiply(vals[:, 0], scale, out=pred)  # the kernels saw the matrices scaled by 1 / scale
-        return pred, vecs, ones
-
-
-class DenseStep(_SymmetricStep):
-    """The fused step for a MultivariateSpectral model (or its stacked runs), exact or smoothed, as
-    TridiagonalStep."""
-
-    def __init__(self, model: MultivariateSpectral, X: torch.Tensor, y: torch.Tensor, total: torch.Tensor,
-                 frozen: torch.Tensor | None = None, *, optimizer: str = "adamw", lr: float = 1e-3,
-                 weight_decay: float = 0.01):
+    def __init__(self, model: MultivariateSpectral | PencilSpectral, X: torch.Tensor, y: torch.Tensor,
+                 total: torch.Tensor, frozen: torch.Tensor | None = None, *, optimizer: str = "adamw",
+                 lr: float = 1e-3, weight_decay: float = 0.01):
         super().__init__(model, X, y, total, frozen, optimizer=optimizer, lr=lr, weight_decay=weight_decay)
-        self.sig = np.ones((self.runs, max(self.n - 1, 1)))
+        self.map = model.packed_map()
+        self.scale = _affine._scale_np(self.map.scale, self.params[0].dtype)
 
     def __call__(self, idx: torch.Tensor) -> None:
         ix = self._indices(idx)
-        RB, n, dt = ix.size, self.n, self.X.dtype
-        if RB not in self._matrices:
-            self._matrices[RB] = np.empty((RB, n, n), dt)
-        A = self._matrices[RB]
-        p, g = self.p, self.g
-        _dense_build(self.X, ix, p[0], p[1], p[2], A, self.sig)
-        pred, vecs, w = self._eigen(A, ix.shape[1])
-        m, v = self.m, self.v
-        _dense_grads(self.X, self.y, ix, pred, vecs, w, self.sig, g[0], g[1], g[2], self.total, self.frozen,
-                     p[0], p[1], p[2], m[0], m[1], m[2], v[0], v[1], v[2], self._hyper())
-
-
-class PencilStep(_SymmetricStep):
-    """The fused step for a PencilSpectral model (or its stacked runs), exact or smoothed (one alpha, or one per
-    run), as TridiagonalStep: M = embed(bias + W x), the eigenvalue, the MSE, dL/dbias = sum G and dL/dW = sum G x^T
-    for the packed gradient G of the matrix, the Adam/AdamW update."""
-
-    def __init__(self, model: PencilSpectral, X: torch.Tensor, y: torch.Tensor, total: torch.Tensor,
-                 frozen: torch.Tensor | None = None, *, optimizer: str = "adamw", lr: float = 1e-3,
-                 weight_decay: float = 0.01):
-        super().__init__(model, X, y, total, frozen, optimizer=optimizer, lr=lr, weight_decay=weight_decay)
-        n = self.n
-        self.off = float(model._embed_scale.view(n, n)[1, 0]) if n > 1 else 1.0
-
-    def __call__(self, idx: torch.Tensor) -> None:
-        ix = self._indices(idx)
-        RB, n, dt = ix.size, self.n, self.X.dtype
-        if RB not in self._matrices:
-            self._matrices[RB] = np.empty((RB, n, n), dt)
-        A = self._matrices[RB]
-        p, g = self.p, self.g
-        _pencil_build(self.X, ix, p[0], p[1], dt.type(self.off), A)
-        pred, vecs, w = self._eigen(A, ix.shape[1])
-        m, v = self.m, self.v
-        _pencil_grads(self.X, self.y, ix, pred, vecs, w, self.off, g[0], g[1], self.total, self.frozen, p[0], p[1],
-                      m[0], m[1], v[0], v[1], self._hyper())
+        b = ix.shape[1]
+        x = self.X[ix]  # (R, b, F)
+        base, coefs = self.map.forward(self.p)
+        A = _affine._matrices_np(base, coefs, x, self.scale, self.n)
+        vals, vecs, w = _affine._solve_np(A, [self.k], None if self.alpha is None else self._alphas(b))
+        if ix.size not in self._buffers:
+            self._buffers[ix.size] = (np.empty((ix.size, 1)),)
+        (g,) = self._buffers[ix.size]
+        _residuals(vals.reshape(-1), self.y, ix, self.frozen, self.total, g)
+        gbase, gcoefs, _ = _affine._backward_np(vecs, g, w, self.scale, x, coefs, True, False)
+        self.map.backward(gbase, gcoefs, self.g)
+        hp = self._hyper()
+        for p, gr, m, v in zip(self.p, self.g, self.m, self.v, strict=True):
+            _adam_runs(p, gr, m, v, self.frozen, hp)
 
 
 def check_request(requested: bool | None, model: nn.Module, optimizer: str, *,
@@ -689,5 +510,7 @@ def make_step(model: nn.Module, X: torch.Tensor, y: torch.Tensor, total: torch.T
         if requested:
             raise ValueError(f"fused_step=True, but the fused step cannot train this model: {why}")
         return None
-    cls = {TridiagonalSpectral: TridiagonalStep, MultivariateSpectral: DenseStep, PencilSpectral: PencilStep}
-    return cls[type(model)](model, X, y, total, frozen, optimizer=optimizer, lr=lr, weight_decay=weight_decay)
+    if isinstance(model, TridiagonalSpectral):
+        return TridiagonalStep(model, X, y, total, frozen, optimizer=optimizer, lr=lr, weight_decay=weight_decay)
+    return AffineStep(cast("MultivariateSpectral | PencilSpectral", model), X, y, total, frozen, optimizer=optimizer,
+                      lr=lr, weight_decay=weight_decay)
