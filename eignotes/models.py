@@ -32,6 +32,7 @@ from .linalg import (
     kth_eigvalsh_tridiagonal_smooth,
     tridiagonal_to_dense,
 )
+from .linalg._tri_numba import available as _compiled
 from .linalg.affine import kth_eigvalsh_affine
 
 INITS = ("default", "paper")
@@ -113,6 +114,43 @@ class PackedMap:
         raise NotImplementedError
 
 
+if _compiled:  # the packed maps' compiled pieces (a training step calls them thousands of times)
+    from numba import njit
+
+    @njit(cache=True)
+    def _nondecreasing_diagonal(start, inc, diag, base, sig):
+        """base[r, diag[i]] = mu_i = start + sum_{j < i} softplus(inc_j) (PyTorch's softplus: linear above 20),
+        summed from start on as the module's one cumsum; sig[r, j] = softplus'(inc_j)."""
+        n = diag.shape[0]
+        for r in range(start.shape[0]):
+            acc = start[r, 0]
+            base[r, diag[0]] = acc
+            for j in range(n - 1):
+                t = inc[r, j]
+                if t > 20.0:
+                    sp = t
+                    sig[r, j] = 1.0
+                else:
+                    sp = np.log1p(np.exp(t))
+                    sig[r, j] = 1.0 / (1.0 + np.exp(-np.float64(t)))
+                acc = acc + sp
+                base[r, diag[j + 1]] = acc
+
+    @njit(cache=True)
+    def _nondecreasing_diagonal_grad(gbase, diag, sig, g_start, g_inc):
+        """The way back: d start = sum_i d mu_i, d inc_j = sig_j sum_{i > j} d mu_i (summed in float64)."""
+        n = diag.shape[0]
+        for r in range(gbase.shape[0]):
+            total = 0.0
+            for i in range(n):
+                total += gbase[r, diag[i]]
+            g_start[r, 0] = total
+            suffix = 0.0
+            for j in range(n - 2, -1, -1):
+                suffix += gbase[r, diag[j + 1]]
+                g_inc[r, j] = suffix * sig[r, j]
+
+
 class _DenseMap(PackedMap):
     """MultivariateSpectral: base = diag(mu) packed, mu = start + cumsum(softplus(increments)) (PyTorch's softplus:
     linear above 20), coefs = A_packed."""
@@ -126,23 +164,15 @@ class _DenseMap(PackedMap):
 
     def forward(self, p):
         start, inc, A = p
-        R, n = start.shape[0], self.n
+        R = start.shape[0]
         if self._work is None or self._work[0].dtype != A.dtype:
-            self._work = (np.zeros((R, self.P), A.dtype), np.empty((R, n), A.dtype), np.ones((R, max(n - 1, 1))))
-        base, terms, sig = self._work
-        t = inc[:, : n - 1]
-        terms[:, 0] = start[:, 0]
-        terms[:, 1:] = np.where(t > 20, t, np.log1p(np.exp(np.minimum(t, 20))))
-        base[:, self._diag] = np.cumsum(terms, axis=1)  # one cumsum from start on, as the module's forward
-        sig[:, : n - 1] = np.where(t > 20, 1.0, 1.0 / (1.0 + np.exp(-np.minimum(t, 20).astype(np.float64))))
+            self._work = (np.zeros((R, self.P), A.dtype), np.ones((R, max(self.n - 1, 1))))
+        base, sig = self._work
+        _nondecreasing_diagonal(start, inc, self._diag, base, sig)
         return base, A.reshape(R, self.F, self.P)
 
     def backward(self, gbase, gcoefs, g):
-        gmu = gbase[:, self._diag].astype(np.float64)
-        n = self.n
-        g[0][:, 0] = gmu.sum(1)
-        if n > 1:  # d mu_i / d increments_j = sigmoid(increments_j) for i > j
-            g[1][:, : n - 1] = np.cumsum(gmu[:, :0:-1], axis=1)[:, ::-1] * self._work[2][:, : n - 1]
+        _nondecreasing_diagonal_grad(gbase, self._diag, self._work[1], g[0], g[1])
         g[2][...] = gcoefs.reshape(g[2].shape)
 
 

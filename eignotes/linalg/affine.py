@@ -206,28 +206,42 @@ _NO_WEIGHTS = {np.dtype(np.float32): np.empty((0, 1), np.float32), np.dtype(np.f
 _TORCH_DTYPE = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
 
-def _matrices_np(base: np.ndarray, coefs: np.ndarray, x: np.ndarray, scale: np.ndarray, n: int) -> np.ndarray:
+def _buf(work: dict | None, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """np.empty(shape, dtype), or with a workspace `work` (a dict its caller keeps: a training step calls these
+    functions thousands of times with the same shapes) the array it holds under `name`, made once per shape. Arrays
+    from a workspace are overwritten by the next call with the same workspace."""
+    if work is None:
+        return np.empty(shape, dtype)
+    a = work.get(name)
+    if a is None or a.shape != shape or a.dtype != dtype:
+        a = work[name] = np.empty(shape, dtype)
+    return a
+
+
+def _matrices_np(base: np.ndarray, coefs: np.ndarray, x: np.ndarray, scale: np.ndarray, n: int,
+                 work: dict | None = None) -> np.ndarray:
     R, B, _ = x.shape
-    A = np.empty((R * B, n, n), dtype=x.dtype)
+    A = _buf(work, "A", (R * B, n, n), x.dtype)
     build = _build_serial if R * B * (x.shape[2] + 1) * base.shape[1] <= SERIAL_MAX_WORK else _build_parallel
     build(base, coefs, x, scale, A)
     return A
 
 
-def _eigh_np(A: np.ndarray, ks: list[int], want_vectors: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def _eigh_np(A: np.ndarray, ks: list[int], want_vectors: bool, work: dict | None = None
+             ) -> tuple[np.ndarray, np.ndarray | None]:
     """The dense op's CPU solver (_dense_numba.solve) on the lower triangles of A (N, n, n): values (N, m) and, as
-    asked, unit vectors (N, m, n) (NaN for a matrix with a non-finite entry)."""
+    asked, unit vectors (N, m, n) (NaN for a matrix with a non-finite entry). work: see _buf."""
     N, n, _ = A.shape
     dt = A.dtype
-    d = np.empty((N, n), dtype=dt)
-    e = np.empty((N, max(n - 1, 1)), dtype=dt)
-    tau = np.empty((N, n), dtype=dt)
-    sc = np.empty(N)
-    refl = np.empty((N, n, n) if want_vectors else (0, n, n), dtype=dt)
+    d = _buf(work, "d", (N, n), dt)
+    e = _buf(work, "e", (N, max(n - 1, 1)), dt)
+    tau = _buf(work, "tau", (N, n), dt)
+    sc = _buf(work, "sc", (N,), np.float64)
+    refl = _buf(work, "refl", (N, n, n) if want_vectors else (0, n, n), dt)
     _dense_numba.reduce_into(A, True, want_vectors, refl, d, e, tau, sc)
     m = len(ks)
-    vals = np.empty((N, m), dtype=dt)
-    vecs = np.empty((N, m, n) if want_vectors else (0, m, n), dtype=dt)
+    vals = _buf(work, "vals", (N, m), dt)
+    vecs = _buf(work, "vecs", (N, m, n) if want_vectors else (0, m, n), dt)
     _tri_numba._solve(d, e, _tri_numba._ks_array(tuple(ks)), _NITER[_TORCH_DTYPE[dt]], dt.type(PIVMIN),
                       dt.type(0.5), want_vectors, vals, vecs)
     if want_vectors:
@@ -242,14 +256,14 @@ def _eigh_np(A: np.ndarray, ks: list[int], want_vectors: bool) -> tuple[np.ndarr
     return vals, (vecs if want_vectors else None)
 
 
-def _solve_np(A: np.ndarray, ks: list[int], a64: torch.Tensor | None
+def _solve_np(A: np.ndarray, ks: list[int], a64: torch.Tensor | None, work: dict | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The forward's eigen part on the lower triangles of A (N, n, n), with vectors for the backward: exact (a64
     None): values (N, m) and unit vectors (N, m, n) of the k in ks, weights None; smoothed (a64 (N,) float64, one
     k): values (N,) float64, the window's vectors (N, m, n) and weights (N, m). The gradient of a value is
-    sum_t G_t v_t v_t^T (_backward_np). Shared by the op and eignotes.training.fused."""
+    sum_t G_t v_t v_t^T (_backward_np). Shared by the op and eignotes.training.fused. work: see _buf."""
     if a64 is None:
-        vals, vecs = _eigh_np(A, ks, True)
+        vals, vecs = _eigh_np(A, ks, True, work)
         return vals, cast(np.ndarray, vecs), None
     value, V, w = _smooth._dense_numba_smooth(torch.from_numpy(A), ks[0], a64, True, True)
     return value.numpy(), np.ascontiguousarray(V.transpose(-1, -2).numpy()), w.numpy()
@@ -284,15 +298,15 @@ def _scale_np(scale: torch.Tensor | None, dtype: torch.dtype) -> np.ndarray:
 
 
 def _backward_np(vecs: np.ndarray, g: np.ndarray, w: np.ndarray | None, scale: np.ndarray, x: np.ndarray,
-                 coefs: np.ndarray, want_params: bool, want_x: bool):
+                 coefs: np.ndarray, want_params: bool, want_x: bool, work: dict | None = None):
     RB, _, _ = vecs.shape
     R, B, F = x.shape
     P = coefs.shape[2]
     dt = x.dtype
-    outer = np.empty((RB, P))
-    gbase = np.empty((R, P), dtype=dt) if want_params else np.empty((0, P), dtype=dt)
-    gcoefs = np.empty((R, F, P), dtype=dt) if want_params else np.empty((0, F, P), dtype=dt)
-    gx = np.empty((R, B, F), dtype=dt) if want_x else np.empty((0, B, F), dtype=dt)
+    outer = _buf(work, "outer", (RB, P), np.float64)
+    gbase = _buf(work, "gbase", (R, P) if want_params else (0, P), dt)
+    gcoefs = _buf(work, "gcoefs", (R, F, P) if want_params else (0, F, P), dt)
+    gx = _buf(work, "gx", (R, B, F) if want_x else (0, B, F), dt)
     work = R * B * P * (vecs.shape[1] + (F + 1 if want_params else 0) + (F if want_x else 0))
     grads = _grads_serial if work <= SERIAL_MAX_WORK else _grads_parallel
     grads(vecs, g, _NO_WEIGHTS[g.dtype] if w is None else w, scale, x, coefs, want_params, want_x, outer, gbase,

@@ -463,6 +463,7 @@ class AffineStep(_Step):
                  lr: float = 1e-3, weight_decay: float = 0.01):
         super().__init__(model, X, y, total, frozen, optimizer=optimizer, lr=lr, weight_decay=weight_decay)
         self.map = model.packed_map()
+        self._work: dict[str, np.ndarray] = {}  # the op's work arrays, made once per shape (affine._buf)
         self.scale = _affine._scale_np(self.map.scale, self.params[0].dtype)
 
     def __call__(self, idx: torch.Tensor) -> None:
@@ -470,13 +471,14 @@ class AffineStep(_Step):
         b = ix.shape[1]
         x = self.X[ix]  # (R, b, F)
         base, coefs = self.map.forward(self.p)
-        A = _affine._matrices_np(base, coefs, x, self.scale, self.n)
-        vals, vecs, w = _affine._solve_np(A, [self.k], None if self.alpha is None else self._alphas(b))
+        work = self._work
+        A = _affine._matrices_np(base, coefs, x, self.scale, self.n, work)
+        vals, vecs, w = _affine._solve_np(A, [self.k], None if self.alpha is None else self._alphas(b), work)
         if ix.size not in self._buffers:
             self._buffers[ix.size] = (np.empty((ix.size, 1)),)
         (g,) = self._buffers[ix.size]
         _residuals(vals.reshape(-1), self.y, ix, self.frozen, self.total, g)
-        gbase, gcoefs, _ = _affine._backward_np(vecs, g, w, self.scale, x, coefs, True, False)
+        gbase, gcoefs, _ = _affine._backward_np(vecs, g, w, self.scale, x, coefs, True, False, work)
         self.map.backward(gbase, gcoefs, self.g)
         hp = self._hyper()
         for p, gr, m, v in zip(self.p, self.g, self.m, self.v, strict=True):
