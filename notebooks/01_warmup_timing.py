@@ -209,7 +209,8 @@ else:
 ns = pick(quick=[8, 32, 33], cpu=[16, 24, 32, 33, 48, 64, 100], full=[16, 24, 32, 33, 48, 64, 100])
 dev = device()
 series = experiments.sweep_n(ns, B, dev, min_run_time=run_time / 2, slow_s=slow_s)
-fig = plotting.line_sweep(series, x_label="n", title=f"all eigenvalues of {B} matrices, {dev.type}, this run",
+fig = plotting.line_sweep(series, x_label="n",
+                          title=f"{B} matrices per call, {dev.type}, this run: all eigenvalues and the k-th only",
                                    logx=True, slopes=(3,), mark_x=32.5 if dev.type == "cuda" else None,
                                    mark_label="n = 32 | 33: the largest n that PyTorch batches on CUDA",
                                    name="01_sweep_n")

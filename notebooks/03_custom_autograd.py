@@ -137,14 +137,16 @@ table.round(2)
 # shows each step); on a GPU it runs CuPy's batched solver where PyTorch loops over the matrices (notebook 01).
 
 # %%
-for what in ("inference", "training"):
-    bars = [{"label": name, "median": row[f"{what} ms"] / 1e3, "iqr": row[f"{what} IQR ms"] / 1e3}
-            for name, row in table.iterrows()]
-    fig = plotting.bar_timings(bars, baseline="torch.linalg", name=f"03_timing_{what}",
-                                        title=f"k-th eigenvalue, {what}, {B} x {n} x {n} float32 on {dev.type}")
+bars = {what: [{"label": name, "median": row[f"{what} ms"] / 1e3, "iqr": row[f"{what} IQR ms"] / 1e3}
+               for name, row in table.iterrows()] for what in ("inference", "training")}
+xmax = max(plotting.bar_xmax_ms(rows) for rows in bars.values())  # one time scale for both figures
+for what, rows in bars.items():
+    fig = plotting.bar_timings(rows, baseline="torch.linalg", name=f"03_timing_{what}", xmax_ms=xmax,
+                               title=f"k-th eigenvalue, {what}, {B} x {n} x {n} float32 on {dev.type}")
 
 # %% [markdown]
-# The same times as bars from zero, one figure per task, each bar's speed written against `torch.linalg` (gray).
+# The same times as bars from zero, one figure per task on one shared time scale (so bar lengths compare across the
+# two figures), each bar's speed written against `torch.linalg` (gray).
 # A long whisker is a warning: that variant's time varied a lot during the run, and its ratio is uncertain.
 
 # %% [markdown]

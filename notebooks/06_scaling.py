@@ -50,8 +50,9 @@ print(describe())
 # Two definitions used throughout:
 #
 # - **converged**: a run has *not* converged when its best validation epoch is the last or next-to-last of its
-#   budget (the budget, not the model, may have ended its improvement); a setting converged when fewer than half
-#   its runs are of that kind. Settings that did not converge are left out of the ranking.
+#   budget (the budget, not the model, may have ended its improvement: `experiments.converged`, the rule of notebooks
+#   04 and 07 too); a setting converged when fewer than half its runs are of that kind. Settings that did not
+#   converge are left out of the ranking.
 # - **can the seeds tell two settings apart?** Only if an exact permutation test of the difference of their median
 #   validation RMSEs gives p ≤ 0.05 (exercise 2 writes the test). Its smallest possible p depends on the seeds: with 3
 #   per setting it cannot go below 0.2, with 5 it can just reach 0.048, so the settings that are ranked get 5 seeds.
@@ -132,7 +133,11 @@ for line in summaries.study_lines(runs, summary):
     print(line)
 if len(converged):
     chosen = converged.loc[converged["val_median"].idxmin()]
-    trees = gradient_boosting_baseline(data)["test RMSE ($)"]
+    gbr = gradient_boosting_baseline(data)
+    print(f"  on validation, where choices are made: chosen setting's median ${chosen['val_median']:,.0f}, "
+          f"gradient-boosted trees ${gbr['validation RMSE ($)']:,.0f} "
+          f"(difference ${chosen['val_median'] - gbr['validation RMSE ($)']:+,.0f})")
+    trees = gbr["test RMSE ($)"]
     refs = {"blog, smoothed dim 15 (selected on test)": 52950, "blog, tridiagonal 45 (selected on test)": 53592,
             "blog, XGBoost": 48024, "gradient-boosted trees, measured here": trees}
     for label, value in refs.items():

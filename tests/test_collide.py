@@ -74,8 +74,8 @@ def test_alpha_runs_table_and_baseline():
         assert row["auc_val_rmse"] == pytest.approx(auc[(row["alpha"], row["seed"])])
     table = collide.auc_table(runs)
     assert list(table["runs"]) == [2, 2]
-    rmse = collide.boosting_baseline(data)
-    assert 20_000 < rmse < 200_000
+    assert runs["converged"].dtype == bool
+    assert list(runs["converged"]) == [e < 2 - 1 for e in runs["best_epoch"]]
 
 
 def test_explorer_is_static_headless_and_checks_alpha(monkeypatch):

@@ -16,13 +16,14 @@ import torch
 from ..linalg import capped_simplex_projection, kth_eigvalsh, kth_eigvalsh_smooth, smooth_weights
 from ..training import recipes
 from ..training.data import HousingData, prepare_housing
+from .experiments import converged
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
 __all__ = ["pencil_line", "kink_curves", "kyfan_curves", "weights_along", "shared_band", "gradient_change",
-           "alpha_runs", "auc_table", "boosting_baseline", "plot_curves", "plot_weights", "plot_gradient_change",
+           "alpha_runs", "auc_table", "plot_curves", "plot_weights", "plot_gradient_change",
            "plot_val_curves", "plot_auc_histograms", "smoothing_explorer"]
 
 
@@ -120,7 +121,9 @@ def alpha_runs(alphas: Sequence[float], repeats: int, *, dim: int = 15, epochs: 
     batch 64, OneCycle over `epochs`) and no early stopping, as in the post.
 
     Returns (runs, histories): runs has one row per run with `auc` (the mean validation RMSE over the epochs, the
-    post's "area under the curve"), the best validation RMSE and its epoch, and the test RMSE of that epoch's
+    post's "area under the curve"), the best validation RMSE and its epoch, whether the run converged
+    (eignotes.course.experiments.converged: its best epoch is not the budget's last or next-to-last), and the test
+    RMSE of that epoch's
     model (the test set read once per run, at the end); histories has one row per run and epoch."""
     import pandas as pd
 
@@ -133,6 +136,7 @@ def alpha_runs(alphas: Sequence[float], repeats: int, *, dim: int = 15, epochs: 
     for (_, history, summary), seed, a in zip(results, seeds, alpha_list, strict=True):
         rows.append({"alpha": a, "seed": seed, "auc_val_rmse": float(history["val_rmse_dollars"].mean()),
                      "best_val_rmse": summary["best_val_rmse_dollars"], "best_epoch": summary["best_epoch"],
+                     "converged": converged(summary["best_epoch"], epochs),
                      "test_rmse": summary["test_rmse_dollars"], "seconds_per_epoch": summary["seconds_per_epoch"]})
         hist.append(history[["step", "val_rmse_dollars", "train_rmse_dollars", "lr"]].assign(alpha=a, seed=seed))
     return pd.DataFrame(rows), pd.concat(hist, ignore_index=True)
@@ -147,14 +151,6 @@ def auc_table(runs: pd.DataFrame) -> pd.DataFrame:
                 auc_q3=("auc_val_rmse", lambda s: s.quantile(0.75)),
                 best_val_median=("best_val_rmse", "median"), test_median=("test_rmse", "median"))
     return out.reset_index()
-
-
-def boosting_baseline(data: HousingData, seed: int = 0) -> float:
-    """Test RMSE (dollars) of scikit-learn's HistGradientBoostingRegressor with its defaults on the same training
-    rows (eignotes.course.experiments.gradient_boosting_baseline, notebook 04's measured baseline)."""
-    from .experiments import gradient_boosting_baseline
-
-    return gradient_boosting_baseline(data, seed=seed)["test RMSE ($)"]
 
 
 # ----- figures -----

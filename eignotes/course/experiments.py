@@ -453,10 +453,17 @@ def scaling_study(grid: Iterable[tuple[str, int]], *, seeds: Sequence[int] | dic
                                    kind_seeds, strict=True):
             rows.append({"model": kind, "dim": dim, "seed": seed, "epochs_run": s["epochs_run"],
                          "epochs_max": s["epochs_max"], "best_epoch": s["best_epoch"],
-                         "best_at_end": s["best_epoch"] >= s["epochs_max"] - 1,
+                         "best_at_end": not converged(s["best_epoch"], s["epochs_max"]),
                          "val_rmse_dollars": s["best_val_rmse_dollars"],
                          "test_rmse_dollars": s["test_rmse_dollars"], "seconds_per_epoch": s["seconds_per_epoch"]})
     return pd.DataFrame(rows)
+
+
+def converged(best_epoch: int, epochs: int) -> bool:
+    """The series' one convergence rule (notebooks 04, 06 and 07): a run has converged unless its best validation
+    epoch (counted from 1) is the last or next-to-last of its budget of `epochs`; there the budget, not the model,
+    may have ended its improvement."""
+    return int(best_epoch) < int(epochs) - 1
 
 
 def summarize_study(df: pd.DataFrame) -> pd.DataFrame:

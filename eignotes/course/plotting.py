@@ -90,7 +90,7 @@ def _fit_texts(fig: Figure, ax: Any) -> None:
 
 
 def bar_timings(rows: Iterable[Timing | dict[str, Any]], *, title: str, baseline: str | None = None,
-                name: str | None = None, log: bool = False) -> Figure:
+                name: str | None = None, log: bool = False, xmax_ms: float | None = None) -> Figure:
     """Median time per call (ms) with whiskers as wide as the interquartile range (median ± IQR/2: a Timing keeps
     the IQR's width, not its ends), one row per variant.
 
@@ -98,6 +98,8 @@ def bar_timings(rows: Iterable[Timing | dict[str, Any]], *, title: str, baseline
     at zero on a linear axis, so their lengths compare as the times do; `log=True` draws points instead of bars (a
     bar on a log axis has no zero to start from, and its length would mislead). Each value is written past the end
     of its whisker, with its speed relative to its baseline (the row's own, else `baseline`), drawn in gray.
+    xmax_ms: the right end of a linear time axis (figures that sit side by side share one scale: pass the largest
+    of bar_xmax_ms over their rows); default: this figure's own.
     """
     rows = [dict(r) if isinstance(r, dict) else vars(r) for r in rows]  # Timing objects or dicts
     labels = [r["label"] for r in rows]
@@ -115,7 +117,7 @@ def bar_timings(rows: Iterable[Timing | dict[str, Any]], *, title: str, baseline
     else:
         ax.barh(ys, med, color=colors, height=0.6)
         ax.errorbar(med, ys, xerr=half, fmt="none", ecolor="k", elinewidth=1, capsize=4)
-        ax.set_xlim(0, max(m + h for m, h in zip(med, half, strict=True)) * 1.5)
+        ax.set_xlim(0, xmax_ms if xmax_ms is not None else bar_xmax_ms(rows))
     ax.set_yticks(ys, labels, fontsize=FONT)
     ax.tick_params(axis="x", labelsize=FONT)
     ax.set_xlabel("median time per call (ms" + (", log scale" if log else "")
@@ -149,7 +151,7 @@ def line_sweep(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
     (default: the first series), to compare growth rates by eye (meaningful on log-log axes); anchor the n^3 line
     on the series it describes. mark_x: a dotted vertical line there, named by mark_label.
     """
-    fig, ax = plt.subplots(figsize=(8, 4.8))
+    fig, ax = plt.subplots(figsize=(12, 4.8))
     xs_all: list[float] = []
     for label, (xs, ts) in series.items():
         ax.plot(xs, [t * 1e3 for t in ts], marker="o", label=label)
@@ -173,7 +175,7 @@ def line_sweep(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
     ax.set_ylabel("median time (ms, log scale)", fontsize=FONT)
     ax.tick_params(labelsize=FONT)
     ax.set_title(title, fontsize=FONT + 1)
-    ax.legend(fontsize=FONT - 1)
+    ax.legend(fontsize=FONT - 1, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: it hides no point
     fig.tight_layout()
     save_figure(fig, name or title)
     return fig
@@ -201,6 +203,7 @@ def eigen_curves(ts: torch.Tensor | np.ndarray | Sequence[float], curves: torch.
     ax2.plot(ts, [max(0.0, float(t)) for t in ts], color="tab:red", lw=3)
     ax2.set_title("ReLU(t): a kink, subgradients [0, 1] at 0")
     ax2.set_xlabel("t")
+    ax2.set_ylabel("ReLU(t) = max(0, t)")
     fig.tight_layout()
     save_figure(fig, name or title)
     return fig
@@ -309,6 +312,16 @@ def plot_progress(events: Iterable[Event], *, max_step: int, feature_names: Sequ
     return history
 
 
+def bar_xmax_ms(rows: Iterable[Timing | dict[str, Any]]) -> float:
+    """The right end bar_timings gives a linear time axis for these rows (ms): room for the longest whisker and its
+    label."""
+    rows = [dict(r) if isinstance(r, dict) else vars(r) for r in rows]
+    return max((r["median"] + r["iqr"] / 2) * 1e3 for r in rows) * 1.5
+
+
+MIN_SPAN = 0.05
+
+
 def scaling(summary: pd.DataFrame, *, title: str = "validation RMSE against dim", name: str | None = None,
             references: Mapping[str, float] | None = None) -> Figure:
     """Median validation RMSE (IQR band over seeds) and seconds per epoch against dim, one line per model kind.
@@ -316,10 +329,11 @@ def scaling(summary: pd.DataFrame, *, title: str = "validation RMSE against dim"
     The error panel shows the validation split, what settings are ranked by: a test figure belongs to the chosen
     setting only, and is printed, not plotted. references: {label: dollars}, optional horizontal lines, each named
     in the legend (the series draws none by default: published figures selected on a test set do not compare with
-    validation errors). The legends sit below the axes. The dim axes are logarithmic with plain ticks at the dims
-    used. The time panel draws, for each kind, a dotted line proportional to dim through its smallest dim: without
-    it, a panel scaled to a narrow range of times makes slow growth look steep. Its value labels sit on a white
-    ground above and right of their points, clear of the lines.
+    validation errors). The error axis spans at least +-MIN_SPAN (5%) of its middle value, so that differences the
+    seeds cannot tell apart do not fill the panel. The legends sit below the axes. The dim axes are logarithmic with
+    plain ticks at the dims used. The time panel draws, for each kind, a dotted line proportional to dim through its
+    smallest dim: without it, a panel scaled to a narrow range of times makes slow growth look steep. Its value
+    labels sit on a white ground above and right of their points, clear of the lines.
     """
     from matplotlib.ticker import FuncFormatter
 
@@ -349,6 +363,11 @@ def scaling(summary: pd.DataFrame, *, title: str = "validation RMSE against dim"
         ax.set_xlabel("dim (log scale)", fontsize=FONT)
         ax.tick_params(labelsize=FONT)
         ax.legend(fontsize=FONT - 1, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
+    if len(summary):  # at least +-MIN_SPAN of the middle: a narrow range would make seed noise look like a trend
+        lo, hi = ax1.get_ylim()
+        mid = (lo + hi) / 2
+        half = max((hi - lo) / 2, MIN_SPAN * mid)
+        ax1.set_ylim(mid - half, mid + half)
     ax1.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax1.set_ylabel("validation RMSE ($)", fontsize=FONT)
     ax1.set_title(title, fontsize=FONT)

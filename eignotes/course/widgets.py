@@ -313,7 +313,7 @@ def collision_explorer(A: torch.Tensor, B: torch.Tensor, *, k: int, ts: torch.Te
 # ------------------------------------------------------------------------------------ 2. the bisection explorer
 
 
-def bisection_history(d: torch.Tensor, e: torch.Tensor, *, k: int, steps: int = 30) -> dict[str, Any]:
+def bisection_history(d: torch.Tensor, e: torch.Tensor, *, k: int, steps: int = 60) -> dict[str, Any]:
     """Sturm-count bisection for the k-th eigenvalue of the tridiagonal matrix (d, e), every step kept (float64).
 
     The start is the Gershgorin interval, widened by a few units in the last place (as LAPACK's dstebz does) so
@@ -346,7 +346,7 @@ def bisection_history(d: torch.Tensor, e: torch.Tensor, *, k: int, steps: int = 
 
 
 def draw_bisection(ax_stairs: Axes, ax_width: Axes, d: torch.Tensor, e: torch.Tensor, *, k: int, step: int,
-                   steps: int = 30, history: dict[str, Any] | None = None) -> dict[str, Any]:
+                   steps: int = 60, history: dict[str, Any] | None = None) -> dict[str, Any]:
     """Draw the Sturm staircase with the bracket after `step` steps (ax_stairs) and the width per step (ax_width).
 
     history: `bisection_history(d, e, k=k, steps=steps)` if already computed. Returns {"step", "lo", "hi", "mid",
@@ -431,12 +431,12 @@ def bisection_explorer(d: torch.Tensor, e: torch.Tensor, *, k: int, steps: int |
     """Step through Sturm-count bisection for the k-th eigenvalue of a symmetric tridiagonal matrix (notebook 05).
 
     d: the diagonal (n,), e: the off-diagonal (n - 1,) (computed in float64). k: the eigenvalue (ascending;
-    negative counts from the largest). steps: bisection steps computed (default 30). step: the one drawn first
-    and saved (default 3, a bracket still wide). interactive and name: as for `collision_explorer`.
-
-    Returns the matplotlib Figure (static) or an ipywidgets VBox(slider, output) (interactive).
+    negative counts from the largest). steps: bisection steps computed (default 60: past float64's resolution, which
+    the kernels' 56 steps reach). step: the one drawn first and saved (default 3, a bracket still wide). interactive
+    and name: as for `collision_explorer`.  Returns the matplotlib Figure (static) or an ipywidgets VBox(slider,
+    output) (interactive).
     """
-    steps = 30 if steps is None else steps
+    steps = 60 if steps is None else steps
     step = min(3, steps) if step is None else step
     d, e, k = _check_tridiagonal(d, e, k)
     _check_steps(steps, step)
