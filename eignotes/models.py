@@ -113,6 +113,11 @@ class PackedMap:
     def backward(self, gbase: np.ndarray, gcoefs: np.ndarray, g: list[np.ndarray]) -> None:
         raise NotImplementedError
 
+    def direct(self, g: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """Where the op's backward may write the gradients of base ("gbase", (R, P)) or coefs ("gcoefs", (R, F,
+        P)) straight into the parameters' gradient arrays g (views), saving backward a copy; {} for none."""
+        return {}
+
 
 if _compiled:  # the packed maps' compiled pieces (a training step calls them thousands of times)
     from numba import njit
@@ -173,7 +178,11 @@ class _DenseMap(PackedMap):
 
     def backward(self, gbase, gcoefs, g):
         _nondecreasing_diagonal_grad(gbase, self._diag, self._work[1], g[0], g[1])
-        g[2][...] = gcoefs.reshape(g[2].shape)
+        if not np.shares_memory(gcoefs, g[2]):
+            g[2][...] = gcoefs.reshape(g[2].shape)
+
+    def direct(self, g):
+        return {"gcoefs": g[2].reshape(g[2].shape[0], self.F, self.P)}  # A_packed's gradient is d coefs itself
 
 
 class _PencilMap(PackedMap):
@@ -195,9 +204,13 @@ class _PencilMap(PackedMap):
         return bias, self._coefs
 
     def backward(self, gbase, gcoefs, g):
-        g[1][...] = gbase
+        if not np.shares_memory(gbase, g[1]):
+            g[1][...] = gbase
         R = gbase.shape[0]
         np.copyto(g[0].reshape(R, self.P, self.F), gcoefs.transpose(0, 2, 1))
+
+    def direct(self, g):
+        return {"gbase": g[1]}  # the bias' gradient is d base itself
 
 
 class MultivariateSpectral(nn.Module):

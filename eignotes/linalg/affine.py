@@ -206,7 +206,7 @@ _NO_WEIGHTS = {np.dtype(np.float32): np.empty((0, 1), np.float32), np.dtype(np.f
 _TORCH_DTYPE = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
 
-def _buf(work: dict | None, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+def _buf(work: dict | None, name: object, shape: tuple[int, ...], dtype) -> np.ndarray:
     """np.empty(shape, dtype), or with a workspace `work` (a dict its caller keeps: a training step calls these
     functions thousands of times with the same shapes) the array it holds under `name`, made once per shape. Arrays
     from a workspace are overwritten by the next call with the same workspace."""
@@ -233,15 +233,17 @@ def _eigh_np(A: np.ndarray, ks: list[int], want_vectors: bool, work: dict | None
     asked, unit vectors (N, m, n) (NaN for a matrix with a non-finite entry). work: see _buf."""
     N, n, _ = A.shape
     dt = A.dtype
-    d = _buf(work, "d", (N, n), dt)
-    e = _buf(work, "e", (N, max(n - 1, 1)), dt)
-    tau = _buf(work, "tau", (N, n), dt)
-    sc = _buf(work, "sc", (N,), np.float64)
-    refl = _buf(work, "refl", (N, n, n) if want_vectors else (0, n, n), dt)
-    _dense_numba.reduce_into(A, True, want_vectors, refl, d, e, tau, sc)
     m = len(ks)
-    vals = _buf(work, "vals", (N, m), dt)
-    vecs = _buf(work, "vecs", (N, m, n) if want_vectors else (0, m, n), dt)
+    key = ("eigh", N, n, m, dt, want_vectors)  # one lookup for the seven work arrays (a step's glue counts)
+    bufs = None if work is None else work.get(key)
+    if bufs is None:
+        bufs = (np.empty((N, n), dt), np.empty((N, max(n - 1, 1)), dt), np.empty((N, n), dt), np.empty(N),
+                np.empty((N, n, n) if want_vectors else (0, n, n), dt), np.empty((N, m), dt),
+                np.empty((N, m, n) if want_vectors else (0, m, n), dt))
+        if work is not None:
+            work[key] = bufs
+    d, e, tau, sc, refl, vals, vecs = bufs
+    _dense_numba.reduce_into(A, True, want_vectors, refl, d, e, tau, sc)
     _tri_numba._solve(d, e, _tri_numba._ks_array(tuple(ks)), _NITER[_TORCH_DTYPE[dt]], dt.type(PIVMIN),
                       dt.type(0.5), want_vectors, vals, vecs)
     if want_vectors:
@@ -249,10 +251,9 @@ def _eigh_np(A: np.ndarray, ks: list[int], want_vectors: bool, work: dict | None
             _clusters.repair_tridiagonal(torch.from_numpy(d), torch.from_numpy(e), list(ks), torch.from_numpy(vals),
                                          torch.from_numpy(vecs))
         _dense_numba.back_transform(refl, tau, vecs)
-        bad = ~np.isfinite(d[:, 0])
-        if bad.any():
-            vecs[bad] = np.nan
-    vals = (vals * sc[:, None]).astype(dt)  # the kernels saw the matrices scaled by 1 / sc
+        if not np.isfinite(d[:, 0].sum()):  # one check in the common case: a matrix with a non-finite entry
+            vecs[~np.isfinite(d[:, 0])] = np.nan
+    np.multiply(vals, sc[:, None], out=vals, casting="unsafe")  # the kernels saw the matrices scaled by 1 / sc
     return vals, (vecs if want_vectors else None)
 
 
@@ -307,8 +308,8 @@ def _backward_np(vecs: np.ndarray, g: np.ndarray, w: np.ndarray | None, scale: n
     gbase = _buf(work, "gbase", (R, P) if want_params else (0, P), dt)
     gcoefs = _buf(work, "gcoefs", (R, F, P) if want_params else (0, F, P), dt)
     gx = _buf(work, "gx", (R, B, F) if want_x else (0, B, F), dt)
-    work = R * B * P * (vecs.shape[1] + (F + 1 if want_params else 0) + (F if want_x else 0))
-    grads = _grads_serial if work <= SERIAL_MAX_WORK else _grads_parallel
+    size = R * B * P * (vecs.shape[1] + (F + 1 if want_params else 0) + (F if want_x else 0))
+    grads = _grads_serial if size <= SERIAL_MAX_WORK else _grads_parallel
     grads(vecs, g, _NO_WEIGHTS[g.dtype] if w is None else w, scale, x, coefs, want_params, want_x, outer, gbase,
           gcoefs, gx)
     return gbase, gcoefs, gx

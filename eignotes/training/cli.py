@@ -5,7 +5,10 @@
 
 Per run (seed), writes OUT/<name>_seed<s>_history.csv (one row per epoch) and OUT/<name>_seed<s>_summary.json: the
 validation-selected epoch, its test RMSE in dollars (the test set is evaluated once, at the end), wall time,
-device and the training step; and OUT/<name>_seeds<first>-<last>_runs.csv, a table of the runs. One run or
+device and the training step; and OUT/<name>_seeds<first>-<last>_runs.csv, a table of the runs, with
+OUT/<name>_seeds<first>-<last>_runs.json: the runs, their median test RMSE, the wall time, the command and the
+commit. --ensemble (R >= 2) adds the ensemble of the runs that did not diverge (the mean of their validation-selected
+predictions): "ensemble_val_rmse_dollars" and "ensemble_test_rmse_dollars". One run or
 several (--runs), the same loop and the same files (eignotes.training.recipes.fit_runs). The defaults are the blog's
 recipes (eignotes.training.recipes); early stopping (patience epochs // 10) watches the validation split. A run that
 diverges (eignotes.training.runs' rule) says so (a warning, "diverged": true in its summary), and the command then
@@ -18,8 +21,9 @@ import json
 import sys
 from pathlib import Path
 
+from ..provenance import command_line, provenance
 from . import data as data_mod
-from . import recipes
+from . import ensemble, recipes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="train with the eager PyTorch step even where the fused CPU step applies "
                          "(eignotes.training.fused: "
                          "every model kind, exact or smoothed, with Adam/AdamW, on the CPU)")
+    ap.add_argument("--ensemble", action="store_true",
+                    help="with --runs R >= 2: also the ensemble of the R validation-selected runs (the mean of their "
+                         "predictions; eignotes.training.ensemble), its validation and test RMSE in the runs summary")
     ap.add_argument("--out", default="build/runs")
     args = ap.parse_args(argv)
     if args.dim < 2 or args.epochs < 1:
@@ -63,10 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--alpha must be a positive number (0: the exact eigenvalue), got {args.alpha}")
     if args.init != "default" and args.model != "pencil":
         ap.error("--init applies to --model pencil only")
+    if args.ensemble and args.runs < 2:
+        ap.error("--ensemble averages several runs: give --runs R with R >= 2")
     if args.patience is not None and args.patience < 1:
         ap.error("--patience must be at least 1 (epochs without a new best validation loss before stopping)")
     data = data_mod.prepare_housing(seed=args.split_seed)  # one split for every run seed: runs compare fairly
-    return _train(args, data)
+    return _train(args, data, argv)
 
 
 def _run_name(args: argparse.Namespace, seed: int | None) -> str:
@@ -79,7 +88,7 @@ def _run_name(args: argparse.Namespace, seed: int | None) -> str:
     return name if seed is None else f"{name}_seed{seed}"
 
 
-def _train(args: argparse.Namespace, data: data_mod.HousingData) -> int:
+def _train(args: argparse.Namespace, data: data_mod.HousingData, argv: list[str] | None = None) -> int:
     """Seeds seed .. seed + runs - 1 trained together (one run: --runs 1); per run a history and a summary, and a
     table of the runs; status 3 when any run diverged."""
     import pandas as pd
@@ -116,16 +125,33 @@ def _train(args: argparse.Namespace, data: data_mod.HousingData) -> int:
     if len(results) == 1:
         print(json.dumps(results[0][2], indent=1))
     table = pd.DataFrame(table).set_index("seed")
-    path = out / f"{_run_name(args, None)}_seeds{seeds[0]}-{seeds[-1]}_runs.csv"
-    table.to_csv(path)
+    stem = out / f"{_run_name(args, None)}_seeds{seeds[0]}-{seeds[-1]}_runs"
+    table.to_csv(stem.with_suffix(".csv"))
     test = table.loc[~table["diverged"], "test_rmse_dollars"]
     print(table.round(1).to_string())
+    runs_summary: dict = {"model": args.model, "dim": args.dim, "alpha": args.alpha, "epochs_max": args.epochs,
+                          "seeds": seeds, "runs": table.reset_index().to_dict("records"),
+                          "wall_minutes": results[0][2]["wall_seconds"] / 60,
+                          "settings": {k: v for k, v in results[0][2]["settings"].items() if k != "seed"},
+                          **provenance(device=results[0][2]["device"], command=command_line("eignotes.train", argv))}
     if len(test) > 1:
         q1, med, q3 = test.quantile([0.25, 0.5, 0.75])
+        runs_summary["median_test_rmse_dollars"] = float(med)
         print(f"test RMSE of the validation-selected epochs over {len(test)} runs: median ${med:,.0f} "
               f"(IQR ${q1:,.0f} to ${q3:,.0f})")
+    if args.ensemble:
+        members = [m for (m, _, s), seed in zip(results, seeds, strict=True) if not s["diverged"]]
+        if len(members) < 2:
+            print("no ensemble: fewer than two runs did not diverge", file=sys.stderr)
+        else:
+            ens = ensemble.ensemble_rmse(members, data)
+            runs_summary |= {"ensemble_runs": ens["runs"], "ensemble_val_rmse_dollars": ens["val_rmse_dollars"],
+                             "ensemble_test_rmse_dollars": ens["test_rmse_dollars"]}
+            print(f"ensemble of the {ens['runs']} validation-selected runs (the mean of their predictions): "
+                  f"validation RMSE ${ens['val_rmse_dollars']:,.0f}, test RMSE ${ens['test_rmse_dollars']:,.0f}")
+    stem.with_suffix(".json").write_text(json.dumps(runs_summary, indent=1, default=lambda o: o.item()))
     print(f"written: {len(seeds)} histories and summaries ({out / _run_name(args, seeds[0])}_history.csv, ...), "
-          f"and {path}")
+          f"{stem}.csv and {stem}.json")
     if table["diverged"].any():
         print(f"WARNING: runs {list(table.index[table['diverged']])} diverged (the training loss was not finite or "
               "over 100 times the targets' variance) and were stopped; their test RMSE means nothing. Lower --lr "

@@ -1,0 +1,162 @@
+"""Ensembles of eigenvalue models on California Housing: how the error falls with the number of runs averaged.
+
+    python benchmarks/ensembles.py [--scale cpu|quick] [--out benchmarks/results]
+
+Trains, each setting's runs together in one stream (eignotes.training.recipes.fit_runs, the blog's recipes, the
+Colab split), the settings below; every run is restored to its best validation epoch. Then, per setting, the size
+curve (eignotes.training.ensemble.size_curve: for R = 1, 2, 4, ..., the runs in disjoint groups of R consecutive
+seeds, each group's ensemble RMSE), and a mixed ensemble of every setting's runs. Every choice is made on the
+validation split: the reported ensemble is the one with the lowest validation RMSE among the full ensembles (each
+setting's, and the mix), and the test set is read for it once. scikit-learn's HistGradientBoostingRegressor with
+its defaults, fitted on the same rows, is the measured baseline (validation and test).
+
+Writes DIR/<date>_<device>_ensembles.json, .md and .png (the size curves on validation, the trees' validation RMSE as
+a line), with the provenance (commit, dirty flag, command, device, date).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from eignotes import config  # noqa: E402
+from eignotes.course.experiments import gradient_boosting_baseline  # noqa: E402
+from eignotes.provenance import as_markdown, provenance  # noqa: E402
+from eignotes.training import data as hdata  # noqa: E402
+from eignotes.training import ensemble, recipes  # noqa: E402
+
+# name: (kind, dim, alpha, epochs, runs) at the cpu scale; quick: a smoke test of the script
+SETTINGS = {
+    "cpu": {
+        "pencil dim 15, alpha 1, 150 epochs": ("pencil", 15, 1.0, 150, 16),
+        "pencil dim 15, exact, 150 epochs": ("pencil", 15, None, 150, 16),
+        "tridiagonal dim 45, 100 epochs": ("tridiagonal", 45, None, 100, 32),
+    },
+    "quick": {
+        "pencil dim 4, alpha 1, 2 epochs": ("pencil", 4, 1.0, 2, 4),
+        "tridiagonal dim 5, 2 epochs": ("tridiagonal", 5, None, 2, 4),
+    },
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", choices=tuple(SETTINGS), default="cpu")
+    ap.add_argument("--out", default="benchmarks/results")
+    args = ap.parse_args(argv)
+    data = hdata.prepare_housing(seed=0)
+    if args.scale == "quick":
+        data = data.head(600, 200)
+    started = _dt.datetime.now()
+    device = config.device_name(torch.device("cpu"))
+    t_all = time.perf_counter()
+    settings, preds = [], {}
+    for name, (kind, dim, alpha, epochs, runs) in SETTINGS[args.scale].items():
+        t0 = time.perf_counter()
+        results = recipes.fit_runs(kind, data, dim=dim, epochs=epochs, seeds=list(range(runs)), alpha=alpha,
+                                   device="cpu")
+        minutes = (time.perf_counter() - t0) / 60
+        ok = [m for m, _, s in results if not s["diverged"]]
+        pv, pt = ensemble.predictions(ok, data.X_val), ensemble.predictions(ok, data.X_test)
+        preds[name] = (pv, pt)
+        curve = ensemble.size_curve(pv, pt, data, sizes=[2**i for i in range(8) if 2**i <= len(ok)])
+        # the test columns of the curve stay in memory: only the reported ensemble's test figure is written
+        settings.append({"setting": name, "model": kind, "dim": dim, "alpha": alpha, "epochs": epochs, "runs": runs,
+                         "diverged": runs - len(ok), "train_minutes": minutes,
+                         "command": f"python -m eignotes.train --model {kind} --dim {dim} --epochs {epochs} "
+                                    + (f"--alpha {alpha:g} " if alpha else "") + f"--runs {runs} --ensemble",
+                         "curve_val": [{k: r[k] for k in ("size", "groups", "val_median", "val_min", "val_max")}
+                                       for r in curve],
+                         "full_val_rmse_dollars": curve[-1]["val_median"] if curve[-1]["size"] == len(ok) else
+                         ensemble._rmse(pv.mean(0), data.y_val, data)})
+        print(f"{name}: {len(ok)} runs in {minutes:.1f} min; validation RMSE, 1 run (median) "
+              f"${curve[0]['val_median']:,.0f}, all {len(ok)} ${settings[-1]['full_val_rmse_dollars']:,.0f}")
+    # the mix: every setting's runs, each setting weighted by its number of runs
+    pv_all = torch.cat([p[0] for p in preds.values()])
+    pt_all = torch.cat([p[1] for p in preds.values()])
+    mix_val = ensemble._rmse(pv_all.mean(0), data.y_val, data)
+    candidates = {s["setting"]: (s["full_val_rmse_dollars"], preds[s["setting"]][1]) for s in settings}
+    candidates["mix of all settings"] = (mix_val, pt_all)
+    chosen = min(candidates, key=lambda k: candidates[k][0])
+    chosen_test = ensemble._rmse(candidates[chosen][1].mean(0), data.y_test, data)  # the one test read
+    trees = gradient_boosting_baseline(data)
+    total = (time.perf_counter() - t_all) / 60
+    result = {
+        **provenance(device=device, date=started),
+        "scale": args.scale, "rows": {"train": len(data.y_train), "val": len(data.y_val), "test": len(data.y_test)},
+        "settings": settings,
+        "mix_val_rmse_dollars": mix_val, "mix_runs": int(pv_all.shape[0]),
+        "candidates_val_rmse_dollars": {k: v[0] for k, v in candidates.items()},
+        "chosen": chosen, "chosen_val_rmse_dollars": candidates[chosen][0], "chosen_test_rmse_dollars": chosen_test,
+        "trees": {k: v for k, v in trees.items()}, "total_minutes": total,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"{started:%Y-%m-%d_%H%M}_{config.slug(device)}_ensembles"
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    _figure(settings, trees, stem.with_suffix(".png"))
+    stem.with_suffix(".md").write_text("\n".join(_markdown(result)) + "\n")
+    print(f"chosen on validation: {chosen} (${candidates[chosen][0]:,.0f}); its test RMSE, read once: "
+          f"${chosen_test:,.0f}; trees: validation ${trees['validation RMSE ($)']:,.0f}, "
+          f"test ${trees['test RMSE ($)']:,.0f}; {total:.1f} minutes in all")
+    print(f"wrote {stem}.json, .md and .png")
+    return 0
+
+
+def _markdown(r: dict) -> list[str]:
+    lines = ["# Ensembles of runs: validation RMSE against the number of runs averaged", ""]
+    lines += as_markdown({k: r[k] for k in ("commit", "dirty", "command", "device", "date")})
+    lines += [f"- scale: {r['scale']}; rows {r['rows']}; {r['total_minutes']:.1f} minutes in all", "",
+              "| setting | runs | train min | 1 run (median val) | all runs (val) | CLI command |",
+              "|---|---|---|---|---|---|"]
+    for s in r["settings"]:
+        lines.append(f"| {s['setting']} | {s['runs'] - s['diverged']} | {s['train_minutes']:.1f} | "
+                     f"${s['curve_val'][0]['val_median']:,.0f} | ${s['full_val_rmse_dollars']:,.0f} | "
+                     f"`{s['command']}` |")
+    lines += ["", f"Mix of all settings ({r['mix_runs']} runs): validation ${r['mix_val_rmse_dollars']:,.0f}.", "",
+              "Size curves (validation RMSE, median over disjoint groups, [min, max]):", ""]
+    for s in r["settings"]:
+        pts = ", ".join(f"R={c['size']}: ${c['val_median']:,.0f} [{c['val_min']:,.0f}, {c['val_max']:,.0f}]"
+                        for c in s["curve_val"])
+        lines.append(f"- {s['setting']}: {pts}")
+    t = r["trees"]
+    lines += ["", f"**Chosen on validation:** {r['chosen']} (validation ${r['chosen_val_rmse_dollars']:,.0f}); its "
+              f"test RMSE, the one test read: **${r['chosen_test_rmse_dollars']:,.0f}**.",
+              f"Gradient-boosted trees ({t['model']}), same rows: validation ${t['validation RMSE ($)']:,.0f}, "
+              f"test ${t['test RMSE ($)']:,.0f}."]
+    return lines
+
+
+def _figure(settings: list[dict], trees: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5), layout="constrained")
+    for i, s in enumerate(settings):
+        c = s["curve_val"]
+        xs = [p["size"] for p in c]
+        ax.plot(xs, [p["val_median"] for p in c], marker="o", color=f"C{i}", label=s["setting"])
+        ax.fill_between(xs, [p["val_min"] for p in c], [p["val_max"] for p in c], color=f"C{i}", alpha=0.15)
+    ax.axhline(trees["validation RMSE ($)"], color="k", ls="--", lw=1,
+               label="gradient-boosted trees (scikit-learn defaults), same rows")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("runs averaged, R (log scale)")
+    ax.set_ylabel("validation RMSE ($): median over disjoint groups, band min to max")
+    ax.set_title("ensembles of validation-selected runs, California Housing (Colab split)")
+    ax.legend(fontsize=8, loc="upper right")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Ensembles of runs (eignotes.training.ensemble) and `python -m eignotes.train --runs R --ensemble`: the mean of the
+members' predictions against a direct computation, the size curve's groups, and the CLI's runs summary."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from eignotes.training import cli as train
+from eignotes.training import data as D
+from eignotes.training import ensemble
+
+
+class Constant(nn.Module):
+    """A model that predicts a fixed value per row (for exact expectations)."""
+
+    def __init__(self, values):
+        super().__init__()
+        self.values = nn.Parameter(torch.as_tensor(values, dtype=torch.float32))
+
+    def forward(self, x):
+        return self.values[: x.shape[0]].expand(x.shape[0])
+
+
+@pytest.fixture(scope="module")
+def small():
+    return D.prepare_housing(seed=0).head(300, 100)
+
+
+def test_ensemble_is_the_mean_of_the_members_predictions(small):
+    torch.manual_seed(0)
+    models = [nn.Linear(small.num_features, 1) for _ in range(3)]
+    wrapped = [nn.Sequential(m, nn.Flatten(0)) for m in models]
+    out = ensemble.ensemble_rmse(wrapped, small)
+    with torch.no_grad():
+        for split, X, y in (("val", small.X_val, small.y_val), ("test", small.X_test, small.y_test)):
+            preds = np.stack([m(X).double().numpy() for m in wrapped])
+            ref = np.sqrt(np.mean((preds.mean(0) - y.double().numpy()) ** 2))
+            assert out[f"{split}_rmse_dollars"] == pytest.approx(small.dollars(ref), rel=1e-12)
+            members = [small.dollars(np.sqrt(np.mean((p - y.double().numpy()) ** 2))) for p in preds]
+            assert out[f"member_{split}_rmse_dollars"] == pytest.approx(members, rel=1e-12)
+    assert out["runs"] == 3
+    # averaging never does worse than the members' mean RMSE (the RMSE is convex in the prediction)
+    assert out["val_rmse_dollars"] <= np.mean(out["member_val_rmse_dollars"]) + 1e-9
+
+
+def test_ensemble_of_opposite_errors_is_exact(small):
+    y = small.y_val.double()
+    up, down = Constant(y + 1.0), Constant(y - 1.0)
+    pv = ensemble.predictions([up, down], small.X_val)
+    assert torch.allclose(pv.mean(0), y, atol=1e-6), "errors of +1 and -1 cancel"
+    assert up.training, "predictions leave the model's mode as it was"
+
+
+def test_size_curve_groups_are_disjoint_and_sized(small):
+    R = 8
+    gen = torch.Generator().manual_seed(1)
+    pv = small.y_val.double() + torch.randn(R, len(small.y_val), generator=gen, dtype=torch.float64)
+    pt = small.y_test.double() + torch.randn(R, len(small.y_test), generator=gen, dtype=torch.float64)
+    rows = ensemble.size_curve(pv, pt, small, sizes=(1, 2, 4, 8, 16))
+    assert [r["size"] for r in rows] == [1, 2, 4, 8] and [r["groups"] for r in rows] == [8, 4, 2, 1]
+    two = rows[1]
+    ref = small.dollars(float(((pv[2:4].mean(0) - small.y_val.double()) ** 2).mean().sqrt()))
+    assert two["val_groups"][1] == pytest.approx(ref, rel=1e-12)
+    # independent noise: the error falls about as 1 / sqrt(R)
+    assert rows[-1]["val_median"] < rows[0]["val_median"] / 2
+    with pytest.raises(ValueError, match="same runs"):
+        ensemble.size_curve(pv, pt[:3], small)
+
+
+def test_train_cli_ensemble_writes_the_runs_summary(tmp_path, capsys):
+    code = train.main(["--model", "tridiagonal", "--dim", "3", "--epochs", "1", "--runs", "2", "--ensemble",
+                       "--out", str(tmp_path)])
+    assert code == 0
+    runs = json.loads((tmp_path / "tridiagonal_dim3_seeds0-1_runs.json").read_text())
+    assert runs["ensemble_runs"] == 2 and len(runs["runs"]) == 2
+    assert runs["command"].startswith("python -m eignotes.train") and "--ensemble" in runs["command"]
+    assert runs["commit"] and "dirty" in runs
+    members = [r["test_rmse_dollars"] for r in runs["runs"]]
+    assert runs["ensemble_test_rmse_dollars"] <= max(members) + 1e-6  # convexity: never above the worse member
+    assert "ensemble of the 2 validation-selected runs" in capsys.readouterr().out
+
+
+def test_train_cli_ensemble_needs_two_runs(tmp_path):
+    with pytest.raises(SystemExit):
+        train.main(["--model", "tridiagonal", "--dim", "3", "--epochs", "1", "--ensemble", "--out", str(tmp_path)])
+    assert not list(tmp_path.iterdir())
