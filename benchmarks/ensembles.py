@@ -141,19 +141,11 @@ def _figure(settings: list[dict], trees: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 5), layout="constrained")
-    for i, s in enumerate(settings):
-        c = s["curve_val"]
-        xs = [p["size"] for p in c]
-        ax.plot(xs, [p["val_median"] for p in c], marker="o", color=f"C{i}", label=s["setting"])
-        ax.fill_between(xs, [p["val_min"] for p in c], [p["val_max"] for p in c], color=f"C{i}", alpha=0.15)
-    ax.axhline(trees["validation RMSE ($)"], color="k", ls="--", lw=1,
-               label="gradient-boosted trees (scikit-learn defaults), same rows")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("runs averaged, R (log scale)")
-    ax.set_ylabel("validation RMSE ($): median over disjoint groups, band min to max")
-    ax.set_title("ensembles of validation-selected runs, California Housing (Colab split)")
-    ax.legend(fontsize=8, loc="upper right")
+    from eignotes.course import plotting
+
+    fig = plotting.ensemble_curves({s["setting"]: s["curve_val"] for s in settings},
+                                   baseline=trees["validation RMSE ($)"],
+                                   title="ensembles of validation-selected runs, California Housing (Colab split)")
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -380,6 +380,37 @@ class PencilSpectral(nn.Module):
         return _dense_eig(self.matrices(x), self.eigval_idx, self.alpha, self.backend)
 
 
+class MultiEigenPencil(PencilSpectral):
+    """f(x) = sum_j w_j lambda_{k+j}(A_0 + sum_i x_i A_i) + c for j in -h .. h: several neighbouring eigenvalues of
+    the pencil model's one matrix, weighed by learned weights w (2h + 1 of them, starting at the one-hot vector of
+    lambda_k, so that it starts as the PencilSpectral model with the same seed) plus a learned offset c (starting at
+    0). `half_width` h (default 1: lambda_{k-1}, lambda_k, lambda_{k+1}); neighbours outside 0 .. dim - 1 are left
+    out. One reduction gives all of them (kth_eigvalsh_affine with several k). Exact eigenvalues only (alpha None).
+
+    It has 2h + 2 parameters more than PencilSpectral at the same dim. The fused step does not train it (the loop
+    takes the eager step). Stacked runs: as PencilSpectral (weights (runs, 2h + 1), offset (runs,)).
+    """
+
+    def __init__(self, *, num_features: int, dim: int, eigval_idx: int | None = None, backend: str = "auto",
+                 init: str = "default", half_width: int = 1):
+        super().__init__(num_features=num_features, dim=dim, eigval_idx=eigval_idx, backend=backend, init=init)
+        if half_width < 1:
+            raise ValueError(f"half_width must be at least 1, got {half_width}")
+        k = self.eigval_idx % dim
+        self.ks = [j for j in range(k - half_width, k + half_width + 1) if 0 <= j < dim]
+        self.weights = nn.Parameter(torch.tensor([1.0 if j == k else 0.0 for j in self.ks]))
+        self.offset = nn.Parameter(torch.tensor(0.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_x(x, self.num_features)
+        base, coefs, scale = self.affine_parameters()
+        if self.backend in _AFFINE_BACKENDS:
+            vals = kth_eigvalsh_affine(base, coefs, x, self.ks, scale=scale, backend=self.backend)
+        else:
+            vals = kth_eigvalsh(self.matrices(x), self.ks, backend=self.backend)
+        return torch.einsum("...bm,...m->...b", vals, self.weights.to(vals.dtype)) + self.offset.unsqueeze(-1)
+
+
 class TridiagonalSpectral(nn.Module):
     """f(x) = lambda_k(T(x)), T symmetric tridiagonal with diagonal Linear(x) and off-diagonal Linear(x).
 

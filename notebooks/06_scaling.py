@@ -204,3 +204,53 @@ if stored is None:
 else:
     print("STORED figures, read from committed files; nothing in this table was measured in this run.")
     display(stored.set_index(["file", "device", "case", "variant"]).round(3))
+
+# %% [markdown]
+# ## Optional: ensembles of runs
+#
+# Runs that differ only by their seed make different errors, and averaging their predictions cancels part of them:
+# an *ensemble*. Because runs train together for little more than the cost of one on a GPU (and for the cost of
+# each on a CPU), an ensemble of R validation-selected runs is a cheap next step beyond a single model. Nothing
+# about it is chosen on the test set: every run is restored to its best validation epoch, every run counts, and
+# the figure below is drawn on validation. For each R, the runs are split into disjoint groups of R, and each
+# group's ensemble gives one point; the line is the median over groups, the band the best and the worst group.
+# The dashed line is the trees' validation RMSE on the same rows.
+
+# %%
+import matplotlib.pyplot as plt
+
+from eignotes.training import ensemble
+
+ens_runs = pick(quick=4, cpu=8, full=32)
+ens_results = recipes.fit_runs("tridiagonal", data, dim=45, epochs=pick(quick=2, cpu=40, full=100),
+                               seeds=list(range(ens_runs)), device="cpu")
+members = [m for m, _, s in ens_results if not s["diverged"]]
+pv, pt = ensemble.predictions(members, data.X_val), ensemble.predictions(members, data.X_test)
+curve = ensemble.size_curve(pv, pt, data, sizes=[2**i for i in range(6) if 2**i <= len(members)])
+gbr_val = gradient_boosting_baseline(data)["validation RMSE ($)"]
+fig = plotting.ensemble_curves({f"tridiagonal dim 45, {len(members)} runs, this run": curve}, baseline=gbr_val,
+                               title="ensembles of validation-selected runs, this run (validation)",
+                               name="06_ensembles")
+plt.show()
+print(f"validation RMSE: one run (median) ${curve[0]['val_median']:,.0f}, all {len(members)} runs averaged "
+      f"${curve[-1]['val_median']:,.0f}; the trees ${gbr_val:,.0f}")
+
+# %% [markdown]
+# What to see: the line falls fastest from R = 1 to 2 and flattens as R grows: the seeds' errors are partly shared
+# (every run sees the same rows and the same model family), so averaging cannot remove them all. The longer study
+# below (`benchmarks/ensembles.py`, its figures read from the committed results file) trains more runs and settings,
+# picks the ensemble with the lowest validation RMSE, and reads the test set once, for that ensemble.
+
+# %%
+stored_ens = summaries.stored_ensembles()
+if stored_ens is None:
+    print("no committed ensembles results found (an installed package has no benchmarks/)")
+else:
+    print(f"STORED figures from {stored_ens['file']} (commit {stored_ens['commit'][:10]}, {stored_ens['device']}, "
+          f"{stored_ens['total_minutes']:.0f} minutes); nothing here was measured in this run.")
+    for s in stored_ens["settings"]:
+        print(f"  {s['setting']}: one run (median) ${s['curve_val'][0]['val_median']:,.0f}, all "
+              f"{s['runs'] - s['diverged']} averaged ${s['full_val_rmse_dollars']:,.0f} (validation)")
+    print(f"  chosen on validation: {stored_ens['chosen']}; its test RMSE, read once: "
+          f"${stored_ens['chosen_test_rmse_dollars']:,.0f}; the trees on test: "
+          f"${stored_ens['trees']['test RMSE ($)']:,.0f}")

@@ -1,4 +1,5 @@
 """The pencil model lambda_k(A_0 + sum_i x_i A_i), smoothing in every model (alpha), and their CLI options."""
+import copy
 import json
 
 import numpy as np
@@ -8,6 +9,7 @@ import torch
 import eignotes
 from eignotes import models
 from eignotes.training import cli as train_cli
+from eignotes.training import data as D
 from eignotes.training import recipes
 
 
@@ -112,3 +114,40 @@ def test_pencil_recipe_trains_every_epoch():
     small = D.prepare_housing(seed=0).head(300, 100)
     _, history, summary = recipes.fit("pencil", small, dim=4, epochs=3, alpha=1.0, device="cpu")
     assert summary["epochs_run"] == 3 and 1 <= summary["best_epoch"] <= 3
+
+
+def test_multi_eigen_pencil_starts_as_the_pencil_model_and_differentiates(gen):
+    """MultiEigenPencil: with its one-hot start it equals PencilSpectral of the same seed; its value and gradients
+    equal a PyTorch reference (torch.linalg.eigvalsh of the same matrices, the same weighted sum) in float64; the
+    neighbours outside 0 .. dim - 1 are left out; its parameters stack as runs."""
+    torch.manual_seed(3)
+    m = models.MultiEigenPencil(num_features=3, dim=5, eigval_idx=0).double()
+    torch.manual_seed(3)
+    p = models.PencilSpectral(num_features=3, dim=5, eigval_idx=0).double()
+    assert m.ks == [0, 1]
+    x = torch.randn(6, 3, dtype=torch.float64, generator=gen)
+    torch.testing.assert_close(m(x), p(x), rtol=0, atol=1e-12)
+    with torch.no_grad():
+        m.weights.copy_(torch.tensor([0.3, -0.7], dtype=torch.float64))
+        m.offset.fill_(0.25)
+    ref_model = copy.deepcopy(m)
+    out = m(x)
+    out.square().sum().backward()
+    ev = torch.linalg.eigvalsh(ref_model.matrices(x))[:, [0, 1]]
+    ref = ev @ ref_model.weights + ref_model.offset
+    ref.square().sum().backward()
+    torch.testing.assert_close(out, ref.detach(), rtol=0, atol=1e-12)
+    for a, b in zip(m.parameters(), ref_model.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-11)
+    with pytest.raises(ValueError, match="half_width"):
+        models.MultiEigenPencil(num_features=3, dim=5, half_width=0)
+
+
+def test_multi_eigen_pencil_trains_in_runs_with_the_eager_step():
+    data = D.prepare_housing(seed=0).head(200, 80)
+    res = recipes.fit_runs("pencil", data, dim=4, epochs=2, seeds=[0, 1], half_width=1, device="cpu")
+    assert [s["step"] for _, _, s in res] == ["eager", "eager"]
+    assert all(np.isfinite(s["test_rmse_dollars"]) for _, _, s in res)
+    assert isinstance(res[0][0], models.MultiEigenPencil) and res[0][2]["settings"]["half_width"] == 1
+    with pytest.raises(ValueError, match="half_width"):
+        recipes.build_model("tridiagonal", num_features=8, dim=4, half_width=1)

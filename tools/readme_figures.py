@@ -110,11 +110,31 @@ def render_row(fig: Figure, files: list[tuple[str, dict]], results: Path) -> str
     return None
 
 
+def render_accuracy(results: Path) -> list[str]:
+    """The best validation-selected ensemble of the newest cpu-scale `*_ensembles.json` (benchmarks/ensembles.py):
+    its test RMSE (read once), its command, its cost, the trees beside it; [] where no such file exists."""
+    for path in sorted(results.glob("*_ensembles.json"), reverse=True):
+        doc = json.loads(path.read_text())
+        if doc.get("scale") != "cpu":
+            continue
+        chosen = next((s for s in doc["settings"] if s["setting"] == doc["chosen"]), None)
+        how = (f"`{chosen['command']}`, {chosen['train_minutes']:.0f} min" if chosen else
+               f"`{doc['command']}`, {doc['total_minutes']:.0f} min")
+        md = path.name[: -len(".json")] + ".md"
+        return ["", f"Accuracy (California Housing, Colab split, {doc['device']}): the ensemble chosen on validation, "
+                f"{doc['chosen']}, reaches a test RMSE of ${doc['chosen_test_rmse_dollars']:,.0f} ({how}); "
+                f"gradient-boosted trees on the same rows ${doc['trees']['test RMSE ($)']:,.0f} "
+                f"([{md[:15]}](benchmarks/results/{md}))."]
+    return []
+
+
 def render(results: Path) -> list[str]:
-    """The lines between the markers: a table with one row per figure that some results file holds."""
+    """The lines between the markers: a table with one row per figure that some results file holds, then the
+    accuracy line (render_accuracy)."""
     files = load_results(results)
     lines = ["| figure | device | eignotes | baseline, same run | speed-up | results file |", "|" + "---|" * 6]
-    return lines + [r for r in (render_row(f, files, results) for f in FIGURES) if r is not None]
+    return (lines + [r for r in (render_row(f, files, results) for f in FIGURES) if r is not None]
+            + render_accuracy(results))
 
 
 def update(text: str, block: list[str]) -> str:

@@ -379,3 +379,33 @@ def scaling(summary: pd.DataFrame, *, title: str = "validation RMSE against dim"
     ax2.set_title("time per epoch against dim (log-log)", fontsize=FONT)
     save_figure(fig, name or title)
     return fig
+
+
+def ensemble_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]], *, baseline: float | None = None,
+                    baseline_label: str = "gradient-boosted trees (scikit-learn defaults), same rows",
+                    title: str = "ensembles of validation-selected runs", name: str | None = None) -> Figure:
+    """Validation RMSE against the number of runs averaged, R (log scale), one line per setting: the median over
+    disjoint groups of R runs with a band from the best to the worst group (rows of
+    eignotes.training.ensemble.size_curve: size, val_median, val_min, val_max); `baseline` a dashed line (the
+    trees' validation RMSE)."""
+    from matplotlib.ticker import FuncFormatter
+
+    fig, ax = plt.subplots(figsize=(10, 5), layout="constrained")
+    sizes: list[int] = []
+    for i, (label, rows) in enumerate(curves.items()):
+        xs = [r["size"] for r in rows]
+        sizes += xs
+        ax.plot(xs, [r["val_median"] for r in rows], marker="o", color=f"C{i}", label=f"{label}: median over groups")
+        ax.fill_between(xs, [r["val_min"] for r in rows], [r["val_max"] for r in rows], color=f"C{i}", alpha=0.15)
+    if baseline is not None:
+        ax.axhline(baseline, color="k", ls="--", lw=1, label=baseline_label)
+    ax.set_xscale("log")
+    _plain_log_ticks(ax.xaxis, sizes)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_xlabel("runs averaged, R (log scale)", fontsize=FONT)
+    ax.set_ylabel("validation RMSE ($); band: best to worst group", fontsize=FONT)
+    ax.tick_params(labelsize=FONT)
+    ax.set_title(title, fontsize=FONT + 1)
+    ax.legend(fontsize=FONT - 1, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    save_figure(fig, name or title)
+    return fig

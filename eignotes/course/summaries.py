@@ -125,6 +125,17 @@ def stored_training_figures(results_dir: str | Path | None = None) -> pd.DataFra
     return pd.DataFrame(rows) if rows else None
 
 
+def stored_ensembles(results_dir: str | Path | None = None) -> dict | None:
+    """The newest committed ensembles results (`benchmarks/ensembles.py`: `*_ensembles.json` at the cpu scale) as
+    a dict, with its file name under "file"; None where there is none. Not measured by this call."""
+    folder = Path(results_dir) if results_dir is not None else RESULTS_DIR
+    for path in sorted(folder.glob("*_ensembles.json"), reverse=True):
+        doc = json.loads(path.read_text())
+        if doc.get("scale") == "cpu":
+            return doc | {"file": path.name}
+    return None
+
+
 def study_lines(runs: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
     """The scaling study's summary (notebook 06): settings ranked by their median validation RMSE among those that
     converged, whether the seeds tell the two best apart (the exact permutation test, p <= 0.05), the chosen

@@ -92,17 +92,24 @@ def _default_patience(recipe: Recipe, epochs: int) -> int:
 
 
 def build_model(kind: str, *, num_features: int, dim: int, backend: str = "auto", seed: int = 0,
-                alpha: float | None = None, init: str = "default") -> nn.Module:
+                alpha: float | None = None, init: str = "default", half_width: int | None = None) -> nn.Module:
     """A dense, tridiagonal or pencil spectral model with k = dim // 2, initialized from `seed` (the global RNG is
-    left untouched); alpha > 0 smooths its eigenvalue, init ("default" or "paper") applies to the pencil model."""
+    left untouched); alpha > 0 smooths its eigenvalue, init ("default" or "paper") applies to the pencil model;
+    half_width h (pencil only, exact) makes it a MultiEigenPencil: a learned combination of lambda_{k-h} ..
+    lambda_{k+h} of the same matrix."""
     _check_kind(kind)
     if init != "default" and kind != "pencil":
         raise ValueError(f"init={init!r} is an option of the pencil model only")
+    if half_width is not None and (kind != "pencil" or alpha):
+        raise ValueError("half_width is an option of the exact pencil model only")
     if kind == "dense":
         return models.MultivariateSpectral(num_features=num_features, dim=dim, eigval_idx=dim // 2, backend=backend,
                                            generator=torch.Generator().manual_seed(seed), alpha=alpha)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # nn.Linear draws from the global RNG: fork it so callers' state is untouched
+        if kind == "pencil" and half_width is not None:
+            return models.MultiEigenPencil(num_features=num_features, dim=dim, eigval_idx=dim // 2, backend=backend,
+                                           init=init, half_width=half_width)
         if kind == "pencil":
             return models.PencilSpectral(num_features=num_features, dim=dim, eigval_idx=dim // 2, backend=backend,
                                          alpha=alpha, init=init)
@@ -167,7 +174,7 @@ def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequ
              backend: str = "auto", device: torch.device | str | None = None,
              progress: Callable[[Iterable[st.Event]], Iterable[st.Event]] | None = None,
              alpha: float | None | Sequence[float | None] = None, init: str = "default",
-             cuda_graphs: bool = False, fused_step: bool | None = None,
+             cuda_graphs: bool = False, fused_step: bool | None = None, half_width: int | None = None,
              ) -> list[tuple[nn.Module, pd.DataFrame, dict[str, Any]]]:
     """Train one model per seed with the blog's recipe, all together in one stream (eignotes.training.runs; one
     seed is one run, R = 1), each selecting its epoch and stopping early on the validation split; the test RMSE of
@@ -177,14 +184,15 @@ def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequ
     `progress` is a stage over the loop's events (per-run values in lists), put at the end of the stream. alpha: one
     for all runs, or a sequence with one per run (seeds may then repeat: the same seed with several alphas). The
     summary's "step" is the step that trained (fused, cuda graphs or eager: eignotes.training.steps), as the loop
-    chose it; "diverged" says whether the run met the loop's divergence rule. device: as in `fit`."""
+    chose it; "diverged" says whether the run met the loop's divergence rule. device: as in `fit`. half_width: see
+    build_model."""
     alphas = list(alpha) if isinstance(alpha, Sequence) else [alpha] * len(seeds)
     if len(alphas) != len(seeds):
         raise ValueError(f"need one alpha per run: {len(seeds)} seeds, {len(alphas)} alphas")
     recipe = blog_recipe(kind, dim).replace(lr=lr, batch_size=batch_size, weight_decay=weight_decay)
     patience = _default_patience(recipe, epochs) if patience is None else patience
-    ms = [build_model(kind, num_features=data.num_features, dim=dim, backend=backend, seed=s, alpha=a, init=init)
-          for s, a in zip(seeds, alphas, strict=True)]
+    ms = [build_model(kind, num_features=data.num_features, dim=dim, backend=backend, seed=s, alpha=a, init=init,
+                      half_width=half_width) for s, a in zip(seeds, alphas, strict=True)]
     device = (torch.device(device) if device is not None
               else training_device(ms, recipe.optimizer, cuda_graphs=cuda_graphs))
     for m in ms:
@@ -229,7 +237,7 @@ def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequ
             "runs_together": len(seeds), "diverged": bool(last["diverged"][r]),
             "device": config.device_name(device), "step": last["step_kind"],
             "settings": {**dataclasses.asdict(recipe), "seed": seed, "backend": backend, "patience": patience,
-                         "alpha": alphas[r], "init": init},
+                         "alpha": alphas[r], "init": init, "half_width": half_width},
         }
         out.append((model, history, summary))
     return out
