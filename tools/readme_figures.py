@@ -119,7 +119,7 @@ def render_accuracy(results: Path) -> list[str]:
             continue
         chosen = next((s for s in doc["settings"] if s["setting"] == doc["chosen"]), None)
         how = (f"`{chosen['command']}`, {chosen['train_minutes']:.0f} min" if chosen else
-               f"`{doc['command']}`, {doc['total_minutes']:.0f} min")
+               f"`{doc['command']}`, {doc['total_minutes']:.0f} min for every setting")
         md = path.name[: -len(".json")] + ".md"
         return ["", f"Accuracy (California Housing, Colab split, {doc['device']}): the ensemble chosen on validation, "
                 f"{doc['chosen']}, reaches a test RMSE of ${doc['chosen_test_rmse_dollars']:,.0f} ({how}); "
