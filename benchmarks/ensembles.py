@@ -66,10 +66,9 @@ def main(argv: list[str] | None = None) -> int:
                                    device="cpu")
         minutes = (time.perf_counter() - t0) / 60
         ok = [m for m, _, s in results if not s["diverged"]]
-        pv, pt = ensemble.predictions(ok, data.X_val), ensemble.predictions(ok, data.X_test)
-        preds[name] = (pv, pt)
-        curve = ensemble.size_curve(pv, pt, data, sizes=[2**i for i in range(8) if 2**i <= len(ok)])
-        # the test columns of the curve stay in memory: only the reported ensemble's test figure is written
+        pv = ensemble.predictions(ok, data.X_val)
+        preds[name] = (pv, ok)  # the models wait: the test set is read once, for the chosen ensemble
+        curve = ensemble.size_curve(pv, data, sizes=[2**i for i in range(8) if 2**i <= len(ok)])
         settings.append({"setting": name, "model": kind, "dim": dim, "alpha": alpha, "epochs": epochs, "runs": runs,
                          "diverged": runs - len(ok), "train_minutes": minutes,
                          "command": f"python -m eignotes.train --model {kind} --dim {dim} --epochs {epochs} "
@@ -82,18 +81,16 @@ def main(argv: list[str] | None = None) -> int:
               f"${curve[0]['val_median']:,.0f}, all {len(ok)} ${settings[-1]['full_val_rmse_dollars']:,.0f}")
     # the mixes: every setting's runs, and the two settings best on validation (each setting weighted by its runs)
     pv_all = torch.cat([p[0] for p in preds.values()])
-    pt_all = torch.cat([p[1] for p in preds.values()])
     mix_val = ensemble._rmse(pv_all.mean(0), data.y_val, data)
     candidates = {s["setting"]: (s["full_val_rmse_dollars"], preds[s["setting"]][1]) for s in settings}
-    candidates["mix of all settings"] = (mix_val, pt_all)
+    candidates["mix of all settings"] = (mix_val, [m for p in preds.values() for m in p[1]])
     best_two = sorted(settings, key=lambda s: s["full_val_rmse_dollars"])[:2]
     if len(settings) > 2:
         pv2 = torch.cat([preds[s["setting"]][0] for s in best_two])
-        pt2 = torch.cat([preds[s["setting"]][1] for s in best_two])
         candidates["mix of the two best: " + " + ".join(s["setting"] for s in best_two)] = (
-            ensemble._rmse(pv2.mean(0), data.y_val, data), pt2)
+            ensemble._rmse(pv2.mean(0), data.y_val, data), [m for s in best_two for m in preds[s["setting"]][1]])
     chosen = min(candidates, key=lambda k: candidates[k][0])
-    chosen_test = ensemble._rmse(candidates[chosen][1].mean(0), data.y_test, data)  # the one test read
+    chosen_test = ensemble.ensemble_rmse(candidates[chosen][1], data)["test_rmse_dollars"]  # the one test read
     trees = gradient_boosting_baseline(data)
     total = (time.perf_counter() - t_all) / 60
     result = {

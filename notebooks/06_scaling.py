@@ -58,7 +58,7 @@ print(describe())
 #   per setting it cannot go below 0.2, with 5 it can just reach 0.048, so the settings that are ranked get 5 seeds.
 
 # %%
-from eignotes.course import claims, plotting, summaries
+from eignotes.course import claims, experiments, plotting, summaries
 from eignotes.course.experiments import gradient_boosting_baseline, scaling_study, summarize_study, training_devices
 from eignotes.training import data as hdata
 from eignotes.training import recipes
@@ -146,9 +146,9 @@ if len(converged):
 
 # %% [markdown]
 # A bigger tridiagonal matrix is cheap to train: its seconds per epoch grow more slowly than dim. The check below
-# prints the fitted exponent it rests on (one epoch's training of a setting's seeds together, the median over
-# epochs). Whether a bigger matrix also lowers the error is what the ranking and the rule above say for this scale;
-# at the quick and cpu scales every setting gets the same short budget, which may hold back the larger dims (more
+# prints the fitted exponent it rests on (one epoch's training of a setting's seeds together, the median over epochs).
+# Whether a bigger matrix also lowers the error is what the ranking and the rule above say for this scale; at the
+# quick and cpu scales each kind gets one short budget (printed at the top), which may hold back the larger dims (more
 # parameters to fit); the full scale's longer budget is the fairer test.
 
 # %%
@@ -209,12 +209,14 @@ else:
 # ## Optional: ensembles of runs
 #
 # Runs that differ only by their seed make different errors, and averaging their predictions cancels part of them:
-# an *ensemble*. Because runs train together for little more than the cost of one on a GPU (and for the cost of
-# each on a CPU), an ensemble of R validation-selected runs is a cheap next step beyond a single model. Nothing
-# about it is chosen on the test set: every run is restored to its best validation epoch, every run counts, and
-# the figure below is drawn on validation. For each R, the runs are split into disjoint groups of R, and each
-# group's ensemble gives one point; the line is the median over groups, the band the best and the worst group.
-# The dashed line is the trees' validation RMSE on the same rows.
+# an *ensemble*. Runs trained together cost little more than one on a GPU, and on a CPU about what each costs alone
+# (notebook 04 measured both), so an ensemble of R validation-selected runs is the obvious next step beyond a single
+# model. Nothing about it is chosen on the test set: every run is restored to its best validation epoch, every run
+# counts, and the figure is drawn on validation only (the test set is not read here). For each R, the runs are split
+# into disjoint groups of R, and each group's ensemble gives one point; the line is the median over groups, the band
+# the best and the worst group. With fewer groups at larger R the band is narrower by construction (at the largest R
+# there is one group and no band): read the band as the spread of the groups that exist, not as a shrinking error
+# bar. The dashed line is the trees' validation RMSE on the same rows.
 
 # %%
 import matplotlib.pyplot as plt
@@ -222,29 +224,36 @@ import matplotlib.pyplot as plt
 from eignotes.training import ensemble
 
 ens_runs = pick(quick=4, cpu=8, full=32)
-ens_results = recipes.fit_runs("tridiagonal", data, dim=45, epochs=pick(quick=2, cpu=40, full=100),
-                               seeds=list(range(ens_runs)), device="cpu")
+ens_epochs = epochs["tridiagonal"]  # the study's budget for this kind
+ens_results = recipes.fit_runs("tridiagonal", data, dim=45, epochs=ens_epochs, seeds=list(range(ens_runs)),
+                               device="cpu")
 members = [m for m, _, s in ens_results if not s["diverged"]]
-pv, pt = ensemble.predictions(members, data.X_val), ensemble.predictions(members, data.X_test)
-curve = ensemble.size_curve(pv, pt, data, sizes=[2**i for i in range(6) if 2**i <= len(members)])
+n_conv = sum(experiments.converged(s["best_epoch"], ens_epochs) for _, _, s in ens_results)
+curve = ensemble.size_curve(ensemble.predictions(members, data.X_val), data,
+                            sizes=[2**i for i in range(6) if 2**i <= len(members)])
 gbr_val = gradient_boosting_baseline(data)["validation RMSE ($)"]
 fig = plotting.ensemble_curves({f"tridiagonal dim 45, {len(members)} runs, this run": curve}, baseline=gbr_val,
                                title="ensembles of validation-selected runs, this run (validation)",
                                name="06_ensembles")
 plt.show()
-print(f"validation RMSE: one run (median) ${curve[0]['val_median']:,.0f}, all {len(members)} runs averaged "
-      f"${curve[-1]['val_median']:,.0f}; the trees ${gbr_val:,.0f}")
+print(f"{len(members)} runs of {ens_epochs} epochs, {n_conv} converged (the rule above)")
+for a, b in zip(curve, curve[1:], strict=False):
+    print(f"R = {a['size']} -> {b['size']}: median validation RMSE ${a['val_median']:,.0f} -> "
+          f"${b['val_median']:,.0f} ({b['val_median'] - a['val_median']:+,.0f})")
+print(f"one run's spread (R = 1, best to worst): ${curve[0]['val_min']:,.0f} to ${curve[0]['val_max']:,.0f}; "
+      f"the trees ${gbr_val:,.0f}")
 
 # %% [markdown]
-# What to see: the line falls fastest from R = 1 to 2 and flattens as R grows: the seeds' errors are partly shared
-# (every run sees the same rows and the same model family), so averaging cannot remove them all. The longer study
-# below (`benchmarks/ensembles.py`, its figures read from the committed results file) trains more runs and settings,
-# picks the ensemble with the lowest validation RMSE, and reads the test set once, for that ensemble.
+# What to see: how much each doubling of R lowers the median, next to the spread of single runs printed above. The
+# seeds' errors are partly shared (every run sees the same rows and the same model family), so averaging cannot
+# remove them all, and with a handful of runs each step is itself uncertain by about the spread of the groups. The
+# longer study of `benchmarks/ensembles.py` (more runs, more settings; its figures read from the committed results
+# file below) picks its ensemble on validation and reads the test set once, for that ensemble.
 
 # %%
 stored_ens = summaries.stored_ensembles()
 if stored_ens is None:
-    print("no committed ensembles results found (an installed package has no benchmarks/)")
+    print("no cpu-scale *_ensembles.json in benchmarks/results/ (run python benchmarks/ensembles.py)")
 else:
     print(f"STORED figures from {stored_ens['file']} (commit {stored_ens['commit'][:10]}, {stored_ens['device']}, "
           f"{stored_ens['total_minutes']:.0f} minutes); nothing here was measured in this run.")

@@ -250,7 +250,7 @@ print(f"gap to the trees: ${med - trees:+,.0f} on test, "
 # %% [markdown]
 # ## Summary
 #
-# Computed from this run (at the quick scale from 2 epochs on a thousand rows: they mean little there).
+# Computed from this run (at the quick scale, 2 epochs on a thousand rows, these figures mean little).
 
 # %%
 order = table.sort_values("auc_median")

@@ -57,16 +57,15 @@ def test_size_curve_groups_are_disjoint_and_sized(small):
     R = 8
     gen = torch.Generator().manual_seed(1)
     pv = small.y_val.double() + torch.randn(R, len(small.y_val), generator=gen, dtype=torch.float64)
-    pt = small.y_test.double() + torch.randn(R, len(small.y_test), generator=gen, dtype=torch.float64)
-    rows = ensemble.size_curve(pv, pt, small, sizes=(1, 2, 4, 8, 16))
+    rows = ensemble.size_curve(pv, small, sizes=(1, 2, 4, 8, 16))
     assert [r["size"] for r in rows] == [1, 2, 4, 8] and [r["groups"] for r in rows] == [8, 4, 2, 1]
+    assert not any(k.startswith("test") for r in rows for k in r), "validation only"
     two = rows[1]
     ref = small.dollars(float(((pv[2:4].mean(0) - small.y_val.double()) ** 2).mean().sqrt()))
     assert two["val_groups"][1] == pytest.approx(ref, rel=1e-12)
+    assert two["val_median"] == pytest.approx(float(np.median(two["val_groups"])), rel=1e-12)
     # independent noise: the error falls about as 1 / sqrt(R)
     assert rows[-1]["val_median"] < rows[0]["val_median"] / 2
-    with pytest.raises(ValueError, match="same runs"):
-        ensemble.size_curve(pv, pt[:3], small)
 
 
 def test_train_cli_ensemble_writes_the_runs_summary(tmp_path, capsys):

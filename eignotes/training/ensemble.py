@@ -8,8 +8,8 @@ once, for the ensemble that is reported.
     results = recipes.fit_runs("pencil", data, dim=15, epochs=150, seeds=range(16), alpha=1.0)
     ensemble_rmse([m for m, _, _ in results], data)   # {"runs": 16, "val_rmse_dollars": ..., "test_rmse_dollars": ...}
 
-`size_curve` answers "how does the error fall with R": for each R, the runs split into disjoint groups of R, each
-group's ensemble RMSE, and their median and range.
+`size_curve` answers "how does the validation error fall with R": for each R, the runs split into disjoint groups of
+R, each group's ensemble RMSE, and their median and range.
 """
 from __future__ import annotations
 
@@ -61,25 +61,19 @@ def ensemble_rmse(models: Sequence[nn.Module], data: HousingData) -> dict[str, A
             "member_test_rmse_dollars": [_rmse(p, data.y_test, data) for p in pt]}
 
 
-def size_curve(pred_val: torch.Tensor, pred_test: torch.Tensor, data: HousingData,
+def size_curve(pred_val: torch.Tensor, data: HousingData,
                sizes: Sequence[int] = (1, 2, 4, 8, 16, 32)) -> list[dict[str, Any]]:
-    """How the error falls with the number of members: predictions (R, N_val) and (R, N_test) of R runs (in a fixed
+    """How the validation error falls with the number of members: predictions (R, N_val) of R runs (in a fixed
     order, e.g. by seed); for each size s <= R, the R // s disjoint groups of s consecutive runs, each group's
-    ensemble RMSE on both splits, and per split the median, min and max over the groups. Sizes above R are left
-    out."""
+    ensemble validation RMSE ("val_groups"), and their median, min and max. Sizes above R are left out. Validation
+    only, by design: a size or a setting is chosen here, and the test set is read afterwards, once, for the ensemble
+    chosen (ensemble_rmse)."""
     R = pred_val.shape[0]
-    if pred_test.shape[0] != R:
-        raise ValueError(f"need the same runs on both splits, got {R} and {pred_test.shape[0]}")
     rows = []
     for s in sizes:
         if s < 1 or s > R:
             continue
-        groups = [range(g * s, (g + 1) * s) for g in range(R // s)]
-        val = [_rmse(pred_val[list(g)].mean(0), data.y_val, data) for g in groups]
-        test = [_rmse(pred_test[list(g)].mean(0), data.y_test, data) for g in groups]
-        row: dict[str, Any] = {"size": s, "groups": len(groups)}
-        for split, v in (("val", val), ("test", test)):
-            row |= {f"{split}_median": statistics.median(v), f"{split}_min": min(v), f"{split}_max": max(v),
-                    f"{split}_groups": v}
-        rows.append(row)
+        val = [_rmse(pred_val[g * s : (g + 1) * s].mean(0), data.y_val, data) for g in range(R // s)]
+        rows.append({"size": s, "groups": len(val), "val_median": statistics.median(val), "val_min": min(val),
+                     "val_max": max(val), "val_groups": val})
     return rows
