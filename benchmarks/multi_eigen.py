@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                        "params": sum(p.numel() for p in res[0][0].parameters()),
                        "step": res[0][2]["step"], "minutes": (time.perf_counter() - t0) / 60}
         if h is not None:
-            rows[label]["weights"] = [[round(float(w), 4) for w in m.weights] for m, _, _ in res]
+            rows[label]["weights"] = [[round(float(w), 4) for w in m.weights.detach()] for m, _, _ in res]
         print(f"{label}: validation median ${statistics.median(rows[label]['val']):,.0f} "
               f"({rows[label]['minutes']:.1f} min, {rows[label]['step']} step)")
     a, b = (rows[k]["val"] for k in kinds)
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         md.append(f"| {label} | {r['params']} | ${statistics.median(r['val']):,.0f} [{min(r['val']):,.0f}, "
                   f"{max(r['val']):,.0f}] | ${statistics.median(r['test']):,.0f} | {r['step']} | {r['minutes']:.1f} |")
     verdict = "the seeds tell them apart" if p <= 0.05 else "the seeds cannot tell them apart"
-    md += ["", f"Exact permutation test of the difference of the validation medians (multi minus one: "
+    md += ["", f"Exact permutation test of the difference of the validation medians (one eigenvalue minus three: "
            f"${test['difference']:+,.0f}): p = {p:.3g}, smallest possible {test['smallest p']:.3g} ({verdict}; the "
            "series' rule: p <= 0.05)."]
     stem.with_suffix(".md").write_text("\n".join(md) + "\n")

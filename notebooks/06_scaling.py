@@ -56,6 +56,8 @@ print(describe())
 # - **can the seeds tell two settings apart?** Only if an exact permutation test of the difference of their median
 #   validation RMSEs gives p ≤ 0.05 (exercise 2 writes the test). Its smallest possible p depends on the seeds: with 3
 #   per setting it cannot go below 0.2, with 5 it can just reach 0.048, so the settings that are ranked get 5 seeds.
+#   It can also be exactly 1: with a few seeds a median takes few values, and when every split of the pooled runs
+#   gives a difference of medians at least as large as the observed one, all of them count.
 
 # %%
 from eignotes.course import claims, experiments, plotting, summaries
