@@ -424,7 +424,7 @@ def scaling_study(grid: Iterable[tuple[str, int]], *, seeds: Sequence[int] | dic
                   epochs: int | dict[str, int],
                   data: HousingData | None = None,
                   device: torch.device | str | dict[str, torch.device] | None = None,
-                  show_progress: bool = True) -> pd.DataFrame:
+                  show_progress: bool = True, keep: dict | None = None) -> pd.DataFrame:
     """Train every (kind, dim) of `grid` with each seed, the seeds of a setting together in one stream
     (recipes.fit_runs: each run equals its seed trained alone); return a DataFrame with one row per run.
     device: one for all, or {kind: device} (training_devices' choice per model).
@@ -433,7 +433,8 @@ def scaling_study(grid: Iterable[tuple[str, int]], *, seeds: Sequence[int] | dic
     {kind: int}, the most a run may train; each run follows its recipe (early stopping or the whole budget) and
     selects its epoch on the validation split; the test RMSE is that of the selected model. seconds_per_epoch is the
     time of an epoch of all the setting's seeds together. best_at_end: the best epoch is the budget's last or
-    next-to-last, so the budget, not the model, may have ended the improvement.
+    next-to-last, so the budget, not the model, may have ended the improvement. keep: a dict that receives each
+    setting's trained models, {(kind, dim): [model per seed, restored to its best validation epoch]}.
     """
     import pandas as pd
 
@@ -449,8 +450,10 @@ def scaling_study(grid: Iterable[tuple[str, int]], *, seeds: Sequence[int] | dic
         kind_seeds = list(seeds[kind] if isinstance(seeds, dict) else seeds)
         bar.set_postfix(model=f"{kind} {dim}", refresh=False)  # shown at the next update: no extra lines
         dev = device.get(kind) if isinstance(device, dict) else device
-        for (_, _, s), seed in zip(recipes.fit_runs(kind, data, dim=dim, epochs=n_ep, seeds=kind_seeds, device=dev),
-                                   kind_seeds, strict=True):
+        results = recipes.fit_runs(kind, data, dim=dim, epochs=n_ep, seeds=kind_seeds, device=dev)
+        if keep is not None:
+            keep[(kind, dim)] = [m for m, _, _ in results]
+        for (_, _, s), seed in zip(results, kind_seeds, strict=True):
             rows.append({"model": kind, "dim": dim, "seed": seed, "epochs_run": s["epochs_run"],
                          "epochs_max": s["epochs_max"], "best_epoch": s["best_epoch"],
                          "best_at_end": not converged(s["best_epoch"], s["epochs_max"]),
