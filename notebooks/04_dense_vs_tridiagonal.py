@@ -243,12 +243,11 @@ for _, r in ours.iterrows():  # a statement of fact about this run, not a claim 
 
 # %% [markdown]
 # A selected epoch that is the last or next-to-last of the budget says the budget, not the model, may have ended
-# the improvement (`experiments.converged`, the series' one rule, used again in notebooks 06 and 07); the lines
-# above apply it to both runs. The rule is a weak one: a run whose best epoch is a few epochs before the end may
-# still be improving, so read it beside the progress figures above. Validation and test RMSEs of one model differ
-# because the two splits are different rows (3,400 carved from the training file, 3,000 in the test file): a few
-# thousand rows of house prices give RMSEs that differ by hundreds of dollars from split to split alone, and
-# selecting the epoch on validation also favours that split.
+# the improvement (`experiments.converged`, the rule of notebooks 06 and 07 too). It is a weak rule: a run whose
+# best epoch lies a few epochs before the end may still be improving, so read it beside the progress figures. A
+# model's validation and test RMSEs differ because the splits are different rows (3,400 carved from the training
+# file, 3,000 in the test file): a few thousand rows give RMSEs that differ by hundreds of dollars from split to
+# split alone, and selecting the epoch on validation favours that split.
 
 # %% [markdown]
 # ## Results next to a measured baseline and the blog's figures
