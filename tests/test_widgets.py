@@ -138,10 +138,10 @@ def test_bisection_static_figure_and_annotation(saved):
     fig = widgets.bisection_explorer(D5, E5, k=2, interactive=False)
     assert isinstance(fig, Figure)
     assert saved == ["05_bisection"]
-    h = widgets.bisection_history(D5, E5, k=2, steps=30)
+    h = widgets.bisection_history(D5, E5, k=2, steps=60)  # the explorer's default: past float64's 56 steps
     s = 3  # the default step
     lo, hi = float(h["lo"][s]), float(h["hi"][s])
-    assert f"step {s} of 30" in fig.axes[0].get_title()
+    assert f"step {s} of 60" in fig.axes[0].get_title()
     texts = " ".join(t.get_text() for t in fig.axes[0].texts)
     c = int(h["count"][s])
     assert f"count(mid) = {c}" in texts and "k = 2" in texts
