@@ -258,7 +258,8 @@ for label, (xs, ts) in series.items():
 # %%
 fastest = min(cpu_rows, key=lambda t: t.median)
 print(f"On this CPU, {fastest.label} was fastest: {base.median / fastest.median:.1f}x the speed of torch CPU "
-      f"({fastest.median * 1e3:.1f} ms against {base.median * 1e3:.1f} ms for {B} x {n} x {n}).")
+      f"({fastest.median * 1e3:.1f} ms against {base.median * 1e3:.1f} ms for {B} x {n} x {n}; IQR / median "
+      f"{fastest.iqr / fastest.median:.0%} and {base.iqr / base.median:.0%}: the larger, the less certain the ratio).")
 for _, r in growth.iterrows():
     print(f"{r['series']}: time grew {r['time ratio']:.1f}x from n = {r['x from']} to n = {r['x to']} (a cube law: "
           f"{r['cube-law ratio']:.0f}x); fitted exponent {r['fitted exponent']:.2f}.")

@@ -189,7 +189,9 @@ speed_table.round(3)
 # What to see: compare each line's slope with the reference lines: the dense solver's with slope 3, the
 # tridiagonal kernel's with slope 1. The last column is the dense time over the tridiagonal time at each n. Where
 # the tridiagonal line is flatter than slope 1, a fixed cost per call (the launch, the autograd bookkeeping) still
-# dominates its time. The dense line is flatter than slope 3 at these sizes too (the summary prints both fitted
+# dominates its time; where a segment is steeper than 1, more than the O(n) arithmetic grew there (the batch's
+# vectors outgrowing a cache, or a busier machine while that point was timed): the fitted exponent over all points
+# is the steadier figure. The dense line is flatter than slope 3 at these sizes too (the summary prints both fitted
 # exponents), for the reason seen in notebook 01: per-matrix overheads and memory traffic, which grow more slowly
 # than n³, still take a large share of its time; only at larger n would its slope approach 3.
 

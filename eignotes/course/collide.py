@@ -192,6 +192,8 @@ def plot_gradient_change(ax: Any, mid: np.ndarray, series: dict[str, np.ndarray]
         colors[label] = line.get_color()
     for label, bound in (bounds or {}).items():
         ax.axhline(bound, color=colors[label], ls="--", lw=1, label=f"bound of {label.split(' (')[0]}: {bound:g}")
+        ax.annotate(f"bound of {label.split(' (')[0]}", xy=(0.62, bound), xycoords=("axes fraction", "data"),
+                    ha="center", va="bottom", fontsize=8, color=colors[label])  # named on the line itself
     ax.set(xlabel="t", ylabel="||grad f(t+dt) - grad f(t)||_F / (dt ||B||_F)",
            title="how fast the gradient moves along the line")
     ax.grid(alpha=0.3, which="both")
