@@ -31,9 +31,9 @@ check: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
-# The tests run in one worker process per core (pytest-xdist), each worker's numba and torch on one thread: on a
-# 2-core machine two single-threaded workers finish in about 60% of the time of one two-threaded process, whose
-# small kernels spend much of their time waking threads (and numba's threads, oversubscribed, spin).
+# The tests run in one worker process per core (pytest-xdist), each worker's numba and torch on one thread: most
+# tests are small kernels that a second thread does not speed up (waking it costs more), while a second worker
+# runs other tests meanwhile; two-threaded workers would oversubscribe the cores, and numba's waiting threads spin.
 TEST_ENV := EIGNOTES_SCALE=quick NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1
 TEST_ARGS := -q -p no:cacheprovider -n auto
 

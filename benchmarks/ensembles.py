@@ -76,19 +76,19 @@ def main(argv: list[str] | None = None) -> int:
                          "curve_val": [{k: r[k] for k in ("size", "groups", "val_median", "val_min", "val_max")}
                                        for r in curve],
                          "full_val_rmse_dollars": curve[-1]["val_median"] if curve[-1]["size"] == len(ok) else
-                         ensemble._rmse(pv.mean(0), data.y_val, data)})
+                         ensemble.rmse_dollars(pv.mean(0), data.y_val, data)})
         print(f"{name}: {len(ok)} runs in {minutes:.1f} min; validation RMSE, 1 run (median) "
               f"${curve[0]['val_median']:,.0f}, all {len(ok)} ${settings[-1]['full_val_rmse_dollars']:,.0f}")
     # the mixes: every setting's runs, and the two settings best on validation (each setting weighted by its runs)
     pv_all = torch.cat([p[0] for p in preds.values()])
-    mix_val = ensemble._rmse(pv_all.mean(0), data.y_val, data)
+    mix_val = ensemble.rmse_dollars(pv_all.mean(0), data.y_val, data)
     candidates = {s["setting"]: (s["full_val_rmse_dollars"], preds[s["setting"]][1]) for s in settings}
     candidates["mix of all settings"] = (mix_val, [m for p in preds.values() for m in p[1]])
     best_two = sorted(settings, key=lambda s: s["full_val_rmse_dollars"])[:2]
     if len(settings) > 2:
         pv2 = torch.cat([preds[s["setting"]][0] for s in best_two])
         candidates["mix of the two best: " + " + ".join(s["setting"] for s in best_two)] = (
-            ensemble._rmse(pv2.mean(0), data.y_val, data), [m for s in best_two for m in preds[s["setting"]][1]])
+            ensemble.rmse_dollars(pv2.mean(0), data.y_val, data), [m for s in best_two for m in preds[s["setting"]][1]])
     chosen = min(candidates, key=lambda k: candidates[k][0])
     chosen_test = ensemble.ensemble_rmse(candidates[chosen][1], data)["test_rmse_dollars"]  # the one test read
     trees = gradient_boosting_baseline(data)

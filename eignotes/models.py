@@ -178,7 +178,7 @@ class _DenseMap(PackedMap):
 
     def backward(self, gbase, gcoefs, g):
         _nondecreasing_diagonal_grad(gbase, self._diag, self._work[1], g[0], g[1])
-        if not np.shares_memory(gcoefs, g[2]):
+        if not np.may_share_memory(gcoefs, g[2]):  # bounds only: the direct view, or a separate array
             g[2][...] = gcoefs.reshape(g[2].shape)
 
     def direct(self, g):
@@ -204,7 +204,7 @@ class _PencilMap(PackedMap):
         return bias, self._coefs
 
     def backward(self, gbase, gcoefs, g):
-        if not np.shares_memory(gbase, g[1]):
+        if not np.may_share_memory(gbase, g[1]):
             g[1][...] = gbase
         R = gbase.shape[0]
         np.copyto(g[0].reshape(R, self.P, self.F), gcoefs.transpose(0, 2, 1))

@@ -1,6 +1,7 @@
 import os
 
 import matplotlib
+import numpy as np
 import pytest
 import torch
 
@@ -27,6 +28,19 @@ def gen():
 def random_symmetric(shape, n, dtype, gen):
     A = torch.randn(*shape, n, n, dtype=torch.float64, generator=gen)
     return ((A + A.transpose(-1, -2)) / 2).to(dtype)
+
+
+
+def project_ref(y, r):
+    """The capped-simplex projection by bisection on the shift, in float64 (independent of the op's exact solve)."""
+    lo, hi = -y.max() - 1.0, -y.min() + 1.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if np.clip(y + mid, 0, 1).sum() < r:
+            lo = mid
+        else:
+            hi = mid
+    return np.clip(y + 0.5 * (lo + hi), 0, 1)
 
 
 # The fast tier (`make test-fast`) leaves these out; `make test` (CI) runs everything. Slow here means the Triton

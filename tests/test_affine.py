@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import project_ref
 from torch.func import grad, vmap
 
 from eignotes.linalg import affine as affine_mod
@@ -39,18 +40,6 @@ def _matrices_ref(base, coefs, x, scale=None):
     return A0.unsqueeze(-3) + (x.double()[..., :, :, None, None] * Ai.unsqueeze(-4)).sum(-3)
 
 
-def _project_ref(y, r):
-    """The capped-simplex projection by bisection on the shift (float64), independent of the op's exact solve."""
-    lo, hi = -y.max() - 1.0, -y.min() + 1.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if np.clip(y + mid, 0, 1).sum() < r:
-            lo = mid
-        else:
-            hi = mid
-    return np.clip(y + 0.5 * (lo + hi), 0, 1)
-
-
 def _eig_ref(M, k, alpha=None):
     """(value, dvalue/dM) of the (smoothed) k-th eigenvalue of one float64 matrix, from NumPy's eigh."""
     w, V = np.linalg.eigh(M)
@@ -60,8 +49,8 @@ def _eig_ref(M, k, alpha=None):
         return w[k], np.outer(q, q)
     mu, U = w[::-1], V[:, ::-1]
     r = n - k % n
-    q_r = _project_ref(mu / alpha, r)
-    q_s = _project_ref(mu / alpha, r - 1) if r > 1 else np.zeros(n)
+    q_r = project_ref(mu / alpha, r)
+    q_s = project_ref(mu / alpha, r - 1) if r > 1 else np.zeros(n)
     value = (q_r - q_s) @ mu - alpha / 2 * (q_r @ q_r - q_s @ q_s) + alpha / 2
     return value, (U * (q_r - q_s)) @ U.T
 

@@ -5,7 +5,7 @@ import cupy_stand_in
 import numpy as np
 import pytest
 import torch
-from conftest import random_symmetric
+from conftest import project_ref, random_symmetric
 
 import eignotes
 from eignotes.linalg import smooth as smooth_mod
@@ -21,18 +21,6 @@ def _cupy_on_numpy(request, monkeypatch):
     callspec = getattr(request.node, "callspec", None)
     if callspec is not None and callspec.params.get("backend") == "cupy":
         cupy_stand_in.install(monkeypatch)
-
-
-def project_ref(y, r):
-    """The capped-simplex projection by bisection on the shift, in float64 (independent of the op's exact solve)."""
-    lo, hi = -y.max() - 1.0, -y.min() + 1.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if np.clip(y + mid, 0, 1).sum() < r:
-            lo = mid
-        else:
-            hi = mid
-    return np.clip(y + 0.5 * (lo + hi), 0, 1)
 
 
 def smooth_ref(A, k, alpha):

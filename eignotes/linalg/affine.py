@@ -156,7 +156,8 @@ if available:
 
     @njit(cache=True)
     def _grads_serial(vecs, g, w, scale, x, coefs, want_params, want_x, outer, gbase, gcoefs, gx):
-        """_grads_parallel on one thread."""
+        """_grads_parallel on one thread: a driver of its own, not one body compiled both ways, since numba's disk
+        cache names a compiled function by its source location and signature, which the two would share."""
         R, B, F = x.shape
         for rb in range(R * B):
             _outer_row(vecs, g, w, scale, outer, rb)

@@ -22,7 +22,7 @@ from torch import nn
 
 from .data import HousingData
 
-__all__ = ["predictions", "ensemble_rmse", "size_curve"]
+__all__ = ["predictions", "rmse_dollars", "ensemble_rmse", "size_curve"]
 
 CHUNK = 4096  # rows per forward call: the largest batch of matrices a prediction builds at once
 
@@ -44,7 +44,7 @@ def predictions(models: Sequence[nn.Module], X: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _rmse(pred: torch.Tensor, y: torch.Tensor, data: HousingData) -> float:
+def rmse_dollars(pred: torch.Tensor, y: torch.Tensor, data: HousingData) -> float:
     """RMSE in dollars of predictions (N,) against the scaled targets y (N,); NaN where a prediction is."""
     return data.dollars(float(((pred - y.double()) ** 2).mean().sqrt()))
 
@@ -55,10 +55,10 @@ def ensemble_rmse(models: Sequence[nn.Module], data: HousingData) -> dict[str, A
     in the order given)."""
     pv, pt = predictions(models, data.X_val), predictions(models, data.X_test)
     return {"runs": len(models),
-            "val_rmse_dollars": _rmse(pv.mean(0), data.y_val, data),
-            "test_rmse_dollars": _rmse(pt.mean(0), data.y_test, data),
-            "member_val_rmse_dollars": [_rmse(p, data.y_val, data) for p in pv],
-            "member_test_rmse_dollars": [_rmse(p, data.y_test, data) for p in pt]}
+            "val_rmse_dollars": rmse_dollars(pv.mean(0), data.y_val, data),
+            "test_rmse_dollars": rmse_dollars(pt.mean(0), data.y_test, data),
+            "member_val_rmse_dollars": [rmse_dollars(p, data.y_val, data) for p in pv],
+            "member_test_rmse_dollars": [rmse_dollars(p, data.y_test, data) for p in pt]}
 
 
 def size_curve(pred_val: torch.Tensor, data: HousingData,
@@ -73,7 +73,7 @@ def size_curve(pred_val: torch.Tensor, data: HousingData,
     for s in sizes:
         if s < 1 or s > R:
             continue
-        val = [_rmse(pred_val[g * s : (g + 1) * s].mean(0), data.y_val, data) for g in range(R // s)]
+        val = [rmse_dollars(pred_val[g * s : (g + 1) * s].mean(0), data.y_val, data) for g in range(R // s)]
         rows.append({"size": s, "groups": len(val), "val_median": statistics.median(val), "val_min": min(val),
                      "val_max": max(val), "val_groups": val})
     return rows

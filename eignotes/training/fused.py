@@ -264,8 +264,8 @@ if _tri_numba.available:
     @njit(parallel=True, cache=True)
     def _adam_runs(ps, gs, ms, vs, frozen, hp):
         """_adam_row on every parameter (tuples of (R, size) arrays) of every run that is not frozen: one parallel
-        region per step. parallel=True also for one run: inside prange LLVM vectorizes the update (measured: a
-        plain njit loop is several times slower)."""
+        region per step. parallel=True also for one run: inside prange LLVM knows the arrays do not alias and
+        vectorizes the update, which it does not in a plain njit loop."""
         for r in prange(frozen.shape[0]):
             if not frozen[r]:
                 for t in range(len(ps)):
