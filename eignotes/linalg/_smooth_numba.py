@@ -165,6 +165,90 @@ if available:
                 s += qr[j] * qr[j] - qs[j] * qs[j]
             dq[b] = s
 
+    @njit(cache=True)
+    def _finish_row(d, e, vals, lo, hi, a, scale, r, tol, w, value, flag, b):
+        """_finish for matrix b."""
+        n = d.shape[1]
+        m = vals.shape[1]
+        ok = math.isfinite(a[b])
+        norm = 0.0
+        for i in range(n):
+            if not math.isfinite(d[b, i]):
+                ok = False
+            norm = max(norm, abs(np.float64(d[b, i])))
+        for i in range(n - 1):
+            norm = max(norm, abs(np.float64(e[b, i])))
+        j0, j1 = lo[b], hi[b]
+        mb = j1 - j0 + 1
+        y = np.empty(mb)
+        if ok:
+            for j in range(mb):
+                y[j] = np.float64(vals[b, j0 + j]) / a[b]
+                if not math.isfinite(y[j]):
+                    ok = False
+        flag[b] = False
+        if not ok:
+            for j in range(m):
+                w[b, j] = np.nan
+            value[b] = np.nan
+            return
+        qr = np.empty(mb)
+        qs = np.empty(mb)
+        rb = r - (m - 1 - j1)
+        _project(y, rb, qr)
+        _project(y, rb - 1, qs)
+        for j in range(m):
+            w[b, j] = 0.0
+        acc = 0.0
+        dq = 0.0
+        for j in range(mb):
+            wj = qr[j] - qs[j]
+            w[b, j0 + j] = wj
+            acc += wj * np.float64(vals[b, j0 + j])
+            dq += qr[j] * qr[j] - qs[j] * qs[j]
+        value[b] = (acc + 0.5 * a[b] * (1.0 - dq)) * scale[b]
+        for j in range(j0, j1):
+            if np.float64(vals[b, j + 1]) - np.float64(vals[b, j]) <= tol * norm:
+                flag[b] = True
+
+    @njit(cache=True)
+    def _finish_serial(d, e, vals, lo, hi, a, scale, r, tol, w, value, flag):
+        for b in range(d.shape[0]):
+            _finish_row(d, e, vals, lo, hi, a, scale, r, tol, w, value, flag, b)
+
+    @njit(parallel=True, cache=True)
+    def _finish_parallel(d, e, vals, lo, hi, a, scale, r, tol, w, value, flag):
+        for b in prange(d.shape[0]):
+            _finish_row(d, e, vals, lo, hi, a, scale, r, tol, w, value, flag, b)
+
+    @njit(cache=True, fastmath={"contract"})
+    def _outer_row(vecs, g, w, out, b):
+        """out[b] = g[b] sum_j w[b, j] v_j v_j^T, v_j = vecs[b, j] (n,); accumulated in float64."""
+        m, n = vecs.shape[1], vecs.shape[2]
+        acc = np.zeros((n, n))
+        for j in range(m):
+            gw = np.float64(g[b]) * np.float64(w[b, j])
+            if gw == 0.0:
+                continue
+            for i in range(n):
+                gi = gw * np.float64(vecs[b, j, i])
+                for c in range(i + 1):
+                    acc[i, c] += gi * vecs[b, j, c]
+        for i in range(n):
+            for c in range(i + 1):
+                out[b, i, c] = acc[i, c]
+                out[b, c, i] = acc[i, c]
+
+    @njit(cache=True)
+    def _outer_serial(vecs, g, w, out):
+        for b in range(vecs.shape[0]):
+            _outer_row(vecs, g, w, out, b)
+
+    @njit(parallel=True, cache=True)
+    def _outer_parallel(vecs, g, w, out):
+        for b in prange(vecs.shape[0]):
+            _outer_row(vecs, g, w, out, b)
+
 
 def sturm_counts(d: torch.Tensor, e: torch.Tensor, x: torch.Tensor, pivmin: float) -> torch.Tensor:
     """(B, m) int64 counts of eigenvalues below x (B, m) for CPU d (B, n), e (B, n - 1)."""
@@ -206,3 +290,30 @@ def weights(mu: torch.Tensor, a64: torch.Tensor, r: int, rows: tuple[np.ndarray,
     lo, hi = rows if rows is not None else (_NO_ROWS, _NO_ROWS)
     _weights(mun, a64.detach().double().contiguous().numpy(), r, lo, hi, w, dq)
     return torch.from_numpy(w), torch.from_numpy(dq)
+
+
+def finish(d: np.ndarray, e: np.ndarray, vals: np.ndarray, lo: np.ndarray, hi: np.ndarray, a: np.ndarray,
+           scale: np.ndarray, r: int, tol: float, parallel: bool
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The dense smoothed op's forward after its window solve, one compiled pass: from the scaled tridiagonal
+    d (B, n), e (B, >= n - 1), the window's eigenvalues vals (B, m) (scaled; each matrix's own window lo[b] ..
+    hi[b], offsets into the m columns, the rest unread), the scaled alpha a (B,) float64, the scales (B,) and the
+    union window's projection target r: (w (B, m) float64 weights, 0 outside each row's window; value (B,)
+    float64, scaled back; flag (B,) bool, matrices with two window eigenvalues within tol * ||T||_max, whose
+    vectors need _clusters' repair). A matrix with a non-finite d, alpha or eigenvalue gets NaN weights and value."""
+    B, m = vals.shape
+    w = np.empty((B, m))
+    value = np.empty(B)
+    flag = np.empty(B, dtype=np.bool_)
+    en = e if e.shape[1] else np.zeros((B, 1), dtype=d.dtype)
+    (_finish_parallel if parallel else _finish_serial)(d, en, vals, lo, hi, a, scale, r, tol, w, value, flag)
+    return w, value, flag
+
+
+def weighted_outer(vecs: np.ndarray, g: np.ndarray, w: np.ndarray, parallel: bool) -> np.ndarray:
+    """(B, n, n) in vecs' dtype: g[b] sum_j w[b, j] v_j v_j^T for unit vectors vecs (B, m, n), g (B,), w (B, m):
+    the smoothed op's gradient (symmetric), one compiled pass."""
+    B, _, n = vecs.shape
+    out = np.empty((B, n, n), dtype=vecs.dtype)
+    (_outer_parallel if parallel else _outer_serial)(vecs, g, w, out)
+    return out

@@ -34,7 +34,7 @@ from typing import SupportsIndex, cast
 import numpy as np
 import torch
 
-from . import _checks, _clusters, _dense_numba, _tri_numba
+from . import _checks, _clusters, _dense_numba, _threads, _tri_numba
 from . import dense as _dense
 from . import smooth as _smooth
 from ._grad import DenseOuter
@@ -170,8 +170,9 @@ if available:
 
 
 # Below this many multiply-adds the build and the backward run on one thread: waking the other threads of a
-# parallel region costs more than such a pass (a training step's batch of 10 or 64 rows).
-SERIAL_MAX_WORK = 1 << 18
+# parallel region costs more than such a pass (a training step's batch of 10 or 64 rows). One rule for every op
+# (_threads); the eigen-solver's kernels follow it through _threads.sized.
+SERIAL_MAX_WORK = _threads.SERIAL_MAX_WORK
 
 
 def _side(P: int) -> int:
@@ -244,14 +245,15 @@ def _eigh_np(A: np.ndarray, ks: list[int], want_vectors: bool, work: dict | None
         if work is not None:
             work[key] = bufs
     d, e, tau, sc, refl, vals, vecs = bufs
-    _dense_numba.reduce_into(A, True, want_vectors, refl, d, e, tau, sc)
-    _tri_numba._solve(d, e, _tri_numba._ks_array(tuple(ks)), _NITER[_TORCH_DTYPE[dt]], dt.type(PIVMIN),
-                      dt.type(0.5), want_vectors, vals, vecs)
-    if want_vectors:
-        if len(set(ks)) > 1:  # several k in one cluster: orthonormal vectors (as _dense_numba.solve)
-            _clusters.repair_tridiagonal(torch.from_numpy(d), torch.from_numpy(e), list(ks), torch.from_numpy(vals),
-                                         torch.from_numpy(vecs))
-        _dense_numba.back_transform(refl, tau, vecs)
+    with _threads.sized(N * n**3):  # small batches on the calling thread
+        _dense_numba.reduce_into(A, True, want_vectors, refl, d, e, tau, sc)
+        _tri_numba._solve(d, e, _tri_numba._ks_array(tuple(ks)), _NITER[_TORCH_DTYPE[dt]], dt.type(PIVMIN),
+                          dt.type(0.5), want_vectors, vals, vecs)
+        if want_vectors:
+            if len(set(ks)) > 1:  # several k in one cluster: orthonormal vectors (as _dense_numba.solve)
+                _clusters.repair_tridiagonal(torch.from_numpy(d), torch.from_numpy(e), list(ks),
+                                             torch.from_numpy(vals), torch.from_numpy(vecs))
+            _dense_numba.back_transform(refl, tau, vecs)
         if not np.isfinite(d[:, 0].sum()):  # one check in the common case: a matrix with a non-finite entry
             vecs[~np.isfinite(d[:, 0])] = np.nan
     np.multiply(vals, sc[:, None], out=vals, casting="unsafe")  # the kernels saw the matrices scaled by 1 / sc

@@ -31,7 +31,7 @@ from typing import SupportsIndex
 
 import torch
 
-from . import _checks, _dense_numba, _dense_triton, _inverse_iteration
+from . import _checks, _dense_numba, _dense_triton, _inverse_iteration, _threads
 from ._grad import DenseOuter, save_vectors
 from .availability import USABLE, Availability
 from .dlpack import cupy_available
@@ -84,7 +84,9 @@ def _triton_solve(A, ks, lower, want_vectors):
 def _numba_solve(A, ks, lower, want_vectors):
     """The compiled CPU path (see _dense_numba): any batch shape; scaling and NaN marking happen inside."""
     batch, n = A.shape[:-2], A.shape[-1]
-    vals, vecs = _dense_numba.solve(A.reshape(-1, n, n), ks, lower, want_vectors, _NITER[A.dtype], PIVMIN)
+    B = A.numel() // (n * n) if n else 0
+    with _threads.sized(B * n**3):  # small batches on the calling thread
+        vals, vecs = _dense_numba.solve(A.reshape(-1, n, n), ks, lower, want_vectors, _NITER[A.dtype], PIVMIN)
     vals = vals.reshape(batch + (len(ks),))
     # contiguous: the vectors come transposed from the kernel, and the op's fake kernel promises a plain layout
     return vals, (vecs.reshape(batch + (n, len(ks))).contiguous() if want_vectors else None)

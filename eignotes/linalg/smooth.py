@@ -29,7 +29,7 @@ from typing import SupportsIndex
 import numpy as np
 import torch
 
-from . import _checks, _clusters, _dense_numba, _smooth_numba, _tri_torch
+from . import _checks, _clusters, _dense_numba, _smooth_numba, _threads, _tri_torch
 from . import dense as _dense
 from . import tridiagonal as _tri
 from ._grad import DenseOuter
@@ -233,21 +233,33 @@ class _DenseSmoothEager(torch.autograd.Function):
         V, w = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: a second backward through the vectors must raise
             return DenseOuter.apply(V.detach().requires_grad_(), g.unsqueeze(-1) * w), None, None, None, None
-        return DenseOuter.forward(V, g.unsqueeze(-1) * w), None, None, None, None
+        B, n, m = V.shape
+        work = B * n * n * m
+        with _threads.sized(work):
+            G = _smooth_numba.weighted_outer(V.detach().transpose(-1, -2).contiguous().numpy(),
+                                             g.detach().to(V.dtype).contiguous().numpy(),
+                                             w.detach().contiguous().numpy(), work > _threads.SERIAL_MAX_WORK)
+        return torch.from_numpy(G), None, None, None, None
 
 
 def _dense_numba_smooth(A: torch.Tensor, k: int, a64: torch.Tensor, lower: bool, want_grad: bool):
     """A (B, n, n) CPU: one Householder reduction, the window on the tridiagonal form, the window's vectors
-    back-transformed. Returns (value (B,), V (B, n, m) or an empty tensor, w (B, m) in A's dtype)."""
+    back-transformed. Returns (value (B,), V (B, n, m) or an empty tensor, w (B, m) in A's dtype). Its kernels run
+    on the calling thread for small batches (_threads.sized)."""
+    B, n = A.shape[0], A.shape[-1]
+    with _threads.sized(B * n**3):
+        return _dense_numba_smooth_kernels(A, k, a64, lower, want_grad)
+
+
+def _dense_numba_smooth_kernels(A: torch.Tensor, k: int, a64: torch.Tensor, lower: bool, want_grad: bool):
     B, n = A.shape[0], A.shape[-1]
     d, e, tau, scale, refl = _dense_numba.tridiagonalize(A, lower, want_grad)
     dt, et = torch.from_numpy(d), torch.from_numpy(e[:, : n - 1])
-    sc = torch.from_numpy(scale)
-    a_s = a64 / sc  # the scaled matrix's alpha: the weights are unchanged, the value scales back below
+    a_s = a64.detach().double().contiguous().numpy() / scale  # the scaled matrix's alpha: the weights are unchanged
     niter, piv = _NITER[A.dtype], PIVMIN
     two = [k, k + 1] if k + 1 < n else [k]
     lam = _tri._tri_numba.solve(dt, et, two, _COARSE, piv, False)[0]
-    ks, lo, hi = _windows(dt, et, k, a_s, lam, coarse=True)
+    ks, lo, hi = _windows(dt, et, k, torch.from_numpy(a_s), lam, coarse=True)
     assert lo is not None and hi is not None  # per_matrix: each matrix's window
     m = len(ks)
     vals = np.empty((B, m), dtype=d.dtype)
@@ -256,20 +268,20 @@ def _dense_numba_smooth(A: torch.Tensor, k: int, a64: torch.Tensor, lower: bool,
     # beside runs with a large one need far fewer); the others are NaN, with zero vectors and weight 0
     _dense_numba._tri_numba._solve(d, e, np.asarray(ks, dtype=np.int64), niter, d.dtype.type(piv),
                                    d.dtype.type(0.5), want_grad, vals, vecs, window=(lo + ks[0], hi + ks[0]))
-    mu = torch.from_numpy(vals)
-    w, dq = _window_value(mu, ks, n, k, a_s, rows=(lo, hi))
-    value = ((w * torch.nan_to_num(mu.double())).sum(-1) + 0.5 * a_s * (1 - dq)) * sc
-    ok = torch.isfinite(dt).all(-1)
-    value = torch.where(ok, value, torch.full((), math.nan, dtype=value.dtype)).to(A.dtype)
-    wt = w.to(A.dtype)
+    # weights, value and the cluster check in one compiled pass (r: the projection target on the union window)
+    w, value, flag = _smooth_numba.finish(d, e, vals, lo, hi, a_s, scale, n - k - (n - 1 - ks[-1]),
+                                          _clusters.CLUSTER_TOL, B * n**3 > _threads.SERIAL_MAX_WORK)
+    val = torch.from_numpy(value).to(A.dtype)
+    wt = torch.from_numpy(w).to(A.dtype)
     if not want_grad:
-        return value, A.new_empty(0), wt
-    if m > 1:
-        _clusters.repair_tridiagonal(dt, et, ks, mu, torch.from_numpy(vecs))
+        return val, A.new_empty(0), wt
+    if m > 1 and flag.any():
+        _clusters.repair_tridiagonal(dt, et, ks, torch.from_numpy(vals), torch.from_numpy(vecs))
     _dense_numba.back_transform(refl, tau, vecs, rows=(lo, hi))
-    V = torch.from_numpy(vecs).transpose(-1, -2)
-    nan = torch.full((), math.nan, dtype=A.dtype)
-    return value, torch.where(ok[:, None, None], V, nan), torch.where(ok[:, None], wt, nan)
+    bad = ~np.isfinite(value)
+    if bad.any():  # a non-finite matrix or alpha: NaN vectors too
+        vecs[bad] = np.nan
+    return val, torch.from_numpy(vecs).transpose(-1, -2), wt
 
 
 def _smooth(values_all, window_vals, mu_shape_n, k, alpha, dtype, batch, device, grad):
@@ -314,7 +326,10 @@ def kth_eigvalsh_smooth(
     Returns:
         (...): sum_j w_j mu_j - alpha/2 (||q*_r||^2 - ||q*_{r-1}||^2) + alpha/2 (see the module docstring).
 
-    Gradient: sum_j w_j v_j v_j^T, symmetric (as ``kth_eigvalsh``). Only the eigenvectors of the window that
+    Gradient: sum_j w_j v_j v_j^T, symmetric (as ``kth_eigvalsh`` and torch.linalg). The Moreau post's function
+    returns tril(2 G) with G on the diagonal instead, for a matrix whose lower triangle alone is read; a model whose
+    parameters fill the lower triangle (mirrored into a symmetric matrix, or read as a triangle) gets the same
+    parameter gradients from either (tests/test_smooth_paths.py). Only the eigenvectors of the window that
     carries weight are computed, and only when a gradient is needed (an eager call finds the window with one host
     sync; under torch.compile or torch.func every eigenvector is used). A matrix with NaN or Inf in the triangle
     read gets NaN; the others are unaffected.

@@ -18,7 +18,7 @@ from typing import SupportsIndex
 
 import torch
 
-from . import _checks, _clusters, _tri_numba, _tri_torch, _tri_triton
+from . import _checks, _clusters, _threads, _tri_numba, _tri_torch, _tri_triton
 from ._grad import TridiagonalFactors, TridiagonalOuter, save_vectors
 from .availability import USABLE, Availability
 
@@ -82,7 +82,8 @@ def _prepare(d, e):
 def _solve(d, e, ks, backend, want_vectors):
     """Shared driver: (B, n), (B, n-1) in; (vals (B, m), vecs (B, m, n) or None) out, unscaled, NaN-marked."""
     if backend == "numba":  # scales and marks NaN inside the kernel
-        vals, vecs, _ = _tri_numba.solve(d, e, ks, _NITER[d.dtype], PIVMIN, want_vectors)
+        with _threads.sized(d.shape[0] * d.shape[-1] ** 2):  # small batches on the calling thread
+            vals, vecs, _ = _tri_numba.solve(d, e, ks, _NITER[d.dtype], PIVMIN, want_vectors)
         if vecs is not None:
             vecs = _clusters.repair_tridiagonal(d.detach(), e.detach(), ks, vals, vecs)
         return vals, vecs
@@ -207,7 +208,8 @@ def _factors_impl(diag, offdiag, k, backend):
     flat = diag.ndim == 2  # a training step's (batch, n): no reshapes (each costs a little, per step)
     d, e = (diag, offdiag) if flat else _flat(diag, offdiag)
     if backend == "numba" and (m == 1 or len(set(k)) == 1):
-        vals, _, P = _tri_numba.solve(d, e, k, _NITER[d.dtype], PIVMIN, False, want_prods=True)
+        with _threads.sized(d.shape[0] * n * n):
+            vals, _, P = _tri_numba.solve(d, e, k, _NITER[d.dtype], PIVMIN, False, want_prods=True)
     elif _fused(backend, k):  # one launch: values and factors
         v, F = _tri_triton.solve_fused(d, e, k[0], _NITER[d.dtype], PIVMIN, True)
         vals, P = v[:, None].expand(-1, m), F[:, None].expand(-1, m, -1)
