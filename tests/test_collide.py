@@ -75,7 +75,7 @@ def test_alpha_runs_table_and_baseline():
     table = collide.auc_table(runs)
     assert list(table["runs"]) == [2, 2]
     assert runs["converged"].dtype == bool
-    assert list(runs["converged"]) == [e < 2 - 1 for e in runs["best_epoch"]]
+    assert list(runs["converged"]) == [2 - e >= 1 for e in runs["best_epoch"]]  # patience_for(2) = 1
 
 
 def test_explorer_is_static_headless_and_checks_alpha(monkeypatch):

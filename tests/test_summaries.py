@@ -4,7 +4,7 @@ import json
 import pandas as pd
 import pytest
 
-from eignotes.course import summaries
+from eignotes.course import experiments, summaries
 from eignotes.course.experiments import summarize_study
 
 
@@ -60,7 +60,7 @@ def _runs():
                                    ("dense", 15, 54000, 40)):
         for seed in range(5):
             rows.append({"model": model, "dim": dim, "seed": seed, "epochs_run": 60, "epochs_max": 60,
-                         "best_epoch": best if model == "tridiagonal" else 60, "best_at_end": model == "dense",
+                         "best_epoch": best if model == "tridiagonal" else 60, "improving_at_end": model == "dense",
                          "val_rmse_dollars": base + 10 * seed, "test_rmse_dollars": base + 700 + 10 * seed,
                          "seconds_per_epoch": 0.01 * dim})
     return pd.DataFrame(rows)
@@ -69,13 +69,24 @@ def _runs():
 def test_study_lines_rank_by_validation_and_test_only_the_chosen_setting():
     runs = _runs()
     summary = summarize_study(runs)
-    lines = summaries.study_lines(runs, summary)
+    assert "test_median" not in summary.columns  # the summary never holds test figures
+    chosen = experiments.chosen_setting(summary)
+    assert (chosen["model"], chosen["dim"]) == ("tridiagonal", 15)
+    lines = summaries.study_lines(runs, summary, [55700.0, 55710.0, 55720.0, 55730.0, 55740.0])
     assert "not converged: dense 15" in lines[0]
     assert lines[1].startswith("ranked by median validation RMSE: tridiagonal 15 $55,020, tridiagonal 45")
     assert "p = 0.00794" in lines[2] or "tell them apart" in lines[2]
     assert "chosen: tridiagonal dim 15" in lines[3] and "$55,720" in lines[3]
     assert sum("test RMSE" in line for line in lines) == 1
     assert "fitted exponent 1.00" in lines[-1]
+    no_test = summaries.study_lines(runs, summary)
+    assert not any("test" in line for line in no_test)
+
+
+def test_convergence_rule_needs_a_tenth_of_the_budget_without_improvement():
+    assert not experiments.converged(39, 40, 40) and not experiments.converged(98, 100, 100)
+    assert experiments.converged(36, 40, 40) and experiments.converged(63, 73, 100)  # early stopping fired
+    assert not experiments.converged(72, 73, 100)
 
 
 def test_alpha_lines_compare_five_with_a_tenth():

@@ -114,42 +114,45 @@ def gradient_change(A: torch.Tensor, B: torch.Tensor, k: int, ts: torch.Tensor, 
 
 
 def alpha_runs(alphas: Sequence[float], repeats: int, *, dim: int = 15, epochs: int = 75,
-               data: HousingData | None = None, device: torch.device | str = "cpu", init: str = "default"
-               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+               data: HousingData | None = None, device: torch.device | str = "cpu", init: str = "default",
+               keep: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The Moreau post's experiment: `repeats` runs (seeds 0 .. repeats-1) of the pencil model for each alpha, all
     trained together in one stream (eignotes.training.runs, one alpha per run), with the post's recipe (Adam, lr 1e-2,
     batch 64, OneCycle over `epochs`) and no early stopping, as in the post.
 
     Returns (runs, histories): runs has one row per run with `auc` (the mean validation RMSE over the epochs, the
     post's "area under the curve"), the best validation RMSE and its epoch, whether the run converged
-    (eignotes.course.experiments.converged: its best epoch is not the budget's last or next-to-last), and the test
-    RMSE of that epoch's
-    model (the test set read once per run, at the end); histories has one row per run and epoch."""
+    (eignotes.course.experiments.converged: its best epoch lies a tenth of the budget or more before its end);
+    histories has one row per run and epoch. The test set is not read: keep (a dict) receives {alpha: [model per
+    run, restored to its best validation epoch]}, for experiments.test_rmses of the alpha a study chooses."""
     import pandas as pd
 
     data = data or prepare_housing(seed=0)
     seeds = [s for _ in alphas for s in range(repeats)]
     alpha_list = [float(a) for a in alphas for _ in range(repeats)]
     results = recipes.fit_runs("pencil", data, dim=dim, epochs=epochs, seeds=seeds, alpha=alpha_list,
-                               patience=epochs + 1, device=device, init=init)
+                               patience=epochs + 1, device=device, init=init, read_test=False)
+    if keep is not None:  # {alpha: [model per run, at its best validation epoch]}
+        for (model, _, _), a in zip(results, alpha_list, strict=True):
+            keep.setdefault(a, []).append(model)
     rows, hist = [], []
     for (_, history, summary), seed, a in zip(results, seeds, alpha_list, strict=True):
         rows.append({"alpha": a, "seed": seed, "auc_val_rmse": float(history["val_rmse_dollars"].mean()),
                      "best_val_rmse": summary["best_val_rmse_dollars"], "best_epoch": summary["best_epoch"],
-                     "converged": converged(summary["best_epoch"], epochs),
-                     "test_rmse": summary["test_rmse_dollars"], "seconds_per_epoch": summary["seconds_per_epoch"]})
+                     "converged": converged(summary["best_epoch"], summary["epochs_run"], epochs),
+                     "seconds_per_epoch": summary["seconds_per_epoch"]})
         hist.append(history[["step", "val_rmse_dollars", "train_rmse_dollars", "lr"]].assign(alpha=a, seed=seed))
     return pd.DataFrame(rows), pd.concat(hist, ignore_index=True)
 
 
 def auc_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per alpha: runs, median and IQR of the area under the validation curve, median best validation RMSE and
-    median test RMSE of the validation-selected epochs (dollars)."""
+    """Per alpha: runs, median and IQR of the area under the validation curve, and the median best validation
+    RMSE (dollars)."""
     g = runs.groupby("alpha")
     out = g.agg(runs=("seed", "count"), auc_median=("auc_val_rmse", "median"),
                 auc_q1=("auc_val_rmse", lambda s: s.quantile(0.25)),
                 auc_q3=("auc_val_rmse", lambda s: s.quantile(0.75)),
-                best_val_median=("best_val_rmse", "median"), test_median=("test_rmse", "median"))
+                best_val_median=("best_val_rmse", "median"))
     return out.reset_index()
 
 

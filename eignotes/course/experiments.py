@@ -26,6 +26,7 @@ import torch
 from ..bench.timing import Timing, cupy_usable, random_symmetric, time_fn, time_interleaved
 from ..linalg import kth_eigvalsh_tridiagonal, tridiagonal_backends, tridiagonal_to_dense
 from ..training import recipes
+from ..training import stream as st
 from ..training.data import HousingData, prepare_housing
 
 if TYPE_CHECKING:
@@ -431,9 +432,10 @@ def scaling_study(grid: Iterable[tuple[str, int]], *, seeds: Sequence[int] | dic
 
     grid: iterable of ("dense" | "tridiagonal", dim). seeds: one list for all, or {kind: list}. epochs: an int, or
     {kind: int}, the most a run may train; each run follows its recipe (early stopping or the whole budget) and
-    selects its epoch on the validation split; the test RMSE is that of the selected model. seconds_per_epoch is the
-    time of an epoch of all the setting's seeds together. best_at_end: the best epoch is the budget's last or
-    next-to-last, so the budget, not the model, may have ended the improvement. keep: a dict that receives each
+    selects its epoch on the validation split. The test set is not read here: `test_rmses` reads it for the setting a
+    study chooses (pass `keep` to have its models). seconds_per_epoch is the
+    time of an epoch of all the setting's seeds together. improving_at_end: the run had not converged (converged: its
+    best epoch lies within the last tenth of its budget before its end), so the budget, not the model, ended it. keep: a dict that receives each
     setting's trained models, {(kind, dim): [model per seed, restored to its best validation epoch]}.
     """
     import pandas as pd
@@ -450,31 +452,34 @@ def scaling_study(grid: Iterable[tuple[str, int]], *, seeds: Sequence[int] | dic
         kind_seeds = list(seeds[kind] if isinstance(seeds, dict) else seeds)
         bar.set_postfix(model=f"{kind} {dim}", refresh=False)  # shown at the next update: no extra lines
         dev = device.get(kind) if isinstance(device, dict) else device
-        results = recipes.fit_runs(kind, data, dim=dim, epochs=n_ep, seeds=kind_seeds, device=dev)
+        results = recipes.fit_runs(kind, data, dim=dim, epochs=n_ep, seeds=kind_seeds, device=dev, read_test=False)
         if keep is not None:
             keep[(kind, dim)] = [m for m, _, _ in results]
         for (_, _, s), seed in zip(results, kind_seeds, strict=True):
             rows.append({"model": kind, "dim": dim, "seed": seed, "epochs_run": s["epochs_run"],
                          "epochs_max": s["epochs_max"], "best_epoch": s["best_epoch"],
-                         "best_at_end": not converged(s["best_epoch"], s["epochs_max"]),
-                         "val_rmse_dollars": s["best_val_rmse_dollars"],
-                         "test_rmse_dollars": s["test_rmse_dollars"], "seconds_per_epoch": s["seconds_per_epoch"]})
+                         "improving_at_end": not converged(s["best_epoch"], s["epochs_run"], s["epochs_max"]),
+                         "val_rmse_dollars": s["best_val_rmse_dollars"], "seconds_per_epoch": s["seconds_per_epoch"]})
     return pd.DataFrame(rows)
 
 
-def converged(best_epoch: int, epochs: int) -> bool:
-    """The series' one convergence rule (notebooks 04, 06 and 07): a run has converged unless its best validation
-    epoch (counted from 1) is the last or next-to-last of its budget of `epochs`; there the budget, not the model,
-    may have ended its improvement."""
-    return int(best_epoch) < int(epochs) - 1
+def converged(best_epoch: int, epochs_run: int, epochs_max: int) -> bool:
+    """The series' one convergence rule (notebooks 04, 06 and 07): a run has converged when it ended with at least
+    recipes.patience_for(epochs_max) epochs (a tenth of its budget) without improving on validation, its best epoch
+    (counted from 1) that many epochs before its last. Early stopping ends a run exactly so; a run that used its
+    whole budget converged only if its best epoch lies that far from the end. A run whose best epoch is 39 of 40,
+    or 98 of 100, was still improving when the budget ended it.
+
+    >>> converged(98, 100, 100), converged(90, 100, 100), converged(63, 73, 100)
+    (False, True, True)"""
+    return int(epochs_run) - int(best_epoch) >= recipes.patience_for(int(epochs_max))
 
 
 def summarize_study(df: pd.DataFrame) -> pd.DataFrame:
     """Per (model, dim): the median and interquartile range over seeds of the validation RMSE (what a setting is
-    ranked and chosen by), the same of the test RMSE (to be read for the chosen setting only), the median seconds per
-    epoch, the share of runs whose best epoch is the budget's last or next-to-last (`best_at_end`), and `converged`:
-    True where fewer than half the runs have their best epoch there, i.e. most runs spent at least their last two
-    epochs without improving on validation. A setting that does not converge was cut short by its budget: its
+    ranked and chosen by), the median seconds per epoch, the share of runs that had not converged (`improving_at_end`, see `converged`), and `converged`: True
+    where fewer than half the runs are of that kind, i.e. most runs spent at least the last tenth of their budget
+    without improving on validation. A setting that does not converge was cut short by its budget: its
     errors say more about the budget than about the model."""
     g = df.groupby(["model", "dim"])
 
@@ -483,8 +488,18 @@ def summarize_study(df: pd.DataFrame) -> pd.DataFrame:
 
     out = g.agg(runs=("seed", "count"), val_median=("val_rmse_dollars", "median"),
                 val_q1=("val_rmse_dollars", q(0.25)), val_q3=("val_rmse_dollars", q(0.75)),
-                test_median=("test_rmse_dollars", "median"), test_q1=("test_rmse_dollars", q(0.25)),
-                test_q3=("test_rmse_dollars", q(0.75)),
-                sec_per_epoch=("seconds_per_epoch", "median"), best_at_end=("best_at_end", "mean"))
-    out["converged"] = out["best_at_end"] < 0.5
+                sec_per_epoch=("seconds_per_epoch", "median"), improving_at_end=("improving_at_end", "mean"))
+    out["converged"] = out["improving_at_end"] < 0.5
     return out.reset_index()
+
+
+def chosen_setting(summary: pd.DataFrame) -> pd.Series | None:
+    """The setting a study chooses: the lowest median validation RMSE among those that converged (None if none did)."""
+    converged = summary[summary["converged"]]
+    return None if not len(converged) else converged.loc[converged["val_median"].idxmin()]
+
+
+def test_rmses(models: Sequence[torch.nn.Module], data: HousingData) -> list[float]:
+    """The test RMSE in dollars of each model (each restored to its best validation epoch): the test set, read for
+    the runs a study chose, after the choice."""
+    return [st.test_rmse(m, data) for m in models]

@@ -175,7 +175,7 @@ def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequ
              progress: Callable[[Iterable[st.Event]], Iterable[st.Event]] | None = None,
              alpha: float | None | Sequence[float | None] = None, init: str = "default",
              cuda_graphs: bool = False, fused_step: bool | None = None, half_width: int | None = None,
-             ) -> list[tuple[nn.Module, pd.DataFrame, dict[str, Any]]]:
+             read_test: bool = True) -> list[tuple[nn.Module, pd.DataFrame, dict[str, Any]]]:
     """Train one model per seed with the blog's recipe, all together in one stream (eignotes.training.runs; one
     seed is one run, R = 1), each selecting its epoch and stopping early on the validation split; the test RMSE of
     each selected model is measured once, at the end. Returns one (model restored to its best validation epoch,
@@ -185,7 +185,8 @@ def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequ
     for all runs, or a sequence with one per run (seeds may then repeat: the same seed with several alphas). The
     summary's "step" is the step that trained (fused, cuda graphs or eager: eignotes.training.steps), as the loop
     chose it; "diverged" says whether the run met the loop's divergence rule. device: as in `fit`. half_width: see
-    build_model."""
+    build_model. read_test=False leaves the summaries' test RMSE None: a study that chooses among its runs reads the
+    test set afterwards, for the chosen runs only (eignotes.course.experiments.test_rmses)."""
     alphas = list(alpha) if isinstance(alpha, Sequence) else [alpha] * len(seeds)
     if len(alphas) != len(seeds):
         raise ValueError(f"need one alpha per run: {len(seeds)} seeds, {len(alphas)} alphas")
@@ -232,7 +233,7 @@ def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequ
             "model": kind, "dim": dim, "epochs_run": len(rows), "epochs_max": epochs,
             "best_epoch": last["best_step"][r],
             "best_val_rmse_dollars": None if best is None else data.dollars(best**0.5),
-            "test_rmse_dollars": st.test_rmse(model, data),
+            "test_rmse_dollars": st.test_rmse(model, data) if read_test else None,
             "seconds_per_epoch": float(history["train_time_sec"].median()), "wall_seconds": wall,
             "runs_together": len(seeds), "diverged": bool(last["diverged"][r]),
             "device": config.device_name(device), "step": last["step_kind"],
