@@ -104,9 +104,10 @@ runs.round({"val_rmse_dollars": 0, "seconds_per_epoch": 3})
 
 # %% [markdown]
 # What to see: one row per run. `best_epoch` is the epoch of the lowest validation RMSE, the model that is kept;
-# `epochs_run` below `epochs_max` means early stopping ended the run; `improving_at_end` marks a run that had not converged:
-# it was still improving when its budget ended it. Runs of one setting differ only by their seed, so their
-# spread is the seed-to-seed noise. The test set has not been read: it is read once, for the chosen setting. `seconds_per_epoch` is the time of one epoch's training of all the setting's seeds together.
+# `epochs_run` below `epochs_max` means early stopping ended the run; `improving_at_end` marks a run that had not
+# converged: it was still improving when its budget ended it. Runs of one setting differ only by their seed, so
+# their spread is the seed-to-seed noise. The test set has not been read: it is read once, for the chosen setting.
+# `seconds_per_epoch` is the time of one epoch's training of all the setting's seeds together.
 
 # %%
 summary = summarize_study(runs)

@@ -434,9 +434,10 @@ def scaling_study(grid: Iterable[tuple[str, int]], *, seeds: Sequence[int] | dic
     {kind: int}, the most a run may train; each run follows its recipe (early stopping or the whole budget) and
     selects its epoch on the validation split. The test set is not read here: `test_rmses` reads it for the setting a
     study chooses (pass `keep` to have its models). seconds_per_epoch is the
-    time of an epoch of all the setting's seeds together. improving_at_end: the run had not converged (converged: its
-    best epoch lies within the last tenth of its budget before its end), so the budget, not the model, ended it. keep: a dict that receives each
-    setting's trained models, {(kind, dim): [model per seed, restored to its best validation epoch]}.
+    time of an epoch of all the setting's seeds together. improving_at_end: the run had not converged (`converged`:
+    its best epoch lies within the last tenth of its budget before its end), so the budget, not the model, ended
+    it. keep: a dict that receives each setting's trained models, {(kind, dim): [model per seed, restored to its
+    best validation epoch]}.
     """
     import pandas as pd
 
@@ -477,9 +478,10 @@ def converged(best_epoch: int, epochs_run: int, epochs_max: int) -> bool:
 
 def summarize_study(df: pd.DataFrame) -> pd.DataFrame:
     """Per (model, dim): the median and interquartile range over seeds of the validation RMSE (what a setting is
-    ranked and chosen by), the median seconds per epoch, the share of runs that had not converged (`improving_at_end`, see `converged`), and `converged`: True
-    where fewer than half the runs are of that kind, i.e. most runs spent at least the last tenth of their budget
-    without improving on validation. A setting that does not converge was cut short by its budget: its
+    ranked and chosen by), the median seconds per epoch, the share of runs that had not converged
+    (`improving_at_end`, see `converged`), and `converged`: True where fewer than half the runs are of that kind,
+    i.e. most runs spent at least the last tenth of their budget without improving on validation. A setting that
+    does not converge was cut short by its budget: its
     errors say more about the budget than about the model."""
     g = df.groupby(["model", "dim"])
 
