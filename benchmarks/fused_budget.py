@@ -88,7 +88,7 @@ def main(argv=None) -> int:
             subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, capture_output=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{meta['date'][:10]}_fused-budget_{config.slug(meta['device'])}"
+    stem = f"{meta['date'][:10]}_{meta['date'][11:13]}{meta['date'][14:16]}_fused-budget_{config.slug(meta['device'])}"
     (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     lines = [f"# Fused training epochs: this tree against {meta['baseline'][:7]}", "", *as_markdown(meta), "",
              "Median epoch (training only, warm-up epoch dropped), rounds alternating the two trees, one process at "
