@@ -378,13 +378,16 @@ if device_table["seconds per epoch"].notna().any():  # nothing is timed where th
 # (each run still its own seed, shuffling, validation curve and early stop):
 
 # %%
-cost = experiments.runs_cost(timing_data, dim=DIM_T, runs_list=pick(quick=[1, 4], cpu=[1, 4, 16],
-                                                                             full=[1, 4, 16, 64]), device=device())
+cost_rows = pick(quick=300, cpu=4000, full=len(data.X_train))  # training rows: each epoch is timed 3 times
+cost = experiments.runs_cost(data.head(cost_rows), dim=DIM_T, runs_list=pick(quick=[1, 4], cpu=[1, 4, 16],
+                                                                             full=[1, 4, 16, 64]),
+                             epochs=pick(quick=2, cpu=4, full=4), device=device())
+print(f"{cost_rows} training rows; seconds per epoch: the median of the timed epochs (the first is dropped)")
 cost.set_index(["model", "runs together"]).round(2)
 
 # %% [markdown]
 # "time over one run's" is the epoch time of R runs together divided by one run's; below R it means the runs share
 # the cost. "throughput over one run" is R divided by that: how many more run-epochs per second than one run alone.
 # The R = 1 row is the stacked code path with a single run: its time over a plain run's (above 1 means a throughput
-# below 1) is what the stacking itself costs, a cost that more runs share. Each row is one timed epoch, beside its
-# own one-run baseline, so differences of a few percent are noise.
+# below 1) is what the stacking itself costs, a cost that more runs share. Each row is the median of three timed
+# epochs, beside its own one-run baseline, so differences of a few percent are noise.

@@ -268,7 +268,10 @@ claims.check("alpha 5 reaches the lowest median area under the validation curve,
 #   change grows like one over the gap).
 # - The Moreau envelope replaces it by a weighted window of eigenvalues (a neighbour shares the weight only while
 #   it lies within alpha) whose gradient moves at most 2/alpha per unit change of the matrix;
-#   `eignotes.kth_eigvalsh_smooth` computes it with eigenvectors only for the window that carries weight.
+#   `eignotes.kth_eigvalsh_smooth` computes it with eigenvectors only for the window that carries weight. Its
+#   gradient is the symmetric matrix sum_j w_j v_j v_j^T (as torch.linalg's); the post's function returns its lower
+#   triangle doubled, with the diagonal once. Both give a model that fills a lower triangle the same parameter
+#   gradients, so the post's loop trains the same with either.
 # - In the post's experiment a large alpha (5) reached a lower area under the validation curve than the small ones
 #   (0.001, about the exact eigenvalue, and the post's default 0.1): lower errors earlier in training, not less
 #   wall-clock time. The checks above say whether this run agrees, and the permutation lines whether its seeds can

@@ -409,7 +409,7 @@ def runs_cost(data: HousingData, *, dim: int, runs_list: Sequence[int], epochs: 
               device: torch.device | str | None = None) -> pd.DataFrame:
     """What R runs trained together (eignotes.training.runs) cost against one run: seconds per epoch, that time over one
     run's (timed beside it), and the throughput (run-epochs per second relative to one run), dense and tridiagonal
-    with the blog's recipes. The last of `epochs` epochs is timed."""
+    with the blog's recipes. Seconds per epoch: the median over all `epochs` but the first (it warms up)."""
     import pandas as pd
 
     from ..bench.suites import suite_runs
