@@ -223,9 +223,9 @@ growth.set_index("series").round(2)
 # the slope of the best straight line through all points, and the last column the slope between the two largest n.
 # An exponent below 3 means the O(n³) flops do not yet dominate at these sizes: per-matrix overheads and memory
 # traffic, which grow more slowly, still take a large share. An exponent above 3 between two sizes has two possible
-# causes. The code may change strategy between them: eignotes' CPU backend reduces matrices up to n = 80 many at a
-# time, side by side in memory, and larger ones one at a time, which is slower per matrix
-# ([notebook 05](05_tridiagonal_kernels.ipynb), its optional part), so its lines can steepen across n = 80. Or the
+# causes. The code may change strategy between them: eignotes' CPU backend reduces float32 matrices up to n = 128
+# many at a time, side by side in memory, and larger ones one at a time, which is slower per matrix
+# ([notebook 05](05_tridiagonal_kernels.ipynb), its optional part), so a sweep past n = 128 can steepen there. Or the
 # step is too small to measure a slope: from n = 32 to 33 (3%), a few percent of timing noise alone moves the
 # exponent by several units. The cell below names each such segment; read the short steps as noise.
 

@@ -276,11 +276,11 @@ layouts.round(3)
 # is faster). Side by side should win most where the matrices are smallest, since a row of a small matrix fills
 # less of a vector; the check below tests that on this run. At larger n, a block of 64 matrices of n = 100 takes
 # 2.6 MB, more than the per-core cache of common CPUs, while one matrix's rows are long enough to fill the vector
-# units, so the two come closer. The backend's choice (last column) is a fixed rule: one at a time above n = 80 in
-# float32 (above 56 in float64), and full blocks only (64 side by side from 128 matrices, 32 from 64, 8 for
-# n <= 24 from 8). The rule was set from earlier measurements at other batch sizes; where this run shows side by
-# side ahead at an n the rule gives to one matrix at a time, the check below prints it, so the rule can be
-# revisited. The dense model of [notebook 04](04_dense_vs_tridiagonal.ipynb) trains on 10 matrices a step, so it
+# units, so the two come closer. The backend's choice (last column) is a fixed rule, set from measurements of n = 64
+# to 128 at batches of 64 to 1,024 (`benchmarks/reduction_lanes.py`): side by side up to n = 128 in float32 (80 in
+# float64, whose vectors hold half as many entries), one at a time above, and full blocks only (64 side by side
+# from 128 matrices, 32 from 64, 8 for n <= 24 from 8). Where this run shows side by side ahead at an n the rule
+# gives to one matrix at a time, the check below prints it, so the rule can be revisited. The dense model of [notebook 04](04_dense_vs_tridiagonal.ipynb) trains on 10 matrices a step, so it
 # reduces them one at a time; its runs trained together, and the evaluation of a whole split, take the blocks.
 
 # %%

@@ -549,8 +549,8 @@ def test_reduction_layouts_times_both_kernels_and_names_the_choice():
     the backend picks as lanes_for says."""
     from eignotes.course import experiments
 
-    t = experiments.reduction_layouts([5, 100], 64, lanes=32, min_run_time=0.01)
-    assert list(t.index) == [5, 100]
+    t = experiments.reduction_layouts([5, 140], 64, lanes=32, min_run_time=0.01)
+    assert list(t.index) == [5, 140]
     one, side = t["one at a time (us)"], t["32 side by side (us)"]
     assert (one > 0).all() and (side > 0).all()
     np.testing.assert_allclose(t["speed-up"], one / side)

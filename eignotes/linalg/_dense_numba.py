@@ -12,7 +12,7 @@ Per matrix (numba, parallel over the batch):
 
 Step 2 has two kernels with the same results: one matrix at a time (_tridiagonalize: the inner loops run along a
 row of the trailing block, the whole block updated below n = 64 and its lower triangle from there on) and, for
-batches of small matrices (n <= 80 in float32, 56 in float64), blocks of 8 to 64 matrices side by side
+batches of small matrices (n <= 128 in float32, 80 in float64), blocks of 8 to 64 matrices side by side
 (_tridiagonalize_lanes: the loops run across the block's matrices, so every multiply-add is a full vector whatever
 n is); lanes_for picks by measurement.
 
@@ -413,14 +413,16 @@ if available:
 def lanes_for(B: int, n: int, itemsize: int = 4) -> int:
     """How many matrices _tridiagonalize_lanes should reduce side by side for a batch of B (n, n) matrices with
     entries of `itemsize` bytes, or 0 for the one-matrix-at-a-time _tridiagonalize. Measured on a 2-core AVX-512
-    CPU: in float32, 64 lanes reduce (1024, 15) 3.5x, (1024, 45) 1.8x and (1024, 80) 1.4x faster than one matrix at
-    a time; in float64 (half as many entries per vector) 1.2x at n = 48, and from n = 64, where the one-matrix
-    kernel updates only a lower triangle, 0.9x to 0.75x: slower. A block must fill its lanes (B >= 2 blocks for both
-    cores) to pay: below 64 matrices of n >= 30 the one-matrix kernel wins (at the dense model's training batch of
-    10, n = 45, by 3x); small matrices (n <= 24) gain from 8 lanes already."""
-    if n < 3 or n > (80 if itemsize <= 4 else 56):
+    CPU (benchmarks/reduction_lanes.py; benchmarks/results/*_reduction-lanes.md): in float32, 32 side by side reduce
+    64 to 1,024 matrices of n = 64 to 128 1.6x to 2.0x faster than one at a time, and 64 side by side (from 128
+    matrices) 1.6x to 2.2x; in float64 (half as many entries per vector) 32 side by side 1.1x to 1.5x at n = 64 and
+    80, a tie or slower from n = 100. Smaller n gain more: in float32 64 lanes reduce (1024, 15) 3.5x faster and
+    (1024, 45) 1.8x. A block must fill its lanes (B >= 2 blocks for both cores) to pay: below 64 matrices of
+    n >= 30 the one-matrix kernel wins (at the dense model's training batch of 10, n = 45, by 3x); small matrices
+    (n <= 24) gain from 8 lanes already. Above n = 128 nothing was measured: one at a time."""
+    if n < 3 or n > (128 if itemsize <= 4 else 80):
         return 0  # n <= 2 is tridiagonal already
-    if B >= 128:
+    if B >= 128 and (itemsize <= 4 or n <= 64):
         return 64
     if B >= 64:
         return 32

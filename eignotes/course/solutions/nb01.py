@@ -44,7 +44,8 @@ def exercise_3(ns: Sequence[int] = (16, 32, 64), B: int = 50, min_run_time: floa
     so it pulls the "all n" line's slope below the "k-th only" line's; as n grows the reduction dominates both and
     both slopes approach 3. A fixed cost per call lowers every slope at small n, which is why neither line need
     reach 3 over the sizes a notebook can afford. A segment steeper than 3 has another cause: the CPU backend
-    reduces matrices up to n = 80 (float32) many at a time, side by side in memory, and larger ones one at a time
+    reduces matrices up to n = 128 (float32; 80 in float64) many at a time, side by side in memory, and larger ones
+    one at a time
     (eignotes.linalg._dense_numba.lanes_for, notebook 05's optional part), so between an n below that limit and
     one above it both lines pay for the slower layout on top of the n^3 growth. The returned exponents say what
     this machine measured.
