@@ -39,9 +39,10 @@ def main(argv=None) -> int:
                 A = ((X + X.mT) / 2).contiguous().numpy()
                 d, e, tau = np.empty((B, n), A.dtype), np.empty((B, n - 1), A.dtype), np.empty((B, n), A.dtype)
                 sc, refl = np.empty(B), np.empty((B, n, n), A.dtype)
-                fns = {"one at a time": lambda: D._tridiagonalize(A, True, True, refl, d, e, tau, sc),
-                       "32 side by side": lambda: D._tridiagonalize_lanes(A, True, True, refl, d, e, tau, sc, 32),
-                       "64 side by side": lambda: D._tridiagonalize_lanes(A, True, True, refl, d, e, tau, sc, 64)}
+                bufs = (refl, d, e, tau, sc)
+                fns = {"one at a time": lambda A=A, b=bufs: D._tridiagonalize(A, True, True, *b),
+                       "32 side by side": lambda A=A, b=bufs: D._tridiagonalize_lanes(A, True, True, *b, 32),
+                       "64 side by side": lambda A=A, b=bufs: D._tridiagonalize_lanes(A, True, True, *b, 64)}
                 for f in fns.values():
                     f()
                 ts: dict[str, list[float]] = {k: [] for k in fns}

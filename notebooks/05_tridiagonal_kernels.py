@@ -280,8 +280,9 @@ layouts.round(3)
 # to 128 at batches of 64 to 1,024 (`benchmarks/reduction_lanes.py`): side by side up to n = 128 in float32 (80 in
 # float64, whose vectors hold half as many entries), one at a time above, and full blocks only (64 side by side
 # from 128 matrices, 32 from 64, 8 for n <= 24 from 8). Where this run shows side by side ahead at an n the rule
-# gives to one matrix at a time, the check below prints it, so the rule can be revisited. The dense model of [notebook 04](04_dense_vs_tridiagonal.ipynb) trains on 10 matrices a step, so it
-# reduces them one at a time; its runs trained together, and the evaluation of a whole split, take the blocks.
+# gives to one matrix at a time, the check below prints it, so the rule can be revisited. The dense model of
+# [notebook 04](04_dense_vs_tridiagonal.ipynb) trains on 10 matrices a step, so it reduces them one at a time; its
+# runs trained together, and the evaluation of a whole split, take the blocks.
 
 # %%
 from eignotes.course import claims
