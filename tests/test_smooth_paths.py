@@ -38,11 +38,12 @@ def _hard_batch(n, gen, B=64):
     return torch.stack(mats)
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 15, 45])
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 12, 13, 15, 45])
 @pytest.mark.parametrize("alpha", [1e-3, 0.1, 5.0, 25.0])
 def test_batched_path_hard_inputs_match_definition(n, alpha, gen):
-    """A batch of 64 (the blocks of 32 side by side, the serial kernels) against the float64 definition: value
-    within 1e-9 of the matrix's scale, gradient within 1e-7 (the scale's units: alpha scales with it)."""
+    """A batch of 64 (n <= JACOBI_MAX_N: cyclic Jacobi; above: the window path with blocks of 32 side by side; the
+    serial kernels) against the float64 definition: value within 1e-9 of the matrix's scale, gradient within 1e-7
+    (the scale's units: alpha scales with it)."""
     A = _hard_batch(n, gen)
     scale = A.abs().amax((-1, -2)).clamp_min(1e-300)
     for k in sorted({0, n // 2, n - 1}):
@@ -55,23 +56,25 @@ def test_batched_path_hard_inputs_match_definition(n, alpha, gen):
             np.testing.assert_allclose(X.grad[b].numpy(), rg, atol=1e-7, rtol=0, err_msg=f"{n} {k} {alpha} {b}")
 
 
-def test_huge_and_tiny_scales_without_rescaling(gen):
+@pytest.mark.parametrize("n", [5, 15])
+def test_huge_and_tiny_scales_without_rescaling(n, gen):
     """Matrices of norm 1e30 and 1e-30 with alpha in the same units: the value scales exactly with the matrix."""
-    A = random_symmetric((64,), 15, torch.float64, gen)
-    base = eignotes.kth_eigvalsh_smooth(A, 7, 5.0)
+    A = random_symmetric((64,), n, torch.float64, gen)
+    base = eignotes.kth_eigvalsh_smooth(A, n // 2, 5.0)
     for s in (1e30, 1e-30):
-        got = eignotes.kth_eigvalsh_smooth(A * s, 7, 5.0 * s)
+        got = eignotes.kth_eigvalsh_smooth(A * s, n // 2, 5.0 * s)
         np.testing.assert_allclose((got / s).numpy(), base.numpy(), rtol=1e-12, atol=0)
 
 
-def test_nan_confined_in_a_block(gen):
-    A = random_symmetric((64,), 15, torch.float32, gen)
-    ref = eignotes.kth_eigvalsh_smooth(A, 7, 5.0)
+@pytest.mark.parametrize("n", [5, 15])  # the Jacobi path and the window path
+def test_nan_confined_in_a_block(n, gen):
+    A = random_symmetric((64,), n, torch.float32, gen)
+    ref = eignotes.kth_eigvalsh_smooth(A, n // 2, 5.0)
     bad = A.clone()
     bad[9, 3, 2] = float("nan")
-    bad[40, 14, 14] = float("inf")
+    bad[40, n - 1, n - 1] = float("inf")
     X = bad.clone().requires_grad_()
-    got = eignotes.kth_eigvalsh_smooth(X, 7, 5.0)
+    got = eignotes.kth_eigvalsh_smooth(X, n // 2, 5.0)
     got.sum().backward()
     ok = torch.ones(64, dtype=torch.bool)
     ok[[9, 40]] = False
@@ -111,6 +114,19 @@ def test_thread_rule():
     assert numba.get_num_threads() == before
     with _threads.sized(_threads.SERIAL_MAX_WORK + 1):
         assert numba.get_num_threads() == before
+
+
+def test_jacobi_and_window_paths_agree(gen, monkeypatch):
+    """Small n on both CPU paths (cyclic Jacobi and the window path): values, weights and gradients agree."""
+    A = random_symmetric((64,), 9, torch.float32, gen)
+    X1, X2 = A.clone().requires_grad_(), A.clone().requires_grad_()
+    a = eignotes.kth_eigvalsh_smooth(X1, 4, 0.7)
+    a.sum().backward()
+    monkeypatch.setattr(smooth_mod, "JACOBI_MAX_N", 0)
+    b = eignotes.kth_eigvalsh_smooth(X2, 4, 0.7)
+    b.sum().backward()
+    torch.testing.assert_close(a, b, rtol=0, atol=2e-6)
+    torch.testing.assert_close(X1.grad, X2.grad, rtol=0, atol=2e-5)
 
 
 def test_serial_and_parallel_give_the_same_numbers(gen, monkeypatch):
