@@ -128,13 +128,32 @@ def render_accuracy(results: Path) -> list[str]:
     return []
 
 
+def render_readers(results: Path) -> list[str]:
+    """The blog posts' own loops with only the eigenvalue function swapped for ours (the newest
+    `*_readers-loops.json`, eignotes.bench.readers_loops): seconds per epoch, the post's over ours, per case and
+    thread count; [] where no such file exists."""
+    for path in sorted(results.glob("*_readers-loops.json"), reverse=True):
+        doc = json.loads(path.read_text())
+        parts = {}
+        for r in doc["rows"]:
+            if "ratio" in r:
+                parts.setdefault(r["case"], []).append(f"{r['ratio']:.2f}x ({r['threads']} thread"
+                                                       f"{'s' if r['threads'] > 1 else ''})")
+        md = path.name[: -len(".json")] + ".md"
+        return ["", f"Readers' own loops ({doc['meta']['device']}; the posts' models, loops and recipes with only the "
+                "eigenvalue function swapped; epochs faster with ours than with the post's function): "
+                + "; ".join(f"{case} {', '.join(v)}" for case, v in parts.items())
+                + f" ([{md[:15]}](benchmarks/results/{md}))."]
+    return []
+
+
 def render(results: Path) -> list[str]:
     """The lines between the markers: a table with one row per figure that some results file holds, then the
-    accuracy line (render_accuracy)."""
+    accuracy line (render_accuracy) and the readers' loops line (render_readers)."""
     files = load_results(results)
     lines = ["| figure | device | eignotes | baseline, same run | speed-up | results file |", "|" + "---|" * 6]
     return (lines + [r for r in (render_row(f, files, results) for f in FIGURES) if r is not None]
-            + render_accuracy(results))
+            + render_accuracy(results) + render_readers(results))
 
 
 def update(text: str, block: list[str]) -> str:
