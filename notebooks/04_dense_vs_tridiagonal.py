@@ -242,12 +242,10 @@ for _, r in ours.iterrows():  # a statement of fact about this run, not a claim 
 
 # %% [markdown]
 # A run has converged when it ended with at least a tenth of its budget without improving on validation
-# (`experiments.converged`, the rule of notebooks 06 and 07 too): early stopping ends a run exactly so, and a run
-# that used its whole budget must have its best epoch that far before the end. A best epoch of 98 of 100 means the
-# budget, not the model, ended the improvement. A
-# model's validation and test RMSEs differ because the splits are different rows (3,400 carved from the training
-# file, 3,000 in the test file): a few thousand rows give RMSEs that differ by hundreds of dollars from split to
-# split alone, and selecting the epoch on validation favours that split.
+# (`experiments.converged`, also used in notebooks 06 and 07): early stopping ends a run exactly so; a best epoch
+# of 98 of 100 means the budget ended the improvement. Validation and test RMSEs differ because the splits are
+# different rows (3,400 and 3,000): such splits differ by hundreds of dollars by chance alone, and selecting the
+# epoch on validation favours that split.
 
 # %% [markdown]
 # ## Results next to a measured baseline and the blog's figures

@@ -268,10 +268,7 @@ claims.check("alpha 5 reaches the lowest median area under the validation curve,
 #   change grows like one over the gap).
 # - The Moreau envelope replaces it by a weighted window of eigenvalues (a neighbour shares the weight only while
 #   it lies within alpha) whose gradient moves at most 2/alpha per unit change of the matrix;
-#   `eignotes.kth_eigvalsh_smooth` computes it with eigenvectors only for the window that carries weight. Its
-#   gradient is the symmetric matrix sum_j w_j v_j v_j^T (as torch.linalg's); the post's function returns its lower
-#   triangle doubled, with the diagonal once. Both give a model that fills a lower triangle the same parameter
-#   gradients, so the post's loop trains the same with either.
+#   `eignotes.kth_eigvalsh_smooth` computes it with eigenvectors only for the window that carries weight.
 # - In the post's experiment a large alpha (5) reached a lower area under the validation curve than the small ones
 #   (0.001, about the exact eigenvalue, and the post's default 0.1): lower errors earlier in training, not less
 #   wall-clock time. The checks above say whether this run agrees, and the permutation lines whether its seeds can
@@ -284,6 +281,10 @@ claims.check("alpha 5 reaches the lowest median area under the validation curve,
 
 # %% [markdown]
 # ## Optional deep dive: the envelopes, drawn
+#
+# A note for readers who bring the post's own loop: our gradient is the symmetric matrix sum_j w_j v_j v_j^T (as
+# torch.linalg's); the post's function returns its lower triangle doubled, with the diagonal once. A model that fills
+# a lower triangle gets the same parameter gradients from both, so the post's loop trains the same with either.
 #
 # Why "+ alpha/2"? Far from a kink the projection is r ones and zeros, so the envelope sits exactly alpha r / 2
 # below M_r. In the difference of M~_r and M~_{r-1} the two shifts leave alpha/2, which the formula adds back.
