@@ -147,6 +147,23 @@ def test_plot_progress_headless(small, tmp_path, monkeypatch):
         assert (tmp_path / f).stat().st_size > 0, f
 
 
+@pytest.mark.parametrize("min_interval, frames", [(0.0, 3), (3600.0, 2)])
+def test_plot_progress_redraws_at_most_once_per_interval(small, tmp_path, monkeypatch, min_interval, frames):
+    """Every epoch drawn (min_interval 0: three frames, the final figure being the third epoch's again, which the GIF
+    writer merges), or only the first epoch and the final figure (an interval longer than the run): the animation's
+    frames count the distinct redraws; the history holds every epoch either way."""
+    from PIL import Image
+
+    monkeypatch.setenv("EIGNOTES_FIGURES", str(tmp_path))
+    m = recipes.build_model("tridiagonal", num_features=8, dim=4, seed=0)
+    stream = st.pipe(st.train_epochs(m, small, n_epochs=3, batch_size=64, lr=1e-2), st.augment(st.validation(small)))
+    hist = plotting.plot_progress(stream, max_step=3, name="progress_interval", gif=str(tmp_path / "p.gif"),
+                                  min_interval=min_interval)
+    assert len(hist) == 3
+    with Image.open(tmp_path / "p.gif") as gif:
+        assert gif.n_frames == frames
+
+
 def test_train_cli(tmp_path):
     assert train.main(["--model", "tridiagonal", "--dim", "3", "--epochs", "1", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "tridiagonal_dim3_seed0_summary.json").read_text())

@@ -81,6 +81,55 @@ def _epoch(step: Callable[[torch.Tensor], None], order: torch.Tensor, batch: int
     return time.perf_counter() - t0
 
 
+def interleaved(steps: dict[str, Callable[[torch.Tensor], None]], losses: dict[str, list[torch.Tensor]], rows: int,
+                epochs: int, batch: int, seed: int) -> dict[str, dict[str, Any]]:
+    """Epochs of each variant's `step` (over `rows` training rows in batches of `batch`), interleaved: epoch e of every
+    variant before epoch e + 1 of any, each epoch reshuffled, the same order for every variant. losses[variant]
+    collects each step's summed loss (cleared per epoch). Per variant: seconds per epoch (median and IQR over all
+    epochs but the first, which pays for compilation), the epochs' times, the last epoch's mean training loss."""
+    gen = torch.Generator().manual_seed(seed)
+    times: dict[str, list[float]] = {v: [] for v in steps}
+    for _ in range(epochs):
+        order = torch.randperm(rows, generator=gen)
+        for variant, step in steps.items():
+            losses[variant].clear()
+            times[variant].append(_epoch(step, order, batch))
+    out = {}
+    for variant in steps:
+        secs = np.array(times[variant][1:] or times[variant])
+        q1, med, q3 = np.percentile(secs, [25, 50, 75])
+        out[variant] = {"median_s": float(med), "iqr_s": float(q3 - q1), "epochs_s": times[variant],
+                        "train_mse": float(torch.stack(losses[variant]).sum()) / rows}
+    return out
+
+
+def loop_meta(module: str, argv: list[str], started: _dt.datetime, rows: int, epochs: int) -> dict[str, Any]:
+    """A loop benchmark's provenance (eignotes.provenance) with the machine, torch, the rows and the epochs."""
+    device = config.device_name(torch.device("cpu"))
+    return {**provenance(device=device, command=command_line(module, argv), date=started),
+            "machine": f"{platform.machine()} {platform.processor() or ''}".strip() + f", {platform.platform()}",
+            "torch": torch.__version__, "rows": rows, "epochs": epochs}
+
+
+def header(title: str, meta: dict[str, Any], epochs_note: str) -> list[str]:
+    """The markdown results file's first lines: title, provenance, machine, torch, rows, epochs."""
+    lines = [f"# {title}", ""]
+    lines += as_markdown({k: meta[k] for k in ("commit", "dirty", "command", "device", "date")})
+    return lines + [f"- machine: {meta['machine']}", f"- torch {meta['torch']}, rows {meta['rows']}, epochs "
+                    f"{meta['epochs']} {epochs_note}", ""]
+
+
+def write(out: str, meta: dict[str, Any], rows: list[dict[str, Any]], suffix: str, markdown: str) -> None:
+    """OUT/<date>_<device>_<suffix>.json and .md."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    started = _dt.datetime.fromisoformat(meta["date"])
+    stem = folder / f"{started:%Y-%m-%d_%H%M}_{config.slug(meta['device'])}_{suffix}"
+    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    stem.with_suffix(".md").write_text(markdown)
+    print(f"wrote {stem}.json and .md")
+
+
 def time_case(name: str, X: torch.Tensor, y: torch.Tensor, epochs: int, seed: int = 0,
               variants: tuple[str, ...] = VARIANTS) -> list[dict[str, Any]]:
     """One row per variant: seconds per epoch (median and IQR over epochs 2..), the epochs' times, the last epoch's
@@ -103,20 +152,8 @@ def time_case(name: str, X: torch.Tensor, y: torch.Tensor, epochs: int, seed: in
             record.append(loss.detach() * len(idx))  # summed after the epoch: no host read per step
 
         steps[variant] = step
-    gen = torch.Generator().manual_seed(seed)
-    times: dict[str, list[float]] = {v: [] for v in variants}
-    for _ in range(epochs):
-        order = torch.randperm(len(X), generator=gen)  # shuffled every epoch, the same rows for every variant
-        for variant in variants:
-            losses[variant].clear()
-            times[variant].append(_epoch(steps[variant], order, batch))
-    rows = []
-    for variant in variants:
-        secs = np.array(times[variant][1:] or times[variant])
-        q1, med, q3 = np.percentile(secs, [25, 50, 75])
-        rows.append({"case": name, "variant": variant, "batch": batch, "optimizer": opt_cls.__name__, "lr": lr,
-                     "median_s": float(med), "iqr_s": float(q3 - q1), "epochs_s": times[variant],
-                     "train_mse": float(torch.stack(losses[variant]).sum()) / len(X)})
+    rows = [{"case": name, "variant": v, "batch": batch, "optimizer": opt_cls.__name__, "lr": lr} | r
+            for v, r in interleaved(steps, losses, len(X), epochs, batch, seed).items()]
     by = {r["variant"]: r for r in rows}
     if "op" in by and "matrices" in by:
         by["matrices"]["ratio"] = by["matrices"]["median_s"] / by["op"]["median_s"]
@@ -124,10 +161,8 @@ def time_case(name: str, X: torch.Tensor, y: torch.Tensor, epochs: int, seed: in
 
 
 def _markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    lines = ["# A plain PyTorch training loop: the models' op against the matrices path", ""]
-    lines += as_markdown({k: meta[k] for k in ("commit", "dirty", "command", "device", "date")})
-    lines += [f"- machine: {meta['machine']}", f"- torch {meta['torch']}, rows {meta['rows']}, epochs "
-              f"{meta['epochs']} (the first dropped)", ""]
+    lines = header("A plain PyTorch training loop: the models' op against the matrices path", meta,
+                   "(the first dropped)")
     lines += ["| case | variant | optimizer, lr, batch | s / epoch (median) | IQR | matrices / op |",
               "|---|---|---|---|---|---|"]
     for r in rows:
@@ -158,10 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     X, y = data.X_train, data.y_train
     if args.rows is not None:
         X, y = X[: args.rows], y[: args.rows]
-    device = config.device_name(torch.device("cpu"))
-    meta = {**provenance(device=device, command=command_line("eignotes.bench.plain_loop", argv), date=started),
-            "machine": f"{platform.machine()} {platform.processor() or ''}".strip() + f", {platform.platform()}",
-            "torch": torch.__version__, "rows": len(X), "epochs": args.epochs}
+    meta = loop_meta("eignotes.bench.plain_loop", argv, started, len(X), args.epochs)
     rows = []
     for name in cases:
         rows += time_case(name, X, y, args.epochs)
@@ -169,12 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             ratio = f", matrices / op {r['ratio']:.2f}x" if "ratio" in r else ""
             print(f"[plain_loop] {name}: {r['variant']}: {r['median_s']:.3f} s per epoch{ratio}", file=sys.stderr,
                   flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"{started:%Y-%m-%d_%H%M}_{config.slug(device)}_plain-loop"
-    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    stem.with_suffix(".md").write_text(_markdown(meta, rows))
-    print(f"wrote {stem}.json and .md")
+    write(args.out, meta, rows, "plain-loop", _markdown(meta, rows))
     return 0
 
 

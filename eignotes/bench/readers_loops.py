@@ -24,22 +24,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
-import platform
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .. import config
 from ..linalg import kth_eigvalsh, kth_eigvalsh_smooth, kth_eigvalsh_tridiagonal
-from ..provenance import as_markdown, command_line, provenance
-from .plain_loop import _epoch
+from .plain_loop import header, interleaved, loop_meta, write
 from .suites import PostSmoothKth
 
 VARIANTS = ("post", "ours", "floor")
@@ -147,20 +141,8 @@ def time_case(name: str, X: torch.Tensor, y: torch.Tensor, epochs: int, seed: in
             record.append(loss.detach() * len(idx))
 
         steps[variant] = step
-    gen = torch.Generator().manual_seed(seed)
-    times: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    for _ in range(epochs):
-        order = torch.randperm(len(X), generator=gen)
-        for variant in VARIANTS:
-            losses[variant].clear()
-            times[variant].append(_epoch(steps[variant], order, batch))
-    rows = []
-    for variant in VARIANTS:
-        secs = np.array(times[variant][1:] or times[variant])
-        q1, med, q3 = np.percentile(secs, [25, 50, 75])
-        rows.append({"case": name, "variant": variant, "dim": dim, "alpha": alpha, "batch": batch,
-                     "optimizer": opt_cls.__name__, "lr": lr, "median_s": float(med), "iqr_s": float(q3 - q1),
-                     "epochs_s": times[variant], "train_mse": float(torch.stack(losses[variant]).sum()) / len(X)})
+    rows = [{"case": name, "variant": v, "dim": dim, "alpha": alpha, "batch": batch, "optimizer": opt_cls.__name__,
+             "lr": lr} | r for v, r in interleaved(steps, losses, len(X), epochs, batch, seed).items()]
     rows[0]["ratio"] = rows[0]["median_s"] / rows[1]["median_s"]
     return rows
 
@@ -175,10 +157,8 @@ def _set_threads(n: int) -> None:
 
 
 def _markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    lines = ["# The blog posts' own training loops: their eigenvalue function against ours", ""]
-    lines += as_markdown({k: meta[k] for k in ("commit", "dirty", "command", "device", "date")})
-    lines += [f"- machine: {meta['machine']}", f"- torch {meta['torch']}, rows {meta['rows']}, epochs "
-              f"{meta['epochs']} per variant (the first dropped), interleaved", ""]
+    lines = header("The blog posts' own training loops: their eigenvalue function against ours", meta,
+                   "per variant (the first dropped), interleaved")
     lines += ["| case | threads | variant | s / epoch (median) | IQR | post / ours |", "|---|---|---|---|---|---|"]
     for r in rows:
         ratio = f"**{r['ratio']:.2f}x**" if "ratio" in r else ""
@@ -215,10 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     X, y = data.X_train, data.y_train
     if args.rows is not None:
         X, y = X[: args.rows], y[: args.rows]
-    device = config.device_name(torch.device("cpu"))
-    meta = {**provenance(device=device, command=command_line("eignotes.bench.readers_loops", argv), date=started),
-            "machine": f"{platform.machine()} {platform.processor() or ''}".strip() + f", {platform.platform()}",
-            "torch": torch.__version__, "rows": len(X), "epochs": args.epochs, "default_threads": default_threads}
+    meta = loop_meta("eignotes.bench.readers_loops", argv, started, len(X), args.epochs)
+    meta["default_threads"] = default_threads
     rows = []
     try:
         for t in threads:
@@ -233,12 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows += new
     finally:
         _set_threads(default_threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"{started:%Y-%m-%d_%H%M}_{config.slug(device)}_readers-loops"
-    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    stem.with_suffix(".md").write_text(_markdown(meta, rows))
-    print(f"wrote {stem}.json and .md")
+    write(args.out, meta, rows, "readers-loops", _markdown(meta, rows))
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -229,7 +230,8 @@ def sturm_staircase(xs: torch.Tensor | np.ndarray | Sequence[float], counts: tor
 def plot_progress(events: Iterable[Event], *, max_step: int, feature_names: Sequence[str] | None = None,
                   every: int = 1, test_fn: Callable[[Event], float] | None = None, title: str = "",
                   name: str | None = None, png: str | None = None, gif: str | None = None,
-                  norm_label: str = "||A_i||_2", log_errors: bool = False) -> list[Event]:
+                  norm_label: str = "||A_i||_2", log_errors: bool = False, min_interval: float = 1.0
+                  ) -> list[Event]:
     """Consume a training stream and draw it: errors (left) and per-feature spectral norms (right).
 
     Live in Jupyter and on Colab (one figure, updated in place through an IPython display handle; headless
@@ -239,7 +241,9 @@ def plot_progress(events: Iterable[Event], *, max_step: int, feature_names: Sequ
     the updates. Events need `step`, `train_rmse_dollars`, `val_loss` and `val_rmse_dollars` (eignotes.training.stream's
     train_epochs with augment(validation(data))); `feature_norms`, where present, fills the right panel, its
     y axis named `norm_label` (the tridiagonal model's matrices are T_i, not A_i). log_errors=True draws the errors
-    on a log scale, so that the first epochs' large errors do not flatten the later ones.
+    on a log scale, so that the first epochs' large errors do not flatten the later ones. The figure is redrawn at
+    most once per `min_interval` seconds (and every `every` epochs): a redraw costs a few tenths of a second, as much
+    as a fast model's epoch; the final figure always shows every epoch.
     Returns the list of events.
     """
     import numpy as np
@@ -290,10 +294,12 @@ def plot_progress(events: Iterable[Event], *, max_step: int, feature_names: Sequ
             fig.canvas.draw()
             frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
 
+    last = -math.inf
     for ev in events:
         history.append(ev)
-        if ev["step"] % every == 0:
+        if ev["step"] % every == 0 and time.perf_counter() - last >= min_interval:
             draw()
+            last = time.perf_counter()
     if not history:
         raise ValueError("the stream yielded no events")
     note = ""
