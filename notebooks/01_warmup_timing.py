@@ -222,12 +222,13 @@ growth.set_index("series").round(2)
 # how much slower the largest n ran than the smallest, beside the ratio a cube law would give; "fitted exponent" is
 # the slope of the best straight line through all points, and the last column the slope between the two largest n.
 # An exponent below 3 means the O(n³) flops do not yet dominate at these sizes: per-matrix overheads and memory
-# traffic, which grow more slowly, still take a large share. An exponent above 3 between two sizes has two possible
-# causes. The code may change strategy between them: eignotes' CPU backend reduces float32 matrices up to n = 128
-# many at a time, side by side in memory, and larger ones one at a time, which is slower per matrix
-# ([notebook 05](05_tridiagonal_kernels.ipynb), its optional part), so a sweep past n = 128 can steepen there. Or the
-# step is too small to measure a slope: from n = 32 to 33 (3%), a few percent of timing noise alone moves the
-# exponent by several units. The cell below names each such segment; read the short steps as noise.
+# traffic, which grow more slowly, still take a large share. An exponent above 3 between two sizes means the time
+# jumped more than the flops: the code may change strategy between them (eignotes' CPU backend reduces float32
+# matrices up to n = 128 many at a time, larger ones one at a time: [notebook 05](05_tridiagonal_kernels.ipynb)),
+# or the hardware does, e.g. at 33 a row of float32 no longer fills whole vector registers (32 entries are two
+# AVX-512 vectors) and every loop pays a remainder. On a 3% step (32 to 33) a few percent of timing noise alone
+# moves the exponent by units, so one series is weak evidence; a jump in every series at the same step is not noise.
+# The cell below names each segment steeper than n³.
 
 # %%
 for label, (xs, ts) in series.items():

@@ -27,23 +27,22 @@ class ClaimWarning(UserWarning):
     """A sentence of a notebook's text that this run's numbers contradict."""
 
 
-def check(claim: str, holds: bool, measured: str, *, every_scale: bool = False) -> bool:
+def check(claim: str, holds: bool, measured: str, *, every_scale: bool = False) -> None:
     """Print `measured` beside the `claim` it backs; warn (ClaimWarning) where the run contradicts the claim.
 
-    Returns whether the claim holds. At the quick scale, unless `every_scale`, the claim is printed with a note and
-    not checked (returns True)."""
+    At the quick scale, unless `every_scale`, the claim is printed with a note and not checked. Returns None: a
+    notebook cell that ends with a check shows its printed line only."""
     holds = bool(holds)
     if config.scale() == "quick" and not every_scale:
         print(f"[not checked at the quick scale] {claim} | measured: {measured}")
-        return True
+        return
     if holds:
         print(f"[holds] {claim} | measured: {measured}")
-        return True
+        return
     print(f"[CONTRADICTED BY THIS RUN] {claim} | measured: {measured}")
     with warnings.catch_warnings():
         warnings.simplefilter("always", ClaimWarning)  # every contradiction shows, not only the first per line
         warnings.warn(f"the text says: {claim!r}; this run measured: {measured}", ClaimWarning, stacklevel=2)
-    return False
 
 
 def permutation_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
