@@ -17,9 +17,10 @@ matrix with a non-finite entry in its triangle gets NaN values and vectors; the 
 unaffected (it is replaced by a zero matrix inside the block).
 
 Work: about 9 n^3 flops per sweep, against 4/3 n^3 for the reduction alone, but one compiled pass where the window
-path makes several: it pays where every eigenpair is wanted and n is small. Measured (benchmarks/jacobi_small.py,
-float32, batch 64, alpha 5, one thread): the smoothed op's forward 10x faster at n = 3, 5.7x at n = 5, 1.8x at n =
-10, and slower from n = 15 (0.84x; 0.28x at n = 30); smooth.JACOBI_MAX_N holds the crossover.
+path makes several, and a rotation that no matrix of a block needs is skipped (most of the last sweeps'). It pays
+where every eigenpair is wanted and n is small. Measured through the smoothed op, forward and backward, float32,
+batch 64, one thread (benchmarks/jacobi_small.py): 0.55x the window path's time at n = 3 to 5, 0.6x to 0.7x at
+n = 10, 0.6x to 0.9x at n = 12, slower from n = 15; smooth.JACOBI_MAX_N holds the crossover.
 """
 from __future__ import annotations
 
@@ -64,6 +65,7 @@ if available:
             t = np.empty(L, dtype=dt)
             off = np.zeros(L)
             tol = np.zeros(L)
+            ptol = np.zeros(L)
             sc = np.ones(L)
             finite = np.ones(L, dtype=np.bool_)
             for lane in range(L):
@@ -83,6 +85,7 @@ if available:
                         W[cc, rr, lane] = x
                         fro += (2.0 if rr != cc else 1.0) * np.float64(x) * np.float64(x)
                 tol[lane] = fro * (0.25 * eps) ** 2
+                ptol[lane] = tol[lane] / (n * n)
             for i in range(n):
                 for lane in range(L):
                     V[i, i, lane] = one
@@ -102,6 +105,16 @@ if available:
                 nsweeps[blk] = sweep + 1
                 for p in range(n - 1):
                     for q in range(p + 1, n):
+                        # a rotation that no matrix of the block needs is skipped: below ptol in every lane, the
+                        # whole off-diagonal part could be that small and still meet the stopping rule (most
+                        # rotations of the last sweeps)
+                        needed = False
+                        for lane in range(L):
+                            a_pq = np.float64(W[p, q, lane])
+                            if a_pq * a_pq > ptol[lane]:
+                                needed = True
+                        if not needed:
+                            continue
                         for lane in range(L):
                             apq = W[p, q, lane]
                             nz = apq != 0

@@ -254,7 +254,8 @@ def _dense_numba_smooth(A: torch.Tensor, k: int, a64: torch.Tensor, lower: bool,
 
 
 # Up to this n the dense CPU path computes every eigenpair by cyclic Jacobi in one compiled pass (_jacobi_numba):
-# measured 10x faster than the window path at n = 3, 1.8x at n = 10, slower from n = 15 (benchmarks/jacobi_small.py).
+# forward and backward measured 1.8x faster than the window path at n = 3 to 5, 1.1x to 1.75x at n = 12, slower
+# from n = 15 (benchmarks/jacobi_small.py).
 JACOBI_MAX_N = 12
 
 
