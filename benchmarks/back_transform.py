@@ -25,6 +25,7 @@ from eignotes.provenance import as_markdown, command_line, provenance
 
 SHAPES = [(64, 15, 15), (64, 15, 5), (10, 45, 3), (64, 45, 45), (64, 30, 20), (256, 15, 15)]
 LANES = (8, 16, 32, 64)
+NO_ROWS = D._tri_numba._NO_K  # every vector of every matrix
 
 
 def main(argv=None) -> int:
@@ -46,8 +47,7 @@ def main(argv=None) -> int:
             v0 = rng.standard_normal((B, m, n)).astype(dt)
             ref = v0.copy()
             D._back_transform(refl, tau, ref, D._tri_numba._NO_K, D._tri_numba._NO_K, 1)
-            no = D._tri_numba._NO_K
-            fns = {"loop": lambda v, R=refl, t=tau: D._back_transform(R, t, v, no, no, 1)}
+            fns = {"loop": lambda v, R=refl, t=tau: D._back_transform(R, t, v, NO_ROWS, NO_ROWS, 1)}
             for L in LANES:
                 fns[f"{L} side by side"] = lambda v, L=L, R=refl, t=tau: D._back_transform_lanes(R, t, v, L)
             ts: dict[str, list[float]] = {k: [] for k in fns}
