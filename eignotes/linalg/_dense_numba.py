@@ -487,10 +487,10 @@ def back_transform(refl: np.ndarray, tau: np.ndarray, vecs: np.ndarray,
 
 def back_lanes_for(B: int, n: int) -> int:
     """How many matrices _back_transform_lanes should transform side by side, or 0 for the one-matrix loop.
-    Measured on a 2-core AVX-512 CPU, one thread (benchmarks/results/2026-12-06_back-transform_*): with 32 lanes,
-    (64, n = 15) with 15 vectors 2.5x (float32) and 2.4x (float64) faster than the loop, 5 vectors 2.7x and 2.1x,
-    (64, 45) with 45 vectors 4.0x and 2.8x, (64, 30) with 20 vectors 4.0x and 2.5x; 16 lanes for 10 matrices of
-    n = 45 with 3 vectors 1.4x (float32), a tie in float64. Below 8 matrices a block is mostly padding."""
+    Measured on a 2-core AVX-512 CPU, one thread (benchmarks/back_transform.py; benchmarks/results/
+    2026-12-06_0847_*_back-transform.md): with 32 lanes, 64 to 256 matrices of n = 15 to 45 in float32 2.6x to 3.6x
+    faster than the loop, in float64 1.2x to 2.1x; 10 matrices of n = 45 with 3 vectors, 16 lanes: a tie (1.06x).
+    Below 8 matrices a block is mostly padding; above n = 64 nothing was measured."""
     if n < 3 or n > 64 or B < 8:
         return 0
     return 32 if B >= 32 else 16
