@@ -160,10 +160,11 @@ def auc_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def plot_curves(ax: Any, ts: torch.Tensor | np.ndarray, curves: dict[str, np.ndarray], *, title: str,
                 ylabel: str) -> None:
-    """Curves over t, the first (the exact function) thick and dashed behind the others."""
+    """Curves over t, the first (the exact function) thick, dashed and grey, drawn over the others so that a smoothed
+    curve lying on it cannot hide it."""
     t = np.asarray(ts, dtype=float)
     for i, (label, y) in enumerate(curves.items()):
-        style = dict(lw=3, ls="--", alpha=0.5, color="black") if i == 0 else dict(lw=1.5)
+        style = dict(lw=3, ls="--", alpha=0.5, color="black", zorder=3) if i == 0 else dict(lw=1.5, zorder=2)
         ax.plot(t, y, label=label, **style)
     ax.set(xlabel="t", ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
