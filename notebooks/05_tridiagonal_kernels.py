@@ -206,7 +206,7 @@ growth_B.set_index("series")[["x from", "x to", "time ratio", "fitted exponent"]
 # below 1 means part of the time is a fixed cost per call that a larger batch spreads thinner, a slope a little
 # above 1 that a matrix costs more in a larger batch (its data no longer fits a cache, or the machine was busier
 # while the larger batches ran). The point at n = 200 and the largest batch is timed in both sweeps, separately: on
-# a shared CPU two timings of one call differ by tens of percent, the spread each table's IQR shows.
+# a shared CPU two timings of one call can differ by tens of percent.
 
 # %% [markdown]
 # ## Exercises
