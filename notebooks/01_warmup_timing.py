@@ -225,10 +225,10 @@ growth.set_index("series").round(2)
 # traffic, which grow more slowly, still take a large share. An exponent above 3 between two sizes means the time
 # jumped more than the flops: the code may change strategy between them (eignotes' CPU backend reduces float32
 # matrices up to n = 128 many at a time, larger ones one at a time: [notebook 05](05_tridiagonal_kernels.ipynb)),
-# or the hardware does, e.g. at 33 a row of float32 no longer fills whole vector registers (32 entries are two
-# AVX-512 vectors) and every loop pays a remainder. On a 3% step (32 to 33) a few percent of timing noise alone
-# moves the exponent by units, so one series is weak evidence; a jump in every series at the same step is not noise.
-# The cell below names each segment steeper than n³.
+# or the hardware may (a row of 33 numbers no longer fills whole vector registers, so every loop pays a remainder:
+# a possible cause, not measured here). On a 3% step (32 to 33) a few percent of timing noise alone moves the
+# exponent by units: one series is weak evidence, a jump repeated across series and runs is stronger. The cell
+# below names each segment steeper than n³.
 
 # %%
 for label, (xs, ts) in series.items():

@@ -132,9 +132,10 @@ table.round(2)
 # which matters when a batch of large matrices sits in GPU memory between forward and backward. Its inference path
 # is what `torch.linalg.eigvalsh` already does when no gradient is wanted.
 #
-# eignotes' speed comes from doing less work, not from the `Function` wrapper: on the CPU its kernel reduces each
-# matrix to tridiagonal form, finds the one eigenvalue by bisection and forms only its eigenvector (notebook 05
-# shows each step); on a GPU it runs CuPy's batched solver where PyTorch loops over the matrices (notebook 01).
+# eignotes' speed does not come from the `Function` wrapper. On the CPU it has two sources: the implementation (the
+# inference column, where neither side forms an eigenvector, is already faster: the kernel works on many small
+# matrices side by side, notebook 05's optional part) and less work (one bisection and one eigenvector instead of
+# all of them, notebook 05); on a GPU it runs CuPy's batched solver where PyTorch loops over the matrices.
 
 # %%
 bars = {what: [{"label": name, "median": row[f"{what} ms"] / 1e3, "iqr": row[f"{what} IQR ms"] / 1e3}

@@ -350,8 +350,8 @@ timing.round(3)
 # What to see: the gap between "dense, torch.linalg" and "dense, eignotes, eager step" is what the op saves in a whole
 # training epoch; the gap between each "eignotes, eager step" row and its "trace only" row is what the eigenvalue still
 # costs inside PyTorch's step; and the gap between "eignotes" and "eignotes, eager step" is what the framework costs,
-# which the fused step removes on the CPU (on a GPU the two rows take the same path). Each row is a single timed epoch,
-# so small differences are noise.
+# which the fused step removes on the CPU (on a GPU the two rows take the same path). Each row is the median of three
+# timed epochs (its IQR beside it), so small differences are noise.
 
 # %% [markdown]
 # ### Where to train: measured, not assumed

@@ -126,9 +126,10 @@ print("e-gradient error:", grad_errors[1])
 # Every symmetric matrix is orthogonally similar to a tridiagonal one: n − 2 Householder reflections
 # Q = H₁ ⋯ Hₙ₋₂ give A = Q T Qᵀ, in about (4/3) n³ flops (LAPACK's first step too). Then λ_k(A) = λ_k(T), and if
 # z is T's eigenvector, q = Q z is A's. That is how the dense op runs on the CPU (`backend="numba"`): reduce, bisect,
-# and only for a gradient form z and apply the reflections to it, O(n²), never the other n − 1 eigenvectors. This is
-# where its speed-up over `torch.linalg` in notebook 03 comes from: LAPACK's `eigh`, after the same reduction, forms
-# all n eigenvectors (another O(n³)) and PyTorch's backward multiplies by all of them.
+# and only for a gradient form z and apply the reflections to it, O(n²), never the other n − 1 eigenvectors. That
+# is one source of its speed-up over `torch.linalg` in notebook 03 (LAPACK's `eigh` forms all n eigenvectors,
+# another O(n³), and PyTorch's backward multiplies by all of them); the other is the memory layout of the optional
+# part below, which speeds up even inference, where neither side forms eigenvectors.
 # Its gradient q qᵀ against PyTorch's, on a batch of random matrices:
 
 # %%
