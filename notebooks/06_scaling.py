@@ -209,12 +209,15 @@ claims.check("over the grid, the tridiagonal model's seconds per epoch grow more
 # epoch of each model on every device of this machine and trains each where it was faster.
 
 # %%
+import pandas as pd
+
 stored = summaries.stored_training_figures()
 if stored is None:
     print("no committed training results found (an installed package has no benchmarks/)")
 else:
     print("STORED figures, read from committed files; nothing in this table was measured in this run.")
-    display(stored.set_index(["file", "device", "case", "variant"]).round(3))
+    with pd.option_context("display.max_colwidth", None):  # whole labels, not cut at 50 characters
+        display(stored.set_index(["file", "device", "case", "variant"]).round(3))
 
 # %% [markdown]
 # ## Optional: ensembles of runs

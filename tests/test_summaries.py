@@ -103,3 +103,15 @@ def test_alpha_lines_compare_five_with_a_tenth():
     assert lines[1].startswith("area, alpha 5 against 25: p = 0.0476 <= 0.05")
     assert lines[2].startswith("area, alpha 5 against 0.1")
     assert not any("test" in line for line in lines)
+
+
+def test_stored_training_figures_read_the_seconds_and_leave_the_mixed_ratio_out(tmp_path):
+    doc = {"meta": {"device": "x86_64 CPU, 2 threads"},
+           "results": [{"suite": "runs", "case": "dense, 4 runs", "label": "4 runs together", "median_s": 1.5,
+                        "ratio": 0.37},
+                       {"suite": "dense", "case": "forward", "label": "not a training row", "median_s": 0.1}]}
+    (tmp_path / "2026-01-01_0000_x86-64-cpu-2-threads_training-runs.json").write_text(json.dumps(doc))
+    table = summaries.stored_training_figures(tmp_path)
+    assert list(table.columns) == ["file", "device", "case", "variant", "seconds per epoch (median)"]
+    assert table["seconds per epoch (median)"].tolist() == [1.5]
+    assert summaries.stored_training_figures(tmp_path / "empty") is None

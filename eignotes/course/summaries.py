@@ -108,8 +108,9 @@ def schedule_stopping_lines(table: pd.DataFrame | None) -> tuple[list[str], bool
 def stored_training_figures(results_dir: str | Path | None = None) -> pd.DataFrame | None:
     """The training-epoch and runs-together figures of the benchmark suites as stored in committed JSON results
     (the newest `*_training.json` of a GPU and the newest `*_training-runs.json` of a CPU): one row per case and
-    variant with its median seconds, and the file, device and date it comes from. Not measured by this call; None
-    where no such file exists."""
+    variant with its median seconds per epoch, and the file and device it comes from (the suites' ratio column
+    means a speed-up in some rows and a cost in others, so it is left out: compare the seconds). Not measured by
+    this call; None where no such file exists."""
     import pandas as pd
 
     folder = Path(results_dir) if results_dir is not None else RESULTS_DIR
@@ -121,8 +122,8 @@ def stored_training_figures(results_dir: str | Path | None = None) -> pd.DataFra
         for r in doc.get("results", []):
             if r.get("suite") in ("training", "runs") and r.get("median_s") is not None:
                 rows.append({"file": path.name, "device": meta.get("device_name", meta.get("device", "unknown")),
-                             "case": r.get("case"), "variant": r.get("label"), "median (s)": r.get("median_s"),
-                             "ratio to baseline": r.get("ratio")})
+                             "case": r.get("case"), "variant": r.get("label"),
+                             "seconds per epoch (median)": r.get("median_s")})
     return pd.DataFrame(rows) if rows else None
 
 
