@@ -37,7 +37,7 @@ if available:
 
     _triangle_max = _dense_numba._triangle_max
     _pow2_scale = _dense_numba._pow2_scale
-    _project = _smooth_numba._project
+    _window_weights = _smooth_numba._window_weights
 
     @njit(parallel=True, cache=True, fastmath={"contract", "arcp", "afn", "nsz"})
     def _jacobi_lanes(A, lower, eps, one, lanes, a, r, vals, vecs, w, value, nsweeps):
@@ -165,6 +165,7 @@ if available:
             mu = np.empty(n)
             qr = np.empty(n)
             qs = np.empty(n)
+            y = np.empty(n)
             for lane in range(min(L, B - b0)):
                 b = b0 + lane
                 if not finite[lane]:
@@ -194,24 +195,15 @@ if available:
                     ab = a[b]
                     ok = np.isfinite(ab) and ab > 0
                     for j in range(n):
-                        qr[j] = mu[j] / ab
-                        if not np.isfinite(qr[j]):
+                        y[j] = mu[j] / ab
+                        if not np.isfinite(y[j]):
                             ok = False
                     if not ok:
                         for j in range(n):
                             w[b, j] = np.nan
                         value[b] = np.nan
                         continue
-                    _project(qr.copy(), r, qr)
-                    for j in range(n):
-                        qs[j] = mu[j] / ab
-                    _project(qs.copy(), r - 1, qs)
-                    acc = 0.0
-                    dq = 0.0
-                    for j in range(n):
-                        w[b, j] = qr[j] - qs[j]
-                        acc += w[b, j] * mu[j]
-                        dq += qr[j] * qr[j] - qs[j] * qs[j]
+                    acc, dq = _window_weights(y, r, mu, w[b], 0, qr, qs)
                     value[b] = acc + 0.5 * ab * (1.0 - dq)
 
 

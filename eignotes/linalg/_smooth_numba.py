@@ -132,6 +132,22 @@ if available:
         for t in range(m):
             q[t] = min(max(y[t] + nu, 0.0), 1.0)
 
+    @njit(inline="always")
+    def _window_weights(y, r, mu_row, w_row, j0, qr, qs):
+        """The weights w = q*_r - q*_{r-1} of y (ascending: a window's eigenvalues over alpha) written to
+        w_row[j0 + j]; returns (sum_j w_j mu_row[j0 + j], ||q*_r||^2 - ||q*_{r-1}||^2), float64. The one body of the
+        three compiled callers (_weights, _finish_row, _jacobi_numba's kernel). qr, qs: work arrays like y."""
+        _project(y, r, qr)
+        _project(y, r - 1, qs)
+        acc = 0.0
+        dq = 0.0
+        for j in range(y.shape[0]):
+            wj = qr[j] - qs[j]
+            w_row[j0 + j] = wj
+            acc += wj * np.float64(mu_row[j0 + j])
+            dq += qr[j] * qr[j] - qs[j] * qs[j]
+        return acc, dq
+
     @njit(parallel=True, cache=True)
     def _weights(mu, a, r, lo, hi, w, dq):
         """Per row: w = q*_r - q*_{r-1} of mu / a (float64), dq = ||q*_r||^2 - ||q*_{r-1}||^2; NaN rows stay NaN.
@@ -155,15 +171,9 @@ if available:
                     w[b, j] = np.nan
                 dq[b] = np.nan
                 continue
-            _project(y, rb, qr)
-            _project(y, rb - 1, qs)
-            s = 0.0
             for j in range(m):
                 w[b, j] = 0.0
-            for j in range(mb):
-                w[b, j0 + j] = qr[j] - qs[j]
-                s += qr[j] * qr[j] - qs[j] * qs[j]
-            dq[b] = s
+            dq[b] = _window_weights(y, rb, mu[b], w[b], j0, qr, qs)[1]
 
     @njit(cache=True)
     def _finish_row(d, e, vals, lo, hi, a, scale, r, tol, w, value, flag, b):
@@ -195,17 +205,9 @@ if available:
         qr = np.empty(mb)
         qs = np.empty(mb)
         rb = r - (m - 1 - j1)
-        _project(y, rb, qr)
-        _project(y, rb - 1, qs)
         for j in range(m):
             w[b, j] = 0.0
-        acc = 0.0
-        dq = 0.0
-        for j in range(mb):
-            wj = qr[j] - qs[j]
-            w[b, j0 + j] = wj
-            acc += wj * np.float64(vals[b, j0 + j])
-            dq += qr[j] * qr[j] - qs[j] * qs[j]
+        acc, dq = _window_weights(y, rb, vals[b], w[b], j0, qr, qs)
         value[b] = (acc + 0.5 * a[b] * (1.0 - dq)) * scale[b]
         for j in range(j0, j1):
             if np.float64(vals[b, j + 1]) - np.float64(vals[b, j]) <= tol * norm:
