@@ -239,9 +239,11 @@ ours = pd.DataFrame([{"model": kind, "dim": DIM, "training rows": ROWS, "epochs 
 trained = {"dense": (dense, dense_hist), "tridiagonal": (tri, tri_hist)}
 display(ours.set_index("model"))
 for kind, (_, h) in trained.items():  # a statement of fact about this run, not a claim of the text
-    ended = ("converged" if experiments.converged([ev["val_rmse_dollars"] for ev in h], EPOCHS)
-             else "not converged: its last tenth of the budget still improved it by more than 0.5%")
-    print(f"{kind}: best epoch {int(h[-1]['best_step'])} of {int(h[-1]['step'])} run (budget {EPOCHS}): {ended}")
+    curve = [ev["val_rmse_dollars"] for ev in h]
+    gain = experiments.last_tenth_gain(curve, EPOCHS)
+    ended = "converged" if experiments.converged(curve, EPOCHS) else "not converged"
+    print(f"{kind}: best epoch {int(h[-1]['best_step'])} of {int(h[-1]['step'])} run (budget {EPOCHS}); the last "
+          f"tenth improved its best by {100 * (gain or 0):.2f}%: {ended} by the 0.5% rule")
 
 # %% [markdown]
 # A run has converged when the last tenth of its budget improved its best validation RMSE by at most 0.5%

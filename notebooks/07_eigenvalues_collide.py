@@ -212,8 +212,9 @@ print("converged runs (the series' rule; reported, not used to exclude): "
 # The alpha chosen by the validation split (the lowest median area under the validation curve: the criterion the
 # permutation rule above compares), the test RMSE of its runs (each at its best validation epoch),
 # and scikit-learn's gradient-boosted trees (HistGradientBoostingRegressor, defaults) trained on the same rows,
-# measured here. The blog series quotes XGBoost at $48,024 and its best dim-15 eigenvalue model at $52,950, both
-# selected on the test set (the Moreau post); our figures never look at the test set to choose.
+# measured here. The blog series quotes XGBoost at $48,024 (one fit) and its best dim-15 eigenvalue model at
+# $52,950 (its best test epoch, selected on the test set: the Moreau post); our figures never look at the test set
+# to choose.
 
 # %%
 best = table.loc[table["auc_median"].idxmin()]

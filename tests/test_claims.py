@@ -83,3 +83,10 @@ def test_reproduce_exits_nonzero_on_a_contradicted_claim(tmp_path, monkeypatch, 
     assert reproduce.main(["--notebooks", str(src), "--out", str(tmp_path / "out"), "--timeout", "120"]) == status
     executed = nbformat.read(tmp_path / "out" / "notebooks" / "01_tiny.ipynb", as_version=4)
     assert bool(reproduce.claim_warnings(executed)) is not holds
+
+
+def test_a_verdict_at_the_floor_of_the_test_says_so():
+    at_floor = claims.seeds_tell_apart([1, 2, 3, 4, 5], [6, 7, 8, 9, 10])
+    assert at_floor["separated"] and "smallest p these runs allow" in at_floor["verdict"]
+    overlapping = claims.seeds_tell_apart([1, 2, 3, 4, 5], [3, 4, 5, 6, 7])
+    assert not overlapping["separated"] and "smallest p these runs allow" not in overlapping["verdict"]

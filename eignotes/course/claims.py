@@ -99,6 +99,9 @@ def seeds_tell_apart(a: Sequence[float], b: Sequence[float], *, level: float = 0
     separated = r["p"] <= level
     if separated:
         verdict = f"p = {r['p']:.3g} <= {level:g}: the seeds tell them apart"
+        if r["p"] <= r["smallest p"] * (1 + 1e-9):
+            verdict += (" (at the smallest p these runs allow: weak evidence, weaker still for a pair picked after a"
+                        " ranking)")
     elif r["smallest p"] > level:
         verdict = (f"p = {r['p']:.3g}: with {len(a)} and {len(b)} runs no difference could reach p <= {level:g} "
                    f"(the smallest possible p is {r['smallest p']:.3g}): more seeds are needed to tell them apart")

@@ -483,12 +483,19 @@ def converged(val_rmse: Sequence[float], epochs_max: int, tol: float = CONVERGED
     >>> falling = [60.0 - 0.1 * i for i in range(100)]   # still falling: 1.6% over the last ten epochs
     >>> converged(flat, 100), converged(falling, 100), converged([60.0] * 73, 100)
     (True, False, True)"""
+    gain = last_tenth_gain(val_rmse, epochs_max)
+    return gain is not None and gain <= tol
+
+
+def last_tenth_gain(val_rmse: Sequence[float], epochs_max: int) -> float | None:
+    """How much the last recipes.patience_for(epochs_max) epochs lowered the best validation RMSE, as a fraction of
+    the best before them (what `converged` compares with its tolerance); None for a run no longer than that."""
     vals = [float(v) for v in val_rmse]
     window = recipes.patience_for(int(epochs_max))
     if len(vals) <= window:
-        return False
-    before, best = min(vals[:-window]), min(vals)
-    return before - best <= tol * before
+        return None
+    before = min(vals[:-window])
+    return (before - min(vals)) / before
 
 
 def summarize_study(df: pd.DataFrame) -> pd.DataFrame:
