@@ -55,7 +55,9 @@ print(describe())
 #   0.5% (`experiments.converged`, the rule of notebooks 04 and 07 too): early stopping ends a run after such a
 #   stretch, and a one-cycle run whose annealed last epochs still nudge the best counts, while a run still gaining
 #   more has not converged; a setting converged when at least half its runs did. Settings that did not
-#   converge are left out of the ranking.
+#   converge are left out of the ranking. Under a one-cycle schedule this check is weak: its last epochs run at an
+#   annealed rate, so they look flat whether or not a longer budget would do better; only a longer budget answers
+#   that (the full scale's 200 epochs, and notebook 04's stored study of budgets).
 # - **can the seeds tell two settings apart?** Only if an exact permutation test of the difference of their median
 #   validation RMSEs gives p ≤ 0.05 (exercise 2 writes the test). Its smallest possible p depends on the seeds: with 3
 #   per setting it cannot go below 0.2, with 5 it can just reach 0.048, so the settings that are ranked get 5 seeds.
