@@ -46,6 +46,13 @@ def test_committed_notebook_has_no_outputs(ipynb):
 
 
 @pytest.mark.parametrize("ipynb", IPYNBS, ids=lambda p: p.stem)
+def test_committed_notebook_names_its_kernel(ipynb):
+    """A notebook without a kernelspec opens on Colab and in Jupyter with a kernel prompt: every one names Python 3."""
+    kernel = nbformat.read(ipynb, as_version=4).metadata.get("kernelspec", {})
+    assert kernel.get("name") == "python3" and kernel.get("language") == "python", f"{ipynb.name}: {kernel}"
+
+
+@pytest.mark.parametrize("ipynb", IPYNBS, ids=lambda p: p.stem)
 def test_colab_badge_names_its_own_notebook(ipynb):
     nb = nbformat.read(ipynb, as_version=4)
     assert f"notebooks/{ipynb.name})" in nb.cells[0].source, "the first cell's Colab badge opens this notebook"

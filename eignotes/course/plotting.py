@@ -176,7 +176,8 @@ def line_sweep(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
     ax.set_ylabel("median time (ms, log scale)", fontsize=FONT)
     ax.tick_params(labelsize=FONT)
     ax.set_title(title, fontsize=FONT + 1)
-    ax.legend(fontsize=FONT - 1, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: it hides no point
+    # below the axes, in two columns: it hides no point, and long labels do not take the plot's width
+    ax.legend(fontsize=FONT - 1, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
     fig.tight_layout()
     save_figure(fig, name or title)
     return fig
@@ -412,6 +413,6 @@ def ensemble_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]], *, baseli
     ax.set_ylabel("validation RMSE ($); band: best to worst group", fontsize=FONT)
     ax.tick_params(labelsize=FONT)
     ax.set_title(title, fontsize=FONT + 1)
-    ax.legend(fontsize=FONT - 1, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.legend(fontsize=FONT - 1, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=1, frameon=False)
     save_figure(fig, name or title)
     return fig
