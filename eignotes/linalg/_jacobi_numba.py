@@ -40,7 +40,7 @@ if available:
     _window_weights = _smooth_numba._window_weights
 
     @njit(parallel=True, cache=True, fastmath={"contract", "arcp", "afn", "nsz"})
-    def _jacobi_lanes(A, lower, eps, one, lanes, a, r, vals, vecs, w, value, nsweeps):
+    def _jacobi_lanes(A, lower, eps, one, lanes, a, r, vals, vecs, w, value):
         """A (B, n, n), the triangle `lower` read. Out: vals (B, n) ascending, vecs (B, n, n) with vecs[b, j] the
         unit eigenvector of vals[b, j]. With a (B,) float64 (else empty), the smoothed eigenvalue of index
         n - r: w (B, n) float64 the weights q*_r - q*_{r-1} of vals / a, value (B,) float64 (smooth.py's formula).
@@ -89,7 +89,7 @@ if available:
             for i in range(n):
                 for lane in range(L):
                     V[i, i, lane] = one
-            for sweep in range(MAX_SWEEPS):
+            for _ in range(MAX_SWEEPS):
                 for lane in range(L):
                     off[lane] = 0.0
                 for p in range(n - 1):
@@ -102,7 +102,6 @@ if available:
                         done = False
                 if done:
                     break
-                nsweeps[blk] = sweep + 1
                 for p in range(n - 1):
                     for q in range(p + 1, n):
                         # a rotation that no matrix of the block needs is skipped: below ptol in every lane, the
@@ -226,7 +225,5 @@ def eigh(A: np.ndarray, lower: bool, a64: np.ndarray | None = None, r: int = 0
     w = np.empty((B, n) if smooth else (0, n))
     value = np.empty(B if smooth else 0)
     eps = float(np.finfo(dt).eps)
-    sweeps = np.zeros((B + LANES[dt.itemsize] - 1) // LANES[dt.itemsize], dtype=np.int64)
-    _jacobi_lanes(A, lower, eps, dt.type(1), LANES[dt.itemsize], a64 if smooth else _NO_A, r, vals, vecs, w, value,
-                  sweeps)
+    _jacobi_lanes(A, lower, eps, dt.type(1), LANES[dt.itemsize], a64 if smooth else _NO_A, r, vals, vecs, w, value)
     return vals, vecs, (w if smooth else None), (value if smooth else None)

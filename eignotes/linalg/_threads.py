@@ -27,11 +27,17 @@ from . import _tri_numba
 SERIAL_MAX_WORK = 1 << 18
 
 
+def parallel(work: int) -> bool:
+    """Whether a call of this much work goes parallel (the rule above): kernels that have a serial and a parallel
+    driver pick by it, the others run under `sized`."""
+    return work > SERIAL_MAX_WORK
+
+
 @contextlib.contextmanager
 def sized(work: int) -> Iterator[None]:
     """Run the block's numba kernels on the calling thread when `work` <= SERIAL_MAX_WORK (see the module
     docstring); otherwise leave numba's thread count as it is. Costs about 6 us when it switches."""
-    if work > SERIAL_MAX_WORK or not _tri_numba.available:
+    if parallel(work) or not _tri_numba.available:
         yield
         return
     import numba

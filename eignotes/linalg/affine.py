@@ -169,12 +169,6 @@ if available:
                 _x_row(outer, coefs, gx, rb)
 
 
-# Below this many multiply-adds the build and the backward run on one thread: waking the other threads of a
-# parallel region costs more than such a pass (a training step's batch of 10 or 64 rows). One rule for every op
-# (_threads); the eigen-solver's kernels follow it through _threads.sized.
-SERIAL_MAX_WORK = _threads.SERIAL_MAX_WORK
-
-
 def _side(P: int) -> int:
     """n with n (n + 1) / 2 = P, or ValueError."""
     n = (math.isqrt(8 * P + 1) - 1) // 2
@@ -224,7 +218,8 @@ def _matrices_np(base: np.ndarray, coefs: np.ndarray, x: np.ndarray, scale: np.n
                  work: dict | None = None) -> np.ndarray:
     R, B, _ = x.shape
     A = _buf(work, "A", (R * B, n, n), x.dtype)
-    build = _build_serial if R * B * (x.shape[2] + 1) * base.shape[1] <= SERIAL_MAX_WORK else _build_parallel
+    # small passes (a training step's batch of 10 or 64 rows) on one thread: the rule of every op (_threads)
+    build = _build_parallel if _threads.parallel(R * B * (x.shape[2] + 1) * base.shape[1]) else _build_serial
     build(base, coefs, x, scale, A)
     return A
 
@@ -312,7 +307,7 @@ def _backward_np(vecs: np.ndarray, g: np.ndarray, w: np.ndarray | None, scale: n
     gcoefs = _buf(work, "gcoefs", (R, F, P) if want_params else (0, F, P), dt)
     gx = _buf(work, "gx", (R, B, F) if want_x else (0, B, F), dt)
     size = R * B * P * (vecs.shape[1] + (F + 1 if want_params else 0) + (F if want_x else 0))
-    grads = _grads_serial if size <= SERIAL_MAX_WORK else _grads_parallel
+    grads = _grads_parallel if _threads.parallel(size) else _grads_serial
     grads(vecs, g, _NO_WEIGHTS[g.dtype] if w is None else w, scale, x, coefs, want_params, want_x, outer, gbase,
           gcoefs, gx)
     return gbase, gcoefs, gx

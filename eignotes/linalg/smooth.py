@@ -20,8 +20,8 @@ The two projections are solved exactly on the window (batched, float64, no loop 
 the CPU reduces each matrix to tridiagonal form once and does all of this on the tridiagonal form, then
 back-transforms the window's eigenvectors; up to n = JACOBI_MAX_N it computes every eigenpair by cyclic Jacobi
 instead, with the weights and the value, in one compiled pass (_jacobi_numba; faster there, by measurement). Under
-torch.compile or torch.func's transforms, where the window
-cannot be read back from the data, every eigenvalue is computed and projected instead (the same result).
+torch.compile or torch.func's transforms, where the window cannot be read back from the data, every eigenvalue is
+computed and projected instead (the same result).
 """
 from __future__ import annotations
 
@@ -240,7 +240,7 @@ class _DenseSmoothEager(torch.autograd.Function):
         with _threads.sized(work):
             G = _smooth_numba.weighted_outer(V.detach().transpose(-1, -2).contiguous().numpy(),
                                              g.detach().to(V.dtype).contiguous().numpy(),
-                                             w.detach().contiguous().numpy(), work > _threads.SERIAL_MAX_WORK)
+                                             w.detach().contiguous().numpy(), _threads.parallel(work))
         return torch.from_numpy(G), None, None, None, None
 
 
@@ -287,7 +287,7 @@ def _dense_numba_smooth_kernels(A: torch.Tensor, k: int, a64: torch.Tensor, lowe
                                    d.dtype.type(0.5), want_grad, vals, vecs, window=(lo + ks[0], hi + ks[0]))
     # weights, value and the cluster check in one compiled pass (r: the projection target on the union window)
     w, value, flag = _smooth_numba.finish(d, e, vals, lo, hi, a_s, scale, n - k - (n - 1 - ks[-1]),
-                                          _clusters.CLUSTER_TOL, B * n**3 > _threads.SERIAL_MAX_WORK)
+                                          _clusters.CLUSTER_TOL, _threads.parallel(B * n**3))
     val = torch.from_numpy(value).to(A.dtype)
     wt = torch.from_numpy(w).to(A.dtype)
     if not want_grad:
