@@ -66,9 +66,9 @@ print(f"smallest gap between lambda_{k} and a neighbour: {gap.min():.4f}, at t =
 
 # %% [markdown]
 # What to see: the thick grey dashed line is the exact lambda_2. Where it nearly meets a neighbour (the smallest gap and
-# its t are printed above) it turns a sharp corner, too small to see well on the whole line (left; the shaded strip
-# is the zoomed stretch on the right). Each smoothed curve follows it away from that corner and rounds it off; the
-# larger alpha, the wider the rounding, and the further below the exact curve it passes.
+# its t are printed above) it turns a sharp corner (left; the shaded strip is zoomed on the right). Each smoothed
+# curve follows it away from that corner and rounds it off; the larger alpha, the wider the rounding, and the
+# further below the exact curve it passes.
 #
 # ## Where the smoothing comes from
 #
@@ -112,11 +112,10 @@ print(f"columns sum to 1 within {abs(weights.sum(1) - 1).max():.0e}")
 #
 # The post's recipe on California Housing: the pencil model at dim 15, Adam with learning rate 1e-2, batch 64,
 # OneCycle over 75 epochs (10% warm-up, linear), MSE on the scaled target, for alpha = 0.001, 0.1, 5 and 25 (the
-# post's values; 0.1 was its default), the four runs together in one stream (each its own alpha, same seed), on all
-# our training rows (the post's less the fifth kept for validation). The post judged convergence by the mean of the
-# validation curve, "the area under the curve": low when a run gets good early and stays good; it measures errors
-# per epoch, not wall-clock time. Every figure below uses the validation split; the test set is read once, at the
-# end, for the runs of the alpha chosen on validation.
+# post's values; 0.1 was its default), the four runs together in one stream (each its own alpha, same seed), on our
+# training rows (the post's less the fifth kept for validation). The post judged convergence by the mean of the
+# validation curve, "the area under the curve": low when a run gets good early and stays good (errors per epoch,
+# not wall-clock time). The test set is read once, at the end, for the alpha chosen on validation.
 #
 # What does an alpha of 5 mean? Alpha is measured in the units of the eigenvalues, so compare it with the model's
 # spectrum: the gaps around lambda_7 (k = 15 // 2) and the spread of all 15 eigenvalues, at initialization:
@@ -153,11 +152,10 @@ runs4.round(dollars | {"seconds_per_epoch": 2})
 
 # %% [markdown]
 # What to see: each line is one run's validation RMSE per epoch, one colour per alpha, the legend its area under the
-# curve. The axes stop below the first epochs' errors, so that the later differences show; those epochs still count in
-# each area. In the table, per run: that area, the best validation RMSE and its epoch, and whether the run converged
-# (the last tenth of the budget improved its best by at most 0.5%: the rule of notebooks 04 and 06; reported, not
-# used to exclude, since the area compares alphas at one budget). One run
-# per alpha can be seed luck: alpha 25 is trained once only (checked below); the next section repeats the others.
+# curve. The axes stop below the first epochs' errors (they still count in each area). In the table, per run: that
+# area, the best validation RMSE, its epoch and the epochs after it. Whether a longer budget would help, a one-cycle
+# curve cannot say (notebook 06 trains twice the budget to find out); the area compares alphas at the post's budget.
+# One run per alpha can be seed luck: alpha 25 is trained once only; the next section repeats the others.
 
 # %%
 from eignotes.course import claims, summaries
@@ -194,17 +192,14 @@ table = collide.auc_table(runs)
 display(table.round({c: 0 for c in table.columns if c not in ("alpha", "runs")}))
 for line in summaries.alpha_lines(runs, table):
     print(line)
-conv = runs.groupby("alpha")["converged"].agg(["sum", "count"])
-print("converged runs (the series' rule; reported, not used to exclude): "
-      + ", ".join(f"alpha {a:g}: {int(r['sum'])} of {int(r['count'])}" for a, r in conv.iterrows()))
 
 # %% [markdown]
-# What to see: lower is better in every column. The strip plot shows every run (one dot each) and each alpha's
-# median (bar); the table gives each alpha's median area with its IQR (`auc_q1` to `auc_q3`) and the median best
-# validation RMSE. The lines under the table apply the series' one rule (notebook 06): two alphas differ beyond
-# seed luck only where the exact permutation test of their median areas gives p ≤ 0.05 (the two alphas with the
-# lowest areas; alpha 5 against 0.1). With 5 runs per alpha p cannot go below 0.048, and the pairs were picked after
-# the ranking: read p ≤ 0.05 here as weak evidence, p = 1 as no evidence either way.
+# What to see: lower is better. The strip plot shows every run (a dot) and each alpha's median (bar); the table, each
+# alpha's median area with its IQR and the median best validation RMSE. The lines under the table apply the series' one
+# rule (notebook 06): two alphas differ beyond seed luck only where the exact permutation test of their median areas
+# gives p ≤ 0.05 (the two alphas with the lowest areas; alpha 5 against 0.1). With 5 runs per alpha p cannot go below
+# 0.048, and the pairs were picked after the ranking: read p ≤ 0.05 here as weak evidence, p = 1 as no evidence either
+# way.
 
 # %% [markdown]
 # ## What we reach, next to a measured baseline
@@ -273,9 +268,8 @@ claims.check("alpha 5 reaches the lowest median area under the validation curve,
 #   `eignotes.kth_eigvalsh_smooth` computes it with eigenvectors only for the window that carries weight.
 # - In the post's experiment a large alpha (5) reached a lower area under the validation curve than the small ones
 #   (0.001, about the exact eigenvalue, and the post's default 0.1): lower errors earlier in training, not less
-#   wall-clock time. The checks above say whether this run agrees, and the permutation lines whether its seeds can
-#   tell the alphas apart. Too large an alpha (25, which mixes the whole spectrum) did worse in its single run here:
-#   one run, not yet a result. The validation split, not the test set, picks alpha.
+#   wall-clock time. The checks and permutation lines above say whether this run and its seeds agree. Alpha 25
+#   (the whole spectrum mixed) was trained once: not yet a result. Validation, not the test set, picks alpha.
 #
 # This is the last notebook of the series. To go further: `python -m eignotes.train --model pencil --dim 15
 # --alpha 5 --epochs 75 --runs 5` trains the post's recipe, `--init paper` (or `collide.alpha_runs(...,

@@ -428,7 +428,7 @@ def scaling_study(grid: Iterable[tuple[str, int]], *, seeds: Sequence[int] | dic
                   epochs: int | dict[str, int],
                   data: HousingData | None = None,
                   device: torch.device | str | dict[str, torch.device] | None = None,
-                  show_progress: bool = True, keep: dict | None = None) -> pd.DataFrame:
+                  show_progress: bool = True, keep: dict | None = None, budget_check: bool = True) -> pd.DataFrame:
     """Train every (kind, dim) of `grid` with each seed, the seeds of a setting together in one stream
     (recipes.fit_runs: each run equals its seed trained alone); return a DataFrame with one row per run.
     device: one for all, or {kind: device} (training_devices' choice per model).
@@ -436,11 +436,13 @@ def scaling_study(grid: Iterable[tuple[str, int]], *, seeds: Sequence[int] | dic
     grid: iterable of ("dense" | "tridiagonal", dim). seeds: one list for all, or {kind: list}. epochs: an int, or
     {kind: int}, the most a run may train; each run follows its recipe (early stopping or the whole budget) and
     selects its epoch on the validation split. The test set is not read here: `test_rmses` reads it for the setting a
-    study chooses (pass `keep` to have its models). seconds_per_epoch is the
-    time of an epoch of all the setting's seeds together. improving_at_end: the run had not converged (`converged`:
-    its last tenth of the budget still improved it by more than 0.5%), so the budget, not the model, ended it.
+    study chooses (pass `keep` to have its models). seconds_per_epoch is the time of an epoch of all the setting's
+    seeds together. `converged` per run is the series' rule (`converged`): a constant-rate run is judged on its own
+    curve; for a one-cycle kind (budget_check, the default) every seed is trained again with twice the budget,
+    `val_rmse_2x_dollars` is that run's best validation RMSE and `gain_2x` the fraction it gained (NaN where the rule
+    reads the curve, or without budget_check; `converged` is then False: nothing was measured that could pass).
     keep: a dict that receives each setting's trained models, {(kind, dim): [model per seed, restored to its
-    best validation epoch]}.
+    best validation epoch]} (the models of the scale's budget, not the doubled one).
     """
     import pandas as pd
 
@@ -457,54 +459,69 @@ def scaling_study(grid: Iterable[tuple[str, int]], *, seeds: Sequence[int] | dic
         bar.set_postfix(model=f"{kind} {dim}", refresh=False)  # shown at the next update: no extra lines
         dev = device.get(kind) if isinstance(device, dict) else device
         results = recipes.fit_runs(kind, data, dim=dim, epochs=n_ep, seeds=kind_seeds, device=dev, read_test=False)
+        one_cycle = recipes.blog_recipe(kind, dim).schedule == "one_cycle"
+        longer = [float("nan")] * len(kind_seeds)
+        if one_cycle and budget_check:
+            bar.set_postfix(model=f"{kind} {dim}, twice the budget", refresh=False)
+            longer = [s["best_val_rmse_dollars"] for _, _, s in
+                      recipes.fit_runs(kind, data, dim=dim, epochs=2 * n_ep, seeds=kind_seeds, device=dev,
+                                       read_test=False)]
         if keep is not None:
             keep[(kind, dim)] = [m for m, _, _ in results]
-        for (_, history, s), seed in zip(results, kind_seeds, strict=True):
+        for (_, history, s), seed, best_2x in zip(results, kind_seeds, longer, strict=True):
+            best = s["best_val_rmse_dollars"]
+            verdict = converged(history["val_rmse_dollars"], s["epochs_max"], one_cycle=one_cycle,
+                                longer_best=None if np.isnan(best_2x) else best_2x)
             rows.append({"model": kind, "dim": dim, "seed": seed, "epochs_run": s["epochs_run"],
-                         "epochs_max": s["epochs_max"], "best_epoch": s["best_epoch"],
-                         "improving_at_end": not converged(history["val_rmse_dollars"], s["epochs_max"]),
-                         "val_rmse_dollars": s["best_val_rmse_dollars"], "seconds_per_epoch": s["seconds_per_epoch"]})
+                         "epochs_max": s["epochs_max"], "best_epoch": s["best_epoch"], "val_rmse_dollars": best,
+                         "val_rmse_2x_dollars": best_2x, "gain_2x": (best - best_2x) / best,
+                         "converged": bool(verdict), "seconds_per_epoch": s["seconds_per_epoch"]})
     return pd.DataFrame(rows)
 
 
-# A run whose best validation RMSE improved by at most this fraction over the last tenth of its budget has converged.
+# A budget is enough when twice the budget would improve the best validation RMSE by at most this fraction.
 CONVERGED_TOL = 0.005
 
 
-def converged(val_rmse: Sequence[float], epochs_max: int, tol: float = CONVERGED_TOL) -> bool:
-    """The series' one convergence rule (notebooks 04, 06 and 07): a run has converged when its last
-    recipes.patience_for(epochs_max) epochs (a tenth of its budget) improved its best validation RMSE by at most
-    `tol` (0.5%) of the best before them. `val_rmse` is the run's validation RMSE per epoch, as run. Early stopping
-    ends a run after such a stretch with no improvement at all; a one-cycle schedule anneals its rate to zero at
-    the end, so its best epoch often lies at the very end while the curve is already flat, which this rule counts
-    as converged; a run still gaining more than 0.5% at the end of its budget was cut short by the budget.
+def converged(val_rmse: Sequence[float], epochs_max: int, *, one_cycle: bool = False,
+              longer_best: float | None = None, tol: float = CONVERGED_TOL) -> bool | None:
+    """The series' one convergence rule (notebooks 04, 06 and 07): a run has converged when a longer budget would
+    not have done better; how that is known depends on the schedule.
 
-    >>> flat = [60.0] * 90 + [59.9] * 10          # best at the last epoch, but 0.17% better than before
-    >>> falling = [60.0 - 0.1 * i for i in range(100)]   # still falling: 1.6% over the last ten epochs
-    >>> converged(flat, 100), converged(falling, 100), converged([60.0] * 73, 100)
-    (True, False, True)"""
-    gain = last_tenth_gain(val_rmse, epochs_max)
-    return gain is not None and gain <= tol
+    - Constant rate (one_cycle False; the dense recipe, with early stopping): the run's own curve answers. It has
+      converged when a tenth of its budget (recipes.patience_for) passed after its best epoch with no new best,
+      which is what early stopping waits for. A run that the budget ended while it still set new bests has not
+      converged, however slowly its curve was falling.
+    - One-cycle schedule: the rate anneals to almost zero at the end of any budget, so every curve flattens there and
+      cannot tell. The same run trained with twice the budget answers (longer_best, its best validation RMSE): the
+      run has converged when that is at most `tol` (0.5%) lower. Without longer_best: None (not known).
 
-
-def last_tenth_gain(val_rmse: Sequence[float], epochs_max: int) -> float | None:
-    """How much the last recipes.patience_for(epochs_max) epochs lowered the best validation RMSE, as a fraction of
-    the best before them (what `converged` compares with its tolerance); None for a run no longer than that."""
+    >>> falling = [60.0 - 0.01 * i for i in range(100)]   # best at its last epoch: the budget ended it
+    >>> stopped = [60.0 - 0.1 * i for i in range(63)] + [54.0] * 10   # ten epochs without a new best
+    >>> converged(falling, 100), converged(stopped, 100)
+    (False, True)
+    >>> converged(falling, 100, one_cycle=True), converged(falling, 100, one_cycle=True, longer_best=59.8)
+    (None, True)"""
     vals = [float(v) for v in val_rmse]
-    window = recipes.patience_for(int(epochs_max))
-    if len(vals) <= window:
-        return None
-    before = min(vals[:-window])
-    return (before - min(vals)) / before
+    if one_cycle:
+        if longer_best is None:
+            return None
+        best = min(vals)
+        return (best - float(longer_best)) / best <= tol
+    return epochs_since_best(vals) >= recipes.patience_for(int(epochs_max))
+
+
+def epochs_since_best(val_rmse: Sequence[float]) -> int:
+    """How many epochs ran after the one with the lowest validation RMSE (the first such epoch)."""
+    vals = [float(v) for v in val_rmse]
+    return len(vals) - 1 - int(np.argmin(vals)) if vals else 0
 
 
 def summarize_study(df: pd.DataFrame) -> pd.DataFrame:
     """Per (model, dim): the median and interquartile range over seeds of the validation RMSE (what a setting is
-    ranked and chosen by), the median seconds per epoch, the share of runs that had not converged
-    (`improving_at_end`, see `converged`), and `converged`: True where fewer than half the runs are of that kind,
-    i.e. most runs improved by at most 0.5% over the last tenth of their budget. A setting that
-    does not converge was cut short by its budget: its
-    errors say more about the budget than about the model."""
+    ranked and chosen by), the median seconds per epoch, `gain_2x` (the median fraction that twice the budget gained,
+    NaN where not measured) and `converged`: True where at least half the runs converged (`converged`). A setting that
+    did not converge was cut short by its budget: its errors say more about the budget than about the model."""
     g = df.groupby(["model", "dim"])
 
     def q(p: float):
@@ -512,15 +529,18 @@ def summarize_study(df: pd.DataFrame) -> pd.DataFrame:
 
     out = g.agg(runs=("seed", "count"), val_median=("val_rmse_dollars", "median"),
                 val_q1=("val_rmse_dollars", q(0.25)), val_q3=("val_rmse_dollars", q(0.75)),
-                sec_per_epoch=("seconds_per_epoch", "median"), improving_at_end=("improving_at_end", "mean"))
-    out["converged"] = out["improving_at_end"] < 0.5
+                sec_per_epoch=("seconds_per_epoch", "median"), gain_2x=("gain_2x", "median"),
+                val_2x_median=("val_rmse_2x_dollars", "median"), converged=("converged", "mean"))
+    out["converged"] = out["converged"] >= 0.5
     return out.reset_index()
 
 
-def chosen_setting(summary: pd.DataFrame) -> pd.Series | None:
-    """The setting a study chooses: the lowest median validation RMSE among those that converged (None if none did)."""
-    converged = summary[summary["converged"]]
-    return None if not len(converged) else converged.loc[converged["val_median"].idxmin()]
+def chosen_setting(summary: pd.DataFrame) -> pd.Series:
+    """The setting a study chooses: the lowest median validation RMSE among those that converged; where none did,
+    the lowest among all (a choice at the study's budget, which `summaries.study_lines` says)."""
+    pool = summary[summary["converged"]]
+    pool = pool if len(pool) else summary
+    return pool.loc[pool["val_median"].idxmin()]
 
 
 def test_rmses(models: Sequence[torch.nn.Module], data: HousingData) -> list[float]:

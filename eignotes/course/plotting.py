@@ -336,7 +336,9 @@ def scaling(summary: pd.DataFrame, *, title: str = "validation RMSE against dim"
     The error panel shows the validation split, what settings are ranked by: a test figure belongs to the chosen
     setting only, and is printed, not plotted. references: {label: dollars}, optional horizontal lines, each named
     in the legend (the series draws none by default: published figures selected on a test set do not compare with
-    validation errors). The error axis spans at least +-MIN_SPAN (5%) of its middle value, so that differences the
+    validation errors). Where the summary has `val_2x_median` (the same seeds trained with twice the budget, which
+    judges whether the budget was enough), a dashed line with open squares draws it. The error axis spans at least
+    +-MIN_SPAN (5%) of its middle value, so that differences the
     seeds cannot tell apart do not fill the panel. The legends sit below the axes. The dim axes are logarithmic with
     plain ticks at the dims used. The time panel draws, for each kind, a dotted line proportional to dim through its
     smallest dim: without it, a panel scaled to a narrow range of times makes slow growth look steep. Its value
@@ -351,6 +353,9 @@ def scaling(summary: pd.DataFrame, *, title: str = "validation RMSE against dim"
         ax1.plot(part["dim"], part["val_median"], marker="o", color=color,
                  label=f"{kind}: median over seeds, band: IQR")
         ax1.fill_between(part["dim"], part["val_q1"], part["val_q3"], color=color, alpha=0.2)
+        if "val_2x_median" in part and part["val_2x_median"].notna().all():
+            ax1.plot(part["dim"], part["val_2x_median"], marker="s", ls="--", color=color, mfc="white",
+                     label=f"{kind}: the same seeds with twice the budget, median")
         ax2.plot(part["dim"], part["sec_per_epoch"], marker="o", color=color, label=kind)
         for d, t in zip(part["dim"], part["sec_per_epoch"], strict=True):
             ax2.annotate(f"{t:.2g} s", (d, t), xytext=(5, 7), textcoords="offset points", ha="left",

@@ -139,35 +139,49 @@ def stored_ensembles(results_dir: str | Path | None = None) -> dict | None:
 
 
 def study_lines(runs: pd.DataFrame, summary: pd.DataFrame, chosen_test: Sequence[float] | None = None) -> list[str]:
-    """The scaling study's summary (notebook 06): settings ranked by their median validation RMSE among those that
-    converged, whether the seeds tell the two best apart (the exact permutation test, p <= 0.05), the chosen
-    setting's test RMSE (chosen_test: its runs' test RMSEs, read once after the choice; experiments.test_rmses),
-    and the fitted exponent of seconds per epoch against dim for each kind."""
+    """The scaling study's summary (notebook 06): which settings converged (with what twice the budget gained,
+    where measured), the settings ranked by median validation RMSE (among those that converged; where none did,
+    all of them, as models of the study's budget, said so), whether the seeds tell the two best apart (the exact
+    permutation test, p <= 0.05), the chosen setting's test RMSE (chosen_test: its runs' test RMSEs, read once after
+    the choice; experiments.test_rmses), and the fitted exponent of seconds per epoch against dim for each kind."""
     lines = []
     converged = summary[summary["converged"]].sort_values("val_median")
     short = summary[~summary["converged"]]
-    lines.append(f"{len(runs)} runs, {len(summary)} settings; converged (definition above): {len(converged)}"
-                 + ("; not converged: " + ", ".join(f"{m} {d}" for m, d in zip(short["model"], short["dim"],
-                                                                            strict=True)) if len(short) else ""))
-    if not len(converged):
-        return lines + ["no setting converged within this scale's budget: nothing is ranked"]
-    lines.append("ranked by median validation RMSE: " + ", ".join(
-        f"{m} {d} ${v:,.0f}" for m, d, v in zip(converged["model"], converged["dim"], converged["val_median"],
-                                                strict=True)))
-    first = converged.iloc[0]
-    if len(converged) > 1:
-        second = converged.iloc[1]
+
+    def name(r) -> str:
+        gain = r.get("gain_2x", float("nan"))
+        twice = "" if np.isnan(float(gain)) else f" ({100 * gain:+.1f}% at twice the budget)"
+        return f"{r['model']} {r['dim']}{twice}"
+
+    lines.append(f"{len(runs)} runs, {len(summary)} settings; converged (definition above): "
+                 + (", ".join(name(r) for _, r in converged.iterrows()) or "none")
+                 + ("; not converged: " + ", ".join(name(r) for _, r in short.iterrows()) if len(short) else ""))
+    ranked, at_budget = (converged, False) if len(converged) else (summary.sort_values("val_median"), True)
+    budget = ", ".join(f"{m} {int(e)} epochs" for m, e in runs.groupby("model")["epochs_max"].max().items())
+    lines.append(("ranked by median validation RMSE: " if not at_budget else
+                  f"no setting converged: ranked as models trained at this budget ({budget}), which a longer one "
+                  "may reorder: ") + ", ".join(
+        f"{m} {d} ${v:,.0f}" for m, d, v in zip(ranked["model"], ranked["dim"], ranked["val_median"], strict=True)))
+    if at_budget and "val_2x_median" in summary and summary["val_2x_median"].notna().all():
+        twice = summary.sort_values("val_2x_median")
+        lines.append("the same runs at twice the budget, by median validation RMSE: " + ", ".join(
+            f"{m} {d} ${v:,.0f}" for m, d, v in zip(twice["model"], twice["dim"], twice["val_2x_median"],
+                                                    strict=True)))
+    first = ranked.iloc[0]
+    if len(ranked) > 1:
+        second = ranked.iloc[1]
         a = runs[(runs["model"] == first["model"]) & (runs["dim"] == first["dim"])]["val_rmse_dollars"]
         b = runs[(runs["model"] == second["model"]) & (runs["dim"] == second["dim"])]["val_rmse_dollars"]
         verdict = seeds_tell_apart(a.to_numpy(), b.to_numpy())
         lines.append(f"the two best, {first['model']} {first['dim']} and {second['model']} {second['dim']}, "
                      f"by validation: {verdict['verdict']}")
+    chose = f"chosen{' at this budget' if at_budget else ''}: {first['model']} dim {first['dim']}"
     if chosen_test is not None:
         q1, med, q3 = np.percentile(np.asarray(chosen_test, dtype=float), [25, 50, 75])
-        lines.append(f"chosen: {first['model']} dim {first['dim']}; its test RMSE, read once: median ${med:,.0f} "
-                     f"over {len(chosen_test)} seeds (IQR ${q1:,.0f} to ${q3:,.0f})")
+        lines.append(f"{chose}; its test RMSE, read once: median ${med:,.0f} over {len(chosen_test)} seeds "
+                     f"(IQR ${q1:,.0f} to ${q3:,.0f})")
     else:
-        lines.append(f"chosen: {first['model']} dim {first['dim']}")
+        lines.append(chose)
     for kind, part in summary.sort_values("dim").groupby("model"):
         if len(part) < 2:
             continue
