@@ -194,7 +194,7 @@ speed_table.round(3)
 # vectors outgrowing a cache, or a busier machine while that point was timed): the fitted exponent over all points
 # is the steadier figure. The dense line is flatter than slope 3 at these sizes too (the summary prints both fitted
 # exponents), for the reason seen in notebook 01: per-matrix overheads and memory traffic, which grow more slowly
-# than n³, still take a large share of its time; only at larger n would its slope approach 3.
+# than n³, still take a large share of its time at these sizes.
 
 # %%
 fig2 = plotting.line_sweep(speed["vs B"], x_label="batch size", logx=True, slopes=(1,),

@@ -85,3 +85,19 @@ def test_train_cli_ensemble_needs_two_runs(tmp_path):
     with pytest.raises(SystemExit):
         train.main(["--model", "tridiagonal", "--dim", "3", "--epochs", "1", "--ensemble", "--out", str(tmp_path)])
     assert not list(tmp_path.iterdir())
+
+
+def test_ensemble_figure_names_a_far_baseline_at_the_edge_instead_of_squashing_the_curves():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from eignotes.course import plotting
+
+    rows = [{"size": r, "val_median": 54_000 - 100 * r, "val_min": 53_800 - 100 * r, "val_max": 54_200 - 100 * r}
+            for r in (1, 2, 4)]
+    far = plotting.ensemble_curves({"a": rows}, baseline=47_000, name=None)
+    ax = far.axes[0]
+    assert ax.get_ylim()[0] > 50_000  # the axis keeps to the curves
+    assert any("$47,000, below this axis" in t.get_text() for t in ax.texts)
+    near = plotting.ensemble_curves({"a": rows}, baseline=53_500, name=None).axes[0]
+    assert not near.texts and any(line.get_linestyle() == "--" for line in near.get_lines())

@@ -399,7 +399,8 @@ def ensemble_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]], *, baseli
     """Validation RMSE against the number of runs averaged, R (log scale), one line per setting: the median over
     disjoint groups of R runs with a band from the best to the worst group (rows of
     eignotes.training.ensemble.size_curve: size, val_median, val_min, val_max); `baseline` a dashed line (the
-    trees' validation RMSE)."""
+    trees' validation RMSE), or, where it lies more than the curves' own span beyond them, a labelled note at the
+    axis edge (its value printed), so that the curves keep the height of the plot."""
     from matplotlib.ticker import FuncFormatter
 
     fig, ax = plt.subplots(figsize=(10, 5), layout="constrained")
@@ -409,8 +410,16 @@ def ensemble_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]], *, baseli
         sizes += xs
         ax.plot(xs, [r["val_median"] for r in rows], marker="o", color=f"C{i}", label=f"{label}: median over groups")
         ax.fill_between(xs, [r["val_min"] for r in rows], [r["val_max"] for r in rows], color=f"C{i}", alpha=0.15)
+    lo, hi = ax.get_ylim()
     if baseline is not None:
-        ax.axhline(baseline, color="k", ls="--", lw=1, label=baseline_label)
+        span = hi - lo
+        if lo - span <= baseline <= hi + span:  # near the curves: a line
+            ax.axhline(baseline, color="k", ls="--", lw=1, label=baseline_label)
+        else:  # far outside: a line there would squash the curves; name it at the edge instead
+            below = baseline < lo
+            ax.annotate(f"{baseline_label}: ${baseline:,.0f}, {'below' if below else 'above'} this axis",
+                        xy=(0.01, 0.02 if below else 0.98), xycoords="axes fraction", va="bottom" if below else "top",
+                        fontsize=FONT - 1, bbox={"boxstyle": "round", "fc": "white", "ec": "gray"})
     ax.set_xscale("log")
     _plain_log_ticks(ax.xaxis, sizes)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
