@@ -175,7 +175,7 @@ def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequ
              progress: Callable[[Iterable[st.Event]], Iterable[st.Event]] | None = None,
              alpha: float | None | Sequence[float | None] = None, init: str = "default",
              cuda_graphs: bool = False, fused_step: bool | None = None, half_width: int | None = None,
-             read_test: bool = True) -> list[tuple[nn.Module, pd.DataFrame, dict[str, Any]]]:
+             read_test: bool = True, keep: str = "best") -> list[tuple[nn.Module, pd.DataFrame, dict[str, Any]]]:
     """Train one model per seed with the blog's recipe, all together in one stream (eignotes.training.runs; one
     seed is one run, R = 1), each selecting its epoch and stopping early on the validation split; the test RMSE of
     each selected model is measured once, at the end. Returns one (model restored to its best validation epoch,
@@ -186,7 +186,11 @@ def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequ
     summary's "step" is the step that trained (fused, cuda graphs or eager: eignotes.training.steps), as the loop
     chose it; "diverged" says whether the run met the loop's divergence rule. device: as in `fit`. half_width: see
     build_model. read_test=False leaves the summaries' test RMSE None: a study that chooses among its runs reads the
-    test set afterwards, for the chosen runs only (eignotes.course.experiments.test_rmses)."""
+    test set afterwards, for the chosen runs only (eignotes.course.experiments.test_rmses). keep="last" returns each
+    model as its last epoch left it instead of its best validation epoch (a refit on rows that include the
+    validation split, whose epoch count was chosen beforehand: its validation figures are then no measure)."""
+    if keep not in ("best", "last"):
+        raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
     alphas = list(alpha) if isinstance(alpha, Sequence) else [alpha] * len(seeds)
     if len(alphas) != len(seeds):
         raise ValueError(f"need one alpha per run: {len(seeds)} seeds, {len(alphas)} alphas")
@@ -226,7 +230,7 @@ def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequ
                 break
         history = pd.DataFrame(rows)
         model = last["models"][r]
-        if last["best_states"][r] is not None:
+        if keep == "best" and last["best_states"][r] is not None:
             model.load_state_dict(last["best_states"][r])
         best = last["best_val_loss"][r]
         summary = {
@@ -238,7 +242,7 @@ def fit_runs(kind: str, data: HousingData, *, dim: int, epochs: int, seeds: Sequ
             "runs_together": len(seeds), "diverged": bool(last["diverged"][r]),
             "device": config.device_name(device), "step": last["step_kind"],
             "settings": {**dataclasses.asdict(recipe), "seed": seed, "backend": backend, "patience": patience,
-                         "alpha": alphas[r], "init": init, "half_width": half_width},
+                         "alpha": alphas[r], "init": init, "half_width": half_width, "keep": keep},
         }
         out.append((model, history, summary))
     return out
