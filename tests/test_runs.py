@@ -232,3 +232,21 @@ def test_memory_is_checked_before_training(housing64, monkeypatch):
         runs.check_memory(model, 16, 10, "cpu")
     with pytest.raises(MemoryError, match="fewer"):
         recipes.fit_runs("dense", housing64, dim=45, epochs=1, seeds=[0, 1])
+
+
+def test_fit_runs_keeps_the_last_epoch_when_asked():
+    """keep="last" (a refit whose epoch count was fixed beforehand): each model as its last epoch left it, whose
+    validation RMSE is the history's last one; keep="best" restores the best validation epoch's; anything else is
+    refused before training."""
+    data = D.prepare_housing(seed=0).head(300, 100)
+    common = dict(kind="pencil", data=data, dim=4, epochs=4, seeds=[0, 1], alpha=1.0, read_test=False)
+    last = recipes.fit_runs(keep="last", **common)
+    best = recipes.fit_runs(**common)
+    for (m_last, h, s), (m_best, _, s_best) in zip(last, best, strict=True):
+        assert st.rmse(m_last, data.X_val, data.y_val) * data.label_scale == pytest.approx(
+            h["val_rmse_dollars"].iloc[-1], rel=1e-5)
+        assert st.rmse(m_best, data.X_val, data.y_val) * data.label_scale == pytest.approx(
+            s_best["best_val_rmse_dollars"], rel=1e-5)
+        assert s["settings"]["keep"] == "last" and s_best["settings"]["keep"] == "best"
+    with pytest.raises(ValueError, match="keep must be"):
+        recipes.fit_runs(keep="first", **common)

@@ -314,3 +314,20 @@ def test_in_a_kernel_static_shows_once_and_widget_builds(monkeypatch):
     static, live = nb.cells[1].outputs, nb.cells[2].outputs
     assert [sorted(o.get("data", {})) for o in static] == [["image/png", "text/plain"]]
     assert len(live) == 1 and "application/vnd.jupyter.widget-view+json" in live[0]["data"]
+
+
+def test_bar_timings_keeps_a_shared_time_scale_and_moves_long_labels_inside():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from eignotes.course import plotting
+
+    rows = [{"label": "slow variant with a long name", "median": 0.400, "iqr": 0.01, "baseline": None},
+            {"label": "fast", "median": 0.010, "iqr": 0.001, "baseline": "slow variant with a long name"}]
+    fig = plotting.bar_timings(rows, title="shared", xmax_ms=420.0)
+    ax = fig.axes[0]
+    assert ax.get_xlim() == (0.0, 420.0)  # the scale the caller shared, not widened
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    assert all(t.get_window_extent(renderer).x1 <= frame.x1 for t in ax.texts)
+    assert any(t.get_color() == "white" for t in ax.texts)  # the long bar's label sits inside it

@@ -68,6 +68,25 @@ def _plain_log_values(axis: Any) -> None:
     axis.set_minor_formatter(FuncFormatter(minor))
 
 
+def _texts_inside(fig: Figure, ax: Any) -> None:
+    """Move each annotation that ends past the axes' right edge inside its bar, right-aligned in white: the
+    x axis keeps the limits it was given (figures that share one time scale)."""
+    fig.tight_layout()
+    get_renderer = getattr(fig.canvas, "get_renderer", None)
+    if get_renderer is None:
+        return
+    renderer = get_renderer()
+    frame = ax.get_window_extent(renderer)
+    for t in ax.texts:
+        if t.get_window_extent(renderer).x1 > frame.x1 - 4:
+            gid = t.get_gid() or ""
+            end = float(gid.split("=", 1)[1]) if gid.startswith("bar_end=") else t.xy[0]
+            t.xy = (min(end, ax.get_xlim()[1]), t.xy[1])
+            t.set_position((-6, 0))
+            t.set_horizontalalignment("right")
+            t.set_color("white")
+
+
 def _fit_texts(fig: Figure, ax: Any) -> None:
     """Widen the x axis until every annotation ends inside the axes: a label written past a long bar would
     otherwise run over the right edge of the frame."""
@@ -100,7 +119,8 @@ def bar_timings(rows: Iterable[Timing | dict[str, Any]], *, title: str, baseline
     bar on a log axis has no zero to start from, and its length would mislead). Each value is written past the end
     of its whisker, with its speed relative to its baseline (the row's own, else `baseline`), drawn in gray.
     xmax_ms: the right end of a linear time axis (figures that sit side by side share one scale: pass the largest
-    of bar_xmax_ms over their rows); default: this figure's own.
+    of bar_xmax_ms over their rows), kept as given: a label that would run past it is drawn inside its bar, in
+    white; default: this figure's own, widened until every label fits.
     """
     rows = [dict(r) if isinstance(r, dict) else vars(r) for r in rows]  # Timing objects or dicts
     labels = [r["label"] for r in rows]
@@ -131,12 +151,16 @@ def bar_timings(rows: Iterable[Timing | dict[str, Any]], *, title: str, baseline
             text += "  (baseline)"
         elif b in by_label and m > 0:
             text += f"  ({by_label[b] / m:.2f}x the speed of {b})"
-        ax.annotate(text, (m + h, y), xytext=(6, 0), textcoords="offset points", va="center", fontsize=FONT)
+        ann = ax.annotate(text, (m + h, y), xytext=(6, 0), textcoords="offset points", va="center", fontsize=FONT)
+        ann.set_gid(f"bar_end={m!r}")  # where the bar itself ends: a label moved inside goes there
     if log:  # room on the right for the longest label
         lo, hi = ax.get_xlim()
         ax.set_xlim(lo, hi * 4)
     ax.set_title(title, fontsize=FONT + 1)
-    _fit_texts(fig, ax)
+    if xmax_ms is None or log:
+        _fit_texts(fig, ax)
+    else:  # a shared scale stays as given: a label that would run past it goes inside its bar instead
+        _texts_inside(fig, ax)
     save_figure(fig, name or title)
     return fig
 
