@@ -9,7 +9,7 @@ from torch import nn
 
 from eignotes.training import cli as train
 from eignotes.training import data as D
-from eignotes.training import ensemble
+from eignotes.training import ensemble, recipes
 
 
 class Constant(nn.Module):
@@ -101,3 +101,57 @@ def test_ensemble_figure_names_a_far_baseline_at_the_edge_instead_of_squashing_t
     assert any("$47,000, below this axis" in t.get_text() for t in ax.texts)
     near = plotting.ensemble_curves({"a": rows}, baseline=53_500, name=None).axes[0]
     assert not near.texts and any(line.get_linestyle() == "--" for line in near.get_lines())
+
+
+def test_train_cli_refit_trains_on_the_validation_rows_too_and_keeps_the_last_epoch(tmp_path, capsys):
+    """--refit: the training and validation rows together, exactly --epochs, the last epoch kept; the validation
+    figures are None (those rows were trained on); each member equals fit_runs(keep="last") on the same rows."""
+    code = train.main(["--model", "pencil", "--dim", "3", "--alpha", "1", "--epochs", "2", "--runs", "2",
+                       "--ensemble", "--refit", "--out", str(tmp_path)])
+    assert code == 0
+    runs = json.loads((tmp_path / "pencil_dim3_refit_alpha1_seeds0-1_runs.json").read_text())
+    data = D.prepare_housing(seed=0)
+    assert runs["refit"] and runs["train_rows"] == len(data.y_train) + len(data.y_val)
+    assert runs["ensemble_val_rmse_dollars"] is None and runs["ensemble_test_rmse_dollars"] > 0
+    assert all(r["best_val_rmse_dollars"] is None for r in runs["runs"])
+    merged = D.with_validation_in_training(data)
+    assert merged.notes["validation_in_training"] and torch.equal(merged.X_train[-len(data.y_val):], data.X_val)
+    again = recipes.fit_runs("pencil", merged, dim=3, alpha=1.0, epochs=2, seeds=[0, 1], patience=3, keep="last")
+    for r, (_, _, s) in zip(runs["runs"], again, strict=True):
+        assert r["test_rmse_dollars"] == pytest.approx(s["test_rmse_dollars"], rel=1e-5)
+    assert "ensemble of the 2 refit runs (last epochs)" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        train.main(["--model", "pencil", "--dim", "3", "--epochs", "2", "--refit", "--patience", "3",
+                    "--out", str(tmp_path / "x")])
+
+
+def _script(name):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_refit_scripts_write_their_results_without_reading_the_test_set_to_choose(tmp_path):
+    """benchmarks/refit.py (quick): the inner split leaves the real test rows out entirely; both protocols scored
+    on validation. benchmarks/ensembles.py --scale quick-refit: every run's last epoch, all averaged, one test read."""
+    refit = _script("refit")
+    data = D.prepare_housing(seed=0).head(600, 200)
+    outer = refit.without_test(data)
+    inner = refit.inner_split(outer)
+    assert torch.equal(outer.X_test, data.X_val) and torch.equal(inner.X_test, data.X_val)  # no test rows anywhere
+    assert len(inner.y_train) + len(inner.y_val) == len(data.y_train)
+    assert refit.main(["--scale", "quick", "--out", str(tmp_path)]) == 0
+    doc = json.loads(next(tmp_path.glob("*_refit.json")).read_text())
+    s = doc["settings"][0]
+    assert s["select"]["train_rows"] == len(inner.y_train) and s["refit"]["train_rows"] == len(data.y_train)
+    assert len(s["refit"]["val_rmse_per_run"]) == s["runs"] and "verdict" in s["refit_vs_select"]
+    ens = _script("ensembles")
+    assert ens.main(["--scale", "quick-refit", "--out", str(tmp_path)]) == 0
+    doc = json.loads(next(tmp_path.glob("*_ensemble-refit.json")).read_text())
+    assert doc["runs"] == 5 and doc["ensemble_test_rmse_dollars"] > 0
+    assert all("--refit" in s["command"] for s in doc["settings"])

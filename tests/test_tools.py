@@ -277,3 +277,20 @@ def test_readme_figures_take_the_newest_full_run_and_catch_edits(tmp_path):
     assert rf.main(["--readme", str(readme), "--results", str(tmp_path), "--check"]) == 0
     readme.write_text(text.replace("20.0x", "25.0x"))
     assert rf.main(["--readme", str(readme), "--results", str(tmp_path), "--check"]) == 1
+
+
+def test_readme_accuracy_adds_the_refit_of_the_chosen_ensemble(tmp_path):
+    from tools import readme_figures as rf
+
+    (tmp_path / "2026-01-01_0000_cpu_ensembles.json").write_text(json.dumps({
+        "scale": "cpu-wider", "device": "x86_64 CPU, 2 threads", "chosen": "mix", "chosen_val_rmse_dollars": 49_000.0,
+        "chosen_test_rmse_dollars": 51_000.0, "settings": [], "command": "python benchmarks/ensembles.py",
+        "total_minutes": 16.6, "trees": {"test RMSE ($)": 48_557.0}}))
+    assert "Refitted" not in rf.render_accuracy(tmp_path)[1]
+    (tmp_path / "2026-01-02_0000_cpu_ensemble-refit.json").write_text(json.dumps({
+        "scale": "refit", "ensemble_test_rmse_dollars": 50_400.0, "trees_refit_test_rmse_dollars": 48_300.0,
+        "command": "python benchmarks/ensembles.py --scale refit", "total_minutes": 12.4}))
+    (tmp_path / "2026-01-03_0000_cpu_ensemble-refit.json").write_text(json.dumps({"scale": "quick-refit"}))
+    line = rf.render_accuracy(tmp_path)[1]
+    assert "$51,000" in line and "Refitted on the training and validation rows" in line
+    assert "$50,400 (`python benchmarks/ensembles.py --scale refit`, 12 min)" in line and "$48,300" in line

@@ -128,8 +128,23 @@ def render_accuracy(results: Path) -> list[str]:
         return ["", f"Accuracy (California Housing, Colab split, {doc['device']}): the ensemble chosen on validation, "
                 f"{doc['chosen']}, reaches a test RMSE of ${doc['chosen_test_rmse_dollars']:,.0f} ({how}); "
                 f"gradient-boosted trees on the same rows ${doc['trees']['test RMSE ($)']:,.0f} "
-                f"([{md[:15]}](benchmarks/results/{md}))."]
+                f"([{md[:15]}](benchmarks/results/{md}))." + _refit_sentence(results)]
     return []
+
+
+def _refit_sentence(results: Path) -> str:
+    """The newest `*_ensemble-refit.json` at the refit scale (benchmarks/ensembles.py --scale refit): the chosen
+    ensemble trained again on the training and validation rows; "" where there is none."""
+    for path in sorted(results.glob("*_ensemble-refit.json"), reverse=True):
+        doc = json.loads(path.read_text())
+        if doc.get("scale") != "refit":
+            continue
+        md = path.name[: -len(".json")] + ".md"
+        return (f" Refitted on the training and validation rows, each run's last epoch (benchmarks/refit.py chose "
+                f"that on validation): ${doc['ensemble_test_rmse_dollars']:,.0f} (`{doc['command']}`, "
+                f"{doc['total_minutes']:.0f} min); the trees refitted on the same rows "
+                f"${doc['trees_refit_test_rmse_dollars']:,.0f} ([{md[:15]}](benchmarks/results/{md})).")
+    return ""
 
 
 def render_readers(results: Path) -> list[str]:

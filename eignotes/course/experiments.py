@@ -504,11 +504,14 @@ def converged(val_rmse: Sequence[float], epochs_max: int, *, one_cycle: bool = F
     (None, True)"""
     vals = [float(v) for v in val_rmse]
     if one_cycle:
-        if longer_best is None:
-            return None
-        best = min(vals)
-        return (best - float(longer_best)) / best <= tol
+        return None if longer_best is None else budget_enough(min(vals), float(longer_best), tol)
     return epochs_since_best(vals) >= recipes.patience_for(int(epochs_max))
+
+
+def budget_enough(best: float, best_2x: float, tol: float = CONVERGED_TOL) -> bool:
+    """The one-cycle half of the convergence rule: twice the budget lowered the best validation RMSE (a run's, or a
+    setting's median over seeds) by at most `tol` of it."""
+    return (best - best_2x) / best <= tol
 
 
 def epochs_since_best(val_rmse: Sequence[float]) -> int:
@@ -534,7 +537,9 @@ def summarize_study(df: pd.DataFrame) -> pd.DataFrame:
                 sec_per_epoch=("seconds_per_epoch", "median"),
                 val_2x_median=("val_rmse_2x_dollars", "median"), converged=("converged", "mean"))
     out["gain_2x"] = (out["val_median"] - out["val_2x_median"]) / out["val_median"]
-    out["converged"] = np.where(out["gain_2x"].notna(), out["gain_2x"] <= CONVERGED_TOL, out["converged"] >= 0.5)
+    enough = [bool(g == g) and budget_enough(m, m2) for g, m, m2 in
+              zip(out["gain_2x"], out["val_median"], out["val_2x_median"], strict=True)]
+    out["converged"] = np.where(out["gain_2x"].notna(), enough, out["converged"] >= 0.5)
     return out.reset_index()
 
 

@@ -8,7 +8,10 @@ validation-selected epoch, its test RMSE in dollars (the test set is evaluated o
 device and the training step; and OUT/<name>_seeds<first>-<last>_runs.csv, a table of the runs, with
 OUT/<name>_seeds<first>-<last>_runs.json: the runs, their median test RMSE, the wall time, the command and the
 commit. --ensemble (R >= 2) adds the ensemble of the runs that did not diverge (the mean of their validation-selected
-predictions): "ensemble_val_rmse_dollars" and "ensemble_test_rmse_dollars". One run or
+predictions): "ensemble_val_rmse_dollars" and "ensemble_test_rmse_dollars". --refit trains on the training and
+validation rows together for exactly --epochs (chosen beforehand, on validation) and keeps each run's last epoch, with
+no early stopping: its validation figures are then None (those rows were trained on), its test figures the report
+(benchmarks/refit.py measured that a refit beats choosing the epoch on those rows). One run or
 several (--runs), the same loop and the same files (eignotes.training.recipes.fit_runs). The defaults are the blog's
 recipes (eignotes.training.recipes); early stopping (patience epochs // 10) watches the validation split. A run that
 diverges (eignotes.training.runs' rule) says so (a warning, "diverged": true in its summary), and the command then
@@ -58,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ensemble", action="store_true",
                     help="with --runs R >= 2: also the ensemble of the R validation-selected runs (the mean of their "
                          "predictions; eignotes.training.ensemble), its validation and test RMSE in the runs summary")
+    ap.add_argument("--refit", action="store_true",
+                    help="train on the training and validation rows together for exactly --epochs (a budget chosen "
+                         "beforehand) and keep the last epoch; validation figures are then None")
     ap.add_argument("--out", default="build/runs")
     args = ap.parse_args(argv)
     if args.dim < 2 or args.epochs < 1:
@@ -74,13 +80,19 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--ensemble averages several runs: give --runs R with R >= 2")
     if args.patience is not None and args.patience < 1:
         ap.error("--patience must be at least 1 (epochs without a new best validation loss before stopping)")
+    if args.refit and args.patience is not None:
+        ap.error("--refit trains exactly --epochs with no early stopping: leave out --patience")
     data = data_mod.prepare_housing(seed=args.split_seed)  # one split for every run seed: runs compare fairly
+    if args.refit:
+        data = data_mod.with_validation_in_training(data)
     return _train(args, data, argv)
 
 
 def _run_name(args: argparse.Namespace, seed: int | None) -> str:
     """<model>_dim<dim>[_alpha<a>][_paperinit][_seed<s>]: runs with other settings never overwrite each other."""
     name = f"{args.model}_dim{args.dim}"
+    if getattr(args, "refit", False):
+        name += "_refit"
     if args.alpha:
         name += f"_alpha{args.alpha:g}"
     if args.init != "default":
@@ -110,9 +122,15 @@ def _train(args: argparse.Namespace, data: data_mod.HousingData, argv: list[str]
 
     results = recipes.fit_runs(
         args.model, data, dim=args.dim, epochs=args.epochs, seeds=seeds, lr=args.lr, batch_size=args.batch_size,
-        weight_decay=args.weight_decay, patience=args.patience, backend=args.backend, device=args.device,
-        progress=progress, alpha=args.alpha or None, init=args.init, cuda_graphs=args.cuda_graphs,
-        fused_step=False if args.eager_step else None)
+        weight_decay=args.weight_decay, patience=args.epochs + 1 if args.refit else args.patience,
+        backend=args.backend, device=args.device, progress=progress, alpha=args.alpha or None, init=args.init,
+        cuda_graphs=args.cuda_graphs, fused_step=False if args.eager_step else None,
+        keep="last" if args.refit else "best")
+    if args.refit:  # the validation rows were trained on: their figures measure nothing
+        for _, history, summary in results:
+            summary["best_val_rmse_dollars"] = None
+            summary["refit"] = True
+            history["val_rmse_dollars"] = float("nan")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table = []
@@ -130,6 +148,7 @@ def _train(args: argparse.Namespace, data: data_mod.HousingData, argv: list[str]
     test = table.loc[~table["diverged"], "test_rmse_dollars"]
     print(table.round(1).to_string())
     runs_summary: dict = {"model": args.model, "dim": args.dim, "alpha": args.alpha, "epochs_max": args.epochs,
+                          "refit": bool(args.refit), "train_rows": len(data.y_train),
                           "seeds": seeds, "runs": table.reset_index().to_dict("records"),
                           "wall_minutes": results[0][2]["wall_seconds"] / 60,
                           "settings": {k: v for k, v in results[0][2]["settings"].items() if k != "seed"},
@@ -137,7 +156,8 @@ def _train(args: argparse.Namespace, data: data_mod.HousingData, argv: list[str]
     if len(test) > 1:
         q1, med, q3 = test.quantile([0.25, 0.5, 0.75])
         runs_summary["median_test_rmse_dollars"] = float(med)
-        print(f"test RMSE of the validation-selected epochs over {len(test)} runs: median ${med:,.0f} "
+        print(f"test RMSE of the {'last' if args.refit else 'validation-selected'} epochs over {len(test)} runs: "
+              f"median ${med:,.0f} "
               f"(IQR ${q1:,.0f} to ${q3:,.0f})")
     if args.ensemble:
         members = [m for (m, _, s), seed in zip(results, seeds, strict=True) if not s["diverged"]]
@@ -145,10 +165,13 @@ def _train(args: argparse.Namespace, data: data_mod.HousingData, argv: list[str]
             print("no ensemble: fewer than two runs did not diverge", file=sys.stderr)
         else:
             ens = ensemble.ensemble_rmse(members, data)
-            runs_summary |= {"ensemble_runs": ens["runs"], "ensemble_val_rmse_dollars": ens["val_rmse_dollars"],
+            val = None if args.refit else ens["val_rmse_dollars"]  # a refit trained on the validation rows
+            runs_summary |= {"ensemble_runs": ens["runs"], "ensemble_val_rmse_dollars": val,
                              "ensemble_test_rmse_dollars": ens["test_rmse_dollars"]}
-            print(f"ensemble of the {ens['runs']} validation-selected runs (the mean of their predictions): "
-                  f"validation RMSE ${ens['val_rmse_dollars']:,.0f}, test RMSE ${ens['test_rmse_dollars']:,.0f}")
+            what = "refit runs (last epochs)" if args.refit else "validation-selected runs"
+            print(f"ensemble of the {ens['runs']} {what} (the mean of their predictions): "
+                  + ("" if val is None else f"validation RMSE ${val:,.0f}, ")
+                  + f"test RMSE ${ens['test_rmse_dollars']:,.0f}")
     stem.with_suffix(".json").write_text(json.dumps(runs_summary, indent=1, default=lambda o: o.item()))
     print(f"written: {len(seeds)} histories and summaries ({out / _run_name(args, seeds[0])}_history.csv, ...), "
           f"{stem}.csv and {stem}.json")

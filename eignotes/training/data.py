@@ -121,6 +121,15 @@ class HousingData:
                            notes={**self.notes, "head": (n_train, n_eval)})
 
 
+def with_validation_in_training(data: HousingData) -> HousingData:
+    """A refit's rows: the training rows and the validation rows together to train on (the scaling unchanged), the
+    test rows as they were. The validation split stays attached only so that a training loop runs; its figures
+    measure nothing any more (the rows are trained on), which notes["validation_in_training"] records."""
+    return HousingData(torch.cat([data.X_train, data.X_val]), torch.cat([data.y_train, data.y_val]),
+                       data.X_val, data.y_val, data.X_test, data.y_test, data.feature_names, data.label_mean,
+                       data.label_scale, notes={**data.notes, "validation_in_training": True})
+
+
 def prepare_housing(*, val_fraction: float = 0.2, seed: int = 0, folder: str | os.PathLike | None = None,
                     dtype: torch.dtype = torch.float32) -> HousingData:
     """The blog's features and scaling on the Colab split, plus a seeded validation split from the training rows."""
