@@ -111,8 +111,9 @@ runs.round({"val_rmse_dollars": 0, "val_rmse_2x_dollars": 0, "gain_2x": 4, "seco
 # %% [markdown]
 # What to see: one row per run. `best_epoch` is the epoch of the lowest validation RMSE, the model that is kept;
 # `epochs_run` below `epochs_max` means early stopping ended the run; `val_rmse_2x_dollars` is the same seed trained
-# with twice the budget (one-cycle settings), `gain_2x` the fraction that gained, and `converged` the rule's verdict
-# (the doubled runs only judge the budget: the models kept are those of the scale's budget). Runs of one setting
+# with twice the budget (one-cycle settings) and `gain_2x` the fraction that seed gained: one seed's gain is mostly
+# luck, so the verdict is the setting's, below (the doubled runs only judge the budget: the models kept are those of
+# the scale's budget). Runs of one setting
 # differ only by their seed, so
 # their spread is the seed-to-seed noise. The test set has not been read: it is read once, for the chosen setting.
 # `seconds_per_epoch` is the time of one epoch's training of all the setting's seeds together.
@@ -128,18 +129,18 @@ summary.round({c: 0 for c in ("val_median", "val_q1", "val_q3", "val_2x_median")
 
 # %% [markdown]
 # What to see: in the table, one row per setting: the median validation RMSE over seeds with its IQR (`val_q1` to
-# `val_q3`), the median seconds per epoch, the median gain of twice the budget (`gain_2x`, with `val_2x_median`) and
-# the rule's verdict. In the figure (every setting; its title says whether all converged), left: the median
-# validation RMSE against dim, its band the IQR over seeds, dashed the same seeds with twice the budget;
-# right: seconds per epoch on log-log axes, each kind's dotted line growing in proportion to dim from its smallest
-# dim: a measured line flatter than its dotted one grows more slowly than dim.
+# `val_q3`), the median seconds per epoch, the gain of the median at twice the budget (`gain_2x`, with `val_2x_median`)
+# and the rule's verdict. In the figure (every setting; its title says whether all converged), left: the median
+# validation RMSE against dim, its band the IQR over seeds, dashed the same seeds with twice the budget; right: seconds
+# per epoch on log-log axes, each kind's dotted line growing in proportion to dim from its smallest dim: a measured line
+# flatter than its dotted one grows more slowly than dim.
 
 # %% [markdown]
 # ## Ranking, the rule, and the one test figure
 #
 # The settings that converged (where none did, every setting, as models of this budget), ranked by median
 # validation RMSE; the permutation rule applied to the two best; then
-# the chosen setting's test RMSE (the only test figure of the study), next to gradient-boosted trees measured here
+# the chosen setting's test RMSE (the study's one test read of its models), next to gradient-boosted trees measured here
 # on the same rows (scikit-learn's HistGradientBoostingRegressor with its defaults, as in notebook 04) and the
 # blog's figures, which were selected on the test set (optimistic by construction). Last, how seconds per epoch grow
 # with dim: the fitted exponent p of seconds per epoch ∝ dim^p over the grid, for each kind.

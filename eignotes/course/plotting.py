@@ -78,7 +78,7 @@ def _texts_inside(fig: Figure, ax: Any) -> None:
     renderer = get_renderer()
     frame = ax.get_window_extent(renderer)
     for t in ax.texts:
-        if t.get_window_extent(renderer).x1 > frame.x1 - 4:
+        if t.get_window_extent(renderer).x1 > frame.x1 - 12:  # touching the frame reads as cut off
             gid = t.get_gid() or ""
             end = float(gid.split("=", 1)[1]) if gid.startswith("bar_end=") else t.xy[0]
             t.xy = (min(end, ax.get_xlim()[1]), t.xy[1])
