@@ -186,3 +186,22 @@ def test_gradient_convention_agrees_through_a_lower_triangle_embedding(gen):
         ref = torch.from_numpy(rg)
         ref_p = torch.where(rows == cols, ref[rows, cols], 2 * ref[rows, cols])
         torch.testing.assert_close(p1.grad[b], ref_p, rtol=0, atol=1e-9)
+
+
+def test_jacobi_path_follows_n_and_the_expected_window(gen, monkeypatch):
+    """smooth.jacobi_path: always up to JACOBI_MAX_N, a wide expected window up to JACOBI_WIDE_MAX_N, never beyond or
+    with JACOBI_MAX_N = 0; and whichever it takes, the op's value and gradient agree with the other path."""
+    wide, narrow = torch.full((64,), 5.0, dtype=torch.float64), torch.full((64,), 0.1, dtype=torch.float64)
+    A12, A15, A18 = (random_symmetric((64,), n, torch.float32, gen) for n in (12, 15, 18))
+    assert smooth_mod.jacobi_path(A12, narrow) and smooth_mod.jacobi_path(A15, wide)
+    assert not smooth_mod.jacobi_path(A15, narrow) and not smooth_mod.jacobi_path(A18, wide)
+    assert not smooth_mod.jacobi_path(torch.zeros(4, 15, 15), wide)  # no spread to guess from: the window path
+    X1, X2 = A15.clone().requires_grad_(), A15.clone().requires_grad_()
+    a = eignotes.kth_eigvalsh_smooth(X1, 7, 5.0)
+    a.sum().backward()
+    monkeypatch.setattr(smooth_mod, "JACOBI_MAX_N", 0)
+    assert not smooth_mod.jacobi_path(A12, narrow) and not smooth_mod.jacobi_path(A15, wide)
+    b = eignotes.kth_eigvalsh_smooth(X2, 7, 5.0)
+    b.sum().backward()
+    torch.testing.assert_close(a, b, rtol=0, atol=5e-5)
+    torch.testing.assert_close(X1.grad, X2.grad, rtol=0, atol=5e-4)

@@ -18,8 +18,9 @@ entry is 0 or 1 in both, with weight 0), so the kernels compute lambda_k and lam
 the window of indices, and only the window's eigenvalues are computed, their eigenvectors only for a gradient.
 The two projections are solved exactly on the window (batched, float64, no loop over the batch). The dense op on
 the CPU reduces each matrix to tridiagonal form once and does all of this on the tridiagonal form, then
-back-transforms the window's eigenvectors; up to n = JACOBI_MAX_N it computes every eigenpair by cyclic Jacobi
-instead, with the weights and the value, in one compiled pass (_jacobi_numba; faster there, by measurement). Under
+back-transforms the window's eigenvectors; for small n, or a little larger n with a wide window (jacobi_path), it
+computes every eigenpair by cyclic Jacobi instead, with the weights and the value, in one compiled pass
+(_jacobi_numba; faster there, by measurement). Under
 torch.compile or torch.func's transforms, where the window cannot be read back from the data, every eigenvalue is
 computed and projected instead (the same result).
 """
@@ -253,15 +254,41 @@ def _dense_numba_smooth(A: torch.Tensor, k: int, a64: torch.Tensor, lower: bool,
         return _dense_numba_smooth_kernels(A, k, a64, lower, want_grad)
 
 
-# Up to this n the dense CPU path computes every eigenpair by cyclic Jacobi in one compiled pass (_jacobi_numba):
-# forward and backward measured 1.8x faster than the window path at n = 3 to 5, 1.1x to 1.75x at n = 12, slower
-# from n = 15 (benchmarks/jacobi_small.py).
+# The dense CPU path computes every eigenpair by cyclic Jacobi in one compiled pass (_jacobi_numba) up to
+# JACOBI_MAX_N, and up to JACOBI_WIDE_MAX_N where the window is expected to be wide (jacobi_path); the window path
+# otherwise. Measured (benchmarks/jacobi_width.py, batch 64, float32, one thread, forward and backward, two runs):
+# Jacobi takes 0.55x to 0.97x the window path's time at every alpha up to n = 12; at n = 13 to 16 it is faster only
+# with a wide window (0.73x to 0.94x where the expected fraction below is above 1; 0.9x to 1.5x below 0.5, noisy at
+# 13); from n = 18 it is slower at every alpha. JACOBI_MAX_N = 0 turns the Jacobi path off.
 JACOBI_MAX_N = 12
+JACOBI_WIDE_MAX_N = 16
+JACOBI_WIDE_FRACTION = 0.8
+
+
+def jacobi_path(A: torch.Tensor, a64: torch.Tensor) -> bool:
+    """Whether the dense CPU path takes cyclic Jacobi for this batch A (B, n, n), alpha a64 (B,): n <= JACOBI_MAX_N,
+    or n <= JACOBI_WIDE_MAX_N with an expected window of at least JACOBI_WIDE_FRACTION of the spectrum. The
+    expectation is a semicircle's: about 2 alpha sqrt(n) / (pi ||A||_F) of the eigenvalues lie within alpha of the
+    middle one (medians over the batch's finite matrices and alphas). A guess only chooses the faster path: both
+    give the same numbers to rounding."""
+    n = A.shape[-1]
+    if not _jacobi_numba.available or JACOBI_MAX_N <= 0 or n > max(JACOBI_MAX_N, JACOBI_WIDE_MAX_N):
+        return False
+    if n <= JACOBI_MAX_N:
+        return True
+    norms = torch.linalg.matrix_norm(A.detach().reshape(-1, n, n).double())
+    alphas = a64.detach().reshape(-1).double()
+    # finite matrices and alphas only: a NaN matrix must not move its batchmates to the other path
+    norms, alphas = norms[torch.isfinite(norms)], alphas[torch.isfinite(alphas)]
+    if not len(norms) or not len(alphas):
+        return False
+    fro, alpha = float(norms.median()), float(alphas.median())
+    return fro > 0 and 2 * alpha * math.sqrt(n) / (math.pi * fro) >= JACOBI_WIDE_FRACTION
 
 
 def _dense_numba_smooth_kernels(A: torch.Tensor, k: int, a64: torch.Tensor, lower: bool, want_grad: bool):
     B, n = A.shape[0], A.shape[-1]
-    if n <= JACOBI_MAX_N and _jacobi_numba.available:  # every eigenpair, the weights and the value in one pass
+    if jacobi_path(A, a64):  # every eigenpair, the weights and the value in one pass
         _, vecs, w, value = _jacobi_numba.eigh(A.detach().contiguous().numpy(), lower,
                                                a64.detach().double().contiguous().numpy(), n - k)
         assert w is not None and value is not None
