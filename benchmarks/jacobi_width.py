@@ -81,7 +81,8 @@ def main(argv=None) -> int:
               "| n | alpha | expected window fraction | measured window fraction | Jacobi path | window path | "
               "Jacobi / window | smooth.jacobi_path takes |", "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['n']} | {r['alpha']:g} | {r['expected_fraction']:.2f} | {r['window_fraction']:.2f} | "
-              f"{r['jacobi_us']:.0f} | {r['window_us']:.0f} | {r['jacobi_over_window']:.2f} | {r['jacobi_path_takes']} |"
+              f"{r['jacobi_us']:.0f} | {r['window_us']:.0f} | {r['jacobi_over_window']:.2f} | "
+              f"{r['jacobi_path_takes']} |"
               for r in rows]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(f"wrote {stem}.json and .md")

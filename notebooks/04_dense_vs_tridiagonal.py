@@ -70,13 +70,12 @@ print(f"label scale: one scaled unit of the target = ${data.label_scale:,.0f} (t
 # Both output the eigenvalue λ_k with k = dim // 2, the middle one (0-based, ascending: λ₀ is the smallest; see
 # [notebook 01](01_warmup_timing.ipynb)). `recipes.build_model` builds them with that k.
 #
-# **Dense** (`eignotes.models.MultivariateSpectral`): f(x) = λ_k(diag(μ) + Σᵢ xᵢ Aᵢ). Its parameters: μ, a
-# nondecreasing vector of dim numbers (stored as a start and dim − 1 increments passed through softplus, so the
-# order cannot break; it starts as linspace(−1, 1, dim)), and for each of the 8 features a symmetric dim × dim
-# matrix Aᵢ, stored as its lower triangle (dim (dim + 1) / 2 numbers, initialized N(0, 1) / (√dim · 8), as in the
-# blog: a dim × dim matrix of N(0, 1) entries has spectral norm about 2√dim, so each Aᵢ starts with a norm near
-# 2 / 8, and with 8 standardized features Σᵢ xᵢ Aᵢ starts at a norm of order one, the scale of μ's spread). The
-# code that builds the matrices and takes the eigenvalue:
+# **Dense** (`eignotes.models.MultivariateSpectral`): f(x) = λ_k(diag(μ) + Σᵢ xᵢ Aᵢ). Its parameters: μ, a nondecreasing
+# vector of dim numbers (softplus increments keep the order; it starts as linspace(−1, 1, dim)), and for each of the 8
+# features a symmetric dim × dim matrix Aᵢ, stored as its lower triangle (dim (dim + 1) / 2 numbers, initialized N(0, 1)
+# / (√dim · 8), as in the blog: a dim × dim matrix of N(0, 1) entries has spectral norm about 2√dim, so each Aᵢ starts
+# with a norm near 2 / 8, and with 8 standardized features Σᵢ xᵢ Aᵢ starts at a norm of order one, the scale of μ's
+# spread). The code that builds the matrices and takes the eigenvalue:
 
 # %%
 import inspect
@@ -223,8 +222,7 @@ tri, tri_hist = train_live("tridiagonal", epochs=EPOCHS)
 # %% [markdown]
 # ## Results: our runs
 #
-# One row per model trained above: the epochs it ran (early stopping may end it before the budget), the epoch
-# selected on the validation split, and that model's validation RMSE. The test set waits for the end.
+# One row per model trained above: epochs run, the epoch selected on validation, and its validation RMSE.
 
 # %%
 ours = pd.DataFrame([{"model": kind, "dim": DIM, "training rows": ROWS, "epochs run": int(h[-1]["step"]),
@@ -255,11 +253,13 @@ for kind, (_, h) in trained.items():  # statements of fact about this run, by th
 # curve still setting new bests when the budget ends has not converged, however slowly it falls. A one-cycle curve
 # flattens at the end whatever the budget (its rate anneals to almost zero), so the cell above trained five seeds with
 # the budget and with twice it: a median at most 0.5% better means converged (one seed alone moves by a percent or two
-# between budgets by luck). Where one has not, the comparison below ranks models *at this budget*, not the models
-# themselves (the blog trained both for 500 epochs; notebook 06's full scale trains each at its own budget). Equal
-# epochs are not equal work either: at batch 10 against 64 the dense model takes 6.4 times the steps, each epoch many
-# times the time. The chosen model's test RMSE will differ from its validation RMSE: different rows (3,400 and 3,000)
-# differ by hundreds of dollars by chance alone.
+# between budgets by luck). Where one has not, a comparison at this budget says nothing about the models themselves
+# (the blog trained both for 500 epochs; notebook 06's full scale trains each at its own budget). Equal epochs are
+# not equal work either: at batch 10 against 64 the dense model takes 6.4 times the steps.
+#
+# **Validation against test.** A spectral model's validation figure is its best epoch's on those very rows, which
+# flatters it a little; the trees are one fit; and the rows differ (3,400 against 3,000). So a gap to the trees
+# measured on validation can understate the gap on test: notebooks 06 and 07 print both.
 
 # %% [markdown]
 # ## Results next to a measured baseline and the blog's figures
