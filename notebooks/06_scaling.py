@@ -230,16 +230,15 @@ else:
 # %% [markdown]
 # ## Optional: ensembles of runs
 #
-# Runs that differ only by their seed make different errors, and averaging their predictions cancels part of them:
-# an *ensemble*. The study above already trained several seeds of every setting, each restored to its best
-# validation epoch; here the chosen setting becomes an ensemble, at no extra training. Nothing about it is chosen
-# on the test set: every run
-# counts, and the figure is drawn on validation only (the test set is not read here). For each R, the runs are split
-# into disjoint groups of R, and each group's ensemble gives one point; the line is the median over groups, the band
-# the best and the worst group. With fewer groups at larger R the band is narrower by construction (where R is more
-# than half the runs there is one group and no band): read it as the spread of the groups that exist, not as a shrinking error bar. The
-# trees' validation RMSE on the same rows is a dashed line, or, where it lies far below the curves, a note at the
-# bottom edge with its value (a line there would squash the curves).
+# Runs that differ only by their seed make different errors, and averaging their predictions cancels part of them: an
+# *ensemble*. The study above already trained several seeds of every setting, each restored to its best validation
+# epoch; here the chosen setting becomes an ensemble, at no extra training. Nothing about it is chosen on the test set:
+# every run counts, and the figure is drawn on validation only (the test set is not read here). For each R, the runs are
+# split into disjoint groups of R, and each group's ensemble gives one point; the line is the median over groups, the
+# band the best and the worst group. With fewer groups at larger R the band is narrower by construction (where R is more
+# than half the runs there is one group and no band): read it as the spread of the groups that exist, not as a shrinking
+# error bar. The trees' validation RMSE on the same rows is a dashed line, or, where it lies far below the curves, a
+# note at the bottom edge with its value (a line there would squash the curves).
 
 # %%
 import matplotlib.pyplot as plt
