@@ -177,7 +177,7 @@ def train_live(kind, epochs):
 
 
 # one budget of epochs for both models (early stopping on validation may end either sooner); full: the blog's 500
-EPOCHS = pick(quick=3, cpu=100, full=500)
+EPOCHS = pick(quick=3, cpu=80, full=500)
 dense, dense_hist = train_live("dense", epochs=EPOCHS)
 
 # %% [markdown]

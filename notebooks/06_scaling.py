@@ -43,11 +43,11 @@ print(describe())
 # A setting is a model kind and a dim; each setting trains once per seed (the seed sets the initialization and the
 # shuffling). The grid, the seeds and the epoch budget depend on the scale (printed below). Every run follows its
 # model's recipe, printed too: whether it stops early on validation or trains its whole budget and keeps its best
-# validation epoch ([notebook 04](04_dense_vs_tridiagonal.ipynb) explains why the two models differ). The dense
-# model's recipe (a small constant rate) still improves after 100 epochs (notebook 04), and its epoch costs many
-# times the tridiagonal one's (measured there): five seeds of two dims at such budgets do not fit the cpu scale, so
-# the cpu scale studies the tridiagonal model alone rather than rank a dense model its budget cut short. The full
-# scale adds dense 15 and 45 with 500 epochs and 5 seeds.
+# validation epoch ([notebook 04](04_dense_vs_tridiagonal.ipynb) explains why the two models differ). The dense model's
+# recipe (a small constant rate) still improves at the end of notebook 04's budget, and its epoch costs many times the
+# tridiagonal one's (measured there): five seeds of two dims at such budgets do not fit the cpu scale, so the cpu scale
+# studies the tridiagonal model alone rather than rank a dense model its budget cut short. The full scale adds dense 15
+# and 45 with 500 epochs and 5 seeds.
 #
 # Two definitions used throughout:
 #

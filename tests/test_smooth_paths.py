@@ -191,6 +191,7 @@ def test_gradient_convention_agrees_through_a_lower_triangle_embedding(gen):
 def test_jacobi_path_follows_n_and_the_expected_window(gen, monkeypatch):
     """smooth.jacobi_path: always up to JACOBI_MAX_N, a wide expected window up to JACOBI_WIDE_MAX_N, never beyond or
     with JACOBI_MAX_N = 0; and whichever it takes, the op's value and gradient agree with the other path."""
+    monkeypatch.setattr(smooth_mod, "JACOBI_WIDE_MAX_N", 16)  # the rule as measured, switched off by default
     wide, narrow = torch.full((64,), 5.0, dtype=torch.float64), torch.full((64,), 0.1, dtype=torch.float64)
     A12, A15, A18 = (random_symmetric((64,), n, torch.float32, gen) for n in (12, 15, 18))
     assert smooth_mod.jacobi_path(A12, narrow) and smooth_mod.jacobi_path(A15, wide)
