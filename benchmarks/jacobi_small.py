@@ -42,17 +42,22 @@ def _fb_us(A: torch.Tensor, k: int, alpha: float, max_n: int, rounds: int = 7, c
     return out
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="benchmarks/results")
-    args = ap.parse_args(argv)
+def one_thread_start() -> tuple[_dt.datetime, str, torch.Generator]:
+    """The start of a one-thread measurement: its time, torch and numba on one thread, the device's name and the
+    seeded generator of the matrices."""
     import numba
 
     started = _dt.datetime.now()
     torch.set_num_threads(1)
     numba.set_num_threads(1)
-    device = config.device_name(torch.device("cpu"))
-    g = torch.Generator().manual_seed(0)
+    return started, config.device_name(torch.device("cpu")), torch.Generator().manual_seed(0)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="benchmarks/results")
+    args = ap.parse_args(argv)
+    started, device, g = one_thread_start()
     rows = []
     B = 64
     keep = smooth.JACOBI_MAX_N

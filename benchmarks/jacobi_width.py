@@ -12,7 +12,6 @@ jacobi_path takes. Writes DIR/<date>_<device>_jacobi-width.json and .md with the
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import math
 import sys
@@ -23,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from jacobi_small import _fb_us  # noqa: E402
+from jacobi_small import _fb_us, one_thread_start  # noqa: E402
 
 from eignotes import config  # noqa: E402
 from eignotes.linalg import smooth  # noqa: E402
@@ -35,13 +34,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="benchmarks/results")
     ap.add_argument("--quick", action="store_true", help="two sizes, two alphas, few rounds (a smoke test)")
     args = ap.parse_args(argv)
-    import numba
-
-    started = _dt.datetime.now()
-    torch.set_num_threads(1)
-    numba.set_num_threads(1)
-    device = config.device_name(torch.device("cpu"))
-    g = torch.Generator().manual_seed(0)
+    started, device, g = one_thread_start()
     B, rows, keep = 64, [], smooth.JACOBI_MAX_N
     ns = (5, 15) if args.quick else (5, 8, 10, 12, 13, 15, 16, 18, 20)
     alphas = (0.1, 5.0) if args.quick else (0.1, 0.3, 1.0, 2.0, 5.0)
