@@ -253,10 +253,10 @@ for kind, (_, h) in trained.items():  # statements of fact about this run, by th
 # tenth of the budget after the best epoch with no new best; a curve still setting new bests when the budget ends has
 # not converged, however slowly it falls. A one-cycle curve flattens at the end whatever the budget (its rate anneals to
 # almost zero), so the cell above trained five seeds with the budget and with twice it: a median at most 0.5% better
-# means converged (one seed alone moves by a percent or two between budgets by luck). Where one has not, a comparison at
-# this budget says nothing about the models themselves (the blog trained both for 500 epochs; notebook 06's full scale
-# trains each at its own budget). Equal epochs are not equal work either: at batch 10 against 64 the dense model takes
-# 6.4 times the steps.
+# means converged (one seed's gain differs from the next seed's by a percent or two: notebook 06's table). Where one has
+# not, a comparison at this budget says nothing about the models themselves (the blog trained both for 500 epochs;
+# notebook 06's full scale trains each at its own budget). Equal epochs are not equal work either: at batch 10 against
+# 64 the dense model takes 6.4 times the steps.
 #
 # **Validation against test.** A spectral model's validation figure is its best epoch's on those very rows, which
 # flatters it a little; the trees are one fit; and the rows differ (3,400 against 3,000). So a gap to the trees

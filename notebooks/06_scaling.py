@@ -55,12 +55,12 @@ print(describe())
 #   `setting_budget`, the rule of notebook 04 and 07's optional check too). A constant-rate run's own curve says so (a
 #   tenth of its budget after its best epoch with no new best); a one-cycle curve flattens at the end whatever the
 #   budget, so the study trains each one-cycle setting's seeds again with twice the budget, and the setting has
-#   converged when that lowers its median over seeds by at most 0.5% (a single seed's best moves by a percent or two
-#   between budgets by luck alone). Only settings that converged are ranked; where none did, the ranking is of models
-#   *at this budget*, and the summary says so. The doubled runs only judge the budget: choosing among them would need a
-#   run at four times the budget to judge theirs. At the cpu scale expect no setting to converge: these models keep
-#   gaining from longer budgets for hundreds of epochs (notebook 04's stored study: 100 to 500 epochs), more than a
-#   lecture trains.
+#   converged when that lowers its median over seeds by at most 0.5% (one seed's gain differs from the next seed's by a
+#   percent or two: the `gain_2x` column below). Only settings that converged are ranked; where none did, the ranking is
+#   of models *at this budget*, and the summary says so. The doubled runs only judge the budget: choosing among them
+#   would need a run at four times the budget to judge theirs. At the cpu scale expect no setting to converge: these
+#   models keep gaining from longer budgets for hundreds of epochs (notebook 04's stored study: 100 to 500 epochs), more
+#   than a lecture trains.
 # - **can the seeds tell two settings apart?** Only if an exact permutation test of the difference of their median
 #   validation RMSEs gives p ≤ 0.05 (exercise 2 writes the test). Its smallest possible p depends on the seeds: with 3
 #   per setting it cannot go below 0.2, with 5 it can just reach 0.048, so the settings that are ranked get 5 seeds.
@@ -122,9 +122,9 @@ runs.round({"val_rmse_dollars": 0, "val_rmse_2x_dollars": 0, "gain_2x": 4, "seco
 # %%
 summary = summarize_study(runs)
 converged = summary[summary["converged"]]
-fig = plotting.scaling(summary, title="validation RMSE against dim (" + (
-    "every setting converged" if len(converged) == len(summary) else "at this budget: not every setting converged")
-    + ")", name="06_scaling")
+state = ("every setting converged" if len(converged) == len(summary) else "at this budget: "
+         + ("no setting converged" if not len(converged) else "not every setting converged"))
+fig = plotting.scaling(summary, title=f"validation RMSE against dim ({state})", name="06_scaling")
 summary.round({c: 0 for c in ("val_median", "val_q1", "val_q3", "val_2x_median")}
               | {"sec_per_epoch": 3, "gain_2x": 4})
 

@@ -379,9 +379,9 @@ claims.check("the smoothed gradient moves at most 2/alpha per unit change of the
 # ## Optional: is the post's budget enough for the chosen alpha?
 #
 # The convergence rule of notebooks 04 and 06: the chosen alpha's five seeds trained again with twice the budget; the
-# budget was enough when that lowers their median best validation RMSE by at most 0.5% (one seed alone moves by a
-# percent or two between budgets by luck). It runs at the full scale; set `CHECK_BUDGET = True` to run it here (about
-# two minutes on a 2-core CPU).
+# budget was enough when that lowers their median best validation RMSE by at most 0.5% (one seed's gain differs from the
+# next seed's by a percent or two: notebook 06's table). It runs at the full scale; set `CHECK_BUDGET = True` to run it
+# here (about two minutes on a 2-core CPU).
 
 # %%
 CHECK_BUDGET = pick(quick=True, cpu=False, full=True)

@@ -442,7 +442,7 @@ def scaling_study(grid: Iterable[tuple[str, int]], *, seeds: Sequence[int] | dic
     `val_rmse_2x_dollars` is that run's best validation RMSE and `gain_2x` the fraction it gained (NaN where the rule
     reads the curve, or without budget_check). `converged` is the run's own verdict for a constant-rate run and None
     for a one-cycle run, whose verdict is its setting's (summarize_study: the median over at least BUDGET_SEEDS
-    seeds; one seed's best moves by a percent or two between budgets by luck alone).
+    seeds; one seed's gain differs from the next seed's by a percent or two).
     keep: a dict that receives each setting's trained models, {(kind, dim): [model per seed, restored to its
     best validation epoch]} (the models of the scale's budget, not the doubled one).
     """
@@ -472,7 +472,7 @@ def scaling_study(grid: Iterable[tuple[str, int]], *, seeds: Sequence[int] | dic
             keep[(kind, dim)] = [m for m, _, _ in results]
         for (_, history, s), seed, best_2x in zip(results, kind_seeds, longer, strict=True):
             best = s["best_val_rmse_dollars"]
-            # a constant-rate run is judged on its own curve; a one-cycle run's gain is mostly luck alone, so its
+            # a constant-rate run is judged on its own curve; one one-cycle seed's gain varies too much, so its
             # verdict is its setting's (summarize_study)
             verdict = None if one_cycle else converged(history["val_rmse_dollars"], s["epochs_max"])
             rows.append({"model": kind, "dim": dim, "seed": seed, "epochs_run": s["epochs_run"],
@@ -518,7 +518,7 @@ BUDGET_SEEDS = 5
 def setting_budget(best: Sequence[float], best_2x: Sequence[float]) -> tuple[bool | None, float]:
     """The one-cycle rule for a setting: (converged, gain), gain the fraction by which twice the budget lowered the
     median over seeds of the best validation RMSE; converged None with fewer than BUDGET_SEEDS seeds (one seed's
-    best moves by a percent or two between budgets by luck alone, more than the rule's 0.5%)."""
+    gain differs from the next seed's by a percent or two, more than the rule's 0.5%)."""
     m1, m2 = float(np.median(np.asarray(best, dtype=float))), float(np.median(np.asarray(best_2x, dtype=float)))
     gain = (m1 - m2) / m1
     return (None if min(len(best), len(best_2x)) < BUDGET_SEEDS else budget_enough(m1, m2)), gain
@@ -540,8 +540,8 @@ def summarize_study(df: pd.DataFrame) -> pd.DataFrame:
     """Per (model, dim): the median and interquartile range over seeds of the validation RMSE (what a setting is
     ranked and chosen by), the median seconds per epoch, `val_2x_median` and `gain_2x` (the fraction by which twice
     the budget lowered the median over seeds; NaN where not measured) and `converged`: for a one-cycle setting,
-    `setting_budget` (gain_2x <= CONVERGED_TOL, judged only with at least BUDGET_SEEDS seeds: one seed's best moves
-    by a percent or two from one budget to the next by luck alone); for a constant-rate one, at least half its runs
+    `setting_budget` (gain_2x <= CONVERGED_TOL, judged only with at least BUDGET_SEEDS seeds: one seed's gain
+    differs from the next seed's by a percent or two); for a constant-rate one, at least half its runs
     converged (`converged`). A setting
     that did not converge was cut short by its budget: its errors say more about the budget than about the model."""
     g = df.groupby(["model", "dim"])
