@@ -144,7 +144,10 @@ summary.round({c: 0 for c in ("val_median", "val_q1", "val_q3", "val_2x_median")
 # the chosen setting's test RMSE (the study's one test read of its models), next to gradient-boosted trees measured here
 # on the same rows (scikit-learn's HistGradientBoostingRegressor with its defaults, as in notebook 04) and the
 # blog's figures, which were selected on the test set (optimistic by construction). Last, how seconds per epoch grow
-# with dim: the fitted exponent p of seconds per epoch ∝ dim^p over the grid, for each kind.
+# with dim: the fitted exponent p of seconds per epoch ∝ dim^p over the grid, for each kind. Compare the chosen
+# setting's validation and test medians: two choices made on the validation rows (each seed's epoch, then the
+# setting) flatter its validation figure, and the test rows are other rows; notebook 04 explains why a gap to the
+# trees measured on validation can understate the one on test.
 
 # %%
 chosen = experiments.chosen_setting(summary)  # by validation, among the settings that converged if any did
