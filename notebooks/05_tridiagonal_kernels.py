@@ -206,8 +206,8 @@ growth_B.set_index("series")[["x from", "x to", "time ratio", "fitted exponent"]
 # What to see: against the batch size, time grows about linearly (slope 1: each matrix costs the same); a slope
 # below 1 means part of the time is a fixed cost per call that a larger batch spreads thinner, a slope a little
 # above 1 that a matrix costs more in a larger batch (its data no longer fits a cache, or the machine was busier
-# while the larger batches ran). The point at n = 200 and the largest batch is timed in both sweeps, separately: on
-# a shared CPU two timings of one call can differ by tens of percent.
+# while the larger batches ran). The point at n = 200 and the largest batch belongs to both sweeps: it is timed once
+# and drawn in both, and at every point the two ops are timed in alternating rounds, so a busy moment hits both.
 
 # %% [markdown]
 # ## Exercises

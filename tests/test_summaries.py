@@ -173,3 +173,12 @@ def test_a_one_cycle_setting_is_judged_by_its_median_over_seeds():
     assert experiments.setting_budget(base[:4], twice[:4])[0] is None
     ok, gain = experiments.setting_budget(base, twice)
     assert ok and gain == pytest.approx(10 / 55_000)
+
+
+def test_tridiagonal_speed_times_the_shared_point_once_and_skips_big_dense_runs():
+    speed = experiments.tridiagonal_speed([4, 8], [16, 32], "cpu", min_run_time=0.01, dense_max_elems=32 * 8 * 8 - 1)
+    tri = next(k for k in speed["vs n"] if k.startswith("tridiagonal"))
+    assert speed["vs n"][tri][0] == [4, 8] and speed["vs B"][tri][0] == [16, 32]
+    assert speed["vs n"][tri][1][-1] == speed["vs B"][tri][1][-1]  # (32, 8): one measurement, reported twice
+    dense_n = speed["vs n"]["dense torch.linalg.eigh"][0]
+    assert dense_n == [4] and all(t > 0 for t in speed["vs n"][tri][1])  # (32, 8) is over the dense limit

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ..bench.timing import Timing, cupy_usable, random_symmetric, time_fn, time_interleaved
+from ..bench.timing import Timing, cupy_usable, random_symmetric, time_interleaved
 from ..linalg import kth_eigvalsh_tridiagonal, tridiagonal_backends, tridiagonal_to_dense
 from ..training import recipes
 from ..training import stream as st
@@ -209,17 +209,23 @@ def tridiagonal_accuracy(backends: Sequence[str] | None = None,
 
 def tridiagonal_speed(ns: Sequence[int], Bs: Sequence[int], device: torch.device | str,
                       dtype: torch.dtype = torch.float32, min_run_time: float = 0.2,
-                      dense_max_elems: float = 2e8) -> dict[str, dict[str, tuple[list[int], list[float]]]]:
+                      dense_max_elems: float = 2e8,
+                      slow_s: float = 1.0) -> dict[str, dict[str, tuple[list[int], list[float]]]]:
     """Forward+backward time of the tridiagonal op and of dense eigh autograd on the same matrices.
 
     Returns {"vs n": {label: (ns, s)}, "vs B": {label: (Bs, s)}} with B = max(Bs) for the n sweep and n = max(ns)
-    for the B sweep. Dense runs are skipped where B * n * n exceeds dense_max_elems (memory and patience).
+    for the B sweep. Dense runs are skipped where B * n * n exceeds dense_max_elems (memory and patience). At each
+    point the two are timed in alternating rounds (time_interleaved; a dense call slower than slow_s seconds is
+    timed once), and the point both sweeps share, (max(Bs), max(ns)), is timed once and reported in both.
     """
     device = torch.device(device)
     avail = tridiagonal_backends(device)
     backend = "triton" if device.type == "cuda" and avail["triton"] else ("numba" if avail["numba"] else "torch")
+    cache: dict[tuple[int, int], dict[str, float]] = {}
 
     def one(B, n):
+        if (B, n) in cache:
+            return cache[(B, n)]
         g = torch.Generator().manual_seed(0)
         d = torch.randn(B, n, generator=g, dtype=dtype).to(device)
         e = torch.randn(B, n - 1, generator=g, dtype=dtype).to(device)
@@ -228,7 +234,7 @@ def tridiagonal_speed(ns: Sequence[int], Bs: Sequence[int], device: torch.device
             dd, ee = d.detach().requires_grad_(), e.detach().requires_grad_()
             kth_eigvalsh_tridiagonal(dd, ee, n // 2, backend=backend).sum().backward()
 
-        res = {f"tridiagonal [{backend}]": time_fn(tri, min_run_time=min_run_time).median}
+        fns: dict[str, Callable[[], object]] = {f"tridiagonal [{backend}]": tri}
         if B * n * n <= dense_max_elems:
             T = tridiagonal_to_dense(d, e)
 
@@ -236,8 +242,10 @@ def tridiagonal_speed(ns: Sequence[int], Bs: Sequence[int], device: torch.device
                 X = T.detach().requires_grad_()
                 torch.linalg.eigh(X)[0][:, n // 2].sum().backward()
 
-            res["dense torch.linalg.eigh"] = time_fn(dense, min_run_time=min_run_time, warmup=1).median
-        return res
+            fns["dense torch.linalg.eigh"] = dense
+        timed = time_interleaved(fns, min_run_time=min_run_time * len(fns), slow_s=slow_s)
+        cache[(B, n)] = {label: t.median for label, t in timed.items()}
+        return cache[(B, n)]
 
     out = {"vs n": {}, "vs B": {}}
     for key, xs, make in (("vs n", ns, lambda x: (max(Bs), x)), ("vs B", Bs, lambda x: (x, max(ns)))):
