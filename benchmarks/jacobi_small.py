@@ -53,6 +53,21 @@ def one_thread_start() -> tuple[_dt.datetime, str, torch.Generator]:
     return started, config.device_name(torch.device("cpu")), torch.Generator().manual_seed(0)
 
 
+def write_results(out_dir: str, started: _dt.datetime, device: str, name: str, title: str, doc: dict,
+                  body: list[str]) -> Path:
+    """OUT_DIR/<date>_<device>_<name>.json (the provenance under "meta", then `doc`) and .md (`title`, the
+    provenance, then `body`); returns the stem."""
+    meta = provenance(device=device, command=command_line(), date=started)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"{started:%Y-%m-%d_%H%M}_{config.slug(device)}_{name}"
+    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, **doc}, indent=1) + "\n")
+    lines = [f"# {title}", ""] + as_markdown({k: meta[k] for k in ("commit", "dirty", "command", "device", "date")})
+    stem.with_suffix(".md").write_text("\n".join(lines + body) + "\n")
+    print(f"wrote {stem}.json and .md")
+    return stem
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="benchmarks/results")
@@ -84,22 +99,16 @@ def main(argv=None) -> int:
                 print(rows[-1], flush=True)
     finally:
         smooth.JACOBI_MAX_N = keep
-    meta = provenance(device=device, command=command_line(), date=started)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"{started:%Y-%m-%d_%H%M}_{config.slug(device)}_jacobi-small"
-    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    lines = ["# The smoothed op's two CPU paths for small n: cyclic Jacobi against the window path", ""]
-    lines += as_markdown({k: meta[k] for k in ("commit", "dirty", "command", "device", "date")})
-    lines += ["- float32, batch 64, forward and backward through kth_eigvalsh_smooth, one thread (torch and numba); "
+    lines = ["- float32, batch 64, forward and backward through kth_eigvalsh_smooth, one thread (torch and numba); "
               "median microseconds per call over 12 rounds of 20 calls, the two paths in alternating rounds", "",
               "| n | alpha | Jacobi path | window path | Jacobi / window |", "|---|---|---|---|---|"]
     for r in rows:
         t = r["median_us"]
         lines.append(f"| {r['n']} | {r['alpha']:g} | {t['jacobi path']:.0f} | {t['window path']:.0f} | "
                      f"{r['jacobi_over_window']:.2f} |")
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {stem}.json and .md")
+    write_results(args.out, started, device, "jacobi-small",
+                  "The smoothed op's two CPU paths for small n: cyclic Jacobi against the window path",
+                  {"rows": rows}, lines)
     return 0
 
 

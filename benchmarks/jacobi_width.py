@@ -12,7 +12,6 @@ jacobi_path takes. Writes DIR/<date>_<device>_jacobi-width.json and .md with the
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -22,11 +21,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from jacobi_small import _fb_us, one_thread_start  # noqa: E402
+from jacobi_small import _fb_us, one_thread_start, write_results  # noqa: E402
 
-from eignotes import config  # noqa: E402
 from eignotes.linalg import smooth  # noqa: E402
-from eignotes.provenance import as_markdown, command_line, provenance  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -62,14 +59,7 @@ def main(argv=None) -> int:
                 print(rows[-1], flush=True)
     finally:
         smooth.JACOBI_MAX_N = keep
-    meta = provenance(device=device, command=command_line(), date=started)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"{started:%Y-%m-%d_%H%M}_{config.slug(device).replace('2-threads', '1-threads')}_jacobi-width"
-    stem.with_suffix(".json").write_text(json.dumps({**meta, "batch": B, "rows": rows}, indent=1))
-    lines = ["# The smoothed op's Jacobi path against its window path, by n and window width", ""]
-    lines += as_markdown({k: meta[k] for k in ("commit", "dirty", "command", "device", "date")})
-    lines += [f"- float32, batch {B}, forward and backward, one thread (torch and numba); median microseconds per "
+    lines = [f"- float32, batch {B}, forward and backward, one thread (torch and numba); median microseconds per "
               "call, the two paths in alternating rounds", "",
               "| n | alpha | expected window fraction | measured window fraction | Jacobi path | window path | "
               "Jacobi / window | smooth.jacobi_path takes |", "|---|---|---|---|---|---|---|---|"]
@@ -77,8 +67,9 @@ def main(argv=None) -> int:
               f"{r['jacobi_us']:.0f} | {r['window_us']:.0f} | {r['jacobi_over_window']:.2f} | "
               f"{r['jacobi_path_takes']} |"
               for r in rows]
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {stem}.json and .md")
+    write_results(args.out, started, device, "jacobi-width",
+                  "The smoothed op's Jacobi path against its window path, by n and window width",
+                  {"batch": B, "rows": rows}, lines)
     return 0
 
 

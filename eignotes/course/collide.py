@@ -123,7 +123,7 @@ def alpha_runs(alphas: Sequence[float], repeats: int, *, dim: int = 15, epochs: 
     Returns (runs, histories): runs has one row per run with `auc` (the mean validation RMSE over the epochs, the
     post's "area under the curve"), the best validation RMSE and its epoch, and how many epochs ran after it
     (a one-cycle curve flattens as its rate anneals, so it cannot say whether a longer budget would help:
-    eignotes.course.experiments.converged needs a run with twice the budget for that, which this experiment,
+    eignotes.course.experiments.setting_budget needs the seeds trained with twice the budget, which this experiment,
     comparing alphas at one budget, does not train); histories has one row per run and epoch. The test set is not
     read: keep (a dict) receives {alpha: [model per
     run, restored to its best validation epoch]}, for experiments.test_rmses of the alpha a study chooses."""

@@ -445,8 +445,8 @@ def scaling_study(grid: Iterable[tuple[str, int]], *, seeds: Sequence[int] | dic
     {kind: int}, the most a run may train; each run follows its recipe (early stopping or the whole budget) and
     selects its epoch on the validation split. The test set is not read here: `test_rmses` reads it for the setting a
     study chooses (pass `keep` to have its models). seconds_per_epoch is the time of an epoch of all the setting's
-    seeds together. `converged` per run is the series' rule (`converged`): a constant-rate run is judged on its own
-    curve; for a one-cycle kind (budget_check, the default) every seed is trained again with twice the budget,
+    seeds together. `converged` per run is the constant-rate rule (`converged`), judged on the run's own curve; for a
+    one-cycle kind (budget_check, the default) every seed is trained again with twice the budget,
     `val_rmse_2x_dollars` is that run's best validation RMSE and `gain_2x` the fraction it gained (NaN where the rule
     reads the curve, or without budget_check). `converged` is the run's own verdict for a constant-rate run and None
     for a one-cycle run, whose verdict is its setting's (summarize_study: the median over at least BUDGET_SEEDS
@@ -494,29 +494,19 @@ def scaling_study(grid: Iterable[tuple[str, int]], *, seeds: Sequence[int] | dic
 CONVERGED_TOL = 0.005
 
 
-def converged(val_rmse: Sequence[float], epochs_max: int, *, one_cycle: bool = False,
-              longer_best: float | None = None, tol: float = CONVERGED_TOL) -> bool | None:
-    """The series' one convergence rule (notebooks 04, 06 and 07): a run has converged when a longer budget would
-    not have done better; how that is known depends on the schedule.
-
-    - Constant rate (one_cycle False; the dense recipe, with early stopping): the run's own curve answers. It has
-      converged when a tenth of its budget (recipes.patience_for) passed after its best epoch with no new best,
-      which is what early stopping waits for. A run that the budget ended while it still set new bests has not
-      converged, however slowly its curve was falling.
-    - One-cycle schedule: the rate anneals to almost zero at the end of any budget, so every curve flattens there and
-      cannot tell. The same run trained with twice the budget answers (longer_best, its best validation RMSE): the
-      run has converged when that is at most `tol` (0.5%) lower. Without longer_best: None (not known).
+def converged(val_rmse: Sequence[float], epochs_max: int) -> bool:
+    """The series' convergence rule for a constant-rate run (the dense recipe, with early stopping): its own curve
+    answers. It has converged when a tenth of its budget (recipes.patience_for) passed after its best epoch with no
+    new best, which is what early stopping waits for; a run that the budget ended while it still set new bests has
+    not converged, however slowly its curve was falling. A one-cycle curve flattens at the end of any budget (the
+    rate anneals to almost zero), so it cannot tell: `setting_budget` judges a one-cycle setting instead, by its seeds
+    trained again with twice the budget.
 
     >>> falling = [60.0 - 0.01 * i for i in range(100)]   # best at its last epoch: the budget ended it
     >>> stopped = [60.0 - 0.1 * i for i in range(63)] + [54.0] * 10   # ten epochs without a new best
     >>> converged(falling, 100), converged(stopped, 100)
-    (False, True)
-    >>> converged(falling, 100, one_cycle=True), converged(falling, 100, one_cycle=True, longer_best=59.8)
-    (None, True)"""
-    vals = [float(v) for v in val_rmse]
-    if one_cycle:
-        return None if longer_best is None else budget_enough(min(vals), float(longer_best), tol)
-    return epochs_since_best(vals) >= recipes.patience_for(int(epochs_max))
+    (False, True)"""
+    return epochs_since_best(val_rmse) >= recipes.patience_for(int(epochs_max))
 
 
 # A setting's budget is judged on the median over at least this many seeds (fewer: not judged).
@@ -533,8 +523,11 @@ def setting_budget(best: Sequence[float], best_2x: Sequence[float]) -> tuple[boo
 
 
 def budget_enough(best: float, best_2x: float, tol: float = CONVERGED_TOL) -> bool:
-    """The one-cycle half of the convergence rule: twice the budget lowered the best validation RMSE (a run's, or a
-    setting's median over seeds) by at most `tol` of it."""
+    """The one-cycle half of the convergence rule: twice the budget lowered the best validation RMSE (a setting's
+    median over seeds) by at most `tol` of it.
+
+    >>> budget_enough(60.0, 59.8), budget_enough(60.0, 59.6), budget_enough(60.0, 59.0, tol=0.03)
+    (True, False, True)"""
     return (best - best_2x) / best <= tol
 
 

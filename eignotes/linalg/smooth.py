@@ -18,9 +18,9 @@ entry is 0 or 1 in both, with weight 0), so the kernels compute lambda_k and lam
 the window of indices, and only the window's eigenvalues are computed, their eigenvectors only for a gradient.
 The two projections are solved exactly on the window (batched, float64, no loop over the batch). The dense op on
 the CPU reduces each matrix to tridiagonal form once and does all of this on the tridiagonal form, then
-back-transforms the window's eigenvectors; for small n, or a little larger n with a wide window (jacobi_path), it
-computes every eigenpair by cyclic Jacobi instead, with the weights and the value, in one compiled pass
-(_jacobi_numba; faster there, by measurement). Under
+back-transforms the window's eigenvectors; for small n (jacobi_path; its wide-window rule for a little larger n is
+off by default, by measurement) it computes every eigenpair by cyclic Jacobi instead, with the weights and the
+value, in one compiled pass (_jacobi_numba; faster there, by measurement). Under
 torch.compile or torch.func's transforms, where the window cannot be read back from the data, every eigenvalue is
 computed and projected instead (the same result).
 """
