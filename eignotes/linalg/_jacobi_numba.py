@@ -19,8 +19,9 @@ unaffected (it is replaced by a zero matrix inside the block).
 Work: about 9 n^3 flops per sweep, against 4/3 n^3 for the reduction alone, but one compiled pass where the window
 path makes several, and a rotation that no matrix of a block needs is skipped (most of the last sweeps'). It pays
 where every eigenpair is wanted and n is small. Measured through the smoothed op, forward and backward, float32,
-batch 64, one thread (benchmarks/jacobi_small.py): 0.55x the window path's time at n = 3 to 5, 0.6x to 0.7x at
-n = 10, 0.6x to 0.9x at n = 12; from n = 15 faster only with a wide window; smooth.jacobi_path holds the crossover.
+batch 64, one thread (benchmarks/jacobi_width.py; benchmarks/results/2026-12-06_1108_*_jacobi-width.md): 0.55x to
+0.97x the window path's time at every alpha up to n = 12; from n = 13 faster only with a wide window, from n = 18
+slower; smooth.jacobi_path holds the crossover.
 """
 from __future__ import annotations
 

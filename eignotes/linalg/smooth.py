@@ -256,13 +256,13 @@ def _dense_numba_smooth(A: torch.Tensor, k: int, a64: torch.Tensor, lower: bool,
 
 # The dense CPU path computes every eigenpair by cyclic Jacobi in one compiled pass (_jacobi_numba) up to
 # JACOBI_MAX_N, and up to JACOBI_WIDE_MAX_N where the window is expected to be wide (jacobi_path); the window path
-# otherwise. Measured (benchmarks/jacobi_width.py, batch 64, float32, one thread, forward and backward, two runs):
-# Jacobi takes 0.55x to 0.97x the window path's time at every alpha up to n = 12; at n = 13 to 16 it is faster only
-# with a wide window (0.73x to 0.94x where the expected fraction below is above 1; 0.9x to 1.5x below 0.5, noisy at
-# 13); from n = 18 it is slower at every alpha. But in training (the pencil model at dim 15, alpha 5, fused steps,
-# 1 to 15 runs together, two threads) the wide rule made epochs 5% to 12% slower (benchmarks/results/
-# 2026-12-06_1130_*_jacobi-wide-training.md), so it is off: JACOBI_WIDE_MAX_N = JACOBI_MAX_N until a measurement in
-# training says otherwise. JACOBI_MAX_N = 0 turns the Jacobi path off.
+# otherwise. Measured (benchmarks/jacobi_width.py, batch 64, float32, one thread, forward and backward;
+# benchmarks/results/2026-12-06_1108_*_jacobi-width.md): Jacobi takes 0.55x to 0.97x the window path's time at every
+# alpha up to n = 12; at n = 13 to 16, 0.74x to 0.94x where the expected fraction below is above 1 and 0.91x to 1.52x
+# below 0.5; from n = 18 it is slower at every alpha. But in training (the pencil model at dim 15, fused steps, two
+# threads; benchmarks/jacobi_wide_training.py) the wide rule took 0.99x the time with one run, 1.12x with 5 runs and
+# 1.21x with 15 (benchmarks/results/2026-12-06_1218_*_jacobi-wide-training.md), so it is off: JACOBI_WIDE_MAX_N =
+# JACOBI_MAX_N until a measurement in training says otherwise. JACOBI_MAX_N = 0 turns the Jacobi path off.
 JACOBI_MAX_N = 12
 JACOBI_WIDE_MAX_N = 12
 JACOBI_WIDE_FRACTION = 0.8
