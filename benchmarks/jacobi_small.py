@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from eignotes import config, kth_eigvalsh_smooth
+from eignotes.bench.plain_loop import write
 from eignotes.linalg import smooth
 from eignotes.linalg._jacobi_numba import eigh
 from eignotes.provenance import as_markdown, command_line, provenance
@@ -53,19 +52,13 @@ def one_thread_start() -> tuple[_dt.datetime, str, torch.Generator]:
     return started, config.device_name(torch.device("cpu")), torch.Generator().manual_seed(0)
 
 
-def write_results(out_dir: str, started: _dt.datetime, device: str, name: str, title: str, doc: dict,
-                  body: list[str]) -> Path:
-    """OUT_DIR/<date>_<device>_<name>.json (the provenance under "meta", then `doc`) and .md (`title`, the
-    provenance, then `body`); returns the stem."""
-    meta = provenance(device=device, command=command_line(), date=started)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"{started:%Y-%m-%d_%H%M}_{config.slug(device)}_{name}"
-    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, **doc}, indent=1) + "\n")
+def write_results(out_dir: str, started: _dt.datetime, device: str, name: str, title: str, rows: list[dict],
+                  body: list[str], **extra) -> None:
+    """OUT_DIR/<date>_<device>_<name>.json and .md through eignotes.bench.plain_loop.write: the provenance (and
+    `extra`) as "meta", the rows; the markdown `title`, the provenance, then `body`."""
+    meta = {**provenance(device=device, command=command_line(), date=started), **extra}
     lines = [f"# {title}", ""] + as_markdown({k: meta[k] for k in ("commit", "dirty", "command", "device", "date")})
-    stem.with_suffix(".md").write_text("\n".join(lines + body) + "\n")
-    print(f"wrote {stem}.json and .md")
-    return stem
+    write(out_dir, meta, rows, name, "\n".join(lines + body) + "\n")
 
 
 def main(argv=None) -> int:
@@ -108,7 +101,7 @@ def main(argv=None) -> int:
                      f"{r['jacobi_over_window']:.2f} |")
     write_results(args.out, started, device, "jacobi-small",
                   "The smoothed op's two CPU paths for small n: cyclic Jacobi against the window path",
-                  {"rows": rows}, lines)
+                  rows, lines)
     return 0
 
 

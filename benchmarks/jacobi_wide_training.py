@@ -67,7 +67,7 @@ def main(argv=None) -> int:
              f"{', '.join(f'{s:.2f}' for s in r['seconds_off'])} | {r['on_over_off']:.2f} |" for r in rows]
     write_results(args.out, started, device, "jacobi-wide-training",
                   "The wide-window Jacobi rule in training: pencil model, dim 15, fused steps",
-                  {"epochs": epochs, "rows": rows}, body)
+                  rows, body, epochs_per_timing=epochs)
     return 0
 
 

@@ -69,7 +69,7 @@ def main(argv=None) -> int:
               for r in rows]
     write_results(args.out, started, device, "jacobi-width",
                   "The smoothed op's Jacobi path against its window path, by n and window width",
-                  {"batch": B, "rows": rows}, lines)
+                  rows, lines, batch=B)
     return 0
 
 
