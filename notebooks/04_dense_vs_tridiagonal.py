@@ -128,7 +128,8 @@ rows = experiments.epoch_seconds(variants, timing_data, dim=DIM_T, epochs=pick(q
 timing = pd.DataFrame(rows).set_index("variant").rename(columns={"seconds per epoch": "epoch (s)"})
 timing["speed vs dense, torch.linalg"] = timing.loc["dense, torch.linalg", "epoch (s)"] / timing["epoch (s)"]
 print(f"dim {DIM_T}, {len(timing_data.X_train)} training rows, {int(timing['timed epochs'].iloc[0])} timed epochs "
-      f"each, {describe()}")
+      f"each, {describe()}; the widest IQR is {(timing['IQR (s)'] / timing['epoch (s)']).max():.0%} of its epoch: "
+      "a ratio closer to 1 than that is noise")
 timing.loc[["dense, torch.linalg", "dense, eignotes, eager step", "dense, eignotes",
             "tridiagonal, eignotes, eager step", "tridiagonal, eignotes"]].drop(columns="timed epochs").round(3)
 

@@ -183,18 +183,21 @@ speed_table = pd.DataFrame({label: dict(zip(xs, [t * 1e3 for t in ts], strict=Tr
 speed_table.index.name = "n"
 if "dense torch.linalg.eigh" in speed_table:  # the dense runs are left out where the batch would be too large
     speed_table["dense / tridiagonal"] = speed_table["dense torch.linalg.eigh"] / speed_table[tri_label]
-print(f"forward+backward time in ms at batch {max(Bs)}")
+spread = pd.DataFrame({label: dict(zip(xs, qs, strict=True)) for label, (xs, qs) in speed["IQR vs n"].items()})
+speed_table["largest IQR (% of its time)"] = (100 * spread / (speed_table[spread.columns] / 1e3)).max(axis=1)
+print(f"forward+backward time in ms at batch {max(Bs)}; the last column is the widest interquartile range of a row's "
+      "timings, in percent of that timing")
 speed_table.round(3)
 
 # %% [markdown]
-# What to see: compare each line's slope with the reference lines: the dense solver's with slope 3, the
-# tridiagonal kernel's with slope 1. The last column is the dense time over the tridiagonal time at each n. Where
-# the tridiagonal line is flatter than slope 1, a fixed cost per call (the launch, the autograd bookkeeping) still
-# dominates its time; where a segment is steeper than 1, more than the O(n) arithmetic grew there (the batch's
-# vectors outgrowing a cache, or a busier machine while that point was timed): the fitted exponent over all points
-# is the steadier figure. The dense line is flatter than slope 3 at these sizes too (the summary prints both fitted
-# exponents), for the reason seen in notebook 01: per-matrix overheads and memory traffic, which grow more slowly
-# than n³, still take a large share of its time at these sizes.
+# What to see: compare each line's slope with the reference lines: the dense solver's with slope 3, the tridiagonal
+# kernel's with slope 1. The column "dense / tridiagonal" is the dense time over the tridiagonal time. Where the
+# tridiagonal line is flatter than slope 1, a fixed cost per call (the launch, the autograd bookkeeping) still dominates
+# its time; where a segment is steeper than 1, more than the O(n) arithmetic grew there (the batch's vectors outgrowing
+# a cache, or a busier machine while that point was timed): the fitted exponent over all points is the steadier figure.
+# The dense line is flatter than slope 3 at these sizes too (the summary prints both fitted exponents), for the reason
+# seen in notebook 01: per-matrix overheads and memory traffic, which grow more slowly than n³, still take a large share
+# of its time at these sizes.
 
 # %%
 fig2 = plotting.line_sweep(speed["vs B"], x_label="batch size", logx=True, slopes=(1,),

@@ -2,19 +2,19 @@
 # # 07 · When eigenvalues collide: a smoothed k-th eigenvalue
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/eignotes/eignotes/blob/main/notebooks/07_eigenvalues_collide.ipynb)
 #
-# **You will learn** why training an eigenvalue model is jagged (the gradient of lambda_k jumps where lambda_k
+# **You will learn** why training an eigenvalue model is jagged (the gradient of $\lambda_k$ jumps where $\lambda_k$
 # meets a neighbour); how a Moreau envelope smooths it with one parameter alpha (a projection onto a capped
-# simplex); why the smoothed gradient, a weighted window of eigenvectors, moves at most 2/alpha; and how to pick
+# simplex); why the smoothed gradient, a weighted window of eigenvectors, moves at most $2/\alpha$; and how to pick
 # alpha by validation, with many runs trained at once.
 #
-# **It assumes** the gradient q_k q_k^T and its kink ([notebook 02](02_clarke_subgradient.ipynb)), a custom
+# **It assumes** the gradient $q_k q_k^T$ and its kink ([notebook 02](02_clarke_subgradient.ipynb)), a custom
 # autograd op ([notebook 03](03_custom_autograd.ipynb)), the Sturm count ([notebook 05](05_tridiagonal_kernels.ipynb))
 # and runs trained together with the permutation rule ([notebook 06](06_scaling.ipynb)). Eigenvalues are numbered
 # from 0 in ascending order.
 #
 # **The model** of this notebook is the pencil form of the series' later posts,
-# f(x) = lambda_k(A_0 + sum_i x_i A_i) with every A_i symmetric and free (one `Linear` layer whose output is read
-# as the lower triangle of a symmetric matrix; its bias is A_0), k = dim // 2, the middle eigenvalue.
+# $f(x) = \lambda_k(A_0 + \sum_i x_i A_i)$ with every $A_i$ symmetric and free (one `Linear` layer whose output is read
+# as the lower triangle of a symmetric matrix; its bias is $A_0$), k = dim // 2, the middle eigenvalue.
 
 # %%
 # Setup: on Colab, install eignotes (Colab's own torch and CuPy stay as they are); elsewhere, nothing to do.
@@ -39,7 +39,7 @@ print(describe())
 # ## The kink
 #
 # Along a line of matrices A + tB each eigenvalue is a continuous, piecewise smooth function of t. Where two of
-# them meet, lambda_k turns a corner: its gradient q_k q_k^T swaps from one eigenvector to the other. Near such a
+# them meet, $\lambda_k$ turns a corner: its gradient $q_k q_k^T$ swaps from one eigenvector to the other. Near such a
 # collision a tiny change of the matrix moves the gradient a lot, and an optimizer sees a jagged landscape.
 
 # %%
@@ -65,26 +65,27 @@ plt.show()
 print(f"smallest gap between lambda_{k} and a neighbour: {gap.min():.4f}, at t = {t_near:.2f}")
 
 # %% [markdown]
-# What to see: the thick grey dashed line is the exact lambda_2. Where it nearly meets a neighbour (the smallest gap and
-# its t are printed above) it turns a sharp corner (left; the shaded strip is zoomed on the right). Each smoothed
-# curve follows it away from that corner and rounds it off; the larger alpha, the wider the rounding, and the
-# further below the exact curve it passes.
+# What to see: the thick grey dashed line is the exact $\lambda_2$. Where it nearly meets a neighbour (the smallest gap
+# and its t are printed above) it turns a sharp corner (left; the shaded strip is zoomed on the right). Each smoothed
+# curve follows it away from that corner and rounds it off; the larger alpha, the wider the rounding, and the further
+# below the exact curve it passes.
 #
 # ## Where the smoothing comes from
 #
-# With mu the eigenvalues in descending order, the sum of the r largest, M_r, is convex and equals
-# max { <q, mu> : 0 <= q_j <= 1, sum q_j = r } (Ky Fan). Its Moreau envelope subtracts alpha/2 ||q||^2 inside the
-# max: the maximizer q* becomes the projection of mu / alpha onto that capped simplex (shift every entry by one
-# number and clip to [0, 1]), and the envelope is smooth, its gradient (1/alpha)-Lipschitz. The smoothed k-th
-# eigenvalue is the difference of two envelopes, M~_r - M~_{r-1} + alpha/2 with r = n - k, whose gradient
-# sum_j w_j v_j v_j^T weights a window of eigenvectors with w = q*_r - q*_{r-1}: it is (2/alpha)-Lipschitz.
+# With $\mu$ the eigenvalues in descending order, the sum of the $r$ largest, $M_r$, is convex and equals
+# $\max \{ \langle q, \mu \rangle : 0 \le q_j \le 1, \sum_j q_j = r \}$ (Ky Fan). Its Moreau envelope subtracts
+# $\frac{\alpha}{2} \|q\|^2$ inside the max: the maximizer $q^*$ becomes the projection of $\mu / \alpha$ onto that
+# capped simplex (shift every entry by one number and clip to [0, 1]), and the envelope is smooth, its gradient
+# $(1/\alpha)$-Lipschitz. The smoothed k-th eigenvalue is the difference of two envelopes,
+# $\tilde M_r - \tilde M_{r-1} + \alpha/2$ with $r = n - k$, whose gradient $\sum_j w_j v_j v_j^T$ weights a window
+# of eigenvectors with $w = q^*_r - q^*_{r-1}$: it is $(2/\alpha)$-Lipschitz.
 #
-# The optional part at the end draws these envelopes and explains the + alpha/2.
+# The optional part at the end draws these envelopes and explains the $+\alpha/2$.
 
 # %% [markdown]
 # ## The weights near a collision
 #
-# Far from a collision all the weight sits on lambda_k; near one it spreads over the colliding pair, so the
+# Far from a collision all the weight sits on $\lambda_k$; near one it spreads over the colliding pair, so the
 # gradient turns from one eigenvector to the other gradually instead of at once.
 
 # %%
@@ -103,9 +104,10 @@ print(f"weights shared (no single weight equal to 1) for t in [{band['shared'][0
 print(f"columns sum to 1 within {abs(weights.sum(1) - 1).max():.0e}")
 
 # %% [markdown]
-# What to see: dark is weight 1, white 0; row j is eigenvalue lambda_j, over t within 0.6 of the near-collision.
-# lambda_2 and lambda_3 share the weight (grey) exactly where a neighbour lies within alpha of lambda_2 (the printed
-# lines; with one neighbour at gap g the weights are (1 ± g/alpha)/2), so alpha sets the width of the grey band.
+# What to see: dark is weight 1, white 0; row j is eigenvalue $\lambda_j$, over t within 0.6 of the near-collision.
+# $\lambda_2$ and $\lambda_3$ share the weight (grey) exactly where a neighbour lies within alpha of $\lambda_2$ (the
+# printed lines; with one neighbour at gap g the weights are $(1 \pm g/\alpha)/2$), so alpha sets the width of the grey
+# band.
 
 # %% [markdown]
 # ## Training with a smoothed eigenvalue
@@ -118,7 +120,7 @@ print(f"columns sum to 1 within {abs(weights.sum(1) - 1).max():.0e}")
 # not wall-clock time). The test set is read once, at the end, for the alpha chosen on validation.
 #
 # What does an alpha of 5 mean? Alpha is measured in the units of the eigenvalues, so compare it with the model's
-# spectrum: the gaps around lambda_7 (k = 15 // 2) and the spread of all 15 eigenvalues, at initialization:
+# spectrum: the gaps around $\lambda_7$ (k = 15 // 2) and the spread of all 15 eigenvalues, at initialization:
 
 # %%
 from eignotes.training import data as hdata
@@ -207,8 +209,8 @@ for line in summaries.alpha_lines(runs, table):
 # The alpha chosen by the validation split (the lowest median area under the validation curve: the criterion the
 # permutation rule above compares), the test RMSE of its runs (each at its best validation epoch),
 # and scikit-learn's gradient-boosted trees (HistGradientBoostingRegressor, defaults) trained on the same rows,
-# measured here. The blog series quotes XGBoost at $48,024 (one fit) and its best dim-15 eigenvalue model at
-# $52,950 (its best test epoch, selected on the test set: the Moreau post); our figures never look at the test set
+# measured here. The blog series quotes XGBoost at \$48,024 (one fit) and its best dim-15 eigenvalue model at
+# \$52,950 (its best test epoch, selected on the test set: the Moreau post); our figures never look at the test set
 # to choose.
 
 # %%
@@ -224,6 +226,8 @@ print(f"its test RMSE over {len(chosen_test)} runs: median ${med:,.0f} (IQR ${q1
 print(f"gradient-boosted trees (measured, defaults): ${trees:,.0f} on test")
 print(f"gap to the trees: ${med - trees:+,.0f} on test, "
       f"${best['best_val_median'] - gbr['validation RMSE ($)']:+,.0f} on validation")
+print(f"test minus validation: ${med - best['best_val_median']:+,.0f} for these runs (their validation figure is "
+      f"their best epoch's, picked on those rows), ${trees - gbr['validation RMSE ($)']:+,.0f} for the trees")
 # %% [markdown]
 # What to see: the first line compares the chosen alpha with the trees on validation, where every choice is made; the
 # test set is read once, for the chosen alpha's runs, and the next lines put that median next to trees trained on the
@@ -237,14 +241,14 @@ print(f"gap to the trees: ${med - trees:+,.0f} on test, "
 # 1. **Predict by hand.** Compute the smoothed middle eigenvalue (k = 1) of diag(0, 1, 5) with alpha = 5 from the
 #    two capped-simplex projections (guess which entries are clipped, solve for the shift, check the guess), and its
 #    weights. Then check with `eignotes.kth_eigvalsh_smooth` and `eignotes.linalg.smooth_weights`. Is it 1?
-# 2. **Implement a small piece.** Write the projection onto the capped simplex {0 <= q_j <= 1, sum q_j = r} by
-#    bisection on the shift nu in q = clip(y + nu, 0, 1), predict how many steps a tolerance needs, and compare
-#    with `eignotes.linalg.capped_simplex_projection` on random rows.
+# 2. **Implement a small piece.** Write the projection onto the capped simplex $\{0 \le q_j \le 1, \sum_j q_j = r\}$
+#    by bisection on the shift $\nu$ in $q = \mathrm{clip}(y + \nu, 0, 1)$, predict how many steps a tolerance needs,
+#    and compare with `eignotes.linalg.capped_simplex_projection` on random rows.
 # 3. **Check a bound numerically.** For the matrices A + tB at t within 0.1 of the near-collision
 #    (`A + s[:, None, None] * B` for `s = torch.linspace(t_near - 0.1, t_near + 0.1, 41, dtype=torch.float64)`),
-#    compute the gradients of the smoothed lambda_2 (alpha = 0.5, then 0.1) and the largest
-#    ||grad f(W) - grad f(W')||_F / ||W - W'||_F over all pairs. Compare with 2/alpha and with the same ratio for
-#    the exact lambda_2. Which pairs make the exact ratio large?
+#    compute the gradients of the smoothed $\lambda_2$ (alpha = 0.5, then 0.1) and the largest
+#    $\|\nabla f(W) - \nabla f(W')\|_F / \|W - W'\|_F$ over all pairs. Compare with $2/\alpha$ and with the same ratio
+#    for the exact $\lambda_2$. Which pairs make the exact ratio large?
 #
 # Worked solutions: `from eignotes import solutions; solutions.show(7)`; `tests/test_exercises.py` checks them.
 
@@ -265,11 +269,11 @@ claims.check("alpha 5 reaches the lowest median area under the validation curve,
 # - The exact k-th eigenvalue has corners where eigenvalues collide, and there its gradient jumps (its rate of
 #   change grows like one over the gap).
 # - The Moreau envelope replaces it by a weighted window of eigenvalues (a neighbour shares the weight only while
-#   it lies within alpha) whose gradient moves at most 2/alpha per unit change of the matrix;
+#   it lies within alpha) whose gradient moves at most $2/\alpha$ per unit change of the matrix;
 #   `eignotes.kth_eigvalsh_smooth` computes it with eigenvectors only for the window that carries weight.
 # - In the post's experiment a large alpha (5) reached a lower area under the validation curve than the small ones
 #   (0.001, about the exact eigenvalue, and the post's default 0.1): lower errors earlier in training, not less
-#   wall-clock time. The checks and permutation lines above say whether this run and its seeds agree. Alpha 25
+#   wall-clock time. Here the check above tests that ranking, and the permutation line only its top pair. Alpha 25
 #   (the whole spectrum mixed) was trained once: not yet a result. Validation, not the test set, picks alpha.
 #
 # This is the last notebook of the series. To go further: `python -m eignotes.train --model pencil --dim 15
@@ -279,16 +283,17 @@ claims.check("alpha 5 reaches the lowest median area under the validation curve,
 # %% [markdown]
 # ## Optional deep dive: the envelopes, drawn
 #
-# A note for readers who bring the post's own loop: our gradient is the symmetric matrix sum_j w_j v_j v_j^T (as
+# A note for readers who bring the post's own loop: our gradient is the symmetric matrix $\sum_j w_j v_j v_j^T$ (as
 # torch.linalg's); the post's function returns its lower triangle doubled, with the diagonal once. A model that fills
 # a lower triangle gets the same parameter gradients from both, so the post's loop trains the same with either.
 #
-# Why "+ alpha/2"? Far from a kink the projection is r ones and zeros, so the envelope sits exactly alpha r / 2
-# below M_r. In the difference of M~_r and M~_{r-1} the two shifts leave alpha/2, which the formula adds back.
+# Why $+\alpha/2$? Far from a kink the projection is r ones and zeros, so the envelope sits exactly $\alpha r / 2$
+# below $M_r$. In the difference of $\tilde M_r$ and $\tilde M_{r-1}$ the two shifts leave $\alpha/2$, which the formula
+# adds back.
 #
 # Here r = 5 - 2 = 3. The figure draws the other envelope of the difference, r - 1 = 2: the line's near-collision
-# is between lambda_2 and lambda_3, and M_3 = lambda_2 + lambda_3 + lambda_4 holds both, so it passes the collision
-# smoothly, while M_2 = lambda_3 + lambda_4 turns the corner.
+# is between $\lambda_2$ and $\lambda_3$, and $M_3 = \lambda_2 + \lambda_3 + \lambda_4$ holds both, so it passes the
+# collision smoothly, while $M_2 = \lambda_3 + \lambda_4$ turns the corner.
 
 # %%
 r = 5 - k  # lambda_2 of a 5 x 5 matrix is the third largest
@@ -309,21 +314,21 @@ for size in (r, r - 1):
           + ", ".join(f"alpha = {a:g}: {d:.3f}" for a, d in far.items()))
 
 # %% [markdown]
-# What to see: left, over the whole line, each envelope runs parallel to M_2, alpha (r - 1) / 2 = alpha below it
-# (1, 0.5 and 0.1); right, zoomed on the same stretch as the kink figure, raised by that much, they lie on M_2
+# What to see: left, over the whole line, each envelope runs parallel to $M_2$, $\alpha (r - 1) / 2 = \alpha$ below it
+# (1, 0.5 and 0.1); right, zoomed on the same stretch as the kink figure, raised by that much, they lie on $M_2$
 # except around its corner (at the t of the smallest gap printed above), which they round off from above, the more
-# so the larger alpha. (An envelope lies between M_2 - alpha and
-# M_2: the top-two indicator q gives the first bound, dropping -alpha/2 ||q||^2 the second.) The printed distances
-# say the same in numbers: M_3's raised envelopes lie on it to rounding along the whole line (it has no corner
-# here), M_2's leave it only at its corner.
+# so the larger alpha. (An envelope lies between $M_2 - \alpha$ and
+# $M_2$: the top-two indicator q gives the first bound, dropping $-\frac{\alpha}{2}\|q\|^2$ the second.) The printed
+# distances say the same in numbers: $M_3$'s raised envelopes lie on it to rounding along the whole line (it has no
+# corner here), $M_2$'s leave it only at its corner.
 
 # %% [markdown]
 # ## Optional deep dive: the gradient's jump and the gap
 #
 # How fast does the gradient move as t moves? The rate drawn is the change of the gradient between neighbouring
-# points of the line over the change of the matrix, ||grad f(t + dt) - grad f(t)||_F / (dt ||B||_F), with
+# points of the line over the change of the matrix, $\|\nabla f(t + dt) - \nabla f(t)\|_F / (dt \|B\|_F)$, with
 # dt = 0.001. For the exact eigenvalue it grows like 1 / gap (eigenvector perturbation theory): it shoots up where
-# the gap to a neighbour closes. For the smoothed one it is bounded by 2 / alpha whatever the gap.
+# the gap to a neighbour closes. For the smoothed one it is bounded by $2/\alpha$ whatever the gap.
 
 # %%
 dense_ts = torch.linspace(-2, 2, 4001, dtype=torch.float64)
@@ -344,8 +349,8 @@ print(f"the exact rate peaks at t = {mid[exact_rate.argmax()]:.3f}; the gap is s
 # %% [markdown]
 # What to see: the exact gradient's rate of change (thick grey, log scale) peaks where the dotted gap curve (right
 # axis) dips towards zero (the printed t agree), and falls back as the gap opens; away from the collision the
-# smoothed curves lie on it, since there all the weight sits on lambda_2. Near the collision the smoothed ones stay
-# below their 2 / alpha bounds (dashed, in each curve's colour), well below them on this line (compare each printed
+# smoothed curves lie on it, since there all the weight sits on $\lambda_2$. Near the collision the smoothed ones stay
+# below their $2/\alpha$ bounds (dashed, in each curve's colour), well below them on this line (compare each printed
 # maximum with its bound).
 #
 # ### Explore alpha
@@ -357,7 +362,7 @@ print(f"the exact rate peaks at t = {mid[exact_rate.argmax()]:.3f}; the gap is s
 collide.smoothing_explorer(A, B, k=k, ts=ts, alpha=0.5)
 
 # %% [markdown]
-# What to see: left, the exact and smoothed lambda_2 over the whole line; right, the weights over the same t. Move
+# What to see: left, the exact and smoothed $\lambda_2$ over the whole line; right, the weights over the same t. Move
 # the slider: as alpha grows the grey band (where a neighbour is within alpha) widens and the corner of the curve
 # is rounded over a longer stretch; at alpha = 0.001 the band is a sliver and the curve keeps its corner.
 

@@ -124,7 +124,9 @@ def test_scaling_study_trains_one_cycle_settings_again_at_twice_the_budget():
     assert tri["converged"].isna().all()  # a one-cycle run's verdict is its setting's (median over seeds)
     assert dense["converged"].map(type).eq(bool).all()  # a constant-rate run's, its own curve's
     summary = summarize_study(runs).set_index("model")
-    assert not summary.loc["tridiagonal", "converged"]  # two seeds: fewer than the rule judges
+    assert summary.loc["tridiagonal", "converged"] is None  # two seeds: fewer than the rule judges
+    first = summaries.study_lines(runs, summary.reset_index())[0]
+    assert "not judged (fewer than 5 seeds): tridiagonal 3" in first and "not converged: dense 3" in first
     # the doubled runs are those seeds trained alone with twice the budget
     from eignotes.training import recipes
 
@@ -168,7 +170,7 @@ def test_a_one_cycle_setting_is_judged_by_its_median_over_seeds():
     assert bool(row["converged"])
     worse = runs.assign(val_rmse_2x_dollars=[b * 0.99 for b in base])  # every seed 1% better at twice the budget
     assert not bool(summarize_study(worse).iloc[0]["converged"])
-    assert not bool(summarize_study(runs.iloc[:4]).iloc[0]["converged"])  # four seeds: not judged
+    assert summarize_study(runs.iloc[:4]).iloc[0]["converged"] is None  # four seeds: not judged
     assert experiments.setting_budget(base[:4], twice[:4])[0] is None
     ok, gain = experiments.setting_budget(base, twice)
     assert ok and gain == pytest.approx(10 / 55_000)
@@ -181,3 +183,6 @@ def test_tridiagonal_speed_times_the_shared_point_once_and_skips_big_dense_runs(
     assert speed["vs n"][tri][1][-1] == speed["vs B"][tri][1][-1]  # (32, 8): one measurement, reported twice
     dense_n = speed["vs n"]["dense torch.linalg.eigh"][0]
     assert dense_n == [4] and all(t > 0 for t in speed["vs n"][tri][1])  # (32, 8) is over the dense limit
+    iqr = speed["IQR vs n"][tri]
+    assert iqr[0] == [4, 8] and all(0 <= q < 10 * t for q, t in zip(iqr[1], speed["vs n"][tri][1], strict=True))
+    assert speed["IQR vs n"]["dense torch.linalg.eigh"][0] == [4]

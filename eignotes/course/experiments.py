@@ -214,9 +214,10 @@ def tridiagonal_speed(ns: Sequence[int], Bs: Sequence[int], device: torch.device
     """Forward+backward time of the tridiagonal op and of dense eigh autograd on the same matrices.
 
     Returns {"vs n": {label: (ns, s)}, "vs B": {label: (Bs, s)}} with B = max(Bs) for the n sweep and n = max(ns)
-    for the B sweep. Dense runs are skipped where B * n * n exceeds dense_max_elems (memory and patience). At each
-    point the two are timed in alternating rounds (time_interleaved; a dense call slower than slow_s seconds is
-    timed once), and the point both sweeps share, (max(Bs), max(ns)), is timed once and reported in both.
+    for the B sweep (medians), and "IQR vs n", "IQR vs B" in the same shape: each median's interquartile range.
+    Dense runs are skipped where B * n * n exceeds dense_max_elems (memory and patience). At each point the two are
+    timed in alternating rounds (time_interleaved; a dense call slower than slow_s seconds is timed once), and the
+    point both sweeps share, (max(Bs), max(ns)), is timed once and reported in both.
     """
     device = torch.device(device)
     avail = tridiagonal_backends(device)
@@ -244,16 +245,17 @@ def tridiagonal_speed(ns: Sequence[int], Bs: Sequence[int], device: torch.device
 
             fns["dense torch.linalg.eigh"] = dense
         timed = time_interleaved(fns, min_run_time=min_run_time * len(fns), slow_s=slow_s)
-        cache[(B, n)] = {label: t.median for label, t in timed.items()}
-        return cache[(B, n)]
+        cache[(B, n)] = timed
+        return timed
 
-    out = {"vs n": {}, "vs B": {}}
+    out = {"vs n": {}, "vs B": {}, "IQR vs n": {}, "IQR vs B": {}}
     for key, xs, make in (("vs n", ns, lambda x: (max(Bs), x)), ("vs B", Bs, lambda x: (x, max(ns)))):
         for x in xs:
             for label, t in one(*make(x)).items():
-                out[key].setdefault(label, ([], []))
-                out[key][label][0].append(x)
-                out[key][label][1].append(t)
+                for k, v in ((key, t.median), (f"IQR {key}", t.iqr)):
+                    out[k].setdefault(label, ([], []))
+                    out[k][label][0].append(x)
+                    out[k][label][1].append(v)
     return out
 
 
@@ -542,9 +544,9 @@ def summarize_study(df: pd.DataFrame) -> pd.DataFrame:
     ranked and chosen by), the median seconds per epoch, `val_2x_median` and `gain_2x` (the fraction by which twice
     the budget lowered the median over seeds; NaN where not measured) and `converged`: for a one-cycle setting,
     `setting_budget` (gain_2x <= CONVERGED_TOL, judged only with at least BUDGET_SEEDS seeds: one seed's gain
-    differs from the next seed's by a percent or two); for a constant-rate one, at least half its runs
-    converged (`converged`). A setting
-    that did not converge was cut short by its budget: its errors say more about the budget than about the model."""
+    differs from the next seed's by a percent or two; with fewer, None: not judged); for a constant-rate one, at least
+    half its runs converged (`converged`). A setting that did not converge was cut short by its budget: its
+    errors say more about the budget than about the model."""
     g = df.groupby(["model", "dim"])
 
     def q(p: float):
@@ -558,17 +560,19 @@ def summarize_study(df: pd.DataFrame) -> pd.DataFrame:
     verdicts = []
     for _, part in g:
         if part["val_rmse_2x_dollars"].notna().all():  # one-cycle: the setting's median (None below BUDGET_SEEDS)
-            verdicts.append(bool(setting_budget(part["val_rmse_dollars"], part["val_rmse_2x_dollars"])[0]))
+            verdicts.append(setting_budget(part["val_rmse_dollars"], part["val_rmse_2x_dollars"])[0])
         else:  # constant rate: at least half its runs converged on their own curves
             verdicts.append(bool(part["converged"].fillna(False).astype(float).mean() >= 0.5))
-    out["converged"] = verdicts
+    import pandas as pd
+
+    out["converged"] = pd.Series(verdicts, index=out.index, dtype=object)
     return out.reset_index()
 
 
 def chosen_setting(summary: pd.DataFrame) -> pd.Series:
     """The setting a study chooses: the lowest median validation RMSE among those that converged; where none did,
     the lowest among all (a choice at the study's budget, which `summaries.study_lines` says)."""
-    pool = summary[summary["converged"]]
+    pool = summary[summary["converged"].eq(True)]
     pool = pool if len(pool) else summary
     return pool.loc[pool["val_median"].idxmin()]
 

@@ -144,9 +144,12 @@ def study_lines(runs: pd.DataFrame, summary: pd.DataFrame, chosen_test: Sequence
     all of them, as models of the study's budget, said so), whether the seeds tell the two best apart (the exact
     permutation test, p <= 0.05), the chosen setting's test RMSE (chosen_test: its runs' test RMSEs, read once after
     the choice; experiments.test_rmses), and the fitted exponent of seconds per epoch against dim for each kind."""
+    from .experiments import BUDGET_SEEDS
+
     lines = []
-    converged = summary[summary["converged"]].sort_values("val_median")
-    short = summary[~summary["converged"]]
+    converged = summary[summary["converged"].eq(True)].sort_values("val_median")
+    short = summary[summary["converged"].eq(False)]
+    unjudged = summary[summary["converged"].isna()]
 
     def name(r) -> str:
         gain = r.get("gain_2x", float("nan"))
@@ -155,7 +158,9 @@ def study_lines(runs: pd.DataFrame, summary: pd.DataFrame, chosen_test: Sequence
 
     lines.append(f"{len(runs)} runs, {len(summary)} settings; converged (definition above): "
                  + (", ".join(name(r) for _, r in converged.iterrows()) or "none")
-                 + ("; not converged: " + ", ".join(name(r) for _, r in short.iterrows()) if len(short) else ""))
+                 + ("; not converged: " + ", ".join(name(r) for _, r in short.iterrows()) if len(short) else "")
+                 + (f"; not judged (fewer than {BUDGET_SEEDS} seeds): " + ", ".join(
+                     name(r) for _, r in unjudged.iterrows()) if len(unjudged) else ""))
     ranked, at_budget = (converged, False) if len(converged) else (summary.sort_values("val_median"), True)
     budget = ", ".join(f"{m} {int(e)} epochs" for m, e in runs.groupby("model")["epochs_max"].max().items())
     lines.append(("ranked by median validation RMSE: " if not at_budget else
