@@ -1,6 +1,7 @@
 """Ensembles of eigenvalue models on California Housing: how the error falls with the number of runs averaged.
 
-    python benchmarks/ensembles.py [--scale cpu|cpu-wider|refit|quick|quick-refit] [--out benchmarks/results]
+    python benchmarks/ensembles.py [--scale cpu|cpu-wider|binned|refit|binned-refit|quick|quick-refit]
+                                   [--out benchmarks/results]
 
 Trains, each setting's runs together in one stream (eignotes.training.recipes.fit_runs, the blog's recipes, the
 Colab split), the settings below; every run is restored to its best validation epoch. Then, per setting, the size
@@ -39,9 +40,10 @@ from eignotes.provenance import as_markdown, provenance  # noqa: E402
 from eignotes.training import data as hdata  # noqa: E402
 from eignotes.training import ensemble, recipes  # noqa: E402
 
-# name: (kind, dim, alpha, epochs, runs[, init]) at the cpu scale; cpu-wider: the next candidates the first cpu run
-# suggested (the best setting again, for the mixes, a larger smoothed dim, the spectral-neuron paper's gapped
-# initialization, a smaller alpha); quick: a smoke test of the script
+# name: (kind, dim, alpha, epochs, runs[, options]) at the cpu scale; options: init (the pencil model's), bins (the
+# piecewise-linear features, eignotes.training.data.piecewise_linear) and weight_decay. cpu-wider: the next
+# candidates the first cpu run suggested (the best setting again, for the mixes, a larger smoothed dim, the
+# spectral-neuron paper's gapped initialization, a smaller alpha); quick: a smoke test of the script
 SETTINGS: dict[str, dict[str, tuple]] = {
     "cpu": {
         "pencil dim 15, alpha 1, 150 epochs": ("pencil", 15, 1.0, 150, 16),
@@ -52,8 +54,19 @@ SETTINGS: dict[str, dict[str, tuple]] = {
     "cpu-wider": {
         "pencil dim 15, alpha 1, 150 epochs": ("pencil", 15, 1.0, 150, 16),
         "pencil dim 25, alpha 1, 150 epochs": ("pencil", 25, 1.0, 150, 16),
-        "pencil dim 15, alpha 1, paper init, 150 epochs": ("pencil", 15, 1.0, 150, 16, "paper"),
+        "pencil dim 15, alpha 1, paper init, 150 epochs": ("pencil", 15, 1.0, 150, 16, {"init": "paper"}),
         "pencil dim 15, alpha 0.3, 150 epochs": ("pencil", 15, 0.3, 150, 16),
+    },
+    # the piecewise-linear features (eignotes.training.data.piecewise_linear) with weight decay: a pilot of 4 seeds
+    # (150 epochs, validation medians) gave the blog's features $51,872; 4 bins $51,345; 8 bins $50,776; 16 bins
+    # $50,396 (weight decay 0.003) and $50,395 (0.006); 32 bins $50,311 at four times the cost of 16
+    "binned": {
+        "pencil dim 15, alpha 1, 16 bins, weight decay 0.003, 150 epochs":
+            ("pencil", 15, 1.0, 150, 16, {"bins": 16, "weight_decay": 3e-3}),
+        "pencil dim 15, alpha 1, 16 bins, weight decay 0.006, 150 epochs":
+            ("pencil", 15, 1.0, 150, 16, {"bins": 16, "weight_decay": 6e-3}),
+        "pencil dim 15, alpha 1, 8 bins, weight decay 0.003, 150 epochs":
+            ("pencil", 15, 1.0, 150, 16, {"bins": 8, "weight_decay": 3e-3}),
     },
     # the mix that cpu-wider chose on validation (2026-12-06_0817), trained as a refit; dim 25 with 12 runs, not 16,
     # so that the one command stays under 15 minutes on a 2-core CPU
@@ -63,10 +76,11 @@ SETTINGS: dict[str, dict[str, tuple]] = {
     },
     "quick-refit": {
         "pencil dim 4, alpha 1, 2 epochs": ("pencil", 4, 1.0, 2, 3),
-        "pencil dim 5, alpha 1, 2 epochs": ("pencil", 5, 1.0, 2, 2),
+        "pencil dim 5, alpha 1, 4 bins, 2 epochs": ("pencil", 5, 1.0, 2, 2, {"bins": 4, "weight_decay": 3e-3}),
     },
     "quick": {
         "pencil dim 4, alpha 1, 2 epochs": ("pencil", 4, 1.0, 2, 4),
+        "pencil dim 4, alpha 1, 4 bins, 2 epochs": ("pencil", 4, 1.0, 2, 2, {"bins": 4, "weight_decay": 3e-3}),
         "tridiagonal dim 5, 2 epochs": ("tridiagonal", 5, None, 2, 4),
     },
 }
@@ -87,21 +101,19 @@ def main(argv: list[str] | None = None) -> int:
     t_all = time.perf_counter()
     settings, preds = [], {}
     for name, (kind, dim, alpha, epochs, runs, *more) in SETTINGS[args.scale].items():
-        init = more[0] if more else "default"
+        opts = _options(more)
+        data_s = _features(data, opts)
         t0 = time.perf_counter()
-        results = recipes.fit_runs(kind, data, dim=dim, epochs=epochs, seeds=list(range(runs)), alpha=alpha,
-                                   device="cpu", init=init)
+        results = recipes.fit_runs(kind, data_s, dim=dim, epochs=epochs, seeds=list(range(runs)), alpha=alpha,
+                                   device="cpu", init=opts["init"], weight_decay=opts["weight_decay"])
         minutes = (time.perf_counter() - t0) / 60
         ok = [m for m, _, s in results if not s["diverged"]]
-        pv = ensemble.predictions(ok, data.X_val)
-        preds[name] = (pv, ok)  # the models wait: the test set is read once, for the chosen ensemble
+        pv = ensemble.predictions(ok, data_s.X_val)
+        preds[name] = (pv, [(ok, data_s)])  # the models wait: the test set is read once, for the chosen ensemble
         curve = ensemble.size_curve(pv, data, sizes=[2**i for i in range(8) if 2**i <= len(ok)])
         settings.append({"setting": name, "model": kind, "dim": dim, "alpha": alpha, "epochs": epochs, "runs": runs,
-                         "diverged": runs - len(ok), "train_minutes": minutes,
-                         "init": init,
-                         "command": f"python -m eignotes.train --model {kind} --dim {dim} --epochs {epochs} "
-                                    + (f"--alpha {alpha:g} " if alpha else "")
-                                    + (f"--init {init} " if init != "default" else "") + f"--runs {runs} --ensemble",
+                         "diverged": runs - len(ok), "train_minutes": minutes, **opts,
+                         "command": _command(kind, dim, epochs, alpha, runs, opts) + " --ensemble",
                          "curve_val": [{k: r[k] for k in ("size", "groups", "val_median", "val_min", "val_max")}
                                        for r in curve],
                          "full_val_rmse_dollars": curve[-1]["val_median"] if curve[-1]["size"] == len(ok) else
@@ -112,14 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     pv_all = torch.cat([p[0] for p in preds.values()])
     mix_val = ensemble.rmse_dollars(pv_all.mean(0), data.y_val, data)
     candidates = {s["setting"]: (s["full_val_rmse_dollars"], preds[s["setting"]][1]) for s in settings}
-    candidates["mix of all settings"] = (mix_val, [m for p in preds.values() for m in p[1]])
+    candidates["mix of all settings"] = (mix_val, [g for p in preds.values() for g in p[1]])
     best_two = sorted(settings, key=lambda s: s["full_val_rmse_dollars"])[:2]
     if len(settings) > 2:
         pv2 = torch.cat([preds[s["setting"]][0] for s in best_two])
         candidates["mix of the two best: " + " + ".join(s["setting"] for s in best_two)] = (
-            ensemble.rmse_dollars(pv2.mean(0), data.y_val, data), [m for s in best_two for m in preds[s["setting"]][1]])
+            ensemble.rmse_dollars(pv2.mean(0), data.y_val, data), [g for s in best_two for g in preds[s["setting"]][1]])
     chosen = min(candidates, key=lambda k: candidates[k][0])
-    chosen_test = ensemble.ensemble_rmse(candidates[chosen][1], data)["test_rmse_dollars"]  # the one test read
+    chosen_test = _test_rmse(candidates[chosen][1], data)  # the one test read
     trees = gradient_boosting_baseline(data)
     total = (time.perf_counter() - t_all) / 60
     result = {
@@ -151,19 +163,22 @@ def _refit(args: argparse.Namespace, data: hdata.HousingData) -> int:
     started = _dt.datetime.now()
     device = config.device_name(torch.device("cpu"))
     t_all = time.perf_counter()
-    settings, members = [], []
-    for name, (kind, dim, alpha, epochs, runs, *_) in SETTINGS[args.scale].items():
+    settings, groups = [], []
+    for name, (kind, dim, alpha, epochs, runs, *more) in SETTINGS[args.scale].items():
+        opts = _options(more)
+        rows = hdata.with_validation_in_training(_features(data, opts))  # encoded on the training rows, as the CLI
         t0 = time.perf_counter()
-        results = recipes.fit_runs(kind, merged, dim=dim, epochs=epochs, seeds=list(range(runs)), alpha=alpha,
-                                   device="cpu", patience=epochs + 1, keep="last", read_test=False)
+        results = recipes.fit_runs(kind, rows, dim=dim, epochs=epochs, seeds=list(range(runs)), alpha=alpha,
+                                   device="cpu", patience=epochs + 1, keep="last", read_test=False, init=opts["init"],
+                                   weight_decay=opts["weight_decay"])
         ok = [m for m, _, s in results if not s["diverged"]]
-        members += ok
+        groups.append((ok, rows))
         settings.append({"setting": name, "model": kind, "dim": dim, "alpha": alpha, "epochs": epochs, "runs": runs,
-                         "diverged": runs - len(ok), "train_minutes": (time.perf_counter() - t0) / 60,
-                         "command": f"python -m eignotes.train --model {kind} --dim {dim} --epochs {epochs} "
-                                    + (f"--alpha {alpha:g} " if alpha else "") + f"--runs {runs} --ensemble --refit"})
+                         "diverged": runs - len(ok), "train_minutes": (time.perf_counter() - t0) / 60, **opts,
+                         "command": _command(kind, dim, epochs, alpha, runs, opts) + " --ensemble --refit"})
         print(f"{name}: {len(ok)} refit runs in {settings[-1]['train_minutes']:.1f} min", flush=True)
-    test = ensemble.rmse_dollars(ensemble.predictions(members, merged.X_test).mean(0), merged.y_test, merged)
+    members = [m for ok, _ in groups for m in ok]
+    test = _test_rmse(groups, merged)
     trees = gradient_boosting_baseline(merged)  # the trees refitted on the same rows; their validation: trained on
     trees_select = gradient_boosting_baseline(data)
     total = (time.perf_counter() - t_all) / 60
@@ -193,6 +208,37 @@ def _refit(args: argparse.Namespace, data: hdata.HousingData) -> int:
     print(f"ensemble of {len(members)} refit runs: test RMSE ${test:,.0f}, read once; trees refitted: "
           f"${trees['test RMSE ($)']:,.0f}; {total:.1f} minutes in all; wrote {stem}.json and .md")
     return 0
+
+
+def _options(more: list) -> dict:
+    """A setting's options with their defaults: the pencil model's init, the piecewise-linear bins (0: the blog's
+    features) and the weight decay (None: the recipe's)."""
+    opts = {"init": "default", "bins": 0, "weight_decay": None}
+    unknown = set(more[0]) - set(opts) if more else set()
+    if unknown:
+        raise ValueError(f"unknown setting options {sorted(unknown)}")
+    return opts | (more[0] if more else {})
+
+
+def _features(data: hdata.HousingData, opts: dict) -> hdata.HousingData:
+    return hdata.piecewise_linear(data, opts["bins"]) if opts["bins"] else data
+
+
+def _command(kind: str, dim: int, epochs: int, alpha: float | None, runs: int, opts: dict) -> str:
+    """The CLI command that trains one setting's runs."""
+    return (f"python -m eignotes.train --model {kind} --dim {dim} --epochs {epochs} "
+            + (f"--alpha {alpha:g} " if alpha else "")
+            + (f"--init {opts['init']} " if opts["init"] != "default" else "")
+            + (f"--bins {opts['bins']} " if opts["bins"] else "")
+            + (f"--weight-decay {opts['weight_decay']:g} " if opts["weight_decay"] is not None else "")
+            + f"--runs {runs}")
+
+
+def _test_rmse(groups: list[tuple[list, hdata.HousingData]], data: hdata.HousingData) -> float:
+    """The test RMSE of the ensemble of every model in `groups` (each group's models with the data whose features
+    they read): the mean of all members' test predictions. The labels are the same in every encoding."""
+    pt = torch.cat([ensemble.predictions(models, d.X_test) for models, d in groups])
+    return ensemble.rmse_dollars(pt.mean(0), data.y_test, data)
 
 
 def _markdown(r: dict) -> list[str]:

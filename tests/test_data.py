@@ -54,3 +54,46 @@ def test_a_constant_column_is_scaled_by_one():
     mean, scale = D._standardize(np.array([[1.0, 2.0], [1.0, 4.0], [1.0, 6.0]]))
     np.testing.assert_array_equal(mean, [1.0, 4.0])
     assert scale[0] == 1.0 and scale[1] == pytest.approx(np.std([2.0, 4.0, 6.0]))
+
+
+def _toy(X_train, X_other):
+    y = torch.zeros(len(X_train))
+    yo = torch.zeros(len(X_other))
+    return D.HousingData(X_train, y, X_other, yo, X_other.clone(), yo.clone(), ["a", "b"], 0.0, 1.0)
+
+
+def test_piecewise_linear_keeps_a_linear_model_exact_and_saturates_outside_the_training_range():
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(500, 2, generator=g, dtype=torch.float64)
+    X[:, 1] = torch.round(X[:, 1])  # few distinct values: repeated quantiles merge into fewer pieces
+    far = torch.tensor([[X[:, 0].max() + 5, X[:, 1].min() - 7], [X[:, 0].min() - 3, X[:, 1].max() + 1]],
+                       dtype=torch.float64)
+    enc = D.piecewise_linear(_toy(X, far), bins=8)
+    pieces_b = len(torch.unique(torch.quantile(X[:, 1], torch.linspace(0, 1, 9, dtype=torch.float64)))) - 1
+    assert enc.num_features == 8 + pieces_b and enc.feature_names[:2] == ["a_1", "a_2"]
+    assert pieces_b < 8
+    # standardized on the training rows
+    assert torch.allclose(enc.X_train.mean(0), torch.zeros(enc.num_features, dtype=torch.float64), atol=1e-12)
+    # a linear function of x is a linear function of the pieces, exactly, on the training rows
+    design = torch.cat([enc.X_train, torch.ones(len(X), 1, dtype=torch.float64)], 1)
+    coef = torch.linalg.lstsq(design, X).solution
+    assert torch.allclose(design @ coef, X, atol=1e-9)
+    # outside the training range every piece is constant: the encoding of the range's end
+    ends = torch.stack([torch.stack([X[:, 0].max(), X[:, 1].min()]), torch.stack([X[:, 0].min(), X[:, 1].max()])])
+    at_ends = D.piecewise_linear(_toy(X, ends), bins=8)
+    assert torch.equal(enc.X_val, at_ends.X_val) and torch.equal(enc.X_test, at_ends.X_test)
+    # only the training rows shape the encoding
+    other = D.piecewise_linear(_toy(X, far * 10), bins=8)
+    assert torch.equal(other.X_train, enc.X_train)
+
+
+def test_piecewise_linear_refuses_bad_bins_and_handles_a_constant_column():
+    X = torch.stack([torch.arange(10.0), torch.full((10,), 3.0)], 1)
+    with pytest.raises(ValueError, match="bins must be a positive integer"):
+        D.piecewise_linear(_toy(X, X), bins=0)
+    with pytest.raises(ValueError, match="bins must be a positive integer"):
+        D.piecewise_linear(_toy(X, X), bins=2.5)
+    enc = D.piecewise_linear(_toy(X, X + 1), bins=4)
+    assert enc.feature_names == ["a_1", "a_2", "a_3", "a_4", "b_1"]
+    assert torch.equal(enc.X_train[:, -1], torch.zeros(10)) and torch.equal(enc.X_val[:, -1], torch.ones(10))
+    assert enc.notes["piecewise_linear_bins"] == 4 and enc.X_train.dtype == torch.float32

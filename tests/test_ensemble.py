@@ -125,6 +125,23 @@ def test_train_cli_refit_trains_on_the_validation_rows_too_and_keeps_the_last_ep
                     "--out", str(tmp_path / "x")])
 
 
+def test_train_cli_bins_trains_on_the_piecewise_linear_features(tmp_path):
+    """--bins B: the features re-encoded (data.piecewise_linear, fitted on the training rows before a refit adds
+    the validation rows); the run equals fit_runs on those features; a negative B is refused."""
+    code = train.main(["--model", "pencil", "--dim", "3", "--alpha", "1", "--epochs", "2", "--bins", "4",
+                       "--weight-decay", "0.003", "--out", str(tmp_path)])
+    assert code == 0
+    summary = json.loads((tmp_path / "pencil_dim3_alpha1_bins4_seed0_summary.json").read_text())
+    encoded = D.piecewise_linear(D.prepare_housing(seed=0), 4)
+    assert encoded.num_features == 4 * D.prepare_housing(seed=0).num_features
+    (_, _, s), = recipes.fit_runs("pencil", encoded, dim=3, alpha=1.0, epochs=2, seeds=[0], weight_decay=0.003)
+    assert summary["test_rmse_dollars"] == pytest.approx(s["test_rmse_dollars"], rel=1e-5)
+    assert summary["best_val_rmse_dollars"] == pytest.approx(s["best_val_rmse_dollars"], rel=1e-5)
+    with pytest.raises(SystemExit):
+        train.main(["--model", "pencil", "--dim", "3", "--epochs", "2", "--bins", "-1", "--out", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()
+
+
 def _script(name):
     import importlib.util
     from pathlib import Path
@@ -155,3 +172,23 @@ def test_refit_scripts_write_their_results_without_reading_the_test_set_to_choos
     doc = json.loads(next(tmp_path.glob("*_ensemble-refit.json")).read_text())
     assert doc["runs"] == 5 and doc["ensemble_test_rmse_dollars"] > 0
     assert all("--refit" in s["command"] for s in doc["settings"])
+    assert "--bins 4 --weight-decay 0.003" in doc["settings"][1]["command"]
+    with pytest.raises(ValueError, match="unknown setting options"):
+        ens._options([{"bin": 4}])
+
+
+def test_ensembles_script_mixes_settings_that_read_other_features(tmp_path):
+    """benchmarks/ensembles.py --scale quick: a setting on piecewise-linear features beside ones on the blog's; the
+    chosen ensemble's one test read uses each member's own features (the mean of their test predictions)."""
+    ens = _script("ensembles")
+    data = D.prepare_housing(seed=0).head(600, 200)
+    plain = recipes.fit_runs("pencil", data, dim=4, alpha=1.0, epochs=2, seeds=[0], read_test=False)[0][0]
+    binned_data = D.piecewise_linear(data, 4)
+    binned = recipes.fit_runs("pencil", binned_data, dim=4, alpha=1.0, epochs=2, seeds=[0], read_test=False,
+                              weight_decay=3e-3)[0][0]
+    mixed = ens._test_rmse([([plain], data), ([binned], binned_data)], data)
+    pt = (ensemble.predictions([plain], data.X_test) + ensemble.predictions([binned], binned_data.X_test)) / 2
+    assert mixed == pytest.approx(ensemble.rmse_dollars(pt[0], data.y_test, data), rel=1e-12)
+    assert ens.main(["--scale", "quick", "--out", str(tmp_path)]) == 0
+    doc = json.loads(next(tmp_path.glob("*_ensembles.json")).read_text())
+    assert [s["bins"] for s in doc["settings"]] == [0, 4, 0] and doc["chosen_test_rmse_dollars"] > 0

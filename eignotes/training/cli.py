@@ -2,6 +2,7 @@
 
     python -m eignotes.train --model tridiagonal --dim 45 --epochs 500
     python -m eignotes.train --model pencil --dim 15 --alpha 5 --epochs 75 --runs 5
+    python -m eignotes.train --model pencil --dim 15 --alpha 1 --bins 16 --weight-decay 3e-3 --epochs 150
 
 Per run (seed), writes OUT/<name>_seed<s>_history.csv (one row per epoch) and OUT/<name>_seed<s>_summary.json: the
 validation-selected epoch, its test RMSE in dollars (the test set is evaluated once, at the end), wall time,
@@ -11,7 +12,9 @@ commit. --ensemble (R >= 2) adds the ensemble of the runs that did not diverge (
 predictions): "ensemble_val_rmse_dollars" and "ensemble_test_rmse_dollars". --refit trains on the training and
 validation rows together for exactly --epochs (chosen beforehand, on validation) and keeps each run's last epoch, with
 no early stopping: its validation figures are then None (those rows were trained on), its test figures the report
-(benchmarks/refit.py measured that a refit beats choosing the epoch on those rows). One run or
+(benchmarks/refit.py measured that a refit beats choosing the epoch on those rows). --bins B re-encodes the features
+piecewise-linearly (B pieces per feature between quantiles of the training rows; benchmarks/ensembles.py measured it
+on validation). One run or
 several (--runs), the same loop and the same files (eignotes.training.recipes.fit_runs). The defaults are the blog's
 recipes (eignotes.training.recipes); early stopping (patience epochs // 10) watches the validation split. A run that
 diverges (eignotes.training.runs' rule) says so (a warning, "diverged": true in its summary), and the command then
@@ -64,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refit", action="store_true",
                     help="train on the training and validation rows together for exactly --epochs (a budget chosen "
                          "beforehand) and keep the last epoch; validation figures are then None")
+    ap.add_argument("--bins", type=int, default=0,
+                    help="re-encode each feature as BINS piecewise-linear pieces between quantiles of the training "
+                         "rows (eignotes.training.data.piecewise_linear; default 0: the blog's features)")
     ap.add_argument("--out", default="build/runs")
     args = ap.parse_args(argv)
     if args.dim < 2 or args.epochs < 1:
@@ -80,9 +86,13 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--ensemble averages several runs: give --runs R with R >= 2")
     if args.patience is not None and args.patience < 1:
         ap.error("--patience must be at least 1 (epochs without a new best validation loss before stopping)")
+    if args.bins < 0:
+        ap.error(f"--bins must be 0 (the blog's features) or a positive number of pieces, got {args.bins}")
     if args.refit and args.patience is not None:
         ap.error("--refit trains exactly --epochs with no early stopping: leave out --patience")
     data = data_mod.prepare_housing(seed=args.split_seed)  # one split for every run seed: runs compare fairly
+    if args.bins:  # the encoding is fitted on the training rows, before a refit adds the validation rows
+        data = data_mod.piecewise_linear(data, args.bins)
     if args.refit:
         data = data_mod.with_validation_in_training(data)
     return _train(args, data, argv)
@@ -97,6 +107,8 @@ def _run_name(args: argparse.Namespace, seed: int | None) -> str:
         name += f"_alpha{args.alpha:g}"
     if args.init != "default":
         name += f"_{args.init}init"
+    if getattr(args, "bins", 0):
+        name += f"_bins{args.bins}"
     return name if seed is None else f"{name}_seed{seed}"
 
 
@@ -147,7 +159,8 @@ def _train(args: argparse.Namespace, data: data_mod.HousingData, argv: list[str]
     table.to_csv(stem.with_suffix(".csv"))
     test = table.loc[~table["diverged"], "test_rmse_dollars"]
     print(table.round(1).to_string())
-    runs_summary: dict = {"model": args.model, "dim": args.dim, "alpha": args.alpha, "epochs_max": args.epochs,
+    runs_summary: dict = {"model": args.model, "dim": args.dim, "alpha": args.alpha, "bins": args.bins,
+                          "epochs_max": args.epochs,
                           "refit": bool(args.refit), "train_rows": len(data.y_train),
                           "seeds": seeds, "runs": table.reset_index().to_dict("records"),
                           "wall_minutes": results[0][2]["wall_seconds"] / 60,

@@ -8,6 +8,10 @@ selection; the scaler is fitted on what remains for training, so validation rows
 The files are read with NumPy and standardized by hand (the mean and the population standard deviation of each
 column, as scikit-learn's StandardScaler computes them): building the training data loads neither pandas nor
 scikit-learn. `load_colab_split` alone returns pandas DataFrames, importing pandas when called.
+
+`piecewise_linear` re-encodes the features beyond the blog: each one as B piecewise-linear pieces between quantiles
+of the training rows (each piece 0 below its bin, 1 above, linear inside), so that a model linear in its features,
+as the pencil model's matrix is, can bend its response to each feature and saturates outside the training range.
 """
 from __future__ import annotations
 
@@ -128,6 +132,40 @@ def with_validation_in_training(data: HousingData) -> HousingData:
     return HousingData(torch.cat([data.X_train, data.X_val]), torch.cat([data.y_train, data.y_val]),
                        data.X_val, data.y_val, data.X_test, data.y_test, data.feature_names, data.label_mean,
                        data.label_scale, notes={**data.notes, "validation_in_training": True})
+
+
+def piecewise_linear(data: HousingData, bins: int) -> HousingData:
+    """The features of `data` re-encoded piecewise-linearly: per feature, the edges are the quantiles 0, 1/B, ..., 1
+    of its training rows (repeated edges merged, so a feature with few distinct values gets fewer pieces), and piece
+    t is clip((x - e_{t-1}) / (e_t - e_{t-1}), 0, 1); the sum of a feature's pieces, weighted by the bin widths, is
+    x itself within the training range (a linear model loses nothing), and every piece is constant outside it (no
+    extrapolation beyond the rows seen). The pieces are then standardized by the training rows (mean, population
+    standard deviation; a constant piece gets scale 1). Only the training rows shape the encoding; validation and
+    test rows are encoded with it. Labels and their scaling are unchanged. B = 1 is a feature clipped to its training
+    range. Feature names are <feature>_<t> (t = 1 .. pieces)."""
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"bins must be a positive integer, got {bins!r}")
+    fit = data.X_train.double().numpy()
+    edges = [np.unique(np.quantile(fit[:, j], np.linspace(0.0, 1.0, bins + 1))) for j in range(fit.shape[1])]
+    names = [f"{name}_{t}" for name, e in zip(data.feature_names, edges, strict=True) for t in range(1, max(len(e), 2))]
+
+    def encode(X: torch.Tensor) -> np.ndarray:
+        x = X.double().numpy()
+        cols = []
+        for j, e in enumerate(edges):
+            if len(e) == 1:  # a constant training column: one piece, zero there
+                cols.append(x[:, j] - e[0])
+                continue
+            lo, hi = e[:-1], e[1:]
+            cols.append(np.clip((x[:, j, None] - lo) / (hi - lo), 0.0, 1.0))
+        return np.column_stack(cols)
+
+    parts = [encode(X) for X in (data.X_train, data.X_val, data.X_test)]
+    mean, scale = _standardize(parts[0])
+    dtype = data.X_train.dtype
+    Xf, Xv, Xt = (torch.tensor((z - mean) / scale, dtype=dtype) for z in parts)
+    return HousingData(Xf, data.y_train, Xv, data.y_val, Xt, data.y_test, names, data.label_mean, data.label_scale,
+                       notes={**data.notes, "piecewise_linear_bins": bins})
 
 
 def prepare_housing(*, val_fraction: float = 0.2, seed: int = 0, folder: str | os.PathLike | None = None,
