@@ -80,8 +80,9 @@ fig = plotting.eigen_curves(ts, curves, highlight=1, title="lambda_j(A + tB), A 
 
 # %% [markdown]
 # What to see: the red curve, λ₁, arrives at 2 along one branch and leaves along the other, so it has a corner at
-# t = 0, like ReLU (right panel) at 0; the gray curve that touches it there, λ₂, has the mirror-image corner. Away
-# from t = 0 the curves are smooth and separated.
+# t = 0. As the smaller of two branches it is their minimum, a concave corner, ReLU (right panel) turned upside
+# down; the gray curve that touches it there, λ₂, the larger of the two, has ReLU's convex corner. Away from t = 0
+# the curves are smooth and separated.
 
 # %% [markdown]
 # ## 3. One-sided slopes, and where q q^T lands

@@ -83,7 +83,7 @@ print("eignotes.kth_eigvalsh gradcheck:", torch.autograd.gradcheck(lambda X: eig
 # eigenvalue of that tridiagonal matrix by bisection ([notebook 05](05_tridiagonal_kernels.ipynb) explains how), and
 # forms only the selected eigenvector, by one twisted factorization and the reflections applied backwards, O(n²) on
 # top of the reduction. On a GPU (`backend="cupy"`) CuPy's batched solver gives the eigenvalues, and the selected
-# eigenvector comes from inverse iteration: one batched LU factorization of A - λ_k I and three triangular solves,
+# eigenvector comes from inverse iteration: one batched LU factorization of A - λ_k I and three solves with it,
 # all in PyTorch, instead of the all-vector solve that makes `KthEigval`'s backward expensive. Same answers:
 
 # %%
@@ -125,17 +125,19 @@ table.round(2)
 # How to read it. `torch.linalg.eigvalsh` computes eigenvectors only when its input requires grad, so its row is
 # eigenvalues only for inference and a full `eigh` for training. `KthEigval` calls the same LAPACK (or cuSOLVER)
 # routines: `eigvalsh` for inference, `eigh` (all eigenvectors) for training. So its speed columns can differ from
-# 1x only by the backward (an outer product, O(n²), where PyTorch multiplies by all n eigenvectors, O(n³)), a small
-# part of the time; read any difference against the spread in the IQR columns (the summary at the end does). Writing
+# 1x only by the backward (an outer product, O(n²), where PyTorch multiplies by all n eigenvectors, O(n³)); read any
+# difference against the spread in the IQR columns (the summary at the end does). Writing
 # the function step by step does not make the solver faster. What it buys is in the last column:
 # it keeps one eigenvector per matrix (n numbers) where PyTorch keeps all of them (n² numbers) plus the eigenvalues,
 # which matters when a batch of large matrices sits in GPU memory between forward and backward. Its inference path
 # is what `torch.linalg.eigvalsh` already does when no gradient is wanted.
 #
-# eignotes' speed does not come from the `Function` wrapper. On the CPU it has two sources: the implementation (the
-# inference column, where neither side forms an eigenvector, is already faster: the kernel works on many small
-# matrices side by side, notebook 05's optional part) and less work (one bisection and one eigenvector instead of
-# all of them, notebook 05); on a GPU it runs CuPy's batched solver where PyTorch loops over the matrices.
+# eignotes' speed does not come from the `Function` wrapper. On the CPU it has two sources: less work (one bisection
+# and one eigenvector instead of every eigenvalue and eigenvector, notebook 05), which already shows in the inference
+# column, where neither side forms an eigenvector but eignotes finds one eigenvalue; and the implementation (the
+# kernel works on many small matrices side by side, notebook 05's optional part: in notebook 01, eignotes computing
+# all n eigenvalues, the same work as PyTorch, was faster too); on a GPU it runs CuPy's batched solver where PyTorch
+# loops over the matrices.
 
 # %%
 bars = {what: [{"label": name, "median": row[f"{what} ms"] / 1e3, "iqr": row[f"{what} IQR ms"] / 1e3}

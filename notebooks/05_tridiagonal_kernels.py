@@ -129,7 +129,8 @@ print("e-gradient error:", grad_errors[1])
 # and only for a gradient form z and apply the reflections to it, O(n²), never the other n − 1 eigenvectors. That
 # is one source of its speed-up over `torch.linalg` in notebook 03 (LAPACK's `eigh` forms all n eigenvectors,
 # another O(n³), and PyTorch's backward multiplies by all of them); the other is the memory layout of the optional
-# part below, which speeds up even inference, where neither side forms eigenvectors.
+# part below. Both show in inference too, where neither side forms eigenvectors: bisection finds one eigenvalue where
+# LAPACK finds all, and the layout speeds up even the computation of all n (notebook 01's "all n" row).
 # Its gradient q qᵀ against PyTorch's, on a batch of random matrices:
 
 # %%

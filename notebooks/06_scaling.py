@@ -58,9 +58,10 @@ print(describe())
 #   converged when that lowers its median over seeds by at most 0.5% (one seed's gain differs from the next seed's by a
 #   percent or two: the `gain_2x` column below). Only settings that converged are ranked; where none did, the ranking is
 #   of models *at this budget*, and the summary says so. The doubled runs only judge the budget: choosing among them
-#   would need a run at four times the budget to judge theirs. At the cpu scale expect no setting to converge: these
-#   models keep gaining from longer budgets for hundreds of epochs (notebook 04's stored study: 100 to 500 epochs), more
-#   than a lecture trains.
+#   would need a run at four times the budget to judge theirs. At the cpu scale expect no setting to converge, and so no
+#   answer to the study's question: a lecture's budget is short for these models. The result to take away there is the
+#   method, which says "not at this budget" instead of ranking models that their budget cut short; the full scale trains
+#   longer budgets (200 epochs) and adds the dense model.
 # - **can the seeds tell two settings apart?** Only if an exact permutation test of the difference of their median
 #   validation RMSEs gives p ≤ 0.05 (exercise 2 writes the test). Its smallest possible p depends on the seeds: with 3
 #   per setting it cannot go below 0.2, with 5 it can just reach 0.048, so the settings that are ranked get 5 seeds.

@@ -143,7 +143,10 @@ def test_alpha_lines_compare_five_with_a_tenth():
     assert lines[0].startswith("alphas by median area under the validation curve, lowest first: 5")
     assert lines[1].startswith("area, alpha 5 against 25: p = 0.0476 <= 0.05")
     assert lines[2].startswith("area, alpha 5 against 0.1")
+    assert lines[3].startswith("area, alpha 0.1 against 0.001: p = 0.0476") and len(lines) == 4
     assert not any("test" in line for line in lines)
+    pair = summaries.alpha_lines(runs[runs["alpha"] < 1], table[table["alpha"] < 1])  # 0.1 and 0.001 are the top two
+    assert len(pair) == 2 and pair[1].startswith("area, alpha 0.1 against 0.001")
 
 
 def test_stored_training_figures_read_the_seconds_and_leave_the_mixed_ratio_out(tmp_path):
