@@ -250,8 +250,8 @@ for label, (xs, ts) in series.items():
         f"n = {a} to {b}: time x{r:.2f} (exponent {np.log(r) / np.log(b / a):.1f})" for a, b, r in steep) or "none"))
 repeated = [f"n = {a} to {b}" for a, b in {(a, b) for v in steep_in.values() for a, b, _ in v}
             if sum(any((a2, b2) == (a, b) for a2, b2, _ in v) for v in steep_in.values()) >= 2]
-print("steeper than n^3 in two or more series: " + (", ".join(repeated) if repeated else "no segment") + "; a "
-      "finding about this machine where the check above holds, its cause not measured here")
+print("steeper than n^3 in two or more series: " + (", ".join(repeated) + "; a finding about this machine where "
+      "the check above holds, its cause not measured here" if repeated else "no segment: no jump repeats in this run"))
 
 # %% [markdown]
 # ## Exercises
