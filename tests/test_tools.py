@@ -289,11 +289,27 @@ def test_readme_accuracy_adds_the_refit_of_the_chosen_ensemble(tmp_path):
     assert "Refitted" not in rf.render_accuracy(tmp_path)[1]
     (tmp_path / "2026-01-02_0000_cpu_ensemble-refit.json").write_text(json.dumps({
         "scale": "refit", "ensemble_test_rmse_dollars": 50_400.0, "trees_refit_test_rmse_dollars": 48_300.0,
+        "chosen_on_validation_by": "2026-01-01_0000_cpu_ensembles.json (the mix)",
         "command": "python benchmarks/ensembles.py --scale refit", "total_minutes": 12.4}))
-    (tmp_path / "2026-01-03_0000_cpu_ensemble-refit.json").write_text(json.dumps({"scale": "quick-refit"}))
+    (tmp_path / "2026-01-03_0000_cpu_ensemble-refit.json").write_text(json.dumps({
+        "scale": "quick-refit", "chosen_on_validation_by": "(quick: a smoke test)"}))
     line = rf.render_accuracy(tmp_path)[1]
     assert "$51,000" in line and "Refitted on the training and validation rows" in line
     assert "$50,400 (`python benchmarks/ensembles.py --scale refit`, 12 min)" in line and "$48,300" in line
+    # a file chosen lower on validation takes the line, with the refit of its own choice only
+    (tmp_path / "2026-01-04_0000_cpu_ensembles.json").write_text(json.dumps({
+        "scale": "binned", "device": "x86_64 CPU, 2 threads", "chosen": "mix of all settings",
+        "chosen_val_rmse_dollars": 48_900.0, "chosen_test_rmse_dollars": 49_200.0,
+        "settings": [{"setting": "a", "command": "x"}, {"setting": "b", "command": "y"}],
+        "command": "python benchmarks/ensembles.py --scale binned", "total_minutes": 24.0,
+        "trees": {"test RMSE ($)": 48_557.0}}))
+    line = rf.render_accuracy(tmp_path)[1]
+    assert "the mix of all its settings (a; b), reaches a test RMSE of $49,200" in line and "Refitted" not in line
+    (tmp_path / "2026-01-05_0000_cpu_ensemble-refit.json").write_text(json.dumps({
+        "scale": "binned-refit", "ensemble_test_rmse_dollars": 49_000.0, "trees_refit_test_rmse_dollars": 48_300.0,
+        "chosen_on_validation_by": "2026-01-04_0000_cpu_ensembles.json (the mix)",
+        "command": "python benchmarks/ensembles.py --scale binned-refit", "total_minutes": 11.0}))
+    assert "$49,000 (`python benchmarks/ensembles.py --scale binned-refit`, 11 min)" in rf.render_accuracy(tmp_path)[1]
 
 
 def test_gpu_notebooks_script_times_each_notebook_under_its_own_limit(tmp_path):
