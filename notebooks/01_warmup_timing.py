@@ -106,7 +106,7 @@ for name, ts in times.items():
 # ## On the CPU: PyTorch, NumPy and eignotes
 #
 # PyTorch and NumPy both call LAPACK's symmetric eigensolver, which reduces each matrix to tridiagonal form and
-# then finds all its eigenvalues; PyTorch spreads the batch over threads. eignotes' op `kth_eigvalsh` (its compiled
+# then finds all its eigenvalues. eignotes' op `kth_eigvalsh` (its compiled
 # `numba` backend on the CPU) makes the same reduction and then finds only the eigenvalues asked for, by bisection;
 # [notebook 05](05_tridiagonal_kernels.ipynb) shows how. It runs twice here: for all n eigenvalues (the same task as
 # the others) and for the middle one only (what a model needs).

@@ -135,7 +135,8 @@ widgets.collision_explorer(A0, Bdir, k=1, ts=ts, t=-0.25)
 # ## Why this is enough for training
 #
 # Stochastic (sub)gradient methods need, at each step, *some* element of the subdifferential. Exact ties are rare
-# along a training path (they form a set of measure zero), and at a tie any unit q of the eigenspace gives a valid
+# along a generic path of symmetric matrices (the matrices with a repeated eigenvalue have codimension 2: the von
+# Neumann-Wigner theorem), and at a tie any unit q of the eigenspace gives a valid
 # step. That is why `kth_eigvalsh` saves one eigenvector per output and nothing more.
 
 # %% [markdown]

@@ -3,7 +3,7 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/eignotes/eignotes/blob/main/notebooks/06_scaling.ipynb)
 #
 # The blog stopped at dim 45. With an eigenvalue that costs O(n) per bisection step, tridiagonal models at dim 100
-# and 200 are cheap, so we can ask the question properly: does a larger matrix lower the error, and how much does
+# and 200 are affordable, so we can ask the question properly: does a larger matrix lower the error, and how much does
 # a run vary with its seed? Each run selects its epoch on the validation split, settings are ranked by their
 # validation RMSE, and the test set is read once, for the chosen setting.
 #
@@ -168,10 +168,11 @@ for label, value in refs.items():
           f"${np.median(chosen_test) - value:+,.0f}")
 
 # %% [markdown]
-# A bigger tridiagonal matrix is cheap to train: over the grid its seconds per epoch grow more slowly than dim. The
-# check below prints the fitted exponent it rests on (one epoch's training of a setting's seeds together, the median
-# over epochs) and, beside it, the slope between the two largest dims alone: where that one reaches 1, the fixed
-# cost per step has stopped hiding the O(dim) work and larger dims grow like dim.
+# How does a bigger tridiagonal matrix's training cost grow? The check below tests the fitted exponent over the grid
+# (one epoch's training of a setting's seeds together, the median over epochs) and prints, beside it, the slope
+# between the two largest dims alone. A fitted exponent below 1 says the fixed cost per step still dominates the
+# small dims; a last slope at or above 1 says that at the top of the grid the cost grows like dim or faster (the
+# O(dim) work, and the memory traffic of larger matrices), which is where larger dims stop being cheap.
 # Whether a bigger matrix also lowers the error is what the ranking and the rule above say for this scale; at the
 # quick and cpu scales each kind gets one short budget (printed at the top), which may hold back the larger dims (more
 # parameters to fit); the full scale's longer budget is the fairer test.
@@ -207,9 +208,8 @@ claims.check("over the grid, the tridiagonal model's seconds per epoch grow more
 #
 # A study ranks its settings on validation, says by one stated rule whether the seeds can tell the best ones apart,
 # flags the settings its budget cut short, and reads the test set once, for the setting it chose. Next,
-# [notebook 07](07_eigenvalues_collide.ipynb) asks why training these models is jagged (the eigenvalue's gradient
-# jumps where two eigenvalues meet) and smooths the eigenvalue, using the same runs trained together to choose the
-# smoothing by validation.
+# [notebook 07](07_eigenvalues_collide.ipynb) looks at where the eigenvalue's gradient jumps (where two eigenvalues
+# meet), smooths the eigenvalue, and uses the same runs trained together to choose the smoothing by validation.
 
 # %% [markdown]
 # ## Optional deep dive: where to train, and runs together

@@ -2,8 +2,8 @@
 # # 07 · When eigenvalues collide: a smoothed k-th eigenvalue
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/eignotes/eignotes/blob/main/notebooks/07_eigenvalues_collide.ipynb)
 #
-# **You will learn** why training an eigenvalue model is jagged (the gradient of $\lambda_k$ jumps where $\lambda_k$
-# meets a neighbour); how a Moreau envelope smooths it with one parameter alpha (a projection onto a capped
+# **You will learn** why the gradient of an eigenvalue model jumps (where $\lambda_k$ meets a neighbour), which may
+# make its training jagged; how a Moreau envelope smooths it with one parameter alpha (a projection onto a capped
 # simplex); why the smoothed gradient, a weighted window of eigenvectors, moves at most $2/\alpha$; and how to pick
 # alpha by validation, with many runs trained at once.
 #
@@ -40,7 +40,8 @@ print(describe())
 #
 # Along a line of matrices A + tB each eigenvalue is a continuous, piecewise smooth function of t. Where two of
 # them meet, $\lambda_k$ turns a corner: its gradient $q_k q_k^T$ swaps from one eigenvector to the other. Near such a
-# collision a tiny change of the matrix moves the gradient a lot, and an optimizer sees a jagged landscape.
+# collision a tiny change of the matrix moves the gradient a lot, so an optimizer may see a jagged landscape (a
+# hypothesis; the experiment below tests it only indirectly).
 
 # %%
 import matplotlib.pyplot as plt
@@ -149,8 +150,7 @@ for a in alphas:  # how many of the 15 eigenvalues carry weight at initializatio
 # are of the order of the whole spread printed above, or larger: at initialization their weights spread over most
 # of the spectrum or all of it (the lines above count them), so these models output a weighted average of
 # eigenvalues rather than one (training moves the spectrum, so these are starting points, not fixed scales). A win
-# for alpha 5 would then say that this average trains well, not that smoothing the kink is what helped: that is
-# asked by 0.1 against 0.001, where the window stays narrow.
+# for alpha 5 would say this average trains well, not that smoothing the kink helped: 0.1 against 0.001 asks that.
 
 # %%
 runs4, hist4 = collide.alpha_runs(alphas, 1, dim=15, epochs=epochs, data=data)
@@ -275,7 +275,7 @@ claims.check("alpha 5 reaches the lowest median area under the validation curve,
 # %% [markdown]
 # - The exact k-th eigenvalue has corners where eigenvalues collide, and there its gradient jumps.
 # - The Moreau envelope replaces it by a weighted window of eigenvalues (a neighbour shares the weight only while
-#   it lies within alpha) whose gradient moves at most $2/\alpha$ per unit change of the matrix;
+#   it lies within about alpha) whose gradient moves at most $2/\alpha$ per unit change of the matrix;
 #   `eignotes.kth_eigvalsh_smooth` computes it with eigenvectors only for the window that carries weight.
 # - In the post's experiment a large alpha (5) reached a lower area under the validation curve than the small ones
 #   (0.001, about the exact eigenvalue, and the post's default 0.1): lower errors earlier in training, not less
@@ -393,13 +393,15 @@ claims.check("the smoothed gradient moves at most 2/alpha per unit change of the
 # The convergence rule of notebooks 04 and 06: the chosen alpha's five seeds trained again with twice the budget; the
 # budget was enough when that lowers their median best validation RMSE by at most 0.5% (one seed's gain differs from the
 # next seed's by a percent or two: notebook 06's table). It runs at the full scale; set `CHECK_BUDGET = True` to run it
-# here (about two minutes on a 2-core CPU).
+# here (it trains the chosen alpha's seeds once more, for twice the epochs; the cell prints how long that took).
 
 # %%
 CHECK_BUDGET = pick(quick=True, cpu=False, full=True)
 if CHECK_BUDGET:
     n_seeds = pick(quick=1, cpu=repeats, full=5)
+    t0 = time.perf_counter()
     longer, _ = collide.alpha_runs([best["alpha"]], n_seeds, dim=15, epochs=2 * epochs, data=data)
+    print(f"{n_seeds} runs x {2 * epochs} epochs: {(time.perf_counter() - t0) / 60:.1f} minutes")
     same = runs[(runs["alpha"] == best["alpha"]) & runs["seed"].isin(longer["seed"])]
     ok, gain = experiments.setting_budget(same["best_val_rmse"], longer["best_val_rmse"])
     print(f"alpha {best['alpha']:g}, {len(longer)} seeds: median best validation RMSE "

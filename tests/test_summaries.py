@@ -179,6 +179,14 @@ def test_a_one_cycle_setting_is_judged_by_its_median_over_seeds():
     assert ok and gain == pytest.approx(10 / 55_000)
 
 
+def test_tridiagonal_vs_lapack_solves_the_same_task_as_scipy():
+    out = experiments.tridiagonal_vs_lapack(8, 12, min_run_time=0.01)
+    assert out["max abs difference"] < 1e-5  # float32 against LAPACK's float32 bisection, |entries| of order 1
+    timings = [v for k, v in out.items() if k != "max abs difference"]
+    assert len(timings) == 2 and all(t.median > 0 for t in timings)
+    assert any(k.startswith("LAPACK stebz") for k in out)
+
+
 def test_tridiagonal_speed_times_the_shared_point_once_and_skips_big_dense_runs():
     speed = experiments.tridiagonal_speed([4, 8], [16, 32], "cpu", min_run_time=0.01, dense_max_elems=32 * 8 * 8 - 1)
     tri = next(k for k in speed["vs n"] if k.startswith("tridiagonal"))

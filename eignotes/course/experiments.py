@@ -6,8 +6,8 @@
 - autograd_comparison, saved_bytes: inference and training time and the memory kept for backward of k-th
   eigenvalue functions side by side (notebook 03);
 - gradient_boosting_baseline: a measured non-spectral baseline on the same split (notebook 04);
-- hard_tridiagonal_cases, tridiagonal_accuracy, tridiagonal_speed: the tridiagonal kernels on hard inputs and
-  their speed against n and the batch size (notebook 05);
+- hard_tridiagonal_cases, tridiagonal_accuracy, tridiagonal_speed, tridiagonal_vs_lapack: the tridiagonal kernels on
+  hard inputs and their speed against n and the batch size, and against LAPACK's tridiagonal solver (notebook 05);
 - epoch_seconds: seconds per training epoch of the blog's models, eignotes' op against torch.linalg (notebook 04);
 - scaling_study, summarize_study: many seeds of many (model, dim), the validation-selected model of each run, and
   per setting the median and IQR of its validation RMSE (what settings are ranked by) and of its test RMSE
@@ -257,6 +257,39 @@ def tridiagonal_speed(ns: Sequence[int], Bs: Sequence[int], device: torch.device
                     out[k][label][0].append(x)
                     out[k][label][1].append(v)
     return out
+
+
+def tridiagonal_vs_lapack(B: int, n: int, *, dtype: torch.dtype = torch.float32,
+                          min_run_time: float = 0.2) -> dict[str, Timing | float]:
+    """The tridiagonal op's forward (the middle eigenvalue, k = n // 2, no gradient) against LAPACK's own
+    tridiagonal solver on the CPU: SciPy's `eigh_tridiagonal(select="i")` (bisection for the one eigenvalue, stebz),
+    one matrix per call over the batch, as a program without a batched tridiagonal solver would call it. Timed in
+    alternating rounds (time_interleaved) on the same random (B, n) matrices; returns {label: Timing} and
+    "max abs difference", the largest difference between the two answers (a check that both solved the same task)."""
+    import numpy as np
+    from scipy.linalg import eigh_tridiagonal
+
+    g = torch.Generator().manual_seed(0)
+    d = torch.randn(B, n, generator=g, dtype=dtype)
+    e = torch.randn(B, n - 1, generator=g, dtype=dtype)
+    k = n // 2
+    dn, en = d.numpy(), e.numpy()
+    avail = tridiagonal_backends(torch.device("cpu"))
+    backend = "numba" if avail["numba"] else "torch"
+
+    def ours():
+        with torch.no_grad():
+            return kth_eigvalsh_tridiagonal(d, e, k, backend=backend)
+
+    def lapack():
+        return np.array([eigh_tridiagonal(dn[b], en[b], eigvals_only=True, select="i", select_range=(k, k))[0]
+                         for b in range(B)])
+
+    diff = float(np.abs(ours().double().numpy() - lapack()).max())
+    timed = time_interleaved({f"tridiagonal [{backend}], forward": ours,
+                              "LAPACK stebz via SciPy, one matrix per call": lapack},
+                             min_run_time=2 * min_run_time, slow_s=1.0)
+    return {**timed, "max abs difference": diff}
 
 
 def reduction_layouts(ns: Sequence[int], B: int, *, dtype: torch.dtype = torch.float32, lanes: int = 64,
