@@ -265,8 +265,8 @@ print("steeper than n^3 in two or more series: " + (", ".join(repeated) + "; a f
 #    smaller slope between the two largest n (the table's last column; over all n the fitted slopes may be close),
 #    and why would finding one eigenvalue instead of all of them change the slope?
 #
-# Worked solutions: `from eignotes import solutions; solutions.show(1)` prints them (run it in a new cell once you
-# have tried); `tests/test_exercises.py` checks them.
+# Worked solutions: `from eignotes.course import solutions; solutions.show(1)` prints them (run it in a new cell once
+# you have tried); `tests/test_exercises.py` checks them.
 
 # %% [markdown]
 # ## Summary

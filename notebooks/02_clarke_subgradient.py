@@ -151,7 +151,7 @@ widgets.collision_explorer(A0, Bdir, k=1, ts=ts, t=-0.25)
 #    (q = cos θ e₂ + sin θ e₃) and compute the slope qᵀ B q of each. Which interval do the slopes fill, and why does
 #    that make every q qᵀ a valid subgradient?
 #
-# Worked solutions: `from eignotes import solutions; solutions.show(2)`; `tests/test_exercises.py` checks them.
+# Worked solutions: `from eignotes.course import solutions; solutions.show(2)`; `tests/test_exercises.py` checks them.
 
 # %% [markdown]
 # ## Summary

@@ -205,7 +205,7 @@ print("compiled matches eager:", torch.allclose(out, model(x)), "| grad shape:",
 # 3. **Explain a result.** Build the symmetric matrix that `kth_eigvalsh(M, k, lower=True)` actually sees for the
 #    row-scaled M above, and show that its eigenvalues are NumPy's `eigvalsh(M, UPLO="L")`.
 #
-# Worked solutions: `from eignotes import solutions; solutions.show(3)`; `tests/test_exercises.py` checks them.
+# Worked solutions: `from eignotes.course import solutions; solutions.show(3)`; `tests/test_exercises.py` checks them.
 
 # %% [markdown]
 # ## Summary

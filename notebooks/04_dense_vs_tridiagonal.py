@@ -306,7 +306,7 @@ quoted.set_index("model")
 # 3. **Predict, then count.** Write the number of parameters of each model as a formula in dim and the number of
 #    features, predict both at dim 15, 45 and 100, and check against `sum(p.numel() for p in model.parameters())`.
 #
-# Worked solutions: `from eignotes import solutions; solutions.show(4)`; `tests/test_exercises.py` checks them.
+# Worked solutions: `from eignotes.course import solutions; solutions.show(4)`; `tests/test_exercises.py` checks them.
 
 # %% [markdown]
 # ## Summary
@@ -342,13 +342,19 @@ claims.check("the tridiagonal model's epoch is faster than the dense model's", t
 # - "eignotes" is what training uses by default. On the CPU that is a *fused step* (`eignotes.training.fused`): forward,
 #   loss, backward and the Adam update of these two models done by a few compiled kernels called in turn, with no
 #   PyTorch operation and no autograd in between (at a batch of 10 or 64, the two or three dozen small operations
-#   of a PyTorch step cost more than the eigenvalue). On a GPU it is PyTorch's eager step with eignotes' op.
+#   of a PyTorch step cost about as much as the eigenvalue, or more: the lines under the table). On a GPU it is
+#   PyTorch's eager step with eignotes' op.
 # - "eager step" is eignotes' op inside PyTorch's ordinary step (forward, `loss.backward()`, `optimizer.step()`).
 # - "trace only" is that eager step with the eigenvalue replaced by trace / dim: what an eager epoch costs with
-#   no eigenvalue at all (the fused step, eigenvalue included, is faster still).
+#   no eigenvalue at all; the fused step includes the eigenvalue.
 
 # %%
-timing.round(3)
+display(timing.round(3))
+for kind in ("dense", "tridiagonal"):
+    eager, trace, fused = (timing.loc[f"{kind}, {v}", "epoch (s)"]
+                           for v in ("eignotes, eager step", "trace only", "eignotes"))
+    print(f"{kind}: an eager epoch {eager:.3f} s = the eigenvalue {eager - trace:.3f} s + the rest of PyTorch's "
+          f"step {trace:.3f} s; the fused epoch, eigenvalue included, {fused:.3f} s")
 
 # %% [markdown]
 # What to see: the gap between "dense, torch.linalg" and "dense, eignotes, eager step" is what the op saves in a whole
@@ -394,10 +400,11 @@ cost.set_index(["model", "runs together"]).round(2)
 # %% [markdown]
 # "time over one run's" is the epoch time of R runs together divided by one run's; below R it means the runs share
 # the cost. "throughput over one run" is R divided by that: how many more run-epochs per second than one run alone.
-# The R = 1 row is the stacked code path with a single run: its time over a plain run's (above 1 means a throughput
-# below 1) is what the stacking itself costs, a cost that more runs share. Each row is the median of three timed
-# epochs, beside its own one-run baseline, so differences of a few percent are noise, and the tridiagonal rows'
-# epochs of about ten milliseconds are too short for three timings to say more than the rough size.
+# The row with R = 1 is the stacked code path with a single run: its time over a plain run's is what the stacking
+# itself costs (above 1) or saves (below 1: the stacked path has kernels of its own, which can beat the plain run's).
+# Each row is the median of three timed epochs, beside its own one-run baseline, so differences of a few percent are
+# noise, and the tridiagonal rows' epochs of about ten milliseconds are too short for three timings to say more than
+# the rough size.
 
 # %% [markdown]
 # ### Early stopping and a one-cycle schedule

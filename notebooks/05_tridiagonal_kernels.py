@@ -224,7 +224,7 @@ growth_B.set_index("series")[["x from", "x to", "time ratio", "fitted exponent"]
 # 3. **Explain a formula.** Compute ∂λ_k/∂d and ∂λ_k/∂e from an eigenvector (q_i² and 2 q_i q_{i+1}) and check them
 #    against central finite differences. Why the factor 2 on the off-diagonal?
 #
-# Worked solutions: `from eignotes import solutions; solutions.show(5)`; `tests/test_exercises.py` checks them.
+# Worked solutions: `from eignotes.course import solutions; solutions.show(5)`; `tests/test_exercises.py` checks them.
 
 # %% [markdown]
 # ## Summary

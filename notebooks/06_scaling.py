@@ -201,7 +201,7 @@ claims.check("over the grid, the tridiagonal model's seconds per epoch grow more
 #    grid trained (least squares on log-log axes, as in notebook 01; the cpu grid trains the tridiagonal one only)
 #    and explain why a fitted exponent is smaller than the one you predicted.
 #
-# Worked solutions: `from eignotes import solutions; solutions.show(6)`; `tests/test_exercises.py` checks them.
+# Worked solutions: `from eignotes.course import solutions; solutions.show(6)`; `tests/test_exercises.py` checks them.
 
 # %% [markdown]
 # ## Summary
@@ -272,7 +272,11 @@ print(f"one run's spread (R = 1, best to worst): ${curve[0]['val_min']:,.0f} to 
 # seeds' errors are partly shared (every run sees the same rows and the same model family), so averaging cannot
 # remove them all, and with a handful of runs each step is itself uncertain by about the spread of the groups. The
 # longer study of `benchmarks/ensembles.py` (more runs, more settings; its figures read from the committed results
-# file below) picks its ensemble on validation and reads the test set once, for that ensemble.
+# file below) picks its ensemble on validation and reads the test set once, for that ensemble. Its settings use the
+# pencil model of [notebook 07](07_eigenvalues_collide.ipynb), λ_k(A₀ + Σᵢ xᵢ Aᵢ) with every matrix free, some of
+# them on piecewise-linear features (`eignotes.training.data.piecewise_linear`: each feature as B pieces between
+# quantiles of the training rows, `--bins B` on the command line); the refit trains the chosen ensemble once more on
+# the training and validation rows together, for the epochs chosen before, and reads the test set once.
 
 # %%
 stored_ens = summaries.stored_ensembles()
@@ -284,6 +288,11 @@ else:
     for s in stored_ens["settings"]:
         print(f"  {s['setting']}: one run (median) ${s['curve_val'][0]['val_median']:,.0f}, all "
               f"{s['runs'] - s['diverged']} averaged ${s['full_val_rmse_dollars']:,.0f} (validation)")
-    print(f"  chosen on validation: {stored_ens['chosen']}; its test RMSE, read once: "
-          f"${stored_ens['chosen_test_rmse_dollars']:,.0f}; the trees on test: "
+    print(f"  chosen on validation: {stored_ens['chosen']} (${stored_ens['chosen_val_rmse_dollars']:,.0f}); its "
+          f"test RMSE, read once: ${stored_ens['chosen_test_rmse_dollars']:,.0f}; the trees on test: "
           f"${stored_ens['trees']['test RMSE ($)']:,.0f}")
+    refit = stored_ens["refit"]
+    if refit is not None:
+        print(f"  refitted ({refit['file']}, {refit['runs']} runs, {refit['total_minutes']:.0f} minutes, "
+              f"`{refit['command']}`): test RMSE ${refit['ensemble_test_rmse_dollars']:,.0f}; the trees refitted "
+              f"on the same rows ${refit['trees_refit_test_rmse_dollars']:,.0f}")

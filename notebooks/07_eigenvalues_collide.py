@@ -257,7 +257,7 @@ print(f"test minus validation: ${med - best['best_val_median']:+,.0f} for these 
 #    $\|\nabla f(W) - \nabla f(W')\|_F / \|W - W'\|_F$ over all pairs. Compare with $2/\alpha$ and with the same ratio
 #    for the exact $\lambda_2$. Which pairs make the exact ratio large?
 #
-# Worked solutions: `from eignotes import solutions; solutions.show(7)`; `tests/test_exercises.py` checks them.
+# Worked solutions: `from eignotes.course import solutions; solutions.show(7)`; `tests/test_exercises.py` checks them.
 
 # %% [markdown]
 # ## Summary

@@ -42,6 +42,22 @@ def test_every_notebook_has_two_or_three_exercises_and_show_prints_them(capsys):
         solutions.module(8)
 
 
+def test_the_line_each_notebook_gives_for_its_solutions_runs_as_written(capsys):
+    """The exact code each notebook's exercises cell tells students to run (the backticked snippet with
+    solutions.show), executed as given: it imports and prints that notebook's solutions."""
+    import re
+    from pathlib import Path
+
+    sources = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("0*.py"))
+    assert len(sources) == len(solutions.NOTEBOOKS)
+    for source, nb in zip(sources, solutions.NOTEBOOKS, strict=True):
+        snippets = re.findall(r"`([^`]*solutions\.show\(\d+\)[^`]*)`", source.read_text())
+        assert len(snippets) == 1, f"{source.name}: one worked-solutions line, found {snippets}"
+        exec(snippets[0], {})
+        assert "def exercise_1" in capsys.readouterr().out, source.name
+        assert f"show({nb})" in snippets[0], source.name
+
+
 # ---- notebook 01 ------------------------------------------------------------------------------------------------
 
 

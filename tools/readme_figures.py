@@ -110,50 +110,41 @@ def render_row(fig: Figure, files: list[tuple[str, dict]], results: Path) -> str
     return None
 
 
-# benchmarks/ensembles.py scales whose validation choice may reach the README (the quick ones are smoke tests)
-SELECTION_SCALES = ("cpu", "cpu-wider", "binned")
-
-
 def render_accuracy(results: Path) -> list[str]:
-    """The ensemble with the lowest validation RMSE among the validation-selected ensembles of the
-    `*_ensembles.json` files at the SELECTION_SCALES (benchmarks/ensembles.py): its test RMSE (read once), its
+    """The ensemble the series reports (eignotes.course.summaries.stored_ensembles: the lowest validation RMSE among
+    the validation-selected ensembles of benchmarks/ensembles.py's selection scales): its test RMSE (read once), its
     command, its cost, the trees beside it, and the refit of that choice where one exists; [] where no such file
-    exists. The choice between files is made on validation too."""
-    docs = []
-    for path in sorted(results.glob("*_ensembles.json"), reverse=True):
-        doc = json.loads(path.read_text())
-        if doc.get("scale") in SELECTION_SCALES:
-            docs.append((doc["chosen_val_rmse_dollars"], path, doc))
-    for _, path, doc in sorted(docs, key=lambda d: d[0])[:1]:
-        chosen = next((s for s in doc["settings"] if s["setting"] == doc["chosen"]), None)
-        how = (f"`{chosen['command']}`, {chosen['train_minutes']:.0f} min" if chosen else
-               f"`{doc['command']}`, {doc['total_minutes']:.0f} min for every setting")
-        name = doc["chosen"]
-        if name == "mix of all settings" and doc["settings"]:
-            name = f"the mix of all its settings ({'; '.join(s['setting'] for s in doc['settings'])})"
-        md = path.name[: -len(".json")] + ".md"
-        return ["", f"Accuracy (California Housing, Colab split, {doc['device']}): the ensemble chosen on validation, "
-                f"{name}, reaches a test RMSE of ${doc['chosen_test_rmse_dollars']:,.0f} ({how}); "
-                f"gradient-boosted trees on the same rows ${doc['trees']['test RMSE ($)']:,.0f} "
-                f"([{md[:15]}](benchmarks/results/{md}))." + _refit_sentence(results, path.name)]
-    return []
+    exists."""
+    sys.path.insert(0, str(ROOT))
+    from eignotes.course.summaries import stored_ensembles
+
+    doc = stored_ensembles(results)
+    if doc is None:
+        return []
+    chosen = next((s for s in doc["settings"] if s["setting"] == doc["chosen"]), None)
+    how = (f"`{chosen['command']}`, {chosen['train_minutes']:.0f} min" if chosen else
+           f"`{doc['command']}`, {doc['total_minutes']:.0f} min for every setting")
+    name = doc["chosen"]
+    if name == "mix of all settings" and doc["settings"]:
+        name = f"the mix of all its settings ({'; '.join(s['setting'] for s in doc['settings'])})"
+    md = doc["file"][: -len(".json")] + ".md"
+    return ["", f"Accuracy (California Housing, Colab split, {doc['device']}): the ensemble chosen on validation, "
+            f"{name}, reaches a test RMSE of ${doc['chosen_test_rmse_dollars']:,.0f} ({how}); "
+            f"gradient-boosted trees on the same rows ${doc['trees']['test RMSE ($)']:,.0f} "
+            f"([{md[:15]}](benchmarks/results/{md}))." + _refit_sentence(doc["refit"])]
 
 
-def _refit_sentence(results: Path, chosen_file: str) -> str:
-    """The newest `*_ensemble-refit.json` that trains again the choice of `chosen_file` (its
-    "chosen_on_validation_by" names that file; benchmarks/ensembles.py --scale refit or binned-refit), on the
-    training and validation rows; "" where there is none."""
-    for path in sorted(results.glob("*_ensemble-refit.json"), reverse=True):
-        doc = json.loads(path.read_text())
-        if not str(doc.get("chosen_on_validation_by", "")).startswith(chosen_file):
-            continue
-        md = path.name[: -len(".json")] + ".md"
-        runs = f"{doc['runs']} runs, " if "runs" in doc else ""
-        return (f" Refitted on the training and validation rows ({runs}each run's last epoch; benchmarks/refit.py "
-                f"chose that protocol on validation): ${doc['ensemble_test_rmse_dollars']:,.0f} (`{doc['command']}`, "
-                f"{doc['total_minutes']:.0f} min); the trees refitted on the same rows "
-                f"${doc['trees_refit_test_rmse_dollars']:,.0f} ([{md[:15]}](benchmarks/results/{md})).")
-    return ""
+def _refit_sentence(refit: dict | None) -> str:
+    """The refit of the reported choice (benchmarks/ensembles.py --scale refit or binned-refit), on the training and
+    validation rows; "" where there is none."""
+    if refit is None:
+        return ""
+    md = refit["file"][: -len(".json")] + ".md"
+    runs = f"{refit['runs']} runs, " if "runs" in refit else ""
+    return (f" Refitted on the training and validation rows ({runs}each run's last epoch; benchmarks/refit.py "
+            f"chose that protocol on validation): ${refit['ensemble_test_rmse_dollars']:,.0f} (`{refit['command']}`, "
+            f"{refit['total_minutes']:.0f} min); the trees refitted on the same rows "
+            f"${refit['trees_refit_test_rmse_dollars']:,.0f} ([{md[:15]}](benchmarks/results/{md})).")
 
 
 def render_readers(results: Path) -> list[str]:

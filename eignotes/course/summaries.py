@@ -127,15 +127,34 @@ def stored_training_figures(results_dir: str | Path | None = None) -> pd.DataFra
     return pd.DataFrame(rows) if rows else None
 
 
+# benchmarks/ensembles.py scales whose validation choice is reported (the quick ones are smoke tests, the refit
+# ones train a choice again)
+SELECTION_SCALES = ("cpu", "cpu-wider", "binned")
+
+
 def stored_ensembles(results_dir: str | Path | None = None) -> dict | None:
-    """The newest committed ensembles results (`benchmarks/ensembles.py`: `*_ensembles.json` at the cpu scale) as
-    a dict, with its file name under "file"; None where there is none. Not measured by this call."""
+    """The committed ensemble results that the series reports (notebook 06's optional part, the README): among the
+    `*_ensembles.json` files of `benchmarks/ensembles.py` at the SELECTION_SCALES, the one whose chosen ensemble has
+    the lowest validation RMSE (the choice between files is made on validation too), as a dict with its file name
+    under "file" and, under "refit", the newest `*_ensemble-refit.json` that trains that very choice again on the
+    training and validation rows (its "chosen_on_validation_by" names the file), or None. None where no file
+    qualifies. Not measured by this call."""
     folder = Path(results_dir) if results_dir is not None else RESULTS_DIR
+    docs = []
     for path in sorted(folder.glob("*_ensembles.json"), reverse=True):
         doc = json.loads(path.read_text())
-        if doc.get("scale") == "cpu":
-            return doc | {"file": path.name}
-    return None
+        if doc.get("scale") in SELECTION_SCALES:
+            docs.append((doc["chosen_val_rmse_dollars"], path.name, doc))
+    if not docs:
+        return None
+    _, name, doc = min(docs, key=lambda d: d[0])
+    refit = None
+    for path in sorted(folder.glob("*_ensemble-refit.json"), reverse=True):
+        r = json.loads(path.read_text())
+        if str(r.get("chosen_on_validation_by", "")).startswith(name):
+            refit = r | {"file": path.name}
+            break
+    return doc | {"file": name, "refit": refit}
 
 
 def study_lines(runs: pd.DataFrame, summary: pd.DataFrame, chosen_test: Sequence[float] | None = None) -> list[str]:
