@@ -58,9 +58,9 @@ SETTINGS: dict[str, dict[str, tuple]] = {
         "pencil dim 15, alpha 1, paper init, 150 epochs": ("pencil", 15, 1.0, 150, 16, {"init": "paper"}),
         "pencil dim 15, alpha 0.3, 150 epochs": ("pencil", 15, 0.3, 150, 16),
     },
-    # the piecewise-linear features (eignotes.training.data.piecewise_linear) with weight decay: a pilot of 4 seeds
-    # (150 epochs, validation medians) gave the blog's features $51,872; 4 bins $51,345; 8 bins $50,776; 16 bins
-    # $50,396 (weight decay 0.003) and $50,395 (0.006); 32 bins $50,311 at four times the cost of 16
+    # the piecewise-linear features (eignotes.training.data.piecewise_linear) with weight decay, in settings picked
+    # by a short pilot on validation (4 to 32 bins, weight decay 0 to 0.01; not committed): this scale's results
+    # file holds their measured single-run and ensemble figures
     "binned": {
         "pencil dim 15, alpha 1, 16 bins, weight decay 0.003, 150 epochs":
             ("pencil", 15, 1.0, 150, 16, {"bins": 16, "weight_decay": 3e-3}),
