@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         data_s = _features(data, opts)
         t0 = time.perf_counter()
         results = recipes.fit_runs(kind, data_s, dim=dim, epochs=epochs, seeds=list(range(runs)), alpha=alpha,
-                                   device="cpu", init=opts["init"], weight_decay=opts["weight_decay"])
+                                   device="cpu", init=opts["init"], weight_decay=opts["weight_decay"],
+                                   read_test=False)
         minutes = (time.perf_counter() - t0) / 60
         ok = [m for m, _, s in results if not s["diverged"]]
         pv = ensemble.predictions(ok, data_s.X_val)

@@ -24,7 +24,8 @@ _T = TypeVar("_T")
 
 # What each scale costs, said without figures (measured times live in results files, not here).
 SCALE_COSTS = {"quick": "seconds per notebook (a smoke test: its numbers mean little)",
-               "cpu": "minutes per notebook on a laptop CPU or a Colab runtime (a lecture's sizes)",
+               "cpu": "minutes per notebook on a laptop CPU or a Colab runtime (a lecture's sizes: the training "
+                      "notebooks' fewer seeds and shorter budgets show the method, not the study's result)",
                "full": "the blog's sizes: the training notebooks take several times the cpu scale's minutes"}
 
 

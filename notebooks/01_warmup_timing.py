@@ -201,10 +201,11 @@ else:
 # %% [markdown]
 # ## How the time grows with n, and the n = 32 / 33 cliff
 #
-# A dense symmetric eigensolver costs O(n³) flops for large n. Whether a timing shows that is a question for the
-# data: on log-log axes a power law t ∝ n^p is a straight line of slope p, so the figure draws a reference line of
-# slope 3 beside the measurements, and the table after it fits p. On CUDA, PyTorch uses a batched solver only up to
-# n = 32 (a dotted line marks it on a GPU run); on a CPU there is no such limit.
+# A dense symmetric eigensolver costs O(n³) flops for large n. Whether a timing shows that is a question for the data:
+# on log-log axes a power law t ∝ n^p is a straight line of slope p, so the figure draws a reference line of slope 3
+# beside the measurements, and the table after it fits p. On CUDA, PyTorch uses a batched solver only up to n = 32 (a
+# dotted line marks it on a GPU run). The CPU solvers have no such cutoff: a small step between 32 and 33 in a CPU run,
+# when one shows, is a different effect, and the discussion below says how to read it.
 
 # %%
 ns = pick(quick=[8, 32, 33], cpu=[16, 24, 32, 33, 48, 64, 100], full=[16, 24, 32, 33, 48, 64, 100])

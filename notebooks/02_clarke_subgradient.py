@@ -87,11 +87,11 @@ fig = plotting.eigen_curves(ts, curves, highlight=1, title="lambda_j(A + tB), A 
 # %% [markdown]
 # ## 3. One-sided slopes, and where q q^T lands
 #
-# At t = 0 the two branches leave 2 with slopes m₁ ≤ m₂, the eigenvalues of B restricted to the eigenspace
-# (E^T B E with E = [e₂, e₃]). λ₁ takes the smaller branch on the right and the larger on the left, so its right
-# derivative is m₁ and its left derivative m₂. The Clarke subdifferential in direction B is the interval [m₁, m₂].
-# The gradient eignotes returns is q q^T for a unit q of the eigenspace, whose slope along B, q^T B q, lies in
-# [m₁, m₂]: a valid subgradient, like any value in [0, 1] for ReLU at 0.
+# At t = 0 the two branches leave 2 with slopes m₁ ≤ m₂, the eigenvalues of B restricted to the eigenspace (E^T B E with
+# E = [e₂, e₃]). λ₁ follows the branch with the smaller slope on the right and the branch with the larger slope on the
+# left, so its right derivative is m₁ and its left derivative m₂. The Clarke subdifferential in direction B is the
+# interval [m₁, m₂]. The gradient eignotes returns is q q^T for a unit q of the eigenspace, whose slope along B, q^T B
+# q, lies in [m₁, m₂]: a valid subgradient, like any value in [0, 1] for ReLU at 0.
 
 # %%
 E = torch.eye(4, dtype=torch.float64)[:, 1:3]

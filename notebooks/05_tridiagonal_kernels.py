@@ -196,9 +196,8 @@ speed_table.round(3)
 # tridiagonal line is flatter than slope 1, a fixed cost per call (the launch, the autograd bookkeeping) still dominates
 # its time; where a segment is steeper than 1, more than the O(n) arithmetic grew there (the batch's vectors outgrowing
 # a cache, or a busier machine while that point was timed): the fitted exponent over all points is the steadier figure.
-# The dense line is flatter than slope 3 at these sizes too (the summary prints both fitted exponents), for the reason
-# seen in notebook 01: per-matrix overheads and memory traffic, which grow more slowly than n³, still take a large share
-# of its time at these sizes.
+# The dense line is flatter than slope 3 too (the summary prints both fitted exponents), for notebook 01's reason:
+# per-matrix overheads and memory traffic, which grow more slowly than n³, still take a large share of its time.
 
 # %%
 fig2 = plotting.line_sweep(speed["vs B"], x_label="batch size", logx=True, slopes=(1,),
@@ -207,11 +206,11 @@ growth_B = experiments.growth_exponents(speed["vs B"])
 growth_B.set_index("series")[["x from", "x to", "time ratio", "fitted exponent"]].round(2)
 
 # %% [markdown]
-# What to see: against the batch size, time grows about linearly (slope 1: each matrix costs the same); a slope
-# below 1 means part of the time is a fixed cost per call that a larger batch spreads thinner, a slope a little
-# above 1 that a matrix costs more in a larger batch (its data no longer fits a cache, or the machine was busier
-# while the larger batches ran). The point at n = 200 and the largest batch belongs to both sweeps: it is timed once
-# and drawn in both, and at every point the two ops are timed in alternating rounds, so a busy moment hits both.
+# What to see: against the batch size, time grows about linearly (slope 1: each matrix costs the same); a slope below 1
+# means part of the time is a fixed cost per call that a larger batch spreads thinner, a slope above 1 that a matrix
+# costs more in a larger batch (a cache outgrown, or a busier machine). The point at n = 200 and the largest batch
+# belongs to both sweeps: it is timed once and drawn in both, and at every point the two ops are timed in alternating
+# rounds, so a busy moment hits both.
 
 # %% [markdown]
 # ## Exercises
@@ -252,14 +251,19 @@ print(f"forward only, on the CPU, n = {max(ns)}, batch {max(Bs)}: the tridiagona
 growth_n = experiments.growth_exponents(speed["vs n"])
 for _, r in growth_n.iterrows():
     print(f"{r['series']}: fitted exponent against n {r['fitted exponent']:.2f}")
+tri_p = growth_n.set_index("series").loc[tri_label, "fitted exponent"]
+print(f"the tridiagonal exponent {tri_p:.2f} is " + (
+    "below 1: at these sizes a fixed cost per call and per matrix still hides the O(n) growth" if tri_p < 0.9
+    else "near 1 or above: the O(n) arithmetic shows at these sizes"))
 
 # %% [markdown]
-# A tridiagonal eigenvalue costs a fixed number of O(n) passes, its gradient one more, to a few units in the last place;
-# and a dense matrix reduced to tridiagonal form once gets the same treatment, which is why eignotes' dense op beats a
-# full eigendecomposition. The dense ratio above is against a solver blind to the structure; the line after it compares
-# with LAPACK's own tridiagonal bisection, called one matrix at a time as a program without a batched solver would,
-# forward only (part of that gap is the cost of a call, not of the arithmetic). Next, [notebook 06](06_scaling.ipynb)
-# uses the cheap tridiagonal model to ask whether larger matrices fit the data better.
+# A tridiagonal eigenvalue costs a fixed number of O(n) passes, its gradient one more, to a few units in the last place
+# (whether that linear growth is visible at the timed sizes, the last printed line says); and a dense matrix reduced to
+# tridiagonal form once gets the same treatment, which is why eignotes' dense op beats a full eigendecomposition. The
+# dense ratio above is against a solver blind to the structure; the line after it compares with LAPACK's own tridiagonal
+# bisection, called one matrix at a time as a program without a batched solver would, forward only (part of that gap is
+# the cost of a call, not of the arithmetic). Next, [notebook 06](06_scaling.ipynb) uses the cheap tridiagonal model to
+# ask whether larger matrices fit the data better.
 
 # %% [markdown]
 # ## Optional deep dive: one matrix at a time, or many side by side
@@ -285,17 +289,19 @@ layouts = experiments.reduction_layouts(pick(quick=[5, 15], cpu=[5, 15, 45, 80, 
 print(f"batch of {B_layouts} float32 matrices; microseconds per matrix; speed-up = one at a time / side by side")
 layouts.round(3)
 
-# What to see: the speed-up column is the one-at-a-time time over the side-by-side time (above 1: side by side
-# is faster). Side by side should win most where the matrices are smallest, since a row of a small matrix fills
-# less of a vector; the check below tests that on this run. At larger n, a block of 64 matrices of n = 100 takes
-# 2.6 MB, more than the per-core cache of common CPUs, while one matrix's rows are long enough to fill the vector
-# units, so the two come closer. The backend's choice (last column) is a fixed rule, set from measurements of n = 64
-# to 128 at batches of 64 to 1,024 (`benchmarks/reduction_lanes.py`): side by side up to n = 128 in float32 (80 in
-# float64, whose vectors hold half as many entries), one at a time above, and full blocks only (64 side by side
-# from 128 matrices, 32 from 64, 8 for n <= 24 from 8). Where this run shows side by side ahead at an n the rule
-# gives to one matrix at a time, the check below prints it, so the rule can be revisited. The dense model of
-# [notebook 04](04_dense_vs_tridiagonal.ipynb) trains on 10 matrices a step, so it reduces them one at a time; its
-# runs trained together, and the evaluation of a whole split, take the blocks.
+# %% [markdown]
+# What to see: the speed-up column is the one-at-a-time time over the side-by-side time (above 1: side by side is
+# faster). Side by side should win most where the matrices are smallest, since a row of a small matrix fills less of a
+# vector; the check below tests that on this run. At larger n, a block of 64 matrices of n = 100 takes 2.6 MB, more than
+# the per-core cache of common CPUs, while one matrix's rows are long enough to fill the vector units, so the advantage
+# should shrink from the smallest n to the largest (not necessarily at every step: the check prints each n). The
+# backend's choice (last column) is a fixed rule, set from measurements of n = 64 to 128 at batches of 64 to 1,024
+# (`benchmarks/reduction_lanes.py`): side by side up to n = 128 in float32 (80 in float64, whose vectors hold half as
+# many entries), one at a time above, and full blocks only (64 side by side from 128 matrices, 32 from 64, 8 for n <= 24
+# from 8). Where this run shows side by side ahead at an n the rule gives to one matrix at a time, the check below
+# prints it, so the rule can be revisited. The dense model of [notebook 04](04_dense_vs_tridiagonal.ipynb) trains on 10
+# matrices a step, so it reduces them one at a time; its runs trained together, and the evaluation of a whole split,
+# take the blocks.
 
 # %%
 from eignotes.course import claims
