@@ -59,7 +59,7 @@ zoom = torch.linspace(t_near - 0.4, t_near + 0.4, 401, dtype=torch.float64)
 fig, axes = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
 for ax, line, where in zip(axes, (ts, zoom), ("the whole line", f"zoomed on t = {t_near:.2f} ± 0.4"), strict=True):
     collide.plot_curves(ax, line, collide.kink_curves(A, B, k, line, [0.5, 0.25, 0.1]),
-                        title=f"lambda_{k}(A + tB) and its smoothed versions: {where}", ylabel="eigenvalue")
+                        title=rf"$\lambda_{k}(A + tB)$ and its smoothed versions: {where}", ylabel="eigenvalue")
 axes[0].axvspan(t_near - 0.4, t_near + 0.4, color="grey", alpha=0.15)
 plotting.save_figure(fig, "07_kink")
 plt.show()
@@ -309,13 +309,13 @@ fig, axes = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
 for ax, shifted, line in zip(axes, (False, True), (ts, zoom), strict=True):
     curves = collide.kyfan_curves(A, B, r - 1, line, envelope_alphas, shifted=shifted)
     collide.plot_curves(ax, line, curves, ylabel="value",
-                        title=(f"envelopes raised by alpha (r-1)/2, zoomed on t = {t_near:.2f} ± 0.4" if shifted
-                               else f"M_{r - 1}, the sum of the {r - 1} largest eigenvalues, and its envelopes"))
+                        title=(rf"raised by $\alpha (r-1)/2 = \alpha$, zoomed on t = {t_near:.2f} ± 0.4" if shifted
+                               else f"$M_{r - 1}$, the sum of the {r - 1} largest eigenvalues, and its envelopes"))
 plotting.save_figure(fig, "07_kyfan_shift")
 plt.show()
 for size in (r, r - 1):
     curves = collide.kyfan_curves(A, B, size, ts, envelope_alphas, shifted=True)
-    exact_sum = curves.pop(f"M_{size}")
+    exact_sum = curves.pop(f"$M_{size}$")
     far = {a: abs(v - exact_sum).max() for a, v in zip(envelope_alphas, curves.values(), strict=True)}
     print(f"M_{size}: largest distance of a raised envelope from it, "
           + ", ".join(f"alpha = {a:g}: {d:.3f}" for a, d in far.items()))
@@ -342,9 +342,9 @@ for size in (r, r - 1):
 dense_ts = torch.linspace(-2, 2, 4001, dtype=torch.float64)
 mid, exact_rate, gap = collide.gradient_change(A, B, k, dense_ts)
 smooth_rate = {a: collide.gradient_change(A, B, k, dense_ts, a)[1] for a in (0.1, 0.5)}
-series = {"exact lambda_2": exact_rate}
-series |= {f"smoothed, alpha = {a:g} (bound 2/alpha = {2 / a:g})": rate for a, rate in smooth_rate.items()}
-bounds = {f"smoothed, alpha = {a:g} (bound 2/alpha = {2 / a:g})": 2 / a for a in smooth_rate}
+series = {r"exact $\lambda_2$": exact_rate}
+series |= {rf"smoothed, $\alpha$ = {a:g} (bound $2/\alpha$ = {2 / a:g})": rate for a, rate in smooth_rate.items()}
+bounds = {rf"smoothed, $\alpha$ = {a:g} (bound $2/\alpha$ = {2 / a:g})": 2 / a for a in smooth_rate}
 fig, ax = plt.subplots(figsize=(9, 5), layout="constrained")
 collide.plot_gradient_change(ax, mid, series, gap, bounds=bounds)
 plotting.save_figure(fig, "07_gradient_jump")

@@ -17,7 +17,7 @@ def test_pencil_line_is_symmetric_and_kinks():
     curves = collide.kink_curves(A, B, 2, ts, [0.1])
     ref = np.linalg.eigvalsh((A + ts[:, None, None] * B).numpy())[:, 2]
     np.testing.assert_allclose(curves["exact"], ref, atol=1e-12)
-    assert np.abs(curves["alpha = 0.1"] - ref).max() < 0.2
+    assert np.abs(curves[collide.alpha_label(0.1)] - ref).max() < 0.2
 
 
 def test_kyfan_envelope_lies_below_and_the_shift_closes_the_gap():
@@ -25,11 +25,11 @@ def test_kyfan_envelope_lies_below_and_the_shift_closes_the_gap():
     ts = torch.linspace(-2, 2, 101, dtype=torch.float64)
     plain = collide.kyfan_curves(A, B, 3, ts, [0.5], shifted=False)
     shifted = collide.kyfan_curves(A, B, 3, ts, [0.5], shifted=True)
-    M = plain["M_3"]
-    env = plain["M~_3 (alpha = 0.5)"]
+    M = plain["$M_3$"]
+    env = plain[r"$\tilde M_3$ ($\alpha$ = 0.5)"]
     assert (env <= M + 1e-12).all(), "a Moreau envelope is a lower bound"
-    np.testing.assert_allclose(shifted["M~_3 (alpha = 0.5) + 0.75"], env + 0.75, atol=1e-12)
-    assert np.median(np.abs(shifted["M~_3 (alpha = 0.5) + 0.75"] - M)) < 0.05
+    np.testing.assert_allclose(shifted[r"$\tilde M_3$ ($\alpha$ = 0.5) + 0.75"], env + 0.75, atol=1e-12)
+    assert np.median(np.abs(shifted[r"$\tilde M_3$ ($\alpha$ = 0.5) + 0.75"] - M)) < 0.05
 
 
 def test_weights_sum_to_one_and_gradient_rate_is_bounded():
@@ -119,7 +119,7 @@ def test_auc_histograms_mark_every_run():
         ticks = [ln for ln in ax.get_lines() if ln.get_marker() == "|"]
         assert len(ticks) == 1
         np.testing.assert_allclose(sorted(ticks[0].get_xdata()), runs.loc[runs["alpha"] == a, "auc_val_rmse"] / 1e3)
-        assert f"alpha = {a:g}: 3 runs" in ax.get_title(loc="left")
+        assert f"{collide.alpha_label(a)}: 3 runs" in ax.get_title(loc="left")
     plt.close(fig)
 
 
@@ -138,5 +138,5 @@ def test_auc_strips_show_every_run_and_each_median():
         values = runs.loc[runs["alpha"] == a, "auc_val_rmse"] / 1e3
         np.testing.assert_allclose(sorted(dots[i].get_xdata()), sorted(values))  # equal values stay two dots
         np.testing.assert_allclose(bars[i].get_xdata(), [values.median()] * 2)
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["alpha = 0.1\n(5 runs)", "alpha = 5\n(5 runs)"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["$\\alpha$ = 0.1\n(5 runs)", "$\\alpha$ = 5\n(5 runs)"]
     plt.close(fig)

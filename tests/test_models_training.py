@@ -147,6 +147,23 @@ def test_plot_progress_headless(small, tmp_path, monkeypatch):
         assert (tmp_path / f).stat().st_size > 0, f
 
 
+@pytest.mark.parametrize("lo, hi", [(51234.0, 108000.0), (52000.0, 60000.0), (53100.0, 53400.0), (40000.0, 41000.0),
+                                    (0.5, 0.51), (1.0, 1e6)])
+def test_dollar_log_ticks(lo, hi):
+    """The log-axis ticks of the progress figure: inside the view, increasing, at least two, each at most three
+    significant digits more than needed (no float dust such as 6.300000000000001), the lowest within the view's
+    lowest quarter on the log scale (where training curves end), and roughly even in log spacing."""
+    import math
+
+    ticks = plotting.dollar_log_ticks(lo, hi)
+    assert len(ticks) >= 3 and all(lo <= t <= hi for t in ticks) and ticks == sorted(set(ticks))
+    assert all(len(f"{t:.10g}".replace(".", "").strip("0")) <= 5 for t in ticks)
+    span = math.log(hi / lo)
+    assert math.log(ticks[0] / lo) <= span / 4 and math.log(hi / ticks[-1]) <= span / 4
+    with pytest.raises(ValueError, match="0 < lo < hi"):
+        plotting.dollar_log_ticks(0.0, 1.0)
+
+
 @pytest.mark.parametrize("min_interval, frames", [(0.0, 3), (3600.0, 2)])
 def test_plot_progress_redraws_at_most_once_per_interval(small, tmp_path, monkeypatch, min_interval, frames):
     """Every epoch drawn (min_interval 0: three frames, the final figure being the third epoch's again, which the GIF

@@ -147,8 +147,8 @@ def test_bisection_static_figure_and_annotation(saved):
     assert f"count(mid) = {c}" in texts and "k = 2" in texts
     assert ("keep the left half" if c > 2 else "keep the right half") in texts
     assert fig.axes[1].get_yscale() == "log"
-    labels = " ".join(t.get_text() for t in fig.axes[1].texts)
-    assert "float32" in labels and "float64" in labels
+    labels = " ".join(t.get_text() for t in fig.axes[1].get_legend().get_texts())  # below the axes, off the data
+    assert "float32: eps" in labels and "float64: eps" in labels and "reached at step" in labels
     assert hi - lo > 0.1  # the first figure shows a bracket still wide
 
 

@@ -39,13 +39,18 @@ def _line(A: torch.Tensor, B: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
     return A + ts.double()[:, None, None] * B
 
 
+def alpha_label(a: float) -> str:
+    """The figures' name for a smoothing parameter, in matplotlib's math text: "$\\alpha$ = 0.5"."""
+    return rf"$\alpha$ = {a:g}"
+
+
 def kink_curves(A: torch.Tensor, B: torch.Tensor, k: int, ts: torch.Tensor, alphas: Sequence[float]
                 ) -> dict[str, np.ndarray]:
     """lambda_k(A + t B) and its smoothed versions for each alpha, over ts: {label: values}."""
     M = _line(A, B, ts)
     out = {"exact": kth_eigvalsh(M, k).numpy()}
     for a in alphas:
-        out[f"alpha = {a:g}"] = kth_eigvalsh_smooth(M, k, a).numpy()
+        out[alpha_label(a)] = kth_eigvalsh_smooth(M, k, a).numpy()
     return out
 
 
@@ -56,12 +61,12 @@ def _smooth_kyfan(mu: torch.Tensor, r: int, alpha: float) -> torch.Tensor:
 
 def kyfan_curves(A: torch.Tensor, B: torch.Tensor, r: int, ts: torch.Tensor, alphas: Sequence[float], *,
                  shifted: bool) -> dict[str, np.ndarray]:
-    """M_r (the sum of the r largest eigenvalues of A + t B) and its Moreau envelopes M~_{r,alpha}, each raised by
+    """M_r (the sum of the r largest eigenvalues of A + t B) and its Moreau envelopes, each raised by
     alpha r / 2 when `shifted` (far from a kink the envelope sits exactly alpha r / 2 below M_r)."""
     mu = torch.linalg.eigvalsh(_line(A, B, ts))
-    out = {f"M_{r}": mu[:, -r:].sum(-1).numpy()}
+    out = {f"$M_{r}$": mu[:, -r:].sum(-1).numpy()}
     for a in alphas:
-        label = f"M~_{r} (alpha = {a:g})" + (f" + {a * r / 2:g}" if shifted else "")
+        label = rf"$\tilde M_{r}$ ({alpha_label(a)})" + (f" + {a * r / 2:g}" if shifted else "")
         out[label] = (_smooth_kyfan(mu, r, a) + (a * r / 2 if shifted else 0.0)).numpy()
     return out
 
@@ -179,7 +184,7 @@ def plot_weights(ax: Any, ts: torch.Tensor | np.ndarray, W: np.ndarray, *, alpha
     im = ax.imshow(W.T, aspect="auto", origin="lower", cmap="Greys", vmin=0, vmax=1, interpolation="nearest",
                    extent=(t[0], t[-1], -0.5, W.shape[1] - 0.5))
     ax.set(xlabel="t", ylabel="eigenvalue index j (0 = smallest)",
-           title=f"weights w_j of the smoothed lambda_{k}, alpha = {alpha:g}")
+           title=rf"weights $w_j$ of the smoothed $\lambda_{k}$, {alpha_label(alpha)}")
     ax.set_yticks(range(W.shape[1]))
     return im
 
@@ -200,11 +205,11 @@ def plot_gradient_change(ax: Any, mid: np.ndarray, series: dict[str, np.ndarray]
         ax.axhline(bound, color=colors[label], ls="--", lw=1, label=f"bound of {label.split(' (')[0]}: {bound:g}")
         ax.annotate(f"bound of {label.split(' (')[0]}", xy=(0.62, bound), xycoords=("axes fraction", "data"),
                     ha="center", va="bottom", fontsize=8, color=colors[label])  # named on the line itself
-    ax.set(xlabel="t", ylabel="||grad f(t+dt) - grad f(t)||_F / (dt ||B||_F)",
+    ax.set(xlabel="t", ylabel=r"$\|\nabla f(t+dt) - \nabla f(t)\|_F \,/\, (dt\, \|B\|_F)$",
            title="how fast the gradient moves along the line")
     ax.grid(alpha=0.3, which="both")
     ax2 = ax.twinx()
-    ax2.plot(mid, gap, color="grey", ls=":", label="gap from lambda_k to its nearer neighbour (right axis)")
+    ax2.plot(mid, gap, color="grey", ls=":", label=r"gap from $\lambda_k$ to its nearer neighbour (right axis)")
     ax2.set_ylabel("gap to the nearer neighbour", color="grey")
     ax2.set_ylim(bottom=0)
     lines = ax.get_legend_handles_labels()
@@ -224,8 +229,8 @@ def plot_val_curves(histories: pd.DataFrame, *, title: str) -> Figure:
         what = "AUC" if len(per_run) == 1 else f"median AUC of {len(per_run)} runs"
         for j, (_, run) in enumerate(g.groupby("seed")):
             ax.plot(run["step"], run["val_rmse_dollars"] / 1e3, color=colors[i % len(colors)], alpha=0.7, lw=1,
-                    label=f"alpha = {a:g} ({what} ${per_run.median() / 1e3:,.1f}k)" if j == 0 else None)
-    ax.set(xlabel="epoch", ylabel="validation RMSE ($ thousands)", title=title)
+                    label=f"{alpha_label(a)} ({what} \\${per_run.median() / 1e3:,.1f}k)" if j == 0 else None)
+    ax.set(xlabel="epoch", ylabel="validation RMSE (\\$ thousands)", title=title)
     lo = histories["val_rmse_dollars"].quantile(0.01) / 1e3
     hi = histories.groupby(["alpha", "seed"])["val_rmse_dollars"].quantile(0.9).max() / 1e3
     ax.set_ylim(lo * 0.98, hi * 1.05)
@@ -256,7 +261,7 @@ def plot_auc_histograms(runs: pd.DataFrame, *, title: str) -> Figure:
         ax.set_ylim(-0.12 * top, top * 1.05)
         ax.set_ylabel("runs")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # run counts
-        ax.set_title(f"alpha = {a:g}: {len(v)} runs, median ${v.median():,.2f}k (dashed); ticks: each run",
+        ax.set_title(f"{alpha_label(a)}: {len(v)} runs, median \\${v.median():,.2f}k (dashed); ticks: each run",
                      fontsize=9, loc="left")
     axes[-1, 0].set_xlabel("area under the validation curve: mean validation RMSE over the epochs ($ thousands)")
     fig.suptitle(title)
@@ -276,7 +281,7 @@ def plot_auc_strips(runs: pd.DataFrame, *, title: str) -> Figure:
         v = runs.loc[runs["alpha"] == a, "auc_val_rmse"].to_numpy() / 1e3
         ax.plot(v, i + rng.uniform(-0.12, 0.12, len(v)), "o", color=f"C{i}", alpha=0.75, ms=6)
         ax.plot([np.median(v)] * 2, [i - 0.3, i + 0.3], color="black", lw=2)
-    ax.set_yticks(range(len(alphas)), [f"alpha = {a:g}\n({(runs['alpha'] == a).sum()} runs)" for a in alphas])
+    ax.set_yticks(range(len(alphas)), [f"{alpha_label(a)}\n({(runs['alpha'] == a).sum()} runs)" for a in alphas])
     ax.set_ylim(-0.6, len(alphas) - 0.4)
     ax.set_xlabel("area under the validation curve: mean validation RMSE over the epochs ($ thousands)")
     ax.set_title(f"{title}; dots: runs, bars: medians")
@@ -288,9 +293,9 @@ def _explorer_figure(A, B, k, ts, alpha):
     from .plotting import plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
-    plot_curves(ax1, ts, kink_curves(A, B, k, ts, [alpha]), title=f"lambda_{k}(A + tB), smoothed", ylabel="value")
+    plot_curves(ax1, ts, kink_curves(A, B, k, ts, [alpha]), title=rf"$\lambda_{k}(A + tB)$, smoothed", ylabel="value")
     im = plot_weights(ax2, ts, weights_along(A, B, k, ts, alpha), alpha=alpha, k=k)
-    fig.colorbar(im, ax=ax2, label="weight w_j")
+    fig.colorbar(im, ax=ax2, label="weight $w_j$")
     return fig
 
 

@@ -68,6 +68,40 @@ def _plain_log_values(axis: Any) -> None:
     axis.set_minor_formatter(FuncFormatter(minor))
 
 
+def dollar_log_ticks(lo: float, hi: float, count: int = 6) -> list[float]:
+    """About `count` tick values between lo and hi (> 0), evenly spaced on a log axis and rounded to two
+    significant digits and to a multiple of 5, 2 or 1 of the next digit (52,300 -> 55,000; 23,000 -> 24,000), with
+    more digits where that leaves fewer than three ticks or an end of the view unlabelled: the low end, where
+    training curves end, carries a label."""
+    if not 0 < lo < hi:
+        raise ValueError(f"a log axis needs 0 < lo < hi, got {lo}, {hi}")
+    import numpy as np
+
+    for digits in (2, 3, 4, 5):
+        ticks: list[float] = []
+        points = np.geomspace(lo, hi, count)
+        for i, v in enumerate(points):
+            unit = 10.0 ** (math.floor(math.log10(v)) - digits + 1)
+            step = unit * (5 if v / unit >= 50 else 2 if v / unit >= 20 else 1)  # 55k, 60k; 24k, 26k; 15k, 16k
+            snap = math.ceil if i == 0 else math.floor if i == len(points) - 1 else round  # the ends inward
+            r = float(f"{snap(v / step) * step:.{digits + 1}g}")
+            if lo <= r <= hi and r not in ticks:
+                ticks.append(r)
+        margin = math.log(hi / lo) / 4  # the ends labelled: no tick further than a quarter of the view from either
+        if len(ticks) >= 3 and math.log(ticks[0] / lo) <= margin and math.log(hi / ticks[-1]) <= margin:
+            break
+    return ticks
+
+
+def _dollar_log_ticks(ax: Any) -> None:
+    """Dollar labels ($52k) on a log y axis at `dollar_log_ticks` of its current limits; no minor labels."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    ax.yaxis.set_major_locator(FixedLocator(dollar_log_ticks(*ax.get_ylim())))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"\\${v / 1000:g}k"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def _texts_inside(fig: Figure, ax: Any) -> None:
     """Move each annotation that ends past the axes' right edge inside its bar, right-aligned in white: the
     x axis keeps the limits it was given (figures that share one time scale)."""
@@ -295,7 +329,7 @@ def plot_progress(events: Iterable[Event], *, max_step: int, feature_names: Sequ
         ax_err.set_ylabel("RMSE ($, log scale)" if log_errors else "RMSE ($)")
         if log_errors:
             ax_err.set_yscale("log")
-            _plain_log_values(ax_err.yaxis)
+            _dollar_log_ticks(ax_err)
         ax_err.legend()
         # "\\$": a bare "$" would start matplotlib's math mode
         ax_err.set_title(f"{title + ': ' if title else ''}best val \\${best['val_rmse_dollars']:,.0f} "
@@ -304,8 +338,8 @@ def plot_progress(events: Iterable[Event], *, max_step: int, feature_names: Sequ
         if "feature_norms" in history[-1]:
             norms = np.array([ev["feature_norms"] for ev in history])
             names = feature_names or [f"feature {i}" for i in range(norms.shape[1])]
-            for i in range(norms.shape[1]):
-                ax_norm.plot(steps, norms[:, i], label=names[i])
+            for i in range(norms.shape[1]):  # line styles too: two features whose norms coincide stay visible
+                ax_norm.plot(steps, norms[:, i], label=names[i], ls=("-", "--", "-.", ":")[i % 4])
             # outside the axes, on the right: inside, eight names cover the curves they name
             ax_norm.legend(fontsize=FONT - 1, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
         ax_norm.set_xlim(1, max(max_step, 2))

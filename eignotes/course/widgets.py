@@ -390,7 +390,7 @@ def draw_bisection(ax_stairs: Axes, ax_width: Axes, d: torch.Tensor, e: torch.Te
     ax_stairs.set_title(f"step {step} of {steps}: [lo, hi] = [{lo:.6g}, {hi:.6g}], width {hi - lo:.2e}",
                         fontsize=FONT + 1)
     # below the axes: inside, the legend covered the bracket whenever it lay in the lower right
-    ax_stairs.legend(fontsize=FONT, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+    ax_stairs.legend(fontsize=FONT, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     _style(ax_stairs)
 
     widths = (history["hi"] - history["lo"]).numpy()
@@ -404,16 +404,15 @@ def draw_bisection(ax_stairs: Axes, ax_width: Axes, d: torch.Tensor, e: torch.Te
             continue
         reached = [s for s in range(steps + 1) if widths[s] <= level]
         when = f"reached at step {reached[0]}" if reached else f"not reached in {steps} steps"
-        ax_width.axhline(level, color=color, ls="--", lw=1.2)
-        # Written on the line at the left, where the widths are still far above it: no legend box over the data.
-        ax_width.text(0.02, level, f"{str(dtype).removeprefix('torch.')}: eps * ||T|| = {level:.1e}, {when}",
-                      transform=ax_width.get_yaxis_transform(), color=color, fontsize=FONT, va="bottom")
+        ax_width.axhline(level, color=color, ls="--", lw=1.2,
+                         label=f"{str(dtype).removeprefix('torch.')}: eps * ||T|| = {level:.1e}, {when}")
         floor = min(floor, level)
     ax_width.set_ylim(floor / 20, widths.max() * 5)
     ax_width.set_xlabel("step", fontsize=FONT + 1)
     ax_width.set_ylabel("bracket width (log scale)", fontsize=FONT + 1)
-    ax_width.set_title("the bracket halves every step", fontsize=FONT + 1)
-    ax_width.legend(fontsize=FONT, loc="upper right")  # the widths fall from the upper left: that corner is free
+    ax_width.set_title("the bracket halves every step, until the precision cannot split it", fontsize=FONT + 1)
+    # below the axes, as on the left: any text inside crosses the falling widths somewhere
+    ax_width.legend(fontsize=FONT, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
     _style(ax_width)
     return {"step": step, "lo": lo, "hi": hi, "mid": mid, "count": c, "keep": keep, "eigenvalues": lams}
 
