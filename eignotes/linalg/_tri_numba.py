@@ -183,7 +183,7 @@ if available:
                         for i in range(n - 1):
                             prods[b, j, n + i] = 2 * Z[i, lane] * Z[i + 1, lane]
 
-    @njit(cache=True)
+    @njit(cache=True, inline="always")
     def _twisted_lanes(dl, el, e2, lam, pivmin, zero, one, X, DM, Z, best, r):
         """Unit eigenvectors of the LANES matrices of a block, one twisted factorization each, into Z (n, LANES).
 
