@@ -20,8 +20,9 @@
 
 # %%
 # Setup: on Colab, install eignotes (Colab's own torch and CuPy stay as they are); elsewhere, nothing to do.
-# The scale, in one line: None keeps the default (cpu on Colab, GPU or not, and without a GPU), or choose
-# "quick" (seconds), "cpu" (minutes: a lecture's sizes) or "full" (the blog's sizes: several times longer).
+# The scale, in one line: None keeps the default (cpu on Colab, GPU or not, and without a GPU; full on another CUDA
+# machine), or choose "quick" (seconds), "cpu" (minutes: a lecture's sizes) or "full" (the blog's sizes: several times
+# longer).
 SCALE = None
 import subprocess
 import sys

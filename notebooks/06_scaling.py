@@ -20,8 +20,9 @@
 
 # %%
 # Setup: on Colab, install eignotes (Colab's own torch and CuPy stay as they are); elsewhere, nothing to do.
-# The scale, in one line: None keeps the default (cpu on Colab, GPU or not, and without a GPU), or choose
-# "quick" (seconds), "cpu" (minutes: a lecture's sizes) or "full" (the blog's sizes: several times longer).
+# The scale, in one line: None keeps the default (cpu on Colab, GPU or not, and without a GPU; full on another CUDA
+# machine), or choose "quick" (seconds), "cpu" (minutes: a lecture's sizes) or "full" (the blog's sizes: several times
+# longer).
 SCALE = None
 import subprocess
 import sys
@@ -141,15 +142,16 @@ summary.round({c: 0 for c in ("val_median", "val_q1", "val_q3", "val_2x_median")
 # %% [markdown]
 # ## Ranking, the rule, and the one test figure
 #
-# The settings that converged (where none did, every setting, as models of this budget), ranked by median
-# validation RMSE; the permutation rule applied to the two best; then
-# the chosen setting's test RMSE (the study's one test read of its models), next to gradient-boosted trees measured here
-# on the same rows (scikit-learn's HistGradientBoostingRegressor with its defaults, as in notebook 04) and the
-# blog's figures, which were selected on the test set (optimistic by construction). Last, how seconds per epoch grow
-# with dim: the fitted exponent p of seconds per epoch ∝ dim^p over the grid, for each kind. Compare the chosen
-# setting's validation and test medians: two choices made on the validation rows (each seed's epoch, then the
-# setting) flatter its validation figure, and the test rows are other rows; notebook 04 explains why a gap to the
-# trees measured on validation can understate the one on test.
+# The settings that converged (where none did, every setting, as models of this budget), ranked by median validation
+# RMSE; the permutation rule applied to the two best; then the chosen setting's test RMSE (the study's one test read of
+# its models), next to gradient-boosted trees measured here on the same rows (scikit-learn's
+# HistGradientBoostingRegressor with its defaults, as in notebook 04) and the blog's figures, which were selected on the
+# test set (optimistic by construction). Last, how seconds per epoch grow with dim: the fitted exponent p of seconds per
+# epoch ∝ dim^p over the grid, for each kind. Compare the chosen setting's validation and test medians: two choices made
+# on the validation rows (each seed's epoch, then the setting) flatter its validation figure, and the test rows are
+# other rows; notebook 04 explains why a gap to the trees measured on validation can understate the one on test. The
+# recipes' learning rates and batch sizes come from the blog, which chose by test figures: that selection is inherited
+# here too.
 
 # %%
 chosen = experiments.chosen_setting(summary)  # by validation, among the settings that converged if any did
@@ -269,14 +271,15 @@ print(f"one run's spread (R = 1, best to worst): ${curve[0]['val_min']:,.0f} to 
 
 # %% [markdown]
 # What to see: how much each doubling of R lowers the median, next to the spread of single runs printed above. The
-# seeds' errors are partly shared (every run sees the same rows and the same model family), so averaging cannot
-# remove them all, and with a handful of runs each step is itself uncertain by about the spread of the groups. The
-# longer study of `benchmarks/ensembles.py` (more runs, more settings; its figures read from the committed results
-# file below) picks its ensemble on validation and reads the test set once, for that ensemble. Its settings use the
-# pencil model of [notebook 07](07_eigenvalues_collide.ipynb), λ_k(A₀ + Σᵢ xᵢ Aᵢ) with every matrix free, some of
-# them on piecewise-linear features (`eignotes.training.data.piecewise_linear`: each feature as B pieces between
-# quantiles of the training rows, `--bins B` on the command line); the refit trains the chosen ensemble once more on
-# the training and validation rows together, for the epochs chosen before, and reads the test set once.
+# seeds' errors are partly shared (every run sees the same rows and the same model family), so averaging cannot remove
+# them all, and with a handful of runs each step is itself uncertain by about the spread of the groups. The longer study
+# of `benchmarks/ensembles.py` (more runs, more settings; its figures read from the committed results file below) picks
+# its ensemble on validation and reads the test set once, for that ensemble. Its settings use the pencil model of
+# [notebook 07](07_eigenvalues_collide.ipynb), λ_k(A₀ + Σᵢ xᵢ Aᵢ) with every matrix free, some of them on
+# piecewise-linear features (`eignotes.training.data.piecewise_linear`: each feature as B pieces between quantiles of
+# the training rows, `--bins B` on the command line); the refit trains the chosen ensemble once more on the training and
+# validation rows together, for the epochs chosen before, and reads the test set once more, for the refitted ensemble
+# (two test reads in all, each of one ensemble chosen before it).
 
 # %%
 stored_ens = summaries.stored_ensembles()

@@ -555,3 +555,17 @@ def test_reduction_layouts_times_both_kernels_and_names_the_choice():
     assert (one > 0).all() and (side > 0).all()
     np.testing.assert_allclose(t["speed-up"], one / side)
     assert list(t["the backend picks"]) == ["32 side by side", "one at a time"]
+
+
+def test_step_check_retimes_both_sizes_alternating():
+    """Notebook 01's re-timing of a sweep's jump: every CPU library at both sizes, a positive ratio and spreads, and
+    real_steps reads a step beyond the cube law and the spread as the codes' (and one within them as not)."""
+    from eignotes.course import experiments
+
+    check = experiments.step_check(8, 9, 4, torch.device("cpu"), min_run_time=0.005)
+    assert set(check) == {"torch CPU", "NumPy CPU", "eignotes CPU, all n", "eignotes CPU, k-th only"}
+    assert all(r["ratio"] > 0 and r["iqr_a"] >= 0 and r["iqr_b"] >= 0 for r in check.values())
+    cube = (33 / 32) ** 3
+    fake = {"step": {"ratio": 1.5 * cube, "iqr_a": 0.2, "iqr_b": 0.1},
+            "flat": {"ratio": 1.1 * cube, "iqr_a": 0.05, "iqr_b": 0.2}}
+    assert experiments.real_steps(fake, 32, 33) == {"step": True, "flat": False}

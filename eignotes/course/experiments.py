@@ -43,23 +43,30 @@ def warmup_eigvalsh(B: int, n: int, device: torch.device, dtype: torch.dtype = t
     (`eignotes.bench.timing.time_interleaved`; its Timing then says repeats=1), so that one pathologically slow library
     (a busy machine, a GPU loop over the matrices) does not hold the run for minutes.
     """
-    A = random_symmetric(B, n, dtype, device)
+    fns = _eigvalsh_fns(random_symmetric(B, n, dtype, device), device, with_eignotes)
+    return list(time_interleaved(fns, min_run_time=min_run_time * len(fns), slow_s=slow_s).values())
+
+
+def _eigvalsh_fns(A: torch.Tensor, device: torch.device, with_eignotes: bool = True) -> dict[str, Callable[[], object]]:
+    """The warm-up's callables for one batch A: {label: fn} (see `warmup_eigvalsh`)."""
+    n = A.shape[-1]
     if device.type == "cpu":
         An = A.numpy()
-        fns = {"torch CPU": lambda: torch.linalg.eigvalsh(A), "NumPy CPU": lambda: np.linalg.eigvalsh(An)}
+        fns: dict[str, Callable[[], object]] = {"torch CPU": lambda: torch.linalg.eigvalsh(A),
+                                                "NumPy CPU": lambda: np.linalg.eigvalsh(An)}
         if with_eignotes:
             from ..linalg import kth_eigvalsh
 
             every = list(range(n))
             fns["eignotes CPU, all n"] = lambda: kth_eigvalsh(A, every)
             fns["eignotes CPU, k-th only"] = lambda: kth_eigvalsh(A, n // 2)
-    else:
-        fns = {"torch CUDA": lambda: torch.linalg.eigvalsh(A)}
-        if cupy_usable(device):
-            from ..linalg import _cupy
+        return fns
+    fns = {"torch CUDA": lambda: torch.linalg.eigvalsh(A)}
+    if cupy_usable(device):
+        from ..linalg import _cupy
 
-            fns["CuPy (DLPack)"] = lambda: _cupy.eigvalsh(A, True)
-    return list(time_interleaved(fns, min_run_time=min_run_time * len(fns), slow_s=slow_s).values())
+        fns["CuPy (DLPack)"] = lambda: _cupy.eigvalsh(A, True)
+    return fns
 
 
 def sweep_n(ns: Iterable[int], B: int, device: torch.device, dtype: torch.dtype = torch.float32,
@@ -74,6 +81,40 @@ def sweep_n(ns: Iterable[int], B: int, device: torch.device, dtype: torch.dtype 
             series[t.label][0].append(n)
             series[t.label][1].append(t.median)
     return series
+
+
+def step_check(a: int, b: int, B: int, device: torch.device, dtype: torch.dtype = torch.float32,
+               min_run_time: float = 0.2, slow_s: float | None = None) -> dict[str, dict[str, float]]:
+    """A step in time between n = a and n = b (a sweep's segment), re-timed so that the machine cannot make it: the
+    rows of `warmup_eigvalsh` at both sizes in one alternating run (each round times every library at a, then at
+    b), so a slow moment hits both sizes alike. Returns {label: {"ratio": median at b / median at a, "iqr_a",
+    "iqr_b": the spreads as fractions of their medians}}; a step larger than both spreads is the codes', not the
+    moment's."""
+    fns = {}
+    for n in (a, b):
+        A = random_symmetric(B, n, dtype, device)
+        for label, fn in _eigvalsh_fns(A, device).items():
+            fns[f"{label} @ {n}"] = fn
+    t = time_interleaved(fns, min_run_time=min_run_time * len(fns), slow_s=slow_s)
+    out = {}
+    for key in fns:
+        label, n = key.rsplit(" @ ", 1)
+        if int(n) == a:
+            ta, tb = t[key], t[f"{label} @ {b}"]
+            out[label] = {"ratio": tb.median / ta.median, "iqr_a": ta.iqr / ta.median, "iqr_b": tb.iqr / tb.median}
+    return out
+
+
+def real_steps(check: dict[str, dict[str, float]], a: int, b: int) -> dict[str, bool]:
+    """Which series of a `step_check` step beyond the cube law by more than their timings' spread: ratio above
+    (b / a)^3 (1 + the larger relative IQR of the two sizes). {label: True where the step is the codes'}.
+
+    >>> real_steps({"x": {"ratio": 1.5, "iqr_a": 0.1, "iqr_b": 0.05}, "y": {"ratio": 1.15, "iqr_a": 0.1, "iqr_b": 0.1}},
+    ...            32, 33)
+    {'x': True, 'y': False}
+    """
+    cube = (b / a) ** 3
+    return {label: r["ratio"] > cube * (1 + max(r["iqr_a"], r["iqr_b"])) for label, r in check.items()}
 
 
 def growth_exponents(series: dict[str, tuple[Sequence[float], Sequence[float]]]) -> pd.DataFrame:

@@ -236,3 +236,22 @@ def alpha_lines(runs: pd.DataFrame, table: pd.DataFrame) -> list[str]:
     for a, b in pairs:
         lines.append(f"area, alpha {a:g} against {b:g}: {seeds_tell_apart(auc(a), auc(b))['verdict']}")
     return lines
+
+
+def closest_norms(history: Sequence[dict], names: Sequence[str]) -> str:
+    """The line under a progress figure (notebook 04) naming the two features whose spectral norms end closest, with
+    their first and last epochs' values: curves that coincide on the plot are different matrices whose largest
+    absolute eigenvalues grew alike, and the first epoch shows them apart.
+
+    >>> closest_norms([{"feature_norms": [0.3, 0.2, 0.1]}, {"feature_norms": [2.0, 2.01, 1.0]}], ["a", "b", "c"])
+    'closest norms at the last epoch: a 2.000 and b 2.010 (at the first: 0.300 and 0.200)'
+    """
+    if not history or "feature_norms" not in history[-1]:
+        return "no feature norms in this history"
+    first, last = np.asarray(history[0]["feature_norms"]), np.asarray(history[-1]["feature_norms"])
+    if len(last) < 2:
+        return "one feature: no pair to compare"
+    gaps = np.abs(last[:, None] - last[None, :]) + np.diag(np.full(len(last), np.inf))
+    i, j = sorted(np.unravel_index(int(np.argmin(gaps)), gaps.shape))
+    return (f"closest norms at the last epoch: {names[i]} {last[i]:.3f} and {names[j]} {last[j]:.3f} "
+            f"(at the first: {first[i]:.3f} and {first[j]:.3f})")
