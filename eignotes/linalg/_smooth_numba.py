@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from . import _tri_numba
+from . import _dense_numba, _tri_numba
 
 available = _tri_numba.available
 
@@ -250,6 +250,84 @@ if available:
     def _outer_parallel(vecs, g, w, out):
         for b in prange(vecs.shape[0]):
             _outer_row(vecs, g, w, out, b)
+
+
+if available:
+
+    @njit(cache=True)
+    def _dense_forward(A, lower, a64, k, coarse, niter, pivmin, half, pivmin64, tol, lanes, want_grad, stride,
+                       par):
+        """The dense smoothed op's forward up to its weights, one compiled call (smooth._dense_numba_smooth_kernels
+        made the same five calls from Python, whose glue cost as much as some of the kernels at a training step's
+        batch): the Householder reduction (`lanes` side by side, or one matrix at a time for 0), lambda_k and
+        lambda_{k+1} from `coarse` bisection steps, each matrix's window (_bounds), the union window's eigenvalues
+        (and, with want_grad, vectors of T) by `niter` steps, then weights, value and the cluster flag (_finish_row).
+        Returns (d, e, tau, scale, refl, vals, vecs, w, value, flag, lo, hi, first): lo, hi each matrix's window as
+        offsets into the union window's columns, which start at index `first`."""
+        B, n, _ = A.shape
+        dt = A.dtype
+        d = np.empty((B, n), dtype=dt)
+        e = np.empty((B, max(n - 1, 1)), dtype=dt)
+        tau = np.empty((B, n), dtype=dt)
+        scale = np.empty(B)
+        refl = np.empty((B if want_grad else 0, n, n), dtype=dt)
+        if lanes > 0:
+            _dense_numba._tridiagonalize_lanes(A, lower, want_grad, refl, d, e, tau, scale, lanes)
+        else:
+            _dense_numba._tridiagonalize(A, lower, want_grad, refl, d, e, tau, scale)
+        if n == 1:
+            e[:, 0] = 0  # the Sturm recurrences read e even when n == 1
+        two = np.arange(k, min(k + 2, n), dtype=np.int64)
+        lam = np.empty((B, two.shape[0]), dtype=dt)
+        no_vecs = np.empty((0, 1, 1), dtype=dt)
+        no_k = np.empty(0, dtype=np.int64)
+        _tri_numba._solve_parallel(d, e, two, coarse, pivmin, half, False, False, lam, no_vecs, no_vecs, no_k, no_k,
+                                   stride)
+        a_s = a64 / scale  # the scaled matrix's alpha: the weights are unchanged
+        first_b = np.empty(B, dtype=np.int64)
+        last_b = np.empty(B, dtype=np.int64)
+        ok = np.empty(B, dtype=np.bool_)
+        _bounds(d, e, lam, a_s, k, coarse, pivmin64, first_b, last_b, ok)
+        first, last = k, k  # no matrix with a finite window: every result is NaN, one column
+        if ok.any():
+            first, last = n, -1
+            for b in range(B):
+                if ok[b]:
+                    first = min(first, first_b[b])
+                    last = max(last, last_b[b])
+        lo = np.zeros(B, dtype=np.int64)
+        hi = np.zeros(B, dtype=np.int64)
+        for b in range(B):
+            if ok[b]:
+                lo[b] = first_b[b] - first
+                hi[b] = last_b[b] - first
+            elif last >= first and ok.any():
+                hi[b] = last - first  # a matrix with a non-finite entry gets the whole union
+        m = last - first + 1
+        ks = np.arange(first, last + 1, dtype=np.int64)
+        vals = np.empty((B, m), dtype=dt)
+        vecs = np.empty((B if want_grad else 0, m, n), dtype=dt)
+        _tri_numba._solve_parallel(d, e, ks, niter, pivmin, half, want_grad, False, vals, vecs, no_vecs, lo + first,
+                                   hi + first, stride)
+        w = np.empty((B, m))
+        value = np.empty(B)
+        flag = np.empty(B, dtype=np.bool_)
+        r = n - k - (n - 1 - last)  # the projection target on the union window
+        if par:
+            _finish_parallel(d, e, vals, lo, hi, a_s, scale, r, tol, w, value, flag)
+        else:
+            _finish_serial(d, e, vals, lo, hi, a_s, scale, r, tol, w, value, flag)
+        return d, e, tau, scale, refl, vals, vecs, w, value, flag, lo, hi, first
+
+
+def dense_forward(An: np.ndarray, lower: bool, a64: np.ndarray, k: int, coarse: int, niter: int, pivmin: float,
+                  tol: float, want_grad: bool, parallel: bool) -> tuple[np.ndarray, ...]:
+    """_dense_forward for a (B, n, n) NumPy batch An (float32 or float64, contiguous) and alpha a64 (B,) float64;
+    the reduction's layout from _dense_numba.lanes_for, the blocks' visiting order from _tri_numba's stride."""
+    B, n, _ = An.shape
+    piv, half = _tri_numba._scalars(An.dtype, pivmin)
+    return _dense_forward(An, lower, a64, k, coarse, niter, piv, half, float(pivmin), float(tol),
+                          _dense_numba.lanes_for(B, n, An.dtype.itemsize), want_grad, _tri_numba._stride(B), parallel)
 
 
 def sturm_counts(d: torch.Tensor, e: torch.Tensor, x: torch.Tensor, pivmin: float) -> torch.Tensor:

@@ -300,30 +300,22 @@ def _dense_numba_smooth_kernels(A: torch.Tensor, k: int, a64: torch.Tensor, lowe
         if not want_grad:
             return val, A.new_empty(0), wt
         return val, torch.from_numpy(vecs).transpose(-1, -2), wt
-    d, e, tau, scale, refl = _dense_numba.tridiagonalize(A, lower, want_grad)
-    dt, et = torch.from_numpy(d), torch.from_numpy(e[:, : n - 1])
-    a_s = a64.detach().double().contiguous().numpy() / scale  # the scaled matrix's alpha: the weights are unchanged
-    niter, piv = _NITER[A.dtype], PIVMIN
-    two = [k, k + 1] if k + 1 < n else [k]
-    lam = _tri._tri_numba.solve(dt, et, two, _COARSE, piv, False)[0]
-    ks, lo, hi = _windows(dt, et, k, torch.from_numpy(a_s), lam, coarse=True)
-    assert lo is not None and hi is not None  # per_matrix: each matrix's window
-    m = len(ks)
-    vals = np.empty((B, m), dtype=d.dtype)
-    vecs = np.empty((B, m, n) if want_grad else (0, m, n), dtype=d.dtype)
-    # each block of matrices computes only the window entries one of its matrices needs (runs with a small alpha
-    # beside runs with a large one need far fewer); the others are NaN, with zero vectors and weight 0
-    _dense_numba._tri_numba._solve(d, e, np.asarray(ks, dtype=np.int64), niter, d.dtype.type(piv),
-                                   d.dtype.type(0.5), want_grad, vals, vecs, window=(lo + ks[0], hi + ks[0]))
-    # weights, value and the cluster check in one compiled pass (r: the projection target on the union window)
-    w, value, flag = _smooth_numba.finish(d, e, vals, lo, hi, a_s, scale, n - k - (n - 1 - ks[-1]),
-                                          _clusters.CLUSTER_TOL, _threads.parallel(B * n**3))
+    # one compiled call: the reduction, lambda_k and lambda_{k+1} coarsely, each matrix's window, the union window's
+    # eigenpairs (each block of matrices computes only the entries one of its matrices needs: runs with a small
+    # alpha beside runs with a large one need far fewer; the others are NaN, with zero vectors and weight 0), then
+    # weights, value and the cluster check
+    d, e, tau, scale, refl, vals, vecs, w, value, flag, lo, hi, first = _smooth_numba.dense_forward(
+        A.detach().contiguous().numpy(), lower, a64.detach().double().contiguous().numpy(), k, _COARSE,
+        _NITER[A.dtype], PIVMIN, _clusters.CLUSTER_TOL, want_grad, _threads.parallel(B * n**3))
+    m = vals.shape[1]
+    ks = list(range(first, first + m))
     val = torch.from_numpy(value).to(A.dtype)
     wt = torch.from_numpy(w).to(A.dtype)
     if not want_grad:
         return val, A.new_empty(0), wt
     if m > 1 and flag.any():
-        _clusters.repair_tridiagonal(dt, et, ks, torch.from_numpy(vals), torch.from_numpy(vecs))
+        _clusters.repair_tridiagonal(torch.from_numpy(d), torch.from_numpy(e[:, : n - 1]), ks, torch.from_numpy(vals),
+                                     torch.from_numpy(vecs))
     _dense_numba.back_transform(refl, tau, vecs, rows=(lo, hi))
     bad = ~np.isfinite(value)
     if bad.any():  # a non-finite matrix or alpha: NaN vectors too
