@@ -228,12 +228,13 @@ growth.set_index("series").round(2)
 # which grow more slowly, still take a large share. An exponent above 3 between two sizes means the time jumped more
 # than the flops. On a short step it magnifies: from n = 32 to 33 (3%) a time 25% higher is an exponent above 7, so the
 # cells below print the time ratio beside it. The measurement can make such a jump (a busy machine, a slow variant timed
-# only once, `slow_s`): the first cell checks the sweep's point at n = 100 against the same calls timed at the top. The
-# sweep times one n at a time, so a slow moment during one size shows in every series at once: a jump that repeats
-# across series is therefore re-timed, the two sizes alternating round by round, and it counts as the codes' only where
-# it then exceeds the cube law by more than the timings' spread. Its cause is a separate question, not measured here
-# (for the LAPACK rows one candidate: reference LAPACK's tridiagonal reduction switches from unblocked to blocked code
-# above n = 32).
+# only once, `slow_s`): the first cell checks the sweep as a whole (its point at n = 100 against the same calls timed at
+# the top), which cannot test one segment. The sweep times one n at a time, so a slow moment during one size shows in
+# every series at once: a jump that repeats across series is therefore re-timed, the two sizes alternating round by
+# round, and it counts as the codes' only where it then exceeds the cube law by more than the timings' spread. A jump in
+# one series alone is not re-timed: it may be that code's own change of strategy or a moment of the machine, and stays
+# unexplained here. The cause of a repeated jump is a separate question, not measured here (for the LAPACK rows one
+# candidate: reference LAPACK's tridiagonal reduction switches from unblocked to blocked code above n = 32).
 
 # %%
 if n in ns:  # the same calls as at the top: a disagreement means the machine, not the algorithm

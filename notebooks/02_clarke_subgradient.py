@@ -89,10 +89,11 @@ fig = plotting.eigen_curves(ts, curves, highlight=1, title="lambda_j(A + tB), A 
 # ## 3. One-sided slopes, and where q q^T lands
 #
 # At t = 0 the two branches leave 2 with slopes m₁ ≤ m₂, the eigenvalues of B restricted to the eigenspace (E^T B E with
-# E = [e₂, e₃]). λ₁ follows the branch with the smaller slope on the right and the branch with the larger slope on the
-# left, so its right derivative is m₁ and its left derivative m₂. The Clarke subdifferential in direction B is the
-# interval [m₁, m₂]. The gradient eignotes returns is q q^T for a unit q of the eigenspace, whose slope along B, q^T B
-# q, lies in [m₁, m₂]: a valid subgradient, like any value in [0, 1] for ReLU at 0.
+# E = [e₁, e₂], the coordinate vectors numbered from 0 like the eigenvalues). λ₁ follows the branch with the smaller
+# slope on the right and the branch with the larger slope on the left, so its right derivative is m₁ and its left
+# derivative m₂. The Clarke subdifferential in direction B is the interval [m₁, m₂]. The gradient eignotes returns is
+# q q^T for a unit q of the eigenspace, whose slope along B, q^T B q, lies in [m₁, m₂]: a valid subgradient, like any
+# value in [0, 1] for ReLU at 0.
 
 # %%
 E = torch.eye(4, dtype=torch.float64)[:, 1:3]
@@ -149,8 +150,8 @@ widgets.collision_explorer(A0, Bdir, k=1, ts=ts, t=-0.25)
 #    where λ_k meets a neighbour (the gap to the nearest other eigenvalue is smallest and below a tolerance). Try it
 #    on diagonal A and B, where the crossings can be computed by hand.
 # 3. **Explain a figure.** Draw many random unit vectors q from the eigenspace of the double eigenvalue
-#    (q = cos θ e₂ + sin θ e₃) and compute the slope qᵀ B q of each. Which interval do the slopes fill, and why does
-#    that make every q qᵀ a valid subgradient?
+#    (q = cos θ e₁ + sin θ e₂, coordinates numbered from 0) and compute the slope qᵀ B q of each. Which interval do
+#    the slopes fill, and why does that make every q qᵀ a valid subgradient?
 #
 # Worked solutions: `from eignotes.course import solutions; solutions.show(2)`; `tests/test_exercises.py` checks them.
 

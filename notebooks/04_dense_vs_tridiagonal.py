@@ -233,7 +233,8 @@ for kind, (_, h) in trained.items():  # statements of fact about this run, by th
     if recipes.blog_recipe(kind, DIM).schedule != "one_cycle":  # a constant rate: its own curve answers
         ok = experiments.converged(curve, EPOCHS)
         print(f"{kind} (constant rate): best epoch {int(h[-1]['best_step'])} of {int(h[-1]['step'])} run; "
-              f"{experiments.epochs_since_best(curve)} epochs after it without a new best (the rule asks for "
+              f"{(after := experiments.epochs_since_best(curve))} epoch{'s' if after != 1 else ''} after it without "
+              "a new best (the rule asks for "
               f"{recipes.patience_for(EPOCHS)}): {'converged' if ok else 'not converged, the budget ended it'}")
     else:  # one-cycle: its curve cannot say; the optional part trains five seeds with twice the budget to judge
         print(f"{kind} (one-cycle): best epoch {int(h[-1]['best_step'])} of {int(h[-1]['step'])}; converged or not: "
@@ -364,12 +365,12 @@ for kind in ("dense", "tridiagonal"):
 # What to see: the gap between "dense, torch.linalg" and "dense, eignotes, eager step" is what the op saves in a whole
 # training epoch; the gap between each "eignotes, eager step" row and its "trace only" row is what the eigenvalue still
 # costs inside PyTorch's step; and the gap between "eignotes" and "eignotes, eager step" is what the fused step saves on
-# the CPU (on a GPU the two rows take the same path). That saving can exceed the framework's share, the "trace only"
-# row: the fused step removes PyTorch's per-operation cost and also computes the eigenvalue more cheaply (its kernels
-# build the matrices, find the eigenvalue and form the gradient in one pass each); the printed lines say where the fused
-# epoch is shorter than the eigenvalue's share alone. Each row is the median of three timed epochs (its IQR beside it),
-# so small differences are noise: an eager step that comes out faster than its "trace only" row means the eigenvalue
-# costs less than that noise, not less than nothing.
+# the CPU (on a GPU the two rows take the same path). That saving can exceed everything but the eigenvalue, the "trace
+# only" row: the fused step removes PyTorch's per-operation cost and also computes the eigenvalue more cheaply (its
+# kernels build the matrices, find the eigenvalue and form the gradient in one pass each); the printed lines say where
+# the fused epoch is shorter than the eigenvalue's share alone. Each row is the median of three timed epochs (its IQR
+# beside it), so small differences are noise: an eager step that comes out faster than its "trace only" row means the
+# eigenvalue costs less than that noise, not less than nothing.
 
 # %% [markdown]
 # ### Where to train: measured, not assumed
@@ -402,7 +403,7 @@ cost = experiments.runs_cost(data.head(cost_rows), dim=DIM_T, runs_list=pick(qui
                                                                              full=[1, 4, 16, 64]),
                              epochs=pick(quick=2, cpu=4, full=4), device=device())
 print(f"{cost_rows} training rows; seconds per epoch: the median of the timed epochs (the first is dropped)")
-cost.set_index(["model", "runs together"]).round(2)
+cost.set_index(["model", "runs together"]).round({c: 4 if c == "seconds per epoch" else 2 for c in cost.columns})
 
 # %% [markdown]
 # "time over one run's" is the epoch time of R runs together divided by one run's; below R it means the runs share

@@ -196,9 +196,9 @@ speed_table.round(3)
 # kernel's with slope 1. The column "dense / tridiagonal" is the dense time over the tridiagonal time. Where the
 # tridiagonal line is flatter than slope 1, a fixed cost per call (the launch, the autograd bookkeeping) still dominates
 # its time; where a segment is steeper than 1, more than the O(n) arithmetic grew there (the batch's vectors outgrowing
-# a cache, or a busier machine while that point was timed): the fitted exponent over all points is the steadier figure.
-# The dense line is flatter than slope 3 too (the summary prints both fitted exponents), for notebook 01's reason:
-# per-matrix overheads and memory traffic, which grow more slowly than n³, still take a large share of its time.
+# a cache, for one; a busy moment would show in the IQR column): the summary reads each segment. The dense line is
+# flatter than slope 3 too (the summary prints both fitted exponents), for notebook 01's reason: per-matrix overheads
+# and memory traffic, which grow more slowly than n³, still take a large share of its time.
 
 # %%
 fig2 = plotting.line_sweep(speed["vs B"], x_label="batch size", logx=True, slopes=(1,),
@@ -252,19 +252,16 @@ print(f"forward only, on the CPU, n = {max(ns)}, batch {max(Bs)}: the tridiagona
 growth_n = experiments.growth_exponents(speed["vs n"])
 for _, r in growth_n.iterrows():
     print(f"{r['series']}: fitted exponent against n {r['fitted exponent']:.2f}")
-tri_p = growth_n.set_index("series").loc[tri_label, "fitted exponent"]
-print(f"the tridiagonal exponent {tri_p:.2f} is " + (
-    "below 1: at these sizes a fixed cost per call and per matrix still hides the O(n) growth" if tri_p < 0.9
-    else "near 1 or above: the O(n) arithmetic shows at these sizes"))
+print("the tridiagonal op's segments, against O(n): " + experiments.segment_reading(*speed["vs n"][tri_label]))
 
 # %% [markdown]
 # A tridiagonal eigenvalue costs a fixed number of O(n) passes, its gradient one more, to a few units in the last place
-# (whether that linear growth is visible at the timed sizes, the last printed line says); and a dense matrix reduced to
-# tridiagonal form once gets the same treatment, which is why eignotes' dense op beats a full eigendecomposition. The
-# dense ratio above is against a solver blind to the structure; the line after it compares with LAPACK's own tridiagonal
-# bisection, called one matrix at a time as a program without a batched solver would, forward only (part of that gap is
-# the cost of a call, not of the arithmetic). Next, [notebook 06](06_scaling.ipynb) uses the cheap tridiagonal model to
-# ask whether larger matrices fit the data better.
+# (whether that linear growth shows at the timed sizes, segment by segment, the last printed line says); and a dense
+# matrix reduced to tridiagonal form once gets the same treatment, which is why eignotes' dense op beats a full
+# eigendecomposition. The dense ratio above is against a solver blind to the structure; the line after it compares with
+# LAPACK's own tridiagonal bisection, called one matrix at a time as a program without a batched solver would, forward
+# only (part of that gap is the cost of a call, not of the arithmetic). Next, [notebook 06](06_scaling.ipynb) uses the
+# cheap tridiagonal model to ask whether larger matrices fit the data better.
 
 # %% [markdown]
 # ## Optional deep dive: one matrix at a time, or many side by side

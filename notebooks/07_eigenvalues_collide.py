@@ -70,7 +70,7 @@ print(f"smallest gap between lambda_{k} and a neighbour: {gap.min():.4f}, at t =
 # What to see: the thick grey dashed line is the exact $\lambda_2$. Where it nearly meets a neighbour (the smallest gap
 # and its t are printed above) it turns a sharp corner (left; its shaded strip zoomed on the right). Each smoothed
 # curve follows it away from that corner and rounds it off; the larger alpha, the wider the rounding and, at this
-# downward corner, the further below it the curve passes.
+# peak, the further below it the curve passes.
 #
 # ## Where the smoothing comes from
 #

@@ -117,6 +117,26 @@ def real_steps(check: dict[str, dict[str, float]], a: int, b: int) -> dict[str, 
     return {label: r["ratio"] > cube * (1 + max(r["iqr_a"], r["iqr_b"])) for label, r in check.items()}
 
 
+def segment_reading(xs: Sequence[float], ts: Sequence[float], expected: float = 1.0) -> str:
+    """Each segment's slope on log-log axes, read against the expected growth t ~ x^expected: below half of it a
+    fixed cost still dominates, up to 1.3 times it the expected growth, above that more than the expected work grew
+    there (a cache outgrown, a change of strategy; the cause is not measured by a timing).
+
+    >>> for part in segment_reading([15, 45, 100, 200], [1.0, 1.2, 3.0, 10.6]).split("; "):
+    ...     print(part)
+    n = 15 to 45: slope 0.17 (a fixed cost dominates)
+    n = 45 to 100: slope 1.15 (about the expected)
+    n = 100 to 200: slope 1.82 (steeper than expected: more than the arithmetic grew there, cause not measured here)
+    """
+    parts = []
+    for a, b, ta, tb in zip(xs, xs[1:], ts, ts[1:], strict=False):
+        p = float(np.log(tb / ta) / np.log(b / a))
+        what = ("a fixed cost dominates" if p < expected / 2 else "about the expected" if p <= 1.3 * expected
+                else "steeper than expected: more than the arithmetic grew there, cause not measured here")
+        parts.append(f"n = {a} to {b}: slope {p:.2f} ({what})")
+    return "; ".join(parts)
+
+
 def growth_exponents(series: dict[str, tuple[Sequence[float], Sequence[float]]]) -> pd.DataFrame:
     """How fast each timing series grows with x: the time ratio from the smallest to the largest x, the ratio a
     cube law would give, and the exponent p of the least-squares fit t ~ c x^p on log-log axes (over all points and
