@@ -65,9 +65,12 @@ def _kind(meta: dict) -> str:
 
 
 def load_results(results: Path) -> list[tuple[str, dict]]:
-    """(file name, parsed JSON) of every full benchmark results file, newest first (names start with the date)."""
+    """(file name, parsed JSON) of every full benchmark results file, newest first (names start with the date). A
+    name with "-at-<commit>" is a baseline run of an older commit, kept beside the run it compares with: skipped."""
     out = []
     for path in sorted(results.glob("*.json"), reverse=True):
+        if "-at-" in path.stem:
+            continue
         doc = json.loads(path.read_text())
         if isinstance(doc, dict) and "meta" in doc and isinstance(doc.get("results"), list) \
                 and not doc["meta"].get("quick"):
