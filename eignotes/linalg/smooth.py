@@ -13,16 +13,16 @@ Its gradient is sum_j w_j v_j v_j^T (the envelope theorem: q* is held fixed), a 
 eigenvalues around the k-th; as alpha -> 0 the weights become one-hot and the value tends to lambda_k.
 
 How it is computed (eager calls): every eigenvalue that can carry weight lies in [lambda_k - alpha, lambda_{k+1} +
-alpha] (the two projections' fractional entries lie within alpha of lambda_k and lambda_{k+1}, and every other
-entry is 0 or 1 in both, with weight 0), so the kernels compute lambda_k and lambda_{k+1}, two Sturm counts give
-the window of indices, and only the window's eigenvalues are computed, their eigenvectors only for a gradient.
-The two projections are solved exactly on the window (batched, float64, no loop over the batch). The dense op on
-the CPU reduces each matrix to tridiagonal form once and does all of this on the tridiagonal form, then
-back-transforms the window's eigenvectors; for small n (jacobi_path; its wide-window rule for a little larger n is
-off by default, by measurement) it computes every eigenpair by cyclic Jacobi instead, with the weights and the
-value, in one compiled pass (_jacobi_numba; faster there, by measurement). Under
-torch.compile or torch.func's transforms, where the window cannot be read back from the data, every eigenvalue is
-computed and projected instead (the same result).
+alpha] (the two projections' fractional entries lie within alpha of lambda_k and lambda_{k+1}, and every other entry
+is 0 or 1 in both, with weight 0), so the kernels compute lambda_k and lambda_{k+1}, two Sturm counts give the
+window of indices, and only the window's eigenvalues are computed, their eigenvectors only for a gradient. The two
+projections are solved exactly on the window (batched, float64, no loop over the batch). The dense op on the CPU
+reduces each matrix to tridiagonal form once and does all of this on the tridiagonal form, in one compiled call
+(_smooth_numba.dense_forward), then back-transforms the window's eigenvectors; for small n (jacobi_path; its
+wide-window rule for a little larger n is off by default, by measurement) it computes every eigenpair by cyclic
+Jacobi instead, with the weights and the value, in one compiled pass (_jacobi_numba; faster there, by measurement).
+Under torch.compile or torch.func's transforms, where the window cannot be read back from the data, every eigenvalue
+is computed and projected instead (the same result).
 """
 from __future__ import annotations
 
