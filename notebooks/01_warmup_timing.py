@@ -245,6 +245,8 @@ if n in ns:  # the same calls as at the top: a disagreement means the machine, n
                  "sweep over the top's time: " + ", ".join(f"{k} {r:.2f}x" for k, r in agree.items()))
 
 # %%
+from collections import Counter
+
 steep_in = {}  # series: its segments steeper than n^3
 for label, (xs, ts) in series.items():
     steep = [(a, b, tb / ta) for a, b, ta, tb in zip(xs, xs[1:], ts, ts[1:], strict=False)
@@ -252,19 +254,12 @@ for label, (xs, ts) in series.items():
     steep_in[label] = steep
     print(f"{label}: segments steeper than n^3: " + (", ".join(
         f"n = {a} to {b}: time x{r:.2f} (exponent {np.log(r) / np.log(b / a):.1f})" for a, b, r in steep) or "none"))
-repeated = [f"n = {a} to {b}" for a, b in {(a, b) for v in steep_in.values() for a, b, _ in v}
-            if sum(any((a2, b2) == (a, b) for a2, b2, _ in v) for v in steep_in.values()) >= 2]
-print("steeper than n^3 in two or more series: " + (", ".join(repeated) if repeated else "none"))
-for a, b in sorted({(a, b) for v in steep_in.values() for a, b, _ in v if f"n = {a} to {b}" in repeated}):
-    check = experiments.step_check(a, b, B, dev, min_run_time=run_time / 2, slow_s=slow_s)  # a and b alternating
-    real = experiments.real_steps(check, a, b)
-    for label, r in check.items():
-        print(f"  re-timed, n = {a} and {b} alternating: {label} x{r['ratio']:.2f} (cube law x{(b / a) ** 3:.2f}, "
-              f"spread {100 * max(r['iqr_a'], r['iqr_b']):.0f}%): " + ("a step of the code" if real[label] else
-                                                                       "within the cube law and the spread"))
-    print(f"n = {a} to {b}: " + ("a step of " + ", ".join(k for k, v in real.items() if v) + " on this machine, its "
-                                 "cause not measured here" if any(real.values()) else "not reproduced when re-timed: "
-                                 "the sweep's jump was the machine's moment, not the codes'"))
+seen = Counter((a, b) for v in steep_in.values() for a, b, _ in v)
+repeated = sorted(pair for pair, count in seen.items() if count >= 2)
+print("steeper than n^3 in two or more series: " + (", ".join(f"n = {a} to {b}" for a, b in repeated) or "none"))
+for a, b in repeated:  # re-timed with a and b alternating
+    check = experiments.step_check(a, b, B, dev, min_run_time=run_time / 2, slow_s=slow_s)
+    print("\n".join(experiments.step_lines(check, a, b)))
 
 # %% [markdown]
 # ## Exercises

@@ -117,6 +117,25 @@ def real_steps(check: dict[str, dict[str, float]], a: int, b: int) -> dict[str, 
     return {label: r["ratio"] > cube * (1 + max(r["iqr_a"], r["iqr_b"])) for label, r in check.items()}
 
 
+def step_lines(check: dict[str, dict[str, float]], a: int, b: int) -> list[str]:
+    """Notebook 01's reading of a re-timed step (`step_check`): one line per series, then the verdict.
+
+    >>> check = {"x": {"ratio": 1.5, "iqr_a": 0.1, "iqr_b": 0.05}, "y": {"ratio": 1.05, "iqr_a": 0.1, "iqr_b": 0.1}}
+    >>> print(step_lines(check, 32, 33)[-1])
+    n = 32 to 33: a step of x on this machine, its cause not measured here
+    """
+    real = real_steps(check, a, b)
+    lines = [f"  re-timed, n = {a} and {b} alternating: {label} x{r['ratio']:.2f} (cube law x{(b / a) ** 3:.2f}, "
+             f"spread {100 * max(r['iqr_a'], r['iqr_b']):.0f}%): "
+             + ("a step of the code" if real[label] else "within the cube law and the spread")
+             for label, r in check.items()]
+    steps = [label for label, is_step in real.items() if is_step]
+    lines.append(f"n = {a} to {b}: " + (f"a step of {', '.join(steps)} on this machine, its cause not measured here"
+                                        if steps else "not reproduced when re-timed: the sweep's jump was the "
+                                        "machine's moment, not the codes'"))
+    return lines
+
+
 def segment_reading(xs: Sequence[float], ts: Sequence[float], expected: float = 1.0) -> str:
     """Each segment's slope on log-log axes, read against the expected growth t ~ x^expected: below half of it a
     fixed cost still dominates, up to 1.3 times it the expected growth, above that more than the expected work grew

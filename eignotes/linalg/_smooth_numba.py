@@ -177,7 +177,12 @@ if available:
 
     @njit(cache=True)
     def _finish_row(d, e, vals, lo, hi, a, scale, r, tol, w, value, flag, b):
-        """_finish for matrix b."""
+        """Matrix b's weights, value and cluster flag after its window solve: from the scaled tridiagonal d (B, n),
+        e (B, >= n - 1), the window's eigenvalues vals (B, m) (scaled; the matrix's own window lo[b] .. hi[b],
+        offsets into the m columns, the rest unread), the scaled alpha a (B,) float64, the scales (B,) and the union
+        window's projection target r: w[b] (m,) float64, 0 outside the window; value[b] float64, scaled back;
+        flag[b], two window eigenvalues within tol * ||T||_max, whose vectors need _clusters' repair. A non-finite
+        d, alpha or eigenvalue gives NaN weights and value."""
         n = d.shape[1]
         m = vals.shape[1]
         ok = math.isfinite(a[b])
@@ -257,13 +262,13 @@ if available:
     @njit(cache=True)
     def _dense_forward(A, lower, a64, k, coarse, niter, pivmin, half, pivmin64, tol, lanes, want_grad, stride,
                        par):
-        """The dense smoothed op's forward up to its weights, one compiled call (smooth._dense_numba_smooth_kernels
-        made the same five calls from Python, whose glue cost as much as some of the kernels at a training step's
-        batch): the Householder reduction (`lanes` side by side, or one matrix at a time for 0), lambda_k and
-        lambda_{k+1} from `coarse` bisection steps, each matrix's window (_bounds), the union window's eigenvalues
-        (and, with want_grad, vectors of T) by `niter` steps, then weights, value and the cluster flag (_finish_row).
-        Returns (d, e, tau, scale, refl, vals, vecs, w, value, flag, lo, hi, first): lo, hi each matrix's window as
-        offsets into the union window's columns, which start at index `first`."""
+        """The dense smoothed op's forward up to its weights, one compiled call (at a training step's batch, five
+        calls from Python with their glue cost as much as some of the kernels): the Householder reduction (`lanes`
+        side by side, or one matrix at a time for 0), lambda_k and lambda_{k+1} from `coarse` bisection steps, each
+        matrix's window (_bounds), the union window's eigenvalues (and, with want_grad, vectors of T) by `niter`
+        steps, then weights, value and the cluster flag (_finish_row). Returns (d, e, tau, scale, refl, vals, vecs,
+        w, value, flag, lo, hi, first): lo, hi each matrix's window as offsets into the union window's columns, which
+        start at index `first`."""
         B, n, _ = A.shape
         dt = A.dtype
         d = np.empty((B, n), dtype=dt)
@@ -288,8 +293,9 @@ if available:
         last_b = np.empty(B, dtype=np.int64)
         ok = np.empty(B, dtype=np.bool_)
         _bounds(d, e, lam, a_s, k, coarse, pivmin64, first_b, last_b, ok)
+        any_ok = ok.any()
         first, last = k, k  # no matrix with a finite window: every result is NaN, one column
-        if ok.any():
+        if any_ok:
             first, last = n, -1
             for b in range(B):
                 if ok[b]:
@@ -301,7 +307,7 @@ if available:
             if ok[b]:
                 lo[b] = first_b[b] - first
                 hi[b] = last_b[b] - first
-            elif last >= first and ok.any():
+            elif any_ok:
                 hi[b] = last - first  # a matrix with a non-finite entry gets the whole union
         m = last - first + 1
         ks = np.arange(first, last + 1, dtype=np.int64)
@@ -370,24 +376,6 @@ def weights(mu: torch.Tensor, a64: torch.Tensor, r: int, rows: tuple[np.ndarray,
     lo, hi = rows if rows is not None else (_NO_ROWS, _NO_ROWS)
     _weights(mun, a64.detach().double().contiguous().numpy(), r, lo, hi, w, dq)
     return torch.from_numpy(w), torch.from_numpy(dq)
-
-
-def finish(d: np.ndarray, e: np.ndarray, vals: np.ndarray, lo: np.ndarray, hi: np.ndarray, a: np.ndarray,
-           scale: np.ndarray, r: int, tol: float, parallel: bool
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The dense smoothed op's forward after its window solve, one compiled pass: from the scaled tridiagonal
-    d (B, n), e (B, >= n - 1), the window's eigenvalues vals (B, m) (scaled; each matrix's own window lo[b] ..
-    hi[b], offsets into the m columns, the rest unread), the scaled alpha a (B,) float64, the scales (B,) and the
-    union window's projection target r: (w (B, m) float64 weights, 0 outside each row's window; value (B,)
-    float64, scaled back; flag (B,) bool, matrices with two window eigenvalues within tol * ||T||_max, whose
-    vectors need _clusters' repair). A matrix with a non-finite d, alpha or eigenvalue gets NaN weights and value."""
-    B, m = vals.shape
-    w = np.empty((B, m))
-    value = np.empty(B)
-    flag = np.empty(B, dtype=np.bool_)
-    en = e if e.shape[1] else np.zeros((B, 1), dtype=d.dtype)
-    (_finish_parallel if parallel else _finish_serial)(d, en, vals, lo, hi, a, scale, r, tol, w, value, flag)
-    return w, value, flag
 
 
 def weighted_outer(vecs: np.ndarray, g: np.ndarray, w: np.ndarray, parallel: bool) -> np.ndarray:
