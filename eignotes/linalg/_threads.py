@@ -9,11 +9,12 @@ B n^3 for a dense batch, the multiply-adds of its largest kernel) and, at or bel
 numba thread: numba then runs each region inline on the calling thread and wakes no worker. Above it the regions
 go parallel, where they pay (the dense op at the blog's batch 10, n = 45, is faster on two threads).
 
-The threshold is a trade, measured on this 2-core CPU (2026-12-06): at the dense model's (10, 45) the op's
-forward+backward is 1.14x faster on two threads alone and the fused training epoch 1.24x faster (0.355 s against
-0.44 s), but beside a busy process one call in ten took 11x its time alone (benchmarks/results/
-2026-12-06_1658_*_busy-neighbour.md; the smoothed op at (64, 15), serial, 1.10x). Raising the threshold past
-(10, 45) would trade that training speed for robustness under load; it stays below.
+The threshold is a trade, measured on a 2-core CPU: at the dense model's (10, 45), run serial, the op's
+forward+backward took 1.30x and the fused training epoch 1.28x the parallel time alone (benchmarks/
+serial_threshold.py; benchmarks/results/2026-12-06_1732_*_serial-threshold.md), but beside a busy process one
+parallel call in ten took 11x its time alone (benchmarks/results/2026-12-06_1658_*_busy-neighbour.md; the serial
+smoothed op at (64, 15): 1.10x). Raising the threshold past (10, 45) would trade that training speed for robustness
+under load; it stays below.
 
 The rule is one number for every op; the affine op and the fused training steps choose their serial or parallel
 kernels with it too (affine.py). torch's own intra-op threads are not touched: the ops' remaining tensor
