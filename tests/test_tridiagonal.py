@@ -333,6 +333,52 @@ def test_numba_gradient_factors_match_its_vectors(dtype, n, gen):
             assert torch.isfinite(P[ok]).all()
 
 
+@pytest.mark.skipif(not AVAIL["numba"], reason=f"numba backend not usable here: {AVAIL['numba'].reason}")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name", list(CASES) + ["random 45", "random 100"])
+def test_numba_shared_bisection_prefix_is_bitwise_full_bisection(dtype, name):
+    """Several k in one call share the first levels of their bisections (_tri_numba's shared prefix: 2^g + 1 points
+    of [lo, hi], g = floor(log2(number of k)), up to 64 k); one k alone bisects from [lo, hi] (g = 0). Both must
+    give the same bits: values and vectors, for every k, on the hard cases and a batch with a NaN matrix, with
+    per-matrix windows that leave some k unneeded in a block."""
+    from eignotes.linalg import _tri_numba
+
+    rng = np.random.default_rng(3)
+    if name.startswith("random"):
+        n = int(name.split()[1])
+        d0, e0 = rng.standard_normal(n), rng.standard_normal(n - 1)
+    else:
+        d0, e0 = CASES[name]
+    n = len(d0)
+    B = 40  # two blocks, the second short
+    d = torch.tensor(np.tile(d0, (B, 1)) * rng.uniform(0.5, 2, (B, 1)), dtype=dtype)
+    e = torch.tensor(np.tile(e0, (B, 1)) * rng.uniform(0.5, 2, (B, 1)), dtype=dtype).reshape(B, n - 1)
+    d[5, 0] = float("nan")
+    ks = list(range(n))
+    niter = tri._NITER[dtype]
+    vals, Q, _ = _tri_numba.solve(d, e, ks, niter, tri.PIVMIN, True)
+    for j, k in enumerate(ks):
+        v1, Q1, _ = _tri_numba.solve(d, e, [k], niter, tri.PIVMIN, True)
+        torch.testing.assert_close(vals[:, j], v1[:, 0], equal_nan=True, rtol=0, atol=0)
+        torch.testing.assert_close(Q[:, j], Q1[:, 0], equal_nan=True, rtol=0, atol=0)
+    # per-matrix windows: block 0 needs k in [0, n // 2], block 1 only k = n - 1; the shared prefix counts only the k
+    # a block needs, and an unneeded k is NaN there
+    dn, en = d.numpy(), (e.numpy() if n > 1 else np.zeros((B, 1), dtype=d.numpy().dtype))
+    wlo = np.where(np.arange(B) < 32, 0, n - 1).astype(np.int64)
+    whi = np.where(np.arange(B) < 32, n // 2, n - 1).astype(np.int64)
+    wv = np.empty((B, n), dtype=dn.dtype)
+    wq = np.empty((B, n, n), dtype=dn.dtype)
+    piv, half = _tri_numba._scalars(dn.dtype, tri.PIVMIN)
+    _tri_numba._solve(dn, en, np.arange(n, dtype=np.int64), niter, piv, half, True, wv, wq, window=(wlo, whi))
+    for b in range(B):
+        for k in range(n):
+            if (b < 32 and k <= n // 2) or (b >= 32 and k == n - 1):
+                np.testing.assert_array_equal(wv[b, k], vals[b, k].numpy())
+                np.testing.assert_array_equal(wq[b, k], Q[b, k].numpy())
+            elif b < 32 and k > n // 2 and (n - 1) > n // 2:
+                assert np.isnan(wv[b, k])
+
+
 def test_backend_availability_is_truthy_exactly_when_usable(monkeypatch):
     cpu = tri.tridiagonal_backends("cpu")
     assert set(cpu) == {"torch", "numba", "triton"} and all(isinstance(a, Availability) for a in cpu.values())

@@ -31,6 +31,8 @@ if available:
     # CPU: 3x faster than 8 lanes at batch 1024, no slower at batch 10. On a 2-core AVX-512 CPU 64 lanes were 1.6x
     # faster at batch 1024 but slower inside a training step at batch 64 (one block on one core instead of two).
     LANES = 32
+    # levels of the shared bisection prefix at most (2^6 + 1 points per block)
+    PREFIX_MAX_LEVELS = 6
 
     @njit(parallel=True, cache=True)
     def _solve_parallel(d, e, ks, niter, pivmin, half, want_vectors, want_prods, vals, vecs, prods, wlo, whi,
@@ -121,15 +123,59 @@ if available:
             Z = np.zeros((nv, LANES), dtype=d.dtype)  # the eigenvectors
             best = np.empty(LANES, dtype=d.dtype)
             twist = np.empty(LANES, dtype=np.int64)
-            for j in range(m):
-                k = ks[j]
-                if wlo.shape[0] > 0:
-                    need = False
+            # which k the block's matrices need (all, without per-matrix ranges)
+            need = np.ones(m, dtype=np.bool_)
+            if wlo.shape[0] > 0:
+                for j in range(m):
+                    k = ks[j]
+                    nd = False
                     for lane in range(LANES):
                         bb = min(b0 + lane, B - 1)
                         if wlo[bb] <= k <= whi[bb]:
-                            need = True
-                    if not need:
+                            nd = True
+                    need[j] = nd
+            # The shared prefix: the first g steps of every k's bisection evaluate counts at midpoints drawn from
+            # the same 2^g + 1 dyadic points of [lo, hi]. They are computed once, level by level with the same
+            # midpoint formula and the same recurrence, and each k then follows its own path down them: bitwise
+            # the values full bisection gives, with 2^g - 1 counts in place of g per k. g = floor(log2(number of
+            # k needed)), at most PREFIX_MAX_LEVELS and niter: it never costs more than it saves.
+            mneed = 0
+            for j in range(m):
+                if need[j]:
+                    mneed += 1
+            g = 0
+            while g < PREFIX_MAX_LEVELS and g < niter and (2 << g) <= mneed:
+                g += 1
+            G = 1 << g
+            grid = np.empty((G + 1, LANES), dtype=d.dtype)
+            gcnt = np.zeros((G + 1, LANES), dtype=np.int32)
+            if g > 0:
+                for lane in range(LANES):
+                    grid[0, lane] = lo[lane]
+                    grid[G, lane] = hi[lane]
+                step = G
+                while step > 1:
+                    hs = step // 2
+                    for s0 in range(0, G, step):
+                        for lane in range(LANES):
+                            mid[lane] = (grid[s0, lane] + grid[s0 + step, lane]) * half
+                            t = dl[0, lane] - mid[lane]
+                            q[lane] = -pivmin if abs(t) < pivmin else t
+                            cnt[lane] = 1 if q[lane] < zero else 0
+                        for i in range(1, n):
+                            for lane in range(LANES):
+                                t = dl[i, lane] - mid[lane] - e2[i - 1, lane] / q[lane]
+                                t = -pivmin if abs(t) < pivmin else t
+                                q[lane] = t
+                                cnt[lane] += 1 if t < zero else 0
+                        for lane in range(LANES):
+                            grid[s0 + hs, lane] = mid[lane]
+                            gcnt[s0 + hs, lane] = cnt[lane]
+                    step = hs
+            for j in range(m):
+                k = ks[j]
+                if wlo.shape[0] > 0:
+                    if not need[j]:
                         for lane in range(LANES):
                             bb = b0 + lane
                             if bb < B:
@@ -139,9 +185,22 @@ if available:
                                 if want_prods:
                                     prods[bb, j, :] = zero
                         continue
-                a[:] = lo
-                c[:] = hi
-                for _ in range(niter):
+                if g > 0:
+                    for lane in range(LANES):  # k's path down the shared prefix
+                        il = 0
+                        ih = G
+                        for _ in range(g):
+                            md = (il + ih) >> 1
+                            if gcnt[md, lane] > k:
+                                ih = md
+                            else:
+                                il = md
+                        a[lane] = grid[il, lane]
+                        c[lane] = grid[ih, lane]
+                else:
+                    a[:] = lo
+                    c[:] = hi
+                for _ in range(niter - g):
                     for lane in range(LANES):
                         mid[lane] = (a[lane] + c[lane]) * half
                         t = dl[0, lane] - mid[lane]
