@@ -296,3 +296,75 @@ def test_compiled_helpers_match_the_torch_ones(gen):
         q_r, q_s = smooth_mod.capped_simplex_projection(y, r), smooth_mod.capped_simplex_projection(y, r - 1)
         np.testing.assert_allclose(w.numpy(), (q_r - q_s).numpy(), atol=1e-12)
         np.testing.assert_allclose(dq.numpy(), (q_r.square().sum(-1) - q_s.square().sum(-1)).numpy(), atol=1e-11)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_tridiagonal_numba_gradient_path(dtype, gen):
+    """The tridiagonal CPU path with a gradient saves only the weighted factors sum_j w_j [v_j^2 | 2 v_j v_j+1]
+    (smooth._TriSmoothEager). Against the definition on the dense form: value and gradient for a (2, 3) batch with
+    a NaN matrix (NaN value and gradient for it alone), an alpha tensor with its own gradient (the torch backend's),
+    half precision in and out, and a second backward through the vectors refused with the ops' error."""
+    n, k = 15, 7
+    tol = 1e-9 if dtype == torch.float64 else 2e-4
+    d = torch.randn(2, 3, n, dtype=dtype, generator=gen)
+    e = torch.randn(2, 3, n - 1, dtype=dtype, generator=gen)
+    e[0, 1, 3] = 0.0  # a split matrix
+    d[1, 2, 4] = float("nan")
+    alpha = torch.tensor([[0.01, 1.0, 5.0], [25.0, 0.5, 2.0]], dtype=torch.float64)
+    grads = {}
+    for backend in ("numba", "torch"):
+        dd, ee, aa = d.clone().requires_grad_(), e.clone().requires_grad_(), alpha.clone().requires_grad_()
+        got = eignotes.kth_eigvalsh_tridiagonal_smooth(dd, ee, k, aa, backend=backend)
+        assert got.shape == (2, 3) and got.dtype == dtype
+        got.sum().backward()
+        grads[backend] = (got.detach(), dd.grad, ee.grad, aa.grad)
+    got, gd, ge, ga = grads["numba"]
+    assert torch.isnan(got[1, 2]) and torch.isnan(gd[1, 2]).all() and torch.isnan(ge[1, 2]).all()
+    T = tridiagonal_to_dense(d.double(), e.double())
+    for i in range(2):
+        for j in range(3):
+            if (i, j) == (1, 2):
+                continue
+            rv, rg = smooth_ref(T[i, j].numpy(), k, alpha[i, j].item())
+            assert abs(got[i, j].item() - rv) <= tol * max(1.0, abs(rv))
+            np.testing.assert_allclose(gd[i, j].double().numpy(), np.diag(rg), atol=10 * tol)
+            np.testing.assert_allclose(ge[i, j].double().numpy(), 2 * np.diag(rg, -1), atol=10 * tol)
+    ok = torch.ones(2, 3, dtype=torch.bool)
+    ok[1, 2] = False
+    np.testing.assert_allclose(ga[ok].numpy(), grads["torch"][3][ok].numpy(), rtol=1e-6, atol=10 * tol)
+    # half precision: computed in float32, returned in half, gradient in half
+    dh, eh = d[0].half().requires_grad_(), e[0].half().requires_grad_()
+    vh = eignotes.kth_eigvalsh_tridiagonal_smooth(dh, eh, k, 1.0)
+    vh.sum().backward()
+    assert vh.dtype == torch.float16 and dh.grad.dtype == torch.float16
+    ref = eignotes.kth_eigvalsh_tridiagonal_smooth(d[0].half().float(), e[0].half().float(), k, 1.0)
+    np.testing.assert_allclose(vh.detach().float().numpy(), ref.numpy(), rtol=2e-3, atol=2e-3)
+    # create_graph: the first-order part works, a second derivative through the vectors raises
+    dd, ee = d[0].clone().requires_grad_(), e[0].clone().requires_grad_()
+    (g1,) = torch.autograd.grad(eignotes.kth_eigvalsh_tridiagonal_smooth(dd, ee, k, 1.0).sum(), dd, create_graph=True)
+    with pytest.raises(NotImplementedError, match="second derivatives"):
+        g1.sum().backward()
+
+
+def test_tridiagonal_weighted_factors_kernel(gen):
+    """_smooth_numba.weighted_factors against its formula in float64 tensor code, with a zero weight (skipped),
+    a NaN vector (a NaN row) and a serial and a parallel driver that agree bitwise."""
+    from eignotes.linalg import _smooth_numba
+
+    B, m, n = 37, 5, 9
+    V = torch.randn(B, m, n, generator=gen)
+    V = V / V.norm(dim=-1, keepdim=True)
+    w = torch.rand(B, m, dtype=torch.float64, generator=gen)
+    w[3, 1] = 0.0
+    V[4, 2] = float("nan")  # a non-finite matrix: its vectors are NaN
+    want_d = (w[..., None] * V.double() ** 2).sum(1)
+    want_e = 2 * (w[..., None] * V.double()[..., :-1] * V.double()[..., 1:]).sum(1)
+    want = torch.cat([want_d, want_e], -1).float()
+    for parallel in (False, True):
+        F = torch.from_numpy(_smooth_numba.weighted_factors(V.numpy(), w.numpy(), parallel))
+        ok = torch.arange(B) != 4
+        torch.testing.assert_close(F[ok], want[ok], rtol=1e-6, atol=1e-7)
+        assert torch.isnan(F[4]).all()
+    Fs = _smooth_numba.weighted_factors(V.numpy(), w.numpy(), False)
+    Fp = _smooth_numba.weighted_factors(V.numpy(), w.numpy(), True)
+    np.testing.assert_array_equal(Fs, Fp)

@@ -246,6 +246,34 @@ if available:
                 out[b, i, c] = acc[i, c]
                 out[b, c, i] = acc[i, c]
 
+    @njit(cache=True, fastmath={"contract"})
+    def _factors_row(vecs, w, out, b):
+        """out[b] = sum_j w[b, j] [v_j^2 | 2 v_j[i] v_j[i+1]], v_j = vecs[b, j] (n,): the tridiagonal smoothed op's
+        gradient with respect to (diag, offdiag) for an incoming gradient of 1; accumulated in float64."""
+        m, n = vecs.shape[1], vecs.shape[2]
+        acc = np.zeros(2 * n - 1)
+        for j in range(m):
+            wj = np.float64(w[b, j])
+            if wj == 0.0:
+                continue
+            for i in range(n):
+                v = np.float64(vecs[b, j, i])
+                acc[i] += wj * v * v
+            for i in range(n - 1):
+                acc[n + i] += 2.0 * wj * np.float64(vecs[b, j, i]) * np.float64(vecs[b, j, i + 1])
+        for i in range(2 * n - 1):
+            out[b, i] = acc[i]
+
+    @njit(cache=True)
+    def _factors_serial(vecs, w, out):
+        for b in range(vecs.shape[0]):
+            _factors_row(vecs, w, out, b)
+
+    @njit(parallel=True, cache=True)
+    def _factors_parallel(vecs, w, out):
+        for b in prange(vecs.shape[0]):
+            _factors_row(vecs, w, out, b)
+
     @njit(cache=True)
     def _outer_serial(vecs, g, w, out):
         for b in range(vecs.shape[0]):
@@ -384,4 +412,14 @@ def weighted_outer(vecs: np.ndarray, g: np.ndarray, w: np.ndarray, parallel: boo
     B, _, n = vecs.shape
     out = np.empty((B, n, n), dtype=vecs.dtype)
     (_outer_parallel if parallel else _outer_serial)(vecs, g, w, out)
+    return out
+
+
+def weighted_factors(vecs: np.ndarray, w: np.ndarray, parallel: bool) -> np.ndarray:
+    """(B, 2n - 1) in vecs' dtype: sum_j w[b, j] [v_j^2 | 2 v_j[i] v_j[i+1]] for unit vectors vecs (B, m, n) and
+    weights w (B, m): the tridiagonal smoothed op's gradient factors, one compiled pass (a NaN vector gives a NaN
+    row; a weight of 0 skips its vector)."""
+    B, _, n = vecs.shape
+    out = np.empty((B, 2 * n - 1), dtype=vecs.dtype)
+    (_factors_parallel if parallel else _factors_serial)(vecs, w, out)
     return out

@@ -35,7 +35,7 @@ import torch
 from . import _checks, _clusters, _dense_numba, _jacobi_numba, _smooth_numba, _threads, _tri_torch
 from . import dense as _dense
 from . import tridiagonal as _tri
-from ._grad import DenseOuter
+from ._grad import DenseOuter, TridiagonalFactors
 from .dense import kth_eigvalsh
 from .tridiagonal import _NITER, PIVMIN, _check_pair, kth_eigvalsh_tridiagonal
 
@@ -245,6 +245,36 @@ class _DenseSmoothEager(torch.autograd.Function):
         return torch.from_numpy(G), None, None, None, None
 
 
+class _TriSmoothEager(torch.autograd.Function):
+    """The tridiagonal CPU path with a gradient: in forward the window's eigenpairs (ks, every matrix), the weights
+    and the value, and only the weighted gradient factors F = sum_j w_j [v_j^2 | 2 v_j[i] v_j[i+1]] (B, 2n - 1)
+    saved, so backward is g F. (The general path keeps every eigenvalue's factors, (B, m, 2n - 1), and contracts
+    them with g w in backward.) Returns (value (B,), dq (B,) float64, not differentiable)."""
+
+    @staticmethod
+    def forward(ctx, diag, offdiag, ks, k, a64):
+        d, e = diag.detach(), offdiag.detach()
+        n = d.shape[-1]
+        vals, vecs = _tri._solve(d, e, ks, "numba", want_vectors=True)
+        w, dq = _window_value(vals, ks, n, k, a64)
+        work = d.shape[0] * n * len(ks)
+        with _threads.sized(work):
+            F = _smooth_numba.weighted_factors(vecs.numpy(), w.numpy(), _threads.parallel(work))
+        ctx.save_for_backward(torch.from_numpy(F))
+        ctx.n = n
+        ctx.mark_non_differentiable(dq)
+        return (w.to(vals.dtype) * vals).sum(-1), dq
+
+    @staticmethod
+    def backward(ctx, g, _):
+        (F,) = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a second backward through the vectors must raise
+            G = TridiagonalFactors.apply(F.unsqueeze(-2).detach().requires_grad_(), g.unsqueeze(-1))
+        else:
+            G = g.unsqueeze(-1) * F
+        return G[..., : ctx.n], G[..., ctx.n :], None, None, None
+
+
 def _dense_numba_smooth(A: torch.Tensor, k: int, a64: torch.Tensor, lower: bool, want_grad: bool):
     """A (B, n, n) CPU: one Householder reduction, the window on the tridiagonal form, the window's vectors
     back-transformed. Returns (value (B,), V (B, n, m) or an empty tensor, w (B, m) in A's dtype). Its kernels run
@@ -434,13 +464,20 @@ def kth_eigvalsh_tridiagonal_smooth(
     if not _traced() and diag.numel():
         kk = _checks.normalize_k(k, n)[0][0]
         a = a_checked
-        d, e = _tri._flat(diag.detach(), offdiag.detach())
+        cdt = _checks.compute_dtype(diag.dtype)  # half precision is computed in float32, as the plain op does
+        d, e = _tri._flat(diag.detach().to(cdt), offdiag.detach().to(cdt))
         two = [kk, kk + 1] if kk + 1 < n else [kk]
         if _tri._resolve_cached(backend, d.device) == "numba":
             lam = _tri._tri_numba.solve(d, e, two, _COARSE, PIVMIN, False)[0]
             ks = _window_of(d, e, kk, a.reshape(-1).detach(), lam, coarse=True)
         else:
             ks = _window_of(d, e, kk, a.reshape(-1).detach(), kth_eigvalsh_tridiagonal(d, e, two, backend=backend))
+        if grad and _checks.needs_grad(diag, offdiag) and _tri._resolve_cached(backend, d.device) == "numba":
+            # one pass for the value and the weighted gradient factors: nothing of size (B, m, 2n - 1) is kept
+            val, dq = _TriSmoothEager.apply(diag.reshape(d.shape).to(cdt), offdiag.reshape(e.shape).to(cdt), ks, kk,
+                                            a.reshape(-1).detach())
+            shift = 0.5 * (alpha if isinstance(alpha, torch.Tensor) else a) * (1 - dq.reshape(batch))
+            return (val.reshape(batch) + shift.to(val.dtype)).to(diag.dtype)
         # differentiable where a gradient is needed: its backward is sum_j g_j (v_j^2, 2 v_j v_j+1)
         lam_w = kth_eigvalsh_tridiagonal(diag if grad else diag.detach(), offdiag if grad else offdiag.detach(), ks,
                                          backend=backend)
