@@ -1,35 +1,39 @@
-"""A wide-window alternative measured and not adopted: every eigenvalue of a tridiagonal batch by implicit QR.
+"""A wide-window alternative measured, not yet adopted: every eigenvalue of a tridiagonal batch by implicit QR.
 
     python benchmarks/wide_window_qr.py [--out benchmarks/results]
 
-When the smoothing window covers most of the spectrum (alpha 5), the op bisects nearly every eigenvalue. Implicit
-symmetric QR with Wilkinson shifts needs a few O(p) sweeps per eigenvalue instead of 28 O(n) Sturm counts, so it
-was prototyped here the way the package's kernels are written: blocks of 32 matrices side by side, every loop over
-the block's lanes innermost (vectorized), each lane deflating on its own (its own active size and unreduced block,
-found by a vectorized scan), rotations rescaled by a power of two below 2^-60, then an odd-even transposition sort.
-Its eigenvalues are checked against float64 LAPACK before timing. It is timed, float32, one thread, in alternating
-rounds, against the package's kernel (_tri_numba._solve_parallel, with its shared bisection prefix) for all n
-eigenvalues and for the union window the smoothed op needs at alpha 5 (the suite's matrices). The package keeps
-bisection where this measures QR no faster (see the results file); the vectors would still come from the
-twisted factorization in both cases.
+When the smoothing window covers most of the spectrum (alpha 5), the op bisects nearly every eigenvalue: 28 Sturm
+counts of O(n) each (float32), less the levels its shared prefix counts once. Implicit symmetric QR with Wilkinson
+shifts needs a few O(p) sweeps per eigenvalue instead, so it was prototyped here the way the package's kernels are
+written: blocks of 32 matrices side by side, every loop over the block's lanes innermost (vectorized), each lane
+deflating on its own (its own active size and unreduced block, found by a vectorized scan), rotations rescaled by a
+power of two below 2^-60, then an odd-even transposition sort. Its eigenvalues are checked against float64 LAPACK
+before timing. It is timed, float32, one thread, in alternating rounds, against the package's kernel
+(_tri_numba._solve_parallel) for all n eigenvalues and for the union window the smoothed op needs at alpha 5. The
+results files say how they came out; the vectors would come from the twisted factorization in both cases.
 """
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
-from jacobi_small import one_thread_start, write_results
 from numba import njit, prange
 
-from eignotes.linalg import _tri_numba
-from eignotes.linalg.smooth import _COARSE, PIVMIN, _window_of
-from eignotes.linalg.tridiagonal import _NITER
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from jacobi_small import one_thread_start, write_results  # noqa: E402
+
+from eignotes.linalg import _tri_numba  # noqa: E402
+from eignotes.linalg.smooth import _COARSE, PIVMIN, _window_of  # noqa: E402
+from eignotes.linalg.tridiagonal import _NITER  # noqa: E402
 
 LANES = 32
-MAXIT = 30  # sweeps per eigenvalue before a lane gives up (it is then marked; none did in this benchmark)
+MAXIT = 30  # sweeps per eigenvalue before a lane gives up (it is then marked, and the check below fails)
 
 
 @njit(cache=True, inline="always")

@@ -299,7 +299,7 @@ def test_compiled_helpers_match_the_torch_ones(gen):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_tridiagonal_numba_gradient_path(dtype, gen):
+def test_tridiagonal_numba_gradient_path(dtype, gen, monkeypatch):
     """The tridiagonal CPU path with a gradient saves only the weighted factors sum_j w_j [v_j^2 | 2 v_j v_j+1]
     (smooth._TriSmoothEager). Against the definition on the dense form: value and gradient for a (2, 3) batch with
     a NaN matrix (NaN value and gradient for it alone), an alpha tensor with its own gradient (the torch backend's),
@@ -311,13 +311,19 @@ def test_tridiagonal_numba_gradient_path(dtype, gen):
     e[0, 1, 3] = 0.0  # a split matrix
     d[1, 2, 4] = float("nan")
     alpha = torch.tensor([[0.01, 1.0, 5.0], [25.0, 0.5, 2.0]], dtype=torch.float64)
+    upstream = torch.randn(2, 3, dtype=dtype, generator=gen)  # an incoming gradient other than ones
+    calls = []
+    forward = smooth_mod._TriSmoothEager.forward
+    monkeypatch.setattr(smooth_mod._TriSmoothEager, "forward",
+                        staticmethod(lambda *a: calls.append(1) or forward(*a)))
     grads = {}
     for backend in ("numba", "torch"):
         dd, ee, aa = d.clone().requires_grad_(), e.clone().requires_grad_(), alpha.clone().requires_grad_()
         got = eignotes.kth_eigvalsh_tridiagonal_smooth(dd, ee, k, aa, backend=backend)
         assert got.shape == (2, 3) and got.dtype == dtype
-        got.sum().backward()
+        (got * torch.nan_to_num(upstream)).sum().backward()
         grads[backend] = (got.detach(), dd.grad, ee.grad, aa.grad)
+    assert len(calls) == 1  # the numba call took this path, the torch backend the general one
     got, gd, ge, ga = grads["numba"]
     assert torch.isnan(got[1, 2]) and torch.isnan(gd[1, 2]).all() and torch.isnan(ge[1, 2]).all()
     T = tridiagonal_to_dense(d.double(), e.double())
@@ -326,6 +332,7 @@ def test_tridiagonal_numba_gradient_path(dtype, gen):
             if (i, j) == (1, 2):
                 continue
             rv, rg = smooth_ref(T[i, j].numpy(), k, alpha[i, j].item())
+            rg = rg * upstream[i, j].item()
             assert abs(got[i, j].item() - rv) <= tol * max(1.0, abs(rv))
             np.testing.assert_allclose(gd[i, j].double().numpy(), np.diag(rg), atol=10 * tol)
             np.testing.assert_allclose(ge[i, j].double().numpy(), 2 * np.diag(rg, -1), atol=10 * tol)
@@ -337,11 +344,18 @@ def test_tridiagonal_numba_gradient_path(dtype, gen):
     vh = eignotes.kth_eigvalsh_tridiagonal_smooth(dh, eh, k, 1.0)
     vh.sum().backward()
     assert vh.dtype == torch.float16 and dh.grad.dtype == torch.float16
-    ref = eignotes.kth_eigvalsh_tridiagonal_smooth(d[0].half().float(), e[0].half().float(), k, 1.0)
-    np.testing.assert_allclose(vh.detach().float().numpy(), ref.numpy(), rtol=2e-3, atol=2e-3)
-    # create_graph: the first-order part works, a second derivative through the vectors raises
+    df, ef = d[0].half().float().requires_grad_(), e[0].half().float().requires_grad_()
+    ref = eignotes.kth_eigvalsh_tridiagonal_smooth(df, ef, k, 1.0)
+    ref.sum().backward()
+    np.testing.assert_allclose(vh.detach().float().numpy(), ref.detach().numpy(), rtol=2e-3, atol=2e-3)
+    np.testing.assert_allclose(dh.grad.float().numpy(), df.grad.numpy(), rtol=0, atol=2e-3)
+    # create_graph: the first-order part is the plain gradient (with a non-trivial incoming gradient), and a second
+    # derivative through the vectors raises
     dd, ee = d[0].clone().requires_grad_(), e[0].clone().requires_grad_()
-    (g1,) = torch.autograd.grad(eignotes.kth_eigvalsh_tridiagonal_smooth(dd, ee, k, 1.0).sum(), dd, create_graph=True)
+    val = eignotes.kth_eigvalsh_tridiagonal_smooth(dd, ee, k, 1.0)
+    (g1,) = torch.autograd.grad(val, dd, grad_outputs=upstream[0], create_graph=True)
+    (g0,) = torch.autograd.grad(eignotes.kth_eigvalsh_tridiagonal_smooth(dd, ee, k, 1.0), dd, grad_outputs=upstream[0])
+    torch.testing.assert_close(g1.detach(), g0)
     with pytest.raises(NotImplementedError, match="second derivatives"):
         g1.sum().backward()
 
@@ -351,20 +365,49 @@ def test_tridiagonal_weighted_factors_kernel(gen):
     a NaN vector (a NaN row) and a serial and a parallel driver that agree bitwise."""
     from eignotes.linalg import _smooth_numba
 
+    if not _smooth_numba.available:
+        pytest.skip(f"numba not usable here: {_smooth_numba.available.reason}")
     B, m, n = 37, 5, 9
     V = torch.randn(B, m, n, generator=gen)
     V = V / V.norm(dim=-1, keepdim=True)
     w = torch.rand(B, m, dtype=torch.float64, generator=gen)
     w[3, 1] = 0.0
+    V[3, 1] = float("nan")  # weight 0: skipped, so its NaN does not reach the row
     V[4, 2] = float("nan")  # a non-finite matrix: its vectors are NaN
-    want_d = (w[..., None] * V.double() ** 2).sum(1)
-    want_e = 2 * (w[..., None] * V.double()[..., :-1] * V.double()[..., 1:]).sum(1)
+    Vw = torch.where(w[..., None] == 0, 0.0, V.double())
+    want_d = (w[..., None] * Vw**2).sum(1)
+    want_e = 2 * (w[..., None] * Vw[..., :-1] * Vw[..., 1:]).sum(1)
     want = torch.cat([want_d, want_e], -1).float()
     for parallel in (False, True):
         F = torch.from_numpy(_smooth_numba.weighted_factors(V.numpy(), w.numpy(), parallel))
         ok = torch.arange(B) != 4
         torch.testing.assert_close(F[ok], want[ok], rtol=1e-6, atol=1e-7)
-        assert torch.isnan(F[4]).all()
+        assert torch.isnan(F[4]).all() and torch.isfinite(F[3]).all()
     Fs = _smooth_numba.weighted_factors(V.numpy(), w.numpy(), False)
     Fp = _smooth_numba.weighted_factors(V.numpy(), w.numpy(), True)
     np.testing.assert_array_equal(Fs, Fp)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_dense_backward_small_and_large_work_agree(dtype, gen, monkeypatch):
+    """The dense CPU backward takes a compiled loop on the calling thread for small work and a batched matrix product
+    above _threads.SERIAL_MAX_WORK: both give the definition's gradient, with an incoming gradient other than ones
+    and a NaN matrix confined to itself."""
+    from eignotes.linalg import _threads
+
+    A = random_symmetric((40,), 9, dtype, gen)
+    A[7, 3, 2] = float("nan")
+    upstream = torch.randn(40, dtype=dtype, generator=gen)
+    grads = []
+    for threshold in (1 << 62, 0):  # every call small, then every call large
+        monkeypatch.setattr(_threads, "SERIAL_MAX_WORK", threshold)
+        X = A.clone().requires_grad_()
+        (eignotes.kth_eigvalsh_smooth(X, 4, 2.0) * upstream).sum().backward()
+        grads.append(X.grad)
+    tol = 1e-12 if dtype == torch.float64 else 2e-6
+    ok = torch.arange(40) != 7
+    torch.testing.assert_close(grads[0][ok], grads[1][ok], rtol=0, atol=tol)
+    assert torch.isnan(grads[0][7]).all() and torch.isnan(grads[1][7]).all()
+    for b in (0, 13):
+        rg = smooth_ref(A[b].double().numpy(), 4, 2.0)[1] * upstream[b].item()
+        np.testing.assert_allclose(grads[0][b].double().numpy(), rg, atol=1e3 * tol)

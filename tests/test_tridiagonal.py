@@ -361,6 +361,12 @@ def test_numba_shared_bisection_prefix_is_bitwise_full_bisection(dtype, name):
         v1, Q1, _ = _tri_numba.solve(d, e, [k], niter, tri.PIVMIN, True)
         torch.testing.assert_close(vals[:, j], v1[:, 0], equal_nan=True, rtol=0, atol=0)
         torch.testing.assert_close(Q[:, j], Q1[:, 0], equal_nan=True, rtol=0, atol=0)
+    # fewer bisection steps than prefix levels (g capped at niter): still bitwise one k at a time
+    if n >= 16:
+        v3, _, _ = _tri_numba.solve(d, e, ks, 3, tri.PIVMIN, False)
+        for j in (0, n // 2, n - 1):
+            torch.testing.assert_close(v3[:, j], _tri_numba.solve(d, e, [j], 3, tri.PIVMIN, False)[0][:, 0],
+                                       equal_nan=True, rtol=0, atol=0)
     # per-matrix windows: block 0 needs k in [0, n // 2], block 1 only k = n - 1; the shared prefix counts only the k
     # a block needs, and an unneeded k is NaN there
     dn, en = d.numpy(), (e.numpy() if n > 1 else np.zeros((B, 1), dtype=d.numpy().dtype))

@@ -229,6 +229,24 @@ if available:
             _finish_row(d, e, vals, lo, hi, a, scale, r, tol, w, value, flag, b)
 
     @njit(cache=True, fastmath={"contract"})
+    def _outer_row(vecs, g, w, out, b):
+        """out[b] = g[b] sum_j w[b, j] v_j v_j^T, v_j = vecs[b, j] (n,); accumulated in float64."""
+        m, n = vecs.shape[1], vecs.shape[2]
+        acc = np.zeros((n, n))
+        for j in range(m):
+            gw = np.float64(g[b]) * np.float64(w[b, j])
+            if gw == 0.0:
+                continue
+            for i in range(n):
+                gi = gw * np.float64(vecs[b, j, i])
+                for c in range(i + 1):
+                    acc[i, c] += gi * vecs[b, j, c]
+        for i in range(n):
+            for c in range(i + 1):
+                out[b, i, c] = acc[i, c]
+                out[b, c, i] = acc[i, c]
+
+    @njit(cache=True, fastmath={"contract"})
     def _factors_row(vecs, w, out, b):
         """out[b] = sum_j w[b, j] [v_j^2 | 2 v_j[i] v_j[i+1]], v_j = vecs[b, j] (n,): the tridiagonal smoothed op's
         gradient with respect to (diag, offdiag) for an incoming gradient of 1; accumulated in float64."""
@@ -255,6 +273,11 @@ if available:
     def _factors_parallel(vecs, w, out):
         for b in prange(vecs.shape[0]):
             _factors_row(vecs, w, out, b)
+
+    @njit(cache=True)
+    def _outer_serial(vecs, g, w, out):
+        for b in range(vecs.shape[0]):
+            _outer_row(vecs, g, w, out, b)
 
 
 if available:
@@ -376,6 +399,15 @@ def weights(mu: torch.Tensor, a64: torch.Tensor, r: int, rows: tuple[np.ndarray,
     lo, hi = rows if rows is not None else (_NO_ROWS, _NO_ROWS)
     _weights(mun, a64.detach().double().contiguous().numpy(), r, lo, hi, w, dq)
     return torch.from_numpy(w), torch.from_numpy(dq)
+
+
+def weighted_outer(vecs: np.ndarray, g: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(B, n, n) in vecs' dtype: g[b] sum_j w[b, j] v_j v_j^T for unit vectors vecs (B, m, n), g (B,), w (B, m):
+    the smoothed op's gradient (symmetric), one compiled pass on the calling thread (small work: _threads)."""
+    B, _, n = vecs.shape
+    out = np.empty((B, n, n), dtype=vecs.dtype)
+    _outer_serial(vecs, g, w, out)
+    return out
 
 
 def weighted_factors(vecs: np.ndarray, w: np.ndarray, parallel: bool) -> np.ndarray:
