@@ -390,16 +390,18 @@ def test_tridiagonal_weighted_factors_kernel(gen):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_dense_backward_small_and_large_work_agree(dtype, gen, monkeypatch):
-    """The dense CPU backward takes a compiled loop on the calling thread for small work and a batched matrix product
-    above _threads.SERIAL_MAX_WORK: both give the definition's gradient, with an incoming gradient other than ones
-    and a NaN matrix confined to itself."""
+    """The dense CPU backward takes a compiled loop on the calling thread for small work (torch on several threads)
+    and a batched matrix product above _threads.SERIAL_MAX_WORK: both give the definition's gradient, with an
+    incoming gradient other than ones and a NaN matrix confined to itself."""
     from eignotes.linalg import _threads
 
     A = random_symmetric((40,), 9, dtype, gen)
     A[7, 3, 2] = float("nan")
     upstream = torch.randn(40, dtype=dtype, generator=gen)
     grads = []
-    for threshold in (1 << 62, 0):  # every call small, then every call large
+    # every call small with torch on two threads (the loop), then every call large (the product)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    for threshold in (1 << 62, 0):
         monkeypatch.setattr(_threads, "SERIAL_MAX_WORK", threshold)
         X = A.clone().requires_grad_()
         (eignotes.kth_eigvalsh_smooth(X, 4, 2.0) * upstream).sum().backward()

@@ -239,10 +239,11 @@ class _DenseSmoothEager(torch.autograd.Function):
             return DenseOuter.apply(V.detach().requires_grad_(), gw), None, None, None, None
         B, n, m = V.shape
         work = B * n * n * m
-        if not _threads.parallel(work):
+        if not _threads.parallel(work) and torch.get_num_threads() > 1:
             # small work on the calling thread (_threads), a compiled loop: the batched matrix product below is 2x
-            # faster alone at (64, 15), but beside a busy process one call in ten of the op took 7.6 ms against
-            # 0.74 ms with this loop (this 2-core CPU, two threads)
+            # faster alone at (64, 15), but with torch on two threads beside a busy process one call in ten of the
+            # op took 7.6 ms against 0.74 ms with this loop (this 2-core CPU). With torch on one thread the product
+            # has no worker to wait for, so it serves there too.
             G = _smooth_numba.weighted_outer(V.detach().transpose(-1, -2).contiguous().numpy(),
                                              g.detach().to(V.dtype).contiguous().numpy(),
                                              w.detach().contiguous().numpy())
