@@ -165,15 +165,7 @@ if available:
                     for s0 in range(0, G, step):
                         for lane in range(LANES):
                             mid[lane] = (grid[s0, lane] + grid[s0 + step, lane]) * half
-                            t = dl[0, lane] - mid[lane]
-                            q[lane] = -pivmin if abs(t) < pivmin else t
-                            cnt[lane] = 1 if q[lane] < zero else 0
-                        for i in range(1, n):
-                            for lane in range(LANES):
-                                t = dl[i, lane] - mid[lane] - e2[i - 1, lane] / q[lane]
-                                t = -pivmin if abs(t) < pivmin else t
-                                q[lane] = t
-                                cnt[lane] += 1 if t < zero else 0
+                        _sturm_lanes(dl, e2, mid, pivmin, zero, q, cnt)
                         for lane in range(LANES):
                             grid[s0 + hs, lane] = mid[lane]
                             gcnt[s0 + hs, lane] = cnt[lane]
@@ -209,15 +201,7 @@ if available:
                 for _ in range(niter - g):
                     for lane in range(LANES):
                         mid[lane] = (a[lane] + c[lane]) * half
-                        t = dl[0, lane] - mid[lane]
-                        q[lane] = -pivmin if abs(t) < pivmin else t
-                        cnt[lane] = 1 if q[lane] < zero else 0
-                    for i in range(1, n):
-                        for lane in range(LANES):
-                            t = dl[i, lane] - mid[lane] - e2[i - 1, lane] / q[lane]
-                            t = -pivmin if abs(t) < pivmin else t
-                            q[lane] = t
-                            cnt[lane] += 1 if t < zero else 0
+                    _sturm_lanes(dl, e2, mid, pivmin, zero, q, cnt)
                     for lane in range(LANES):
                         if cnt[lane] > k:
                             c[lane] = mid[lane]
@@ -247,6 +231,24 @@ if available:
                             prods[b, j, i] = Z[i, lane] * Z[i, lane]
                         for i in range(n - 1):
                             prods[b, j, n + i] = 2 * Z[i, lane] * Z[i + 1, lane]
+
+    @njit(cache=True, inline="always")
+    def _sturm_lanes(dl, e2, mid, pivmin, zero, q, cnt):
+        """cnt[lane] = the number of eigenvalues of the block's matrix `lane` below mid[lane] (d and e^2 scaled,
+        (n, LANES)): the pivots of LDL^T - mid with LAPACK's guard, |pivot| >= pivmin, negative ones counted. The
+        one Sturm count of the bisection and of its shared prefix, so that both give the same bits."""
+        n = dl.shape[0]
+        L = dl.shape[1]
+        for lane in range(L):
+            t = dl[0, lane] - mid[lane]
+            q[lane] = -pivmin if abs(t) < pivmin else t
+            cnt[lane] = 1 if q[lane] < zero else 0
+        for i in range(1, n):
+            for lane in range(L):
+                t = dl[i, lane] - mid[lane] - e2[i - 1, lane] / q[lane]
+                t = -pivmin if abs(t) < pivmin else t
+                q[lane] = t
+                cnt[lane] += 1 if t < zero else 0
 
     @njit(cache=True, inline="always")
     def _twisted_lanes(dl, el, e2, lam, pivmin, zero, one, X, DM, Z, best, r):
