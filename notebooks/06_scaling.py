@@ -279,7 +279,7 @@ print(f"one run's spread (R = 1, best to worst): ${curve[0]['val_min']:,.0f} to 
 # [notebook 07](07_eigenvalues_collide.ipynb), λ_k(A₀ + Σᵢ xᵢ Aᵢ) with every matrix free, some of them on
 # piecewise-linear features (`eignotes.training.data.piecewise_linear`: each feature as B pieces between quantiles of
 # the training rows, `--bins B` on the command line; the bins and weight decays were picked by a short pilot on
-# validation, 4 to 32 bins and weight decay 0 to 0.01, whose script is not committed); the refit trains the chosen
+# validation whose script is not committed); the refit trains the chosen
 # ensemble once more on the training and validation rows together, for the epochs chosen before, and reads the test set
 # once more, for the refitted ensemble (two test reads in all, each of one ensemble chosen before it).
 

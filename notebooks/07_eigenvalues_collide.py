@@ -308,12 +308,13 @@ for line in summaries.alpha_lines(runs, table)[1:]:  # the permutation lines aga
 # %%
 r = 5 - k  # lambda_2 of a 5 x 5 matrix is the third largest
 envelope_alphas = [1.0, 0.5, 0.1]
+shift = "" if r - 1 == 2 else f"{(r - 1) / 2:g}"  # the shift's coefficient of alpha
 fig, axes = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
 for ax, shifted, line in zip(axes, (False, True), (ts, zoom), strict=True):
     curves = collide.kyfan_curves(A, B, r - 1, line, envelope_alphas, shifted=shifted)
-    collide.plot_curves(ax, line, curves, ylabel="value",
-                        title=(rf"raised by $\alpha (r-1)/2 = \alpha$, zoomed on t = {t_near:.2f} ± 0.4" if shifted
-                               else f"$M_{r - 1}$, the sum of the {r - 1} largest eigenvalues, and its envelopes"))
+    title = (rf"raised by $\alpha (r-1)/2 = {shift}\alpha$, zoomed on t = {t_near:.2f} ± 0.4" if shifted
+             else f"$M_{r - 1}$, the sum of the {r - 1} largest eigenvalues, and its envelopes")
+    collide.plot_curves(ax, line, curves, ylabel="value", title=title)
 plotting.save_figure(fig, "07_kyfan_shift")
 plt.show()
 for size in (r, r - 1):

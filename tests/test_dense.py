@@ -569,3 +569,8 @@ def test_step_check_retimes_both_sizes_alternating():
     fake = {"step": {"ratio": 1.5 * cube, "iqr_a": 0.2, "iqr_b": 0.1},
             "flat": {"ratio": 1.1 * cube, "iqr_a": 0.05, "iqr_b": 0.2}}
     assert experiments.real_steps(fake, 32, 33) == {"step": True, "flat": False}
+    assert all(r["repeats"] >= 1 for r in check.values())
+    # a series timed once at a size (slower than slow_s) has no spread to judge by: never called a step
+    once = {"once": {"ratio": 2 * cube, "iqr_a": 0.0, "iqr_b": 0.0, "repeats": 1}}
+    assert experiments.real_steps(once, 32, 33) == {"once": False}
+    assert "too few samples" in experiments.step_lines(once, 32, 33)[0]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +70,7 @@ def load_results(results: Path) -> list[tuple[str, dict]]:
     name with "-at-<commit>" is a baseline run of an older commit, kept beside the run it compares with: skipped."""
     out = []
     for path in sorted(results.glob("*.json"), reverse=True):
-        if "-at-" in path.stem:
+        if re.search(r"-at-[0-9a-f]{7,40}$", path.stem):
             continue
         doc = json.loads(path.read_text())
         if isinstance(doc, dict) and "meta" in doc and isinstance(doc.get("results"), list) \

@@ -88,8 +88,8 @@ def step_check(a: int, b: int, B: int, device: torch.device, dtype: torch.dtype 
     """A step in time between n = a and n = b (a sweep's segment), re-timed so that the machine cannot make it: the
     rows of `warmup_eigvalsh` at both sizes in one alternating run (each round times every library at a, then at
     b), so a slow moment hits both sizes alike. Returns {label: {"ratio": median at b / median at a, "iqr_a",
-    "iqr_b": the spreads as fractions of their medians}}; a step larger than both spreads is the codes', not the
-    moment's."""
+    "iqr_b": the spreads as fractions of their medians, "repeats": the fewer samples of the two sizes (a call
+    slower than slow_s is timed once)}}; a step larger than both spreads is the codes', not the moment's."""
     fns = {}
     for n in (a, b):
         A = random_symmetric(B, n, dtype, device)
@@ -101,20 +101,27 @@ def step_check(a: int, b: int, B: int, device: torch.device, dtype: torch.dtype 
         label, n = key.rsplit(" @ ", 1)
         if int(n) == a:
             ta, tb = t[key], t[f"{label} @ {b}"]
-            out[label] = {"ratio": tb.median / ta.median, "iqr_a": ta.iqr / ta.median, "iqr_b": tb.iqr / tb.median}
+            out[label] = {"ratio": tb.median / ta.median, "iqr_a": ta.iqr / ta.median, "iqr_b": tb.iqr / tb.median,
+                          "repeats": min(ta.repeats, tb.repeats)}
     return out
+
+
+# Fewer samples than this at either size give no spread to judge a step by (a call timed once has an IQR of 0).
+MIN_STEP_REPEATS = 3
 
 
 def real_steps(check: dict[str, dict[str, float]], a: int, b: int) -> dict[str, bool]:
     """Which series of a `step_check` step beyond the cube law by more than their timings' spread: ratio above
-    (b / a)^3 (1 + the larger relative IQR of the two sizes). {label: True where the step is the codes'}.
+    (b / a)^3 (1 + the larger relative IQR of the two sizes), from at least MIN_STEP_REPEATS samples at each size
+    (where "repeats" is given). {label: True where the step is the codes'}.
 
     >>> real_steps({"x": {"ratio": 1.5, "iqr_a": 0.1, "iqr_b": 0.05}, "y": {"ratio": 1.15, "iqr_a": 0.1, "iqr_b": 0.1}},
     ...            32, 33)
     {'x': True, 'y': False}
     """
     cube = (b / a) ** 3
-    return {label: r["ratio"] > cube * (1 + max(r["iqr_a"], r["iqr_b"])) for label, r in check.items()}
+    return {label: r.get("repeats", MIN_STEP_REPEATS) >= MIN_STEP_REPEATS
+            and r["ratio"] > cube * (1 + max(r["iqr_a"], r["iqr_b"])) for label, r in check.items()}
 
 
 def step_lines(check: dict[str, dict[str, float]], a: int, b: int) -> list[str]:
@@ -127,7 +134,9 @@ def step_lines(check: dict[str, dict[str, float]], a: int, b: int) -> list[str]:
     real = real_steps(check, a, b)
     lines = [f"  re-timed, n = {a} and {b} alternating: {label} x{r['ratio']:.2f} (cube law x{(b / a) ** 3:.2f}, "
              f"spread {100 * max(r['iqr_a'], r['iqr_b']):.0f}%): "
-             + ("a step of the code" if real[label] else "within the cube law and the spread")
+             + ("a step of the code" if real[label] else
+                "too few samples to tell (timed once: slow at this size)"
+                if r.get("repeats", MIN_STEP_REPEATS) < MIN_STEP_REPEATS else "within the cube law and the spread")
              for label, r in check.items()]
     steps = [label for label, is_step in real.items() if is_step]
     lines.append(f"n = {a} to {b}: " + (f"a step of {', '.join(steps)} on this machine, its cause not measured here"

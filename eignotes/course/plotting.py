@@ -70,16 +70,16 @@ def _plain_log_values(axis: Any) -> None:
 
 def dollar_log_ticks(lo: float, hi: float, count: int = 6) -> list[float]:
     """About `count` tick values between lo and hi (> 0), evenly spaced on a log axis and rounded to two
-    significant digits and to a multiple of 5, 2 or 1 of the next digit (52,300 -> 55,000; 23,000 -> 24,000), with
-    more digits where that leaves fewer than three ticks or an end of the view unlabelled: the low end, where
-    training curves end, carries a label."""
+    significant digits and to a multiple of 5, 2 or 1 of the next digit (the lowest rounded up, the highest down,
+    the others to the nearest: a lowest 52,300 -> 55,000), with more digits where that leaves fewer than three ticks
+    or an end of the view unlabelled: the low end, where training curves end, carries a label."""
     if not 0 < lo < hi:
         raise ValueError(f"a log axis needs 0 < lo < hi, got {lo}, {hi}")
     import numpy as np
 
+    points = np.geomspace(lo, hi, count)
     for digits in (2, 3, 4, 5):
         ticks: list[float] = []
-        points = np.geomspace(lo, hi, count)
         for i, v in enumerate(points):
             unit = 10.0 ** (math.floor(math.log10(v)) - digits + 1)
             step = unit * (5 if v / unit >= 50 else 2 if v / unit >= 20 else 1)  # 55k, 60k; 24k, 26k; 15k, 16k

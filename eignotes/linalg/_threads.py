@@ -19,8 +19,9 @@ under load; it stays below.
 The rule is one number for every op; the affine op and the fused training steps choose their serial or parallel
 kernels with it too (affine.py). torch's own intra-op threads are not touched: the ops' remaining tensor
 operations on small batches stay below torch's grain size, and their backward formulas on small batches are
-compiled kernels here (the smoothed dense op's batched matrix product, 2x faster alone at (64, 15), made one call
-in ten 10x slower beside a busy process, so it serves only work above the threshold).
+compiled kernels here (the smoothed dense op's batched matrix product on torch's threads made one call in ten of
+the op at (64, 15) 6.7x slower beside a busy process, benchmarks/results/2026-12-06_1835_*_busy-neighbour.md, so it
+serves only work above the threshold, or torch on one thread).
 """
 from __future__ import annotations
 

@@ -7,9 +7,9 @@ dozen small tensor operations that would do it outside cost more than the kernel
 first levels of their bisections (the same midpoints, counted once; bitwise the values of full bisection).
 
 For a wide smoothing window (nearly every eigenvalue wanted) a lane-vectorized implicit QR was prototyped against
-this kernel (benchmarks/wide_window_qr.py): for the eigenvalues alone it measured 1.4x to 1.5x faster in three of
-five runs and 0.8x to 1.05x in the first two after a recompile (not explained); the eigenvalues are about a fifth
-of the smoothed op's time at the Moreau post's shape, so it is not wired in.
+this kernel (benchmarks/wide_window_qr.py; its results files under benchmarks/results/*_wide-window-qr.md): faster
+for the eigenvalues alone in some runs, not in others. The eigenvalues are a minor share of the smoothed op's time
+at the Moreau post's shape, so it is not wired in.
 """
 from __future__ import annotations
 

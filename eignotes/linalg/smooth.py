@@ -240,16 +240,16 @@ class _DenseSmoothEager(torch.autograd.Function):
         B, n, m = V.shape
         work = B * n * n * m
         if not _threads.parallel(work) and torch.get_num_threads() > 1:
-            # small work on the calling thread (_threads), a compiled loop: the batched matrix product below is 2x
-            # faster alone at (64, 15), but with torch on two threads beside a busy process one call in ten of the
-            # op took 7.6 ms against 0.74 ms with this loop (this 2-core CPU). With torch on one thread the product
-            # has no worker to wait for, so it serves there too.
+            # small work on the calling thread (_threads), a compiled loop: with the batched matrix product below at
+            # every size, the op at (64, 15) beside a busy process took 6.7x its time alone in one call of ten
+            # (torch on two threads; benchmarks/results/2026-12-06_1835_*_busy-neighbour.md), with this loop 1.14x
+            # (..._1849_*). With torch on one thread the product has no worker to wait for, so it serves there too.
             G = _smooth_numba.weighted_outer(V.detach().transpose(-1, -2).contiguous().numpy(),
                                              g.detach().to(V.dtype).contiguous().numpy(),
                                              w.detach().contiguous().numpy())
             return torch.from_numpy(G), None, None, None, None
-        # above it the same formula as the create_graph path, one batched matrix product (BLAS): on a 2-core CPU (one
-        # thread) 4.4x the compiled loop at (1024, 45) with 34 vectors; symmetric to rounding, as torch.linalg's
+        # above it the same formula as the create_graph path, one batched matrix product (BLAS, faster than the loop
+        # on large batches); symmetric to rounding, as torch.linalg's gradients are
         return DenseOuter.forward(V, gw), None, None, None, None
 
 
@@ -475,12 +475,13 @@ def kth_eigvalsh_tridiagonal_smooth(
         cdt = _checks.compute_dtype(diag.dtype)  # half precision is computed in float32, as the plain op does
         d, e = _tri._flat(diag.detach().to(cdt), offdiag.detach().to(cdt))
         two = [kk, kk + 1] if kk + 1 < n else [kk]
-        if _tri._resolve_cached(backend, d.device) == "numba":
+        numba = _tri._resolve_cached(backend, d.device) == "numba"
+        if numba:
             lam = _tri._tri_numba.solve(d, e, two, _COARSE, PIVMIN, False)[0]
             ks = _window_of(d, e, kk, a.reshape(-1).detach(), lam, coarse=True)
         else:
             ks = _window_of(d, e, kk, a.reshape(-1).detach(), kth_eigvalsh_tridiagonal(d, e, two, backend=backend))
-        if _checks.needs_grad(diag, offdiag) and _tri._resolve_cached(backend, d.device) == "numba":
+        if numba and _checks.needs_grad(diag, offdiag):
             # one pass for the value and the weighted gradient factors: nothing of size (B, m, 2n - 1) is kept
             val, dq = _TriSmoothEager.apply(diag.reshape(d.shape).to(cdt), offdiag.reshape(e.shape).to(cdt), ks, kk,
                                             a.reshape(-1).detach())
